@@ -1,0 +1,231 @@
+"""The app config: which models serve which roles, how each scales, the store, the workflows.
+
+Read from ``deployments/*.yaml``. Every section rejects unknown keys; relative paths are
+resolved against the config file's folder, so a config works from any working directory.
+
+Example (deployments/tiny.yaml)::
+
+    models:
+      image_encoder: {backend: clip, source: tiny://clip}
+      text_encoder:  {backend: clip, source: tiny://clip}
+      captioner:     {backend: blip-caption, source: tiny://blip-caption, replicas: 2}
+      vqa:           {backend: blip-vqa, source: tiny://blip-vqa}
+    store: {kind: lancedb, path: ../.mmserve/tiny}
+    workflows: [../workflows]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mmserve.errors import ConfigError, ModelNotConfiguredError
+from mmserve.models.base import ROLES, ModelSpec, Role
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BatchConfig(_Strict):
+    """Dynamic batching of one model deployment (Ray Serve ``@serve.batch``)."""
+
+    max_size: int = Field(default=8, ge=1, le=1024, description="Largest batch.")
+    wait_ms: float = Field(
+        default=5.0, ge=0, le=10_000, description="How long a batch waits to fill up."
+    )
+
+
+class AutoscalingConfig(_Strict):
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=4, ge=1)
+    target_ongoing_requests: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) must be <= max_replicas "
+                f"({self.max_replicas})"
+            )
+        return self
+
+
+class ModelConfig(ModelSpec):
+    """One model: what to load (the :class:`ModelSpec` fields) and how to serve it."""
+
+    role: Role | None = Field(
+        default=None, description="Role served; defaults to the key when the key is a role."
+    )
+    backend: str = Field(description="Model plugin name: clip, sentence, blip-caption, ...")
+    replicas: int | None = Field(default=None, ge=1, description="Fixed replica count.")
+    autoscaling: AutoscalingConfig | None = None
+    cpus: float = Field(default=1.0, ge=0, description="CPUs per replica.")
+    gpus: float = Field(default=0.0, ge=0, description="GPUs per replica; fractions allowed.")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="Custom Ray resources per replica (node placement)."
+    )
+    max_ongoing_requests: int = Field(default=16, ge=1)
+    max_queued_requests: int = Field(default=-1, ge=-1, description="-1: unbounded.")
+    batch: BatchConfig = Field(default_factory=BatchConfig)
+
+    @model_validator(mode="after")
+    def _scaling(self) -> Self:
+        if self.replicas is not None and self.autoscaling is not None:
+            raise ValueError("set either 'replicas' or 'autoscaling', not both")
+        if self.max_ongoing_requests < self.batch.max_size:
+            raise ValueError(
+                f"max_ongoing_requests ({self.max_ongoing_requests}) must be >= batch.max_size "
+                f"({self.batch.max_size}), or batches can never fill"
+            )
+        return self
+
+    def to_spec(self) -> ModelSpec:
+        return ModelSpec(**{name: getattr(self, name) for name in ModelSpec.model_fields})
+
+
+class StoreConfig(_Strict):
+    kind: str = Field(default="lancedb", description="Store plugin name: lancedb, memory, ...")
+    path: str = Field(
+        default=".mmserve/store",
+        description="Data folder (relative to the config file) or an object-store URI.",
+    )
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class LimitsConfig(_Strict):
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    max_text_chars: int = Field(default=20_000, ge=1)
+    max_items: int = Field(default=256, ge=1)
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable holding the API key."
+    )
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    ingress_replicas: int = Field(default=1, ge=1)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+
+
+class AppConfig(_Strict):
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    workflows: list[str] = Field(
+        default_factory=lambda: ["../workflows"],
+        description="Workflow files or folders, relative to the config file.",
+    )
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    #: Folder the config file lives in; relative paths resolve against it.
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @model_validator(mode="after")
+    def _roles(self) -> Self:
+        for key, model in self.models.items():
+            if model.role is None:
+                if key not in ROLES:
+                    raise ValueError(
+                        f"model {key!r} needs a 'role' (one of {', '.join(ROLES)}); it can be "
+                        "left out only when the model's key is itself a role name"
+                    )
+                model.role = key  # type: ignore[assignment]
+        return self
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def role_of(self, name: str) -> Role:
+        role = self.models[name].role
+        assert role is not None  # set by the validator
+        return role
+
+    def model_for(self, role: Role, name: str | None = None) -> str:
+        """Config name of the model serving ``role``: ``name`` if given, else the default
+        (the model keyed by the role's name, else the only model of that role)."""
+        if name is not None:
+            if name not in self.models:
+                raise ModelNotConfiguredError(
+                    f"no model named {name!r} in the config; configured: "
+                    f"{', '.join(sorted(self.models)) or '(none)'}"
+                )
+            if self.role_of(name) != role:
+                raise ModelNotConfiguredError(
+                    f"model {name!r} serves {self.role_of(name)!r}, not {role!r}"
+                )
+            return name
+        if role in self.models:
+            return role
+        candidates = [key for key in self.models if self.role_of(key) == role]
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            raise ModelNotConfiguredError(
+                f"the config has no model for the role {role!r}",
+                hint=f"add a '{role}:' entry under 'models:' in the app config",
+            )
+        raise ModelNotConfiguredError(
+            f"several models serve {role!r} ({', '.join(candidates)}) and none is the default",
+            hint=f"name one of them '{role}', or pick one with 'model:' in the step",
+        )
+
+    def resolve_path(self, path: str) -> Path:
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate).resolve()
+
+    def workflow_paths(self) -> list[Path]:
+        return [self.resolve_path(p) for p in self.workflows]
+
+    def store_location(self) -> str:
+        """The store path resolved against the config folder; URIs (s3://...) pass through."""
+        if "://" in self.store.path:
+            return self.store.path
+        return str(self.resolve_path(self.store.path))
+
+    # -- loading ----------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path) -> AppConfig:
+        file = Path(path)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read config {str(file)!r}: {exc.strerror or exc}",
+                hint="pass an app config such as deployments/tiny.yaml with --config",
+            ) from exc
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{file}: the config must be a mapping at the top level")
+        return cls.from_dict(data, base_dir=file.resolve().parent, source=str(file))
+
+    @classmethod
+    def from_dict(
+        cls, data: dict[str, Any], *, base_dir: Path | None = None, source: str = "<config>"
+    ) -> AppConfig:
+        try:
+            return cls.model_validate({**data, "base_dir": base_dir or Path.cwd()})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigError(f"{source}: invalid config: {problems}") from exc
+
+
+__all__ = [
+    "AppConfig",
+    "AutoscalingConfig",
+    "BatchConfig",
+    "LimitsConfig",
+    "ModelConfig",
+    "ServerConfig",
+    "StoreConfig",
+]

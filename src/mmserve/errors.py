@@ -1,0 +1,307 @@
+"""The one exception hierarchy of mmserve.
+
+Every error a user can cause or meet derives from :class:`MmserveError`. Each carries a
+stable machine-readable ``code`` (used by the HTTP API and the CLI), a message that says what
+went wrong, and where possible a ``hint`` that says how to fix it. Context is passed as
+keyword-only arguments so that callers cannot mix up fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class MmserveError(Exception):
+    """Base class of every mmserve error."""
+
+    code: str = "mmserve_error"
+    #: HTTP status the API answers with for this error.
+    status: int = 500
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+class ConfigError(MmserveError):
+    """An app config (deployments/*.yaml) is missing, malformed or inconsistent."""
+
+    code = "config_error"
+
+
+# --- plugins -------------------------------------------------------------------------------
+
+
+class PluginError(MmserveError):
+    """Base class for plugin registry problems."""
+
+    code = "plugin_error"
+
+
+class PluginNotFoundError(PluginError):
+    """A lookup named a plugin that is not registered."""
+
+    code = "plugin_not_found"
+    status = 404
+
+    def __init__(self, *, kind: str, name: str, known: list[str]) -> None:
+        listing = ", ".join(sorted(known)) or "(none)"
+        super().__init__(
+            f"unknown {kind} plugin {name!r}; registered {kind} plugins: {listing}",
+            hint="check the spelling, or install the package that provides it "
+            "(`mmserve plugins` lists what is loaded)",
+        )
+        self.kind = kind
+        self.name = name
+        self.known = sorted(known)
+
+
+class PluginRegistrationError(PluginError):
+    """A plugin does not have the shape its kind requires, or its name is taken."""
+
+    code = "plugin_registration_error"
+
+
+class PluginLoadError(PluginError):
+    """A third-party plugin failed to import or register."""
+
+    code = "plugin_load_error"
+
+    def __init__(self, *, name: str, origin: str, reason: str) -> None:
+        super().__init__(f"plugin {name!r} from {origin} failed to load: {reason}")
+        self.name = name
+        self.origin = origin
+        self.reason = reason
+
+
+# --- workflows -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where in a workflow file something is (1-based line and column)."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class WorkflowIssue:
+    """One problem found while loading a workflow."""
+
+    location: SourceLocation
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.location}: {self.message}"
+        if self.hint:
+            text += f" (hint: {self.hint})"
+        return text
+
+
+class WorkflowError(MmserveError):
+    """Base class for workflow problems."""
+
+    code = "workflow_error"
+
+
+class WorkflowNotFoundError(WorkflowError):
+    """A workflow name or path that does not exist."""
+
+    code = "workflow_not_found"
+    status = 404
+
+    def __init__(self, *, name: str, known: list[str]) -> None:
+        listing = ", ".join(sorted(known)) or "(none)"
+        super().__init__(
+            f"unknown workflow {name!r}; known workflows: {listing}",
+            hint="pass a workflow name from the config, or a path to a .yaml file",
+        )
+        self.name = name
+        self.known = sorted(known)
+
+
+class WorkflowValidationError(WorkflowError):
+    """A workflow file failed the static checks; carries every issue found."""
+
+    code = "workflow_invalid"
+    status = 422
+
+    def __init__(self, issues: list[WorkflowIssue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(issue) for issue in self.issues))
+
+
+class StepFailedError(WorkflowError):
+    """A step raised while running; the original error is chained as ``__cause__``."""
+
+    code = "step_failed"
+
+    def __init__(self, *, step: str, uses: str, reason: str) -> None:
+        super().__init__(f"step {step!r} ({uses}) failed: {reason}")
+        self.step = step
+        self.uses = uses
+        self.reason = reason
+
+
+# --- inputs --------------------------------------------------------------------------------
+
+
+class InputError(MmserveError):
+    """A workflow or request input is missing, unexpected, of the wrong type or unreadable."""
+
+    code = "invalid_input"
+    status = 422
+
+    def __init__(self, message: str, *, name: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.name = name
+
+
+class InputTooLargeError(InputError):
+    """An input exceeds a configured limit (bytes, pixels, characters, items)."""
+
+    code = "input_too_large"
+    status = 413
+
+
+# --- models --------------------------------------------------------------------------------
+
+
+class ModelError(MmserveError):
+    """Base class for model backend problems."""
+
+    code = "model_error"
+
+
+class ModelLoadError(ModelError):
+    """A model could not be loaded from its source."""
+
+    code = "model_load_error"
+    status = 503
+
+    def __init__(self, *, source: str, reason: str, hint: str | None = None) -> None:
+        super().__init__(f"could not load model {source!r}: {reason}", hint=hint)
+        self.source = source
+        self.reason = reason
+
+
+class ModelNotConfiguredError(ModelError):
+    """A step needs a model role or name that the app config does not define."""
+
+    code = "model_not_configured"
+    status = 422
+
+
+class EmbeddingSpaceMismatchError(ModelError):
+    """Vectors of two different embedding spaces were compared."""
+
+    code = "embedding_space_mismatch"
+    status = 422
+
+    def __init__(self, *, left: str, right: str, hint: str | None = None) -> None:
+        super().__init__(
+            f"cannot compare vectors of different embedding spaces: {left} vs {right}",
+            hint=hint
+            or "use encoders that share one joint space (e.g. the same CLIP model for "
+            "images and texts)",
+        )
+        self.left = left
+        self.right = right
+
+
+# --- stores --------------------------------------------------------------------------------
+
+
+class StoreError(MmserveError):
+    """Base class for vector store problems."""
+
+    code = "store_error"
+
+
+class CollectionNotFoundError(StoreError):
+    """A collection that does not exist."""
+
+    code = "collection_not_found"
+    status = 404
+
+    def __init__(self, *, name: str, known: list[str]) -> None:
+        listing = ", ".join(sorted(known)) or "(none)"
+        super().__init__(
+            f"unknown collection {name!r}; existing collections: {listing}",
+            hint="create it by indexing items into it (`mmserve index add`)",
+        )
+        self.name = name
+        self.known = sorted(known)
+
+
+# --- serving -------------------------------------------------------------------------------
+
+
+class ServingError(MmserveError):
+    """Base class for problems of the served app."""
+
+    code = "serving_error"
+
+
+class DeadlineExceededError(ServingError):
+    """A request ran past its deadline."""
+
+    code = "deadline_exceeded"
+    status = 504
+
+
+class OverloadedError(ServingError):
+    """The server is at capacity; retry later."""
+
+    code = "overloaded"
+    status = 503
+
+
+class AuthError(MmserveError):
+    """Missing or wrong API key."""
+
+    code = "unauthorized"
+    status = 401
+
+
+__all__ = [
+    "AuthError",
+    "CollectionNotFoundError",
+    "ConfigError",
+    "DeadlineExceededError",
+    "EmbeddingSpaceMismatchError",
+    "InputError",
+    "InputTooLargeError",
+    "MmserveError",
+    "ModelError",
+    "ModelLoadError",
+    "ModelNotConfiguredError",
+    "OverloadedError",
+    "PluginError",
+    "PluginLoadError",
+    "PluginNotFoundError",
+    "PluginRegistrationError",
+    "ServingError",
+    "SourceLocation",
+    "StepFailedError",
+    "StoreError",
+    "WorkflowError",
+    "WorkflowIssue",
+    "WorkflowNotFoundError",
+    "WorkflowValidationError",
+]

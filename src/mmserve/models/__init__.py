@@ -1,0 +1,45 @@
+"""Model backends, one module per family, registered lazily so that listing them is cheap.
+
+Importing this package registers the built-in ``model`` plugins by import path; a backend's
+module (and torch) is imported only when the backend is first used.
+"""
+
+from mmserve.registry import registry
+
+_BUILTIN_BACKENDS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "clip": (
+        "mmserve.models.clip:ClipBackend",
+        ("image_encoder", "text_encoder"),
+        "CLIP joint image/text embeddings (CLIPModel towers + projections), unit-norm.",
+    ),
+    "sentence": (
+        "mmserve.models.sentence:SentenceBackend",
+        ("text_encoder",),
+        "BERT-family sentence embeddings: mean pooling over tokens, unit-norm.",
+    ),
+    "blip-caption": (
+        "mmserve.models.blip:BlipCaptionBackend",
+        ("captioner",),
+        "BLIP image captioning (BlipForConditionalGeneration), optional text prompt.",
+    ),
+    "blip-vqa": (
+        "mmserve.models.blip:BlipVqaBackend",
+        ("vqa",),
+        "BLIP visual question answering, generative (BlipForQuestionAnswering).",
+    ),
+    "vilt-vqa": (
+        "mmserve.models.vilt:ViltVqaBackend",
+        ("vqa",),
+        "ViLT visual question answering, a classifier over a fixed answer vocabulary.",
+    ),
+    "fake": (
+        "mmserve.models.fake:FakeBackend",
+        ("image_encoder", "text_encoder", "captioner", "vqa"),
+        "Deterministic weight-free model for every role, for testing workflows.",
+    ),
+}
+
+for _name, (_target, _roles, _description) in _BUILTIN_BACKENDS.items():
+    registry.register(
+        "model", _name, _target, meta={"roles": list(_roles), "description": _description}
+    )

@@ -1,0 +1,1 @@
+"""Ray Serve hosting: one deployment per model role, the ingress app, build_app()."""

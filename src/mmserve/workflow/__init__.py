@@ -1,0 +1,1 @@
+"""Workflows: the spec, the YAML loader with its static checks, and the engine."""

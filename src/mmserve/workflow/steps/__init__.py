@@ -1,0 +1,1 @@
+"""Built-in workflow steps. Importing this package registers them."""

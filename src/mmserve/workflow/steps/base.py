@@ -1,0 +1,63 @@
+"""The contract of a workflow step plugin.
+
+A step is a class registered with :func:`mmserve.registry.register_step` that declares
+
+* ``Inputs``  -- a pydantic model: the names, types and constraints of its ``with:`` block;
+* ``Outputs`` -- a pydantic model: the fields later steps may reference as ``${step.field}``;
+* ``async run(self, inputs, ctx) -> Outputs``.
+
+The loader type-checks workflow references against these models before anything runs, so
+annotate them precisely (``list[str]``, ``float``, nested models). The engine constructs the
+step class with no arguments for each run: keep ``__init__`` cheap and stateless, and reach
+models only through ``ctx.gateway`` (never import the server or Ray from a step).
+
+Quick start::
+
+    from pydantic import BaseModel
+    from mmserve.registry import register_step
+    from mmserve.workflow.steps.base import Step
+    from mmserve.workflow.context import StepContext
+
+    @register_step("word_count")
+    class WordCount(Step):
+        \"\"\"Count the words of a text.\"\"\"
+        class Inputs(BaseModel):
+            text: str
+        class Outputs(BaseModel):
+            count: int
+        async def run(self, inputs: Inputs, ctx: StepContext) -> Outputs:
+            return self.Outputs(count=len(inputs.text.split()))
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from mmserve.workflow.context import StepContext
+
+
+class StepInputs(BaseModel):
+    """Base for step ``Inputs``: unknown keys are errors, images allowed as field types."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+class StepOutputs(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+class Step(ABC):
+    """Optional base class for step plugins (the registry checks the shape, not the base)."""
+
+    Inputs: ClassVar[type[BaseModel]]
+    Outputs: ClassVar[type[BaseModel]]
+
+    @abstractmethod
+    async def run(self, inputs: Any, ctx: StepContext) -> BaseModel:
+        """Do the work; return an ``Outputs`` instance."""
+
+
+__all__ = ["Step", "StepContext", "StepInputs", "StepOutputs"]
