@@ -125,17 +125,23 @@ class AppConfig(_Strict):
     #: Folder the config file lives in; relative paths resolve against it.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
-    @model_validator(mode="after")
-    def _roles(self) -> Self:
-        for key, model in self.models.items():
-            if model.role is None:
+    @model_validator(mode="before")
+    @classmethod
+    def _roles(cls, data: Any) -> Any:
+        """A model keyed by a role name serves that role unless it says otherwise."""
+        if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+            return data
+        models = {}
+        for key, model in data["models"].items():
+            if isinstance(model, dict) and model.get("role") is None:
                 if key not in ROLES:
                     raise ValueError(
                         f"model {key!r} needs a 'role' (one of {', '.join(ROLES)}); it can be "
                         "left out only when the model's key is itself a role name"
                     )
-                model.role = key  # type: ignore[assignment]
-        return self
+                model = {**model, "role": key}
+            models[key] = model
+        return {**data, "models": models}
 
     # -- lookups ----------------------------------------------------------------------------
 
