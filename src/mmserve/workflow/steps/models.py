@@ -1,0 +1,101 @@
+"""Built-in steps over the four model roles: embed_image, embed_text, caption, answer."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from mmserve.media import ImageValue
+from mmserve.models.base import EmbeddingSpace
+from mmserve.registry import register_step
+from mmserve.workflow.context import StepContext
+from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
+
+
+def _model_field() -> str | None:
+    return Field(  # type: ignore[no-any-return]
+        default=None,
+        description="Config name of the model to use; the role's default model when omitted.",
+    )
+
+
+class Embedding(StepOutputs):
+    """A unit-norm vector and the space it lives in."""
+
+    vector: list[float] = Field(description="Unit-norm embedding.")
+    space: EmbeddingSpace
+
+
+@register_step("embed_image")
+class EmbedImage(Step):
+    """Embed an image with the image encoder (a unit-norm vector in its space)."""
+
+    class Inputs(StepInputs):
+        image: ImageValue
+        model: str | None = _model_field()
+
+    Outputs = Embedding
+
+    async def run(self, inputs: Inputs, ctx: StepContext) -> Embedding:
+        model = ctx.gateway.model_for("image_encoder", inputs.model)
+        batched = ctx.record(await ctx.gateway.embed_images(model, [inputs.image]))
+        space = await ctx.gateway.space(model)
+        return Embedding(vector=[float(v) for v in batched.items[0]], space=space)
+
+
+@register_step("embed_text")
+class EmbedText(Step):
+    """Embed a text with the text encoder (a unit-norm vector in its space)."""
+
+    class Inputs(StepInputs):
+        text: str = Field(min_length=1)
+        model: str | None = _model_field()
+
+    Outputs = Embedding
+
+    async def run(self, inputs: Inputs, ctx: StepContext) -> Embedding:
+        model = ctx.gateway.model_for("text_encoder", inputs.model)
+        batched = ctx.record(await ctx.gateway.embed_texts(model, [inputs.text]))
+        space = await ctx.gateway.space(model)
+        return Embedding(vector=[float(v) for v in batched.items[0]], space=space)
+
+
+@register_step("caption")
+class Caption(Step):
+    """Describe an image in words (optionally continuing a text prompt)."""
+
+    class Inputs(StepInputs):
+        image: ImageValue
+        prompt: str | None = Field(
+            default=None, description="Text the caption should start with, e.g. 'a photo of'."
+        )
+        model: str | None = _model_field()
+
+    class Outputs(StepOutputs):
+        text: str = Field(description="The caption.")
+
+    async def run(self, inputs: Inputs, ctx: StepContext) -> Outputs:
+        model = ctx.gateway.model_for("captioner", inputs.model)
+        batched = ctx.record(await ctx.gateway.caption(model, [inputs.image], [inputs.prompt]))
+        return self.Outputs(text=batched.items[0])
+
+
+@register_step("answer")
+class AnswerQuestion(Step):
+    """Answer a question about an image (visual question answering)."""
+
+    class Inputs(StepInputs):
+        image: ImageValue
+        question: str = Field(min_length=1)
+        model: str | None = _model_field()
+
+    class Outputs(StepOutputs):
+        answer: str
+        score: float | None = Field(
+            default=None, description="Model confidence in [0, 1] where the model gives one."
+        )
+
+    async def run(self, inputs: Inputs, ctx: StepContext) -> Outputs:
+        model = ctx.gateway.model_for("vqa", inputs.model)
+        batched = ctx.record(await ctx.gateway.answer(model, [inputs.image], [inputs.question]))
+        result = batched.items[0]
+        return self.Outputs(answer=result.text, score=result.score)
