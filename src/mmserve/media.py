@@ -100,7 +100,9 @@ def to_rgb(image: PILImage.Image) -> PILImage.Image:
     return image.convert("RGB")
 
 
-def coerce_image(value: Any, *, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS) -> PILImage.Image:
+def coerce_image(
+    value: Any, *, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> PILImage.Image:
     """Accept a PIL image, bytes, base64 text or a Path (in-process only) as an RGB image."""
     if isinstance(value, PILImage.Image):
         width, height = value.size

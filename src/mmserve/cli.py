@@ -1,0 +1,144 @@
+"""The ``mmserve`` command.
+
+``mmserve run``, ``validate`` and ``plugins`` live here; ``serve``/``build`` and ``index`` are
+mounted from their own modules. Every command turns errors into one clear line on stderr and
+a non-zero exit (see :mod:`mmserve.cli_common`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mmserve.cli_common import (
+    default_config,
+    echo_err,
+    friendly,
+    load_config,
+    print_json,
+)
+from mmserve.cli_inputs import parse_inputs
+from mmserve.registry import PluginInfo, registry
+
+app = typer.Typer(
+    name="mmserve",
+    help="A plugin-based multimodal workflow server on Ray Serve.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+ConfigOption = Annotated[
+    str,
+    typer.Option(
+        "--config",
+        "-c",
+        help="App config (deployments/*.yaml). Default: $MMSERVE_CONFIG or "
+        "deployments/local.yaml; deployments/tiny.yaml runs offline.",
+    ),
+]
+
+
+@app.command()
+@friendly
+def run(
+    workflow: Annotated[
+        str, typer.Argument(help="Workflow name (from the config) or a .yaml path.")
+    ],
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option("--input", "-i", help="name=value, or name=@file (repeatable)."),
+    ] = None,
+    config: ConfigOption = "",
+    local: Annotated[
+        bool, typer.Option("--local", help="Run in this process, no server (the default).")
+    ] = True,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Give up after this many seconds.")
+    ] = None,
+) -> None:
+    """Run a workflow and print its outputs and trace as JSON."""
+    from mmserve.local_mode import LocalApp
+
+    app_config = load_config(config or default_config())
+    local_app = LocalApp(app_config)
+    spec = local_app.workflow(workflow)
+    values = parse_inputs(inputs or [], spec.input_schema())
+    result = asyncio.run(local_app.run(spec, values, timeout_s=timeout))
+    print_json(result.model_dump(mode="json"))
+
+
+@app.command()
+@friendly
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Workflow files or folders.")],
+) -> None:
+    """Check workflows without running them: syntax, keys, steps, references, types, cycles."""
+    from mmserve.workflow import validate_paths
+
+    issues = validate_paths(paths)
+    for issue in issues:
+        echo_err(str(issue))
+    if issues:
+        echo_err(f"error: {len(issues)} problem(s) found")
+        raise typer.Exit(1)
+    files = _workflow_files(paths)
+    typer.echo(f"ok: {len(files)} workflow file(s) valid")
+
+
+def _workflow_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+        else:
+            files.append(path)
+    return files
+
+
+def _plugin_record(info: PluginInfo) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "kind": info.kind,
+        "name": info.name,
+        "origin": info.origin,
+        "description": info.description,
+    }
+    if "roles" in info.meta:
+        record["roles"] = info.meta["roles"]
+    if info.kind == "step":
+        step = registry.get("step", info.name)
+        record["inputs"] = step.Inputs.model_json_schema()
+        record["outputs"] = step.Outputs.model_json_schema()
+    return record
+
+
+@app.command()
+@friendly
+def plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List every plugin (steps, models, stores) with its origin; broken ones by name."""
+    records = [_plugin_record(info) for info in registry.plugins()]
+    broken = [{"name": f.name, "origin": f.origin, "error": f.reason} for f in registry.failures]
+    if as_json:
+        print_json({"plugins": records, "broken": broken})
+        return
+    width = max((len(r["name"]) for r in records), default=4)
+    for record in records:
+        extra = f" [{', '.join(record['roles'])}]" if "roles" in record else ""
+        typer.echo(
+            f"{record['kind']:<6} {record['name']:<{width}}  {record['origin']:<20} "
+            f"{record['description']}{extra}"
+        )
+    for failure in broken:
+        echo_err(f"broken {failure['name']} ({failure['origin']}): {failure['error']}")
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,75 @@
+"""Local mode: the workflow engine with in-process models, no Ray.
+
+Used by ``mmserve run --local``, ``mmserve index`` and the integration tests. The served mode
+(:mod:`mmserve.serving`) hosts the same engine behind HTTP with a gateway of Serve handles.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mmserve.config import AppConfig
+from mmserve.errors import WorkflowNotFoundError
+from mmserve.gateway.local import LocalGateway
+from mmserve.registry import Registry, registry
+from mmserve.workflow import Engine, RunResult, Workflow, load_workflow, load_workflows
+
+
+def open_configured_store(config: AppConfig) -> Any:
+    """The config's vector store, or None when no store support is installed."""
+    try:
+        stores = importlib.import_module("mmserve.stores")
+    except ImportError:  # pragma: no cover - stores ship with mmserve
+        return None
+    opener = getattr(stores, "open_store", None)
+    return opener(config) if opener is not None else None
+
+
+class LocalApp:
+    """Config + in-process models + store + the workflows the config names."""
+
+    def __init__(self, config: AppConfig, *, registry: Registry = registry) -> None:
+        self.config = config
+        self.registry = registry
+        self.gateway = LocalGateway(config, registry=registry)
+        self._store: Any = None
+        self._store_opened = False
+        self._workflows: dict[str, Workflow] | None = None
+
+    @property
+    def store(self) -> Any:
+        if not self._store_opened:
+            self._store = open_configured_store(self.config)
+            self._store_opened = True
+        return self._store
+
+    @property
+    def workflows(self) -> dict[str, Workflow]:
+        if self._workflows is None:
+            paths = [p for p in self.config.workflow_paths() if p.exists()]
+            self._workflows = load_workflows(paths, registry=self.registry)
+        return self._workflows
+
+    def workflow(self, name_or_path: str) -> Workflow:
+        """A workflow by name (from the config's workflow folders) or by file path."""
+        path = Path(name_or_path)
+        if path.suffix in (".yaml", ".yml") and path.exists():
+            return load_workflow(path, registry=self.registry)
+        workflow = self.workflows.get(name_or_path)
+        if workflow is None:
+            raise WorkflowNotFoundError(name=name_or_path, known=list(self.workflows))
+        return workflow
+
+    async def run(
+        self, workflow: Workflow | str, inputs: Mapping[str, Any], *, timeout_s: float | None = None
+    ) -> RunResult:
+        if isinstance(workflow, str):
+            workflow = self.workflow(workflow)
+        engine = Engine(self.gateway, store=self.store, registry=self.registry)
+        return await engine.run(workflow, inputs, timeout_s=timeout_s)
+
+
+__all__ = ["LocalApp", "open_configured_store"]
