@@ -75,7 +75,8 @@ class Caption(Step):
 
     async def run(self, inputs: Inputs, ctx: StepContext) -> Outputs:
         model = ctx.gateway.model_for("captioner", inputs.model)
-        batched = ctx.record(await ctx.gateway.caption(model, [inputs.image], [inputs.prompt]))
+        prompt = inputs.prompt or None  # an empty prompt means unconditional captioning
+        batched = ctx.record(await ctx.gateway.caption(model, [inputs.image], [prompt]))
         return self.Outputs(text=batched.items[0])
 
 

@@ -1,0 +1,1 @@
+"""An example mmserve step plugin (see README.md)."""
