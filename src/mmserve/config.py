@@ -48,8 +48,7 @@ class AutoscalingConfig(_Strict):
     def _bounds(self) -> Self:
         if self.min_replicas > self.max_replicas:
             raise ValueError(
-                f"min_replicas ({self.min_replicas}) must be <= max_replicas "
-                f"({self.max_replicas})"
+                f"min_replicas ({self.min_replicas}) must be <= max_replicas ({self.max_replicas})"
             )
         return self
 
