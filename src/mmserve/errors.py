@@ -28,6 +28,20 @@ class MmserveError(Exception):
             return f"{self.message} ({self.hint})"
         return self.message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Subclasses take keyword-only context, so the default ``cls(*args)`` unpickling
+        # fails; errors must survive pickling to cross Ray process boundaries (served mode).
+        return (_rebuild_error, (type(self), self.args, self.__dict__))
+
+
+def _rebuild_error(
+    cls: type[MmserveError], args: tuple[object, ...], state: dict[str, object]
+) -> MmserveError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 # --- configuration -------------------------------------------------------------------------
 
