@@ -1,0 +1,25 @@
+"""Test-suite wide settings: offline Hugging Face, tier markers from the folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# No test may reach a model hub: the real-model path is exercised through tiny:// folders.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+_TIERS = ("unit", "integration", "serve")
+_ROOT = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its tier folder, so `-m unit` selects exactly tests/unit."""
+    for item in items:
+        parts = Path(item.fspath).resolve().relative_to(_ROOT).parts
+        if parts and parts[0] in _TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))

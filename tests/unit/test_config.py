@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mmserve.config import AppConfig
+from mmserve.errors import ConfigError, ModelNotConfiguredError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", ["tiny.yaml", "local.yaml"])
+def test_shipped_configs_load(name: str) -> None:
+    config = AppConfig.load(ROOT / "deployments" / name)
+    for role in ("image_encoder", "text_encoder", "captioner", "vqa"):
+        assert config.model_for(role) == role  # type: ignore[arg-type]
+    assert config.role_of("sentence") == "text_encoder"
+    assert config.workflow_paths() == [ROOT / "workflows"]
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    file = tmp_path / "conf" / "app.yaml"
+    file.write_text("store: {path: data}\nworkflows: [../flows]\n")
+    config = AppConfig.load(file)
+    assert config.store_location() == str(tmp_path / "conf" / "data")
+    assert config.workflow_paths() == [tmp_path / "flows"]
+    file.write_text("store: {path: 's3://bucket/mmserve'}\n")
+    assert AppConfig.load(file).store_location() == "s3://bucket/mmserve"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    file = tmp_path / "app.yaml"
+    file.write_text(text)
+    return file
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("models: {captioner: {backend: x, source: y, replica: 2}}", "replica"),
+        (
+            "models: {vqa: {backend: x, source: y, replicas: 2, autoscaling: {}}}",
+            "either 'replicas' or 'autoscaling'",
+        ),
+        (
+            "models: {vqa: {backend: x, source: y, max_ongoing_requests: 2, batch: {max_size: 8}}}",
+            "must be >= batch.max_size",
+        ),
+        ("models: {mine: {backend: x, source: y}}", "needs a 'role'"),
+        ("models: {vqa: {backend: x, source: y, gpus: -1}}", "gpus"),
+        ("server: {port: 99999}", "server.port"),
+        ("[1, 2]", "mapping at the top level"),
+        ("models: {vqa: [unclosed", "not valid YAML"),
+    ],
+)
+def test_bad_configs_say_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        AppConfig.load(_write(tmp_path, text))
+    assert str(tmp_path / "app.yaml") in str(caught.value)
+
+
+def test_missing_config_file_hints_at_the_offline_profile(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="deployments/tiny.yaml"):
+        AppConfig.load(tmp_path / "nope.yaml")
+
+
+def test_model_for_explains_missing_and_ambiguous_roles() -> None:
+    config = AppConfig.from_dict(
+        {
+            "models": {
+                "a": {"role": "text_encoder", "backend": "fake", "source": "fake://"},
+                "b": {"role": "text_encoder", "backend": "fake", "source": "fake://"},
+            }
+        }
+    )
+    with pytest.raises(ModelNotConfiguredError, match="several models serve 'text_encoder'"):
+        config.model_for("text_encoder")
+    assert config.model_for("text_encoder", "b") == "b"
+    with pytest.raises(ModelNotConfiguredError, match="no model for the role 'vqa'"):
+        config.model_for("vqa")
+    with pytest.raises(ModelNotConfiguredError, match="serves 'text_encoder', not 'vqa'"):
+        config.model_for("vqa", "a")
+    with pytest.raises(ModelNotConfiguredError, match="no model named 'c'"):
+        config.model_for("vqa", "c")
