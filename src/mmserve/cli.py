@@ -31,6 +31,24 @@ app = typer.Typer(
     add_completion=False,
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from mmserve import __version__
+
+        typer.echo(f"mmserve {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """A plugin-based multimodal workflow server on Ray Serve."""
+
+
 ConfigOption = Annotated[
     str,
     typer.Option(
