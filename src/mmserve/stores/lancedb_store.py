@@ -1,0 +1,295 @@
+"""The default vector store: LanceDB, embedded and persistent in a data folder (no server).
+
+One LanceDB table per collection. The collection's embedding space and modality are written
+into the table's Arrow schema metadata at creation, in the same commit that creates the
+table, so a collection can never exist without its space. Rows are ``id`` (the upsert key),
+``vector`` (fixed-size float32), ``text``, ``image`` (the image file's bytes) and
+``metadata`` (JSON text).
+
+Durability: every write is one LanceDB transaction (data files first, then an atomic
+manifest commit), and a method returns only after the commit, so whatever it acknowledged
+survives the process being killed; a kill mid-write leaves only unreferenced files behind.
+
+Search is exact until :meth:`LanceDBStore.optimize` finds the table large enough for an
+ANN index (``index_min_rows``); rows added after the index was built are still searched
+(exactly) until the next optimize folds them in. Options (``store.options`` in the config):
+
+``index_type``      ``ivf_pq`` (default), ``ivf_hnsw_sq`` or ``none``
+``index_min_rows``  build the index once a collection has this many rows (default 10000)
+``num_partitions``  IVF partitions (default: about rows / 4096, at least 1)
+``num_sub_vectors`` PQ sub-vectors (default dim / 8)
+``nprobes``         IVF partitions probed per query (default 20)
+``refine_factor``   re-rank this many times ``top_k`` candidates exactly (default 10)
+``ef``              HNSW candidate list size (default 100)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+from lancedb.index import HnswSq, IvfPq
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mmserve.errors import CollectionNotFoundError, StoreError
+from mmserve.models.base import EmbeddingSpace
+from mmserve.stores.base import (
+    Collection,
+    Item,
+    Match,
+    Modality,
+    Payload,
+    UpsertResult,
+    Vector,
+    as_vector,
+    check_collection_name,
+    check_same_collection,
+    check_space,
+    validate_top_k,
+)
+
+_SPACE_KEY = b"mmserve.space"
+_MODALITY_KEY = b"mmserve.modality"
+_SELECT = ["id", "text", "image", "metadata", "_distance"]
+
+
+class LanceDBOptions(BaseModel):
+    """Tuning knobs of the LanceDB store (``store.options`` in the app config)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index_type: Literal["ivf_pq", "ivf_hnsw_sq", "none"] = "ivf_pq"
+    index_min_rows: int = Field(default=10_000, ge=256)
+    num_partitions: int | None = Field(default=None, ge=1)
+    num_sub_vectors: int | None = Field(default=None, ge=1)
+    nprobes: int = Field(default=20, ge=1)
+    refine_factor: int | None = Field(default=10, ge=1)
+    ef: int = Field(default=100, ge=1)
+
+
+def _schema(space: EmbeddingSpace, modality: Modality) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("vector", pa.list_(pa.float32(), space.dim), nullable=False),
+            pa.field("text", pa.string()),
+            pa.field("image", pa.large_binary()),
+            pa.field("metadata", pa.string()),
+        ],
+        metadata={_SPACE_KEY: space.model_dump_json().encode(), _MODALITY_KEY: modality.encode()},
+    )
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class LanceDBStore:
+    """Collections as LanceDB tables in the folder (or object-store URI) ``location``."""
+
+    def __init__(self, location: str, options: Mapping[str, Any] | None = None) -> None:
+        try:
+            self.options = LanceDBOptions.model_validate(dict(options or {}))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise StoreError(f"invalid lancedb store options: {problems}") from exc
+        self.location = location
+        if "://" not in location:
+            Path(location).mkdir(parents=True, exist_ok=True)
+        # interval 0: every read sees commits made by other processes (e.g. a CLI ingest
+        # while the server runs); on a local disk that check is one cheap manifest lookup
+        self._db = lancedb.connect(location, read_consistency_interval=timedelta(0))
+        self._tables: dict[str, tuple[Any, Collection]] = {}
+        self._lock = threading.RLock()
+
+    # -- collections -----------------------------------------------------------------------
+
+    def _names(self) -> list[str]:
+        names: list[str] = []
+        token: str | None = None
+        while True:
+            response = self._db.list_tables(page_token=token)
+            names.extend(response.tables)
+            token = response.page_token
+            if not token:
+                return sorted(names)
+
+    def _open(self, name: str) -> tuple[Any, Collection]:
+        with self._lock:
+            cached = self._tables.get(name)
+            if cached is not None:
+                return cached
+            check_collection_name(name)
+            try:
+                table = self._db.open_table(name)
+            except (FileNotFoundError, ValueError) as exc:
+                raise CollectionNotFoundError(name=name, known=self._names()) from exc
+            collection = _collection_of(name, table.schema)
+            self._tables[name] = (table, collection)
+            return table, collection
+
+    def create_collection(
+        self, name: str, *, space: EmbeddingSpace, modality: Modality, exist_ok: bool = True
+    ) -> Collection:
+        check_collection_name(name)
+        with self._lock:
+            if name in self._names():
+                if not exist_ok:
+                    raise StoreError(f"collection {name!r} already exists")
+                _, existing = self._open(name)
+                check_same_collection(existing, space, modality)
+                return self.get_collection(name)
+            table = self._db.create_table(name, schema=_schema(space, modality))
+            collection = Collection(name=name, space=space, modality=modality)
+            self._tables[name] = (table, collection)
+            return collection
+
+    def get_collection(self, name: str) -> Collection:
+        table, collection = self._open(name)
+        return collection.model_copy(update={"count": table.count_rows()})
+
+    def list_collections(self) -> list[Collection]:
+        return [self.get_collection(name) for name in self._names()]
+
+    def drop_collection(self, name: str) -> None:
+        with self._lock:
+            self._open(name)
+            self._db.drop_table(name)
+            self._tables.pop(name, None)
+
+    # -- items -----------------------------------------------------------------------------
+
+    def upsert(self, name: str, items: Sequence[Item], *, space: EmbeddingSpace) -> UpsertResult:
+        table, collection = self._open(name)
+        check_space(collection, space)
+        # the last write of an id within one batch wins, as it would across batches
+        unique = list({item.id: item for item in items}.values())
+        if not unique:
+            return UpsertResult()
+        vectors = np.concatenate([as_vector(item.vector, dim=space.dim) for item in unique])
+        data = pa.Table.from_arrays(
+            [
+                pa.array([item.id for item in unique], pa.string()),
+                pa.FixedSizeListArray.from_arrays(pa.array(vectors, pa.float32()), space.dim),
+                pa.array([item.payload.text for item in unique], pa.string()),
+                pa.array([item.payload.image for item in unique], pa.large_binary()),
+                pa.array([json.dumps(item.payload.metadata) for item in unique], pa.string()),
+            ],
+            schema=table.schema,
+        )
+        result = (
+            table.merge_insert("id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(data)
+        )
+        return UpsertResult(inserted=result.num_inserted_rows, updated=result.num_updated_rows)
+
+    def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
+        table, _ = self._open(name)
+        wanted = list(dict.fromkeys(ids))
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            predicate = f"id IN ({', '.join(_quote(i) for i in chunk)})"
+            rows = table.search().where(predicate).select(["id"]).limit(None).to_arrow()
+            found.update(rows.column("id").to_pylist())
+        return found
+
+    def search(
+        self, name: str, vector: Vector, *, space: EmbeddingSpace, top_k: int = 5
+    ) -> list[Match]:
+        validate_top_k(top_k)
+        table, collection = self._open(name)
+        check_space(collection, space)
+        query = (
+            table.search(as_vector(vector, dim=space.dim), vector_column_name="vector")
+            .distance_type("cosine")
+            .limit(top_k)
+            .nprobes(self.options.nprobes)
+            .ef(self.options.ef)
+            .select(_SELECT)
+        )
+        if self.options.refine_factor is not None:
+            query = query.refine_factor(self.options.refine_factor)
+        rows = query.to_arrow().to_pylist()
+        return [
+            Match(
+                id=row["id"],
+                # cosine distance is 1 - cosine similarity
+                score=1.0 - float(row["_distance"]),
+                payload=Payload(
+                    text=row["text"],
+                    image=row["image"],
+                    metadata=json.loads(row["metadata"] or "{}"),
+                ),
+            )
+            for row in rows
+        ]
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    def has_index(self, name: str) -> bool:
+        table, _ = self._open(name)
+        return any("vector" in index.columns for index in table.list_indices())
+
+    def optimize(self, name: str) -> None:
+        """Compact small writes; build the ANN index once the table is big enough."""
+        table, _ = self._open(name)
+        table.optimize()
+        big_enough = table.count_rows() >= self.options.index_min_rows
+        if self.options.index_type != "none" and big_enough and not self.has_index(name):
+            self.create_index(name)
+
+    def create_index(self, name: str) -> None:
+        """(Re)build the ANN index of ``name`` with the configured parameters."""
+        table, collection = self._open(name)
+        rows = table.count_rows()
+        partitions = self.options.num_partitions or max(1, rows // 4096)
+        config: IvfPq | HnswSq
+        if self.options.index_type == "ivf_hnsw_sq":
+            config = HnswSq(distance_type="cosine", num_partitions=partitions)
+        else:
+            config = IvfPq(
+                distance_type="cosine",
+                num_partitions=partitions,
+                num_sub_vectors=self.options.num_sub_vectors or _sub_vectors(collection.space.dim),
+            )
+        table.create_index("vector", config=config, replace=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self._tables.clear()
+
+
+def _sub_vectors(dim: int) -> int:
+    # 8 dimensions per sub-vector keeps PQ accurate enough for refine to fix the rest
+    for per in (8, 16, 4, 2, 1):
+        if dim % per == 0:
+            return dim // per
+    return 1
+
+
+def _collection_of(name: str, schema: pa.Schema) -> Collection:
+    metadata = schema.metadata or {}
+    try:
+        space = EmbeddingSpace.model_validate_json(metadata[_SPACE_KEY])
+        modality = metadata[_MODALITY_KEY].decode()
+        return Collection(name=name, space=space, modality=modality)  # type: ignore[arg-type]
+    except (KeyError, ValueError) as exc:
+        raise StoreError(
+            f"table {name!r} is not an mmserve collection (no embedding space recorded)",
+            hint="it was created by another tool; use another collection name",
+        ) from exc
+
+
+__all__ = ["LanceDBOptions", "LanceDBStore"]

@@ -1,0 +1,86 @@
+"""What only the persistent LanceDB store does: survive reopening, build an ANN index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from mmserve.errors import StoreError
+from mmserve.models.base import EmbeddingSpace
+from mmserve.stores import Item, Payload, open_store_at
+from mmserve.stores.lancedb_store import LanceDBStore
+
+pytestmark = pytest.mark.unit
+
+SPACE = EmbeddingSpace(backend="clip", model_id="tiny://clip", dim=16)
+
+
+def _vectors(n: int, seed: int = 0) -> np.ndarray:
+    rows = np.random.default_rng(seed).standard_normal((n, SPACE.dim)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_collections_and_items_survive_reopening(tmp_path: Path) -> None:
+    first = open_store_at("lancedb", str(tmp_path))
+    first.create_collection("pics", space=SPACE, modality="image")
+    vectors = _vectors(3)
+    first.upsert(
+        "pics",
+        [
+            Item(id=f"i{n}", vector=v, payload=Payload(image=b"img", metadata={"n": n}))
+            for n, v in enumerate(vectors)
+        ],
+        space=SPACE,
+    )
+    first.close()
+
+    again = open_store_at("lancedb", str(tmp_path))
+    [collection] = again.list_collections()
+    assert (collection.name, collection.space, collection.modality, collection.count) == (
+        "pics",
+        SPACE,
+        "image",
+        3,
+    )
+    [match] = again.search("pics", vectors[1], space=SPACE, top_k=1)
+    assert (match.id, match.payload.metadata) == ("i1", {"n": 1})
+
+
+def test_ann_index_is_built_by_optimize_and_keeps_recall(tmp_path: Path) -> None:
+    store = LanceDBStore(str(tmp_path), {"index_min_rows": 500, "num_partitions": 4, "nprobes": 4})
+    store.create_collection("big", space=SPACE, modality="text")
+    vectors = _vectors(1200)
+    items = [Item(id=f"v{n}", vector=v) for n, v in enumerate(vectors)]
+    for start in range(0, len(items), 400):
+        store.upsert("big", items[start : start + 400], space=SPACE)
+    assert not store.has_index("big")
+    store.optimize("big")
+    assert store.has_index("big")
+    # rows written after the index was built are found too (searched exactly)
+    late = _vectors(1, seed=99)[0]
+    store.upsert("big", [Item(id="late", vector=late)], space=SPACE)
+    assert store.search("big", late, space=SPACE, top_k=1)[0].id == "late"
+    hits = sum(
+        store.search("big", vectors[n], space=SPACE, top_k=1)[0].id == f"v{n}"
+        for n in range(0, 1200, 60)
+    )
+    assert hits >= 19  # refine_factor re-ranks exactly, so a stored vector finds itself
+
+
+def test_bad_options_are_reported_by_name(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="nprobes"):
+        open_store_at("lancedb", str(tmp_path), {"nprobes": 0})
+    with pytest.raises(StoreError, match="colour"):
+        open_store_at("lancedb", str(tmp_path), {"colour": "red"})
+
+
+def test_foreign_tables_are_not_taken_for_collections(tmp_path: Path) -> None:
+    db = lancedb.connect(str(tmp_path))
+    db.create_table("foreign", schema=pa.schema([pa.field("x", pa.int64())]))
+    store = open_store_at("lancedb", str(tmp_path))
+    with pytest.raises(StoreError, match="not an mmserve collection"):
+        store.get_collection("foreign")
