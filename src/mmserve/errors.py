@@ -293,7 +293,70 @@ class AuthError(MmserveError):
     status = 401
 
 
+# --- the client's view of server errors --------------------------------------------------
+
+
+class ApiError(MmserveError):
+    """An error answer of an mmserve server, as the client raises it.
+
+    Carries the server's ``code``, ``message``, HTTP ``status`` and ``request_id`` (quote it
+    when reporting a problem). Subclasses group the statuses a caller handles differently.
+    """
+
+    code = "api_error"
+
+    def __init__(
+        self, message: str, *, status: int, code: str, request_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        suffix = f", request {self.request_id}" if self.request_id else ""
+        return f"{self.message} [{self.status} {self.code}{suffix}]"
+
+
+class ApiInputError(ApiError):
+    """400, 413, 422: the request was wrong; retrying it unchanged will not help."""
+
+
+class ApiAuthError(ApiError):
+    """401: missing or wrong API key."""
+
+
+class ApiNotFoundError(ApiError):
+    """404: unknown workflow, collection or path."""
+
+
+class ApiOverloadedError(ApiError):
+    """429, 503: the server is busy; retry after a while."""
+
+
+class ApiTimeoutError(ApiError):
+    """504: the request ran past its deadline."""
+
+
+class ApiServerError(ApiError):
+    """500 and other server-side failures."""
+
+
+class ServerUnreachableError(MmserveError):
+    """The client could not connect to the server at all."""
+
+    code = "server_unreachable"
+    status = 503
+
+
 __all__ = [
+    "ApiAuthError",
+    "ApiError",
+    "ApiInputError",
+    "ApiNotFoundError",
+    "ApiOverloadedError",
+    "ApiServerError",
+    "ApiTimeoutError",
     "AuthError",
     "CollectionNotFoundError",
     "ConfigError",
@@ -310,6 +373,7 @@ __all__ = [
     "PluginLoadError",
     "PluginNotFoundError",
     "PluginRegistrationError",
+    "ServerUnreachableError",
     "ServingError",
     "SourceLocation",
     "StepFailedError",

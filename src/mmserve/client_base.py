@@ -1,0 +1,172 @@
+"""What the sync and async clients share: encoding inputs, reading answers, retry policy."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mmserve.errors import (
+    ApiAuthError,
+    ApiError,
+    ApiInputError,
+    ApiNotFoundError,
+    ApiOverloadedError,
+    ApiServerError,
+    ApiTimeoutError,
+    InputError,
+)
+
+API_KEY_ENV = "MMSERVE_API_KEY"
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: ApiInputError,
+    401: ApiAuthError,
+    404: ApiNotFoundError,
+    413: ApiInputError,
+    422: ApiInputError,
+    429: ApiOverloadedError,
+    503: ApiOverloadedError,
+    504: ApiTimeoutError,
+}
+
+
+@dataclass
+class RunResult:
+    """A workflow run as the server answered it."""
+
+    outputs: dict[str, Any]
+    trace: list[dict[str, Any]]
+    request_id: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries only where repeating is safe: the request never reached the server
+    (connection refused / connect timeout), or the server said 503 with Retry-After."""
+
+    attempts: int = 3
+    backoff_s: float = 0.25
+    max_wait_s: float = 10.0
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        if retry_after is not None:
+            try:
+                return min(max(float(retry_after), 0.0), self.max_wait_s)
+            except ValueError:
+                pass
+        jitter = random.uniform(0.5, 1.0)
+        return float(min(self.backoff_s * (2**attempt) * jitter, self.max_wait_s))
+
+
+def resolve_api_key(api_key: str | None) -> str | None:
+    return api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
+
+
+def headers_for(api_key: str | None) -> dict[str, str]:
+    headers = {"user-agent": "mmserve-client"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def is_retryable_status(response: httpx.Response) -> bool:
+    return response.status_code == 503 and "retry-after" in response.headers
+
+
+def raise_for_error(response: httpx.Response) -> None:
+    """Turn an error answer into the matching :class:`ApiError` subclass."""
+    if response.is_success:
+        return
+    status = response.status_code
+    code, message = "http_error", response.text[:500] or response.reason_phrase
+    request_id = response.headers.get("x-request-id")
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+        request_id = error.get("request_id") or request_id
+    except (ValueError, KeyError, TypeError):
+        pass
+    cls = _BY_STATUS.get(status, ApiServerError if status >= 500 else ApiInputError)
+    raise cls(message, status=status, code=code, request_id=request_id)
+
+
+def _image_bytes(name: str, value: Any) -> bytes:
+    from PIL import Image
+
+    if isinstance(value, Image.Image):
+        buffer = io.BytesIO()
+        value.save(buffer, format="PNG")
+        return buffer.getvalue()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, str | Path):
+        try:
+            return Path(value).expanduser().read_bytes()
+        except OSError as exc:
+            raise InputError(
+                f"input {name!r}: cannot read {str(value)!r}: {exc.strerror or exc}", name=name
+            ) from exc
+    raise InputError(
+        f"input {name!r}: expected an image as a path, bytes or a PIL image, "
+        f"got {type(value).__name__}",
+        name=name,
+    )
+
+
+def is_image_schema(schema: dict[str, Any]) -> bool:
+    return str(schema.get("contentMediaType", "")).startswith("image/")
+
+
+def encode_inputs(inputs: dict[str, Any], input_schema: dict[str, Any] | None) -> dict[str, Any]:
+    """JSON-ready inputs: images (by schema, or by Python type) become base64 text."""
+    properties: dict[str, Any] = (input_schema or {}).get("properties", {})
+    encoded: dict[str, Any] = {}
+    for name, value in inputs.items():
+        declared_image = is_image_schema(properties.get(name, {}))
+        if declared_image or _looks_like_image(value):
+            value = base64.b64encode(_image_bytes(name, value)).decode("ascii")
+        encoded[name] = value
+    return encoded
+
+
+def _looks_like_image(value: Any) -> bool:
+    if isinstance(value, bytes | bytearray | memoryview | Path):
+        return True
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        return False
+    return isinstance(value, Image.Image)
+
+
+def run_result(response: httpx.Response) -> RunResult:
+    body: dict[str, Any] = response.json()
+    return RunResult(
+        outputs=body.get("outputs", {}),
+        trace=body.get("trace", []),
+        request_id=body.get("request_id") or response.headers.get("x-request-id"),
+        raw=body,
+    )
+
+
+__all__ = [
+    "API_KEY_ENV",
+    "DEFAULT_URL",
+    "RetryPolicy",
+    "RunResult",
+    "encode_inputs",
+    "headers_for",
+    "is_retryable_status",
+    "raise_for_error",
+    "resolve_api_key",
+    "run_result",
+]
