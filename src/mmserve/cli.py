@@ -19,6 +19,7 @@ from mmserve.cli_common import (
     friendly,
     load_config,
     print_json,
+    usage_error,
 )
 from mmserve.cli_inputs import parse_inputs
 from mmserve.registry import PluginInfo, registry
@@ -30,6 +31,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
 
 def _version(value: bool) -> None:
     if value:
@@ -73,12 +75,20 @@ def run(
     config: ConfigOption = "",
     local: Annotated[
         bool, typer.Option("--local", help="Run in this process, no server (the default).")
-    ] = True,
+    ] = False,
+    url: Annotated[
+        str | None, typer.Option("--url", help="Run on the mmserve server at this URL.")
+    ] = None,
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Give up after this many seconds.")
     ] = None,
 ) -> None:
     """Run a workflow and print its outputs and trace as JSON."""
+    if local and url:
+        usage_error("use either --local or --url, not both")
+    if url:
+        print_json(_run_remote(url, workflow, inputs or [], timeout))
+        return
     from mmserve.local_mode import LocalApp
 
     app_config = load_config(config or default_config())
@@ -87,6 +97,18 @@ def run(
     values = parse_inputs(inputs or [], spec.input_schema())
     result = asyncio.run(local_app.run(spec, values, timeout_s=timeout))
     print_json(result.model_dump(mode="json"))
+
+
+def _run_remote(url: str, workflow: str, pairs: list[str], timeout: float | None) -> Any:
+    from mmserve.client import Client
+    from mmserve.errors import WorkflowNotFoundError
+
+    with Client(url, timeout=timeout or 600.0) as client:
+        schemas = {w["name"]: w["inputs"] for w in client.workflows()}
+        if workflow not in schemas:
+            raise WorkflowNotFoundError(name=workflow, known=list(schemas))
+        result = client.run(workflow, **parse_inputs(pairs, schemas[workflow]))
+    return {"outputs": result.outputs, "trace": result.trace, "request_id": result.request_id}
 
 
 @app.command()
