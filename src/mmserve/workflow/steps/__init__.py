@@ -1,5 +1,5 @@
 """Built-in workflow steps. Importing this package registers them."""
 
-from mmserve.workflow.steps import classify, models
+from mmserve.workflow.steps import classify, index, models, retrieve
 
-__all__ = ["classify", "models"]
+__all__ = ["classify", "index", "models", "retrieve"]
