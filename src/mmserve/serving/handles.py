@@ -1,0 +1,143 @@
+"""The served-mode :class:`~mmserve.gateway.base.ModelGateway`: model calls over Serve handles.
+
+Each item of a call is sent as its own request, concurrently, so that Serve's dynamic
+batching (``@serve.batch`` in :mod:`mmserve.serving.deployments`) merges items of concurrent
+workflow runs into one model call; ``batch_size`` is the largest batch any item rode in.
+Errors raised inside a replica come back as the original :class:`MmserveError`; Serve's own
+failures become serving errors with a clear message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+from ray.exceptions import RayActorError, RayTaskError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+from ray.serve.handle import DeploymentHandle
+
+from mmserve.config import AppConfig
+from mmserve.errors import (
+    MmserveError,
+    ModelNotConfiguredError,
+    OverloadedError,
+    ServingError,
+)
+from mmserve.gateway.base import Batched
+from mmserve.models.base import Answer, EmbeddingSpace, Role, Vectors
+from mmserve.serving.deployments import Served
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+T = TypeVar("T")
+
+
+def translate_error(what: str, exc: BaseException) -> BaseException:
+    """The error to raise for a failed handle call to ``what`` (a model or the store)."""
+    if isinstance(exc, RayTaskError):
+        cause = exc.cause
+        if isinstance(cause, MmserveError):
+            return cause
+        return ServingError(
+            f"{what} failed: {type(cause).__name__}: {cause}",
+            hint="see the replica's log (`ray logs` or the Ray dashboard) for the traceback",
+        )
+    if isinstance(exc, BackPressureError):
+        return OverloadedError(
+            f"{what} is at capacity (its request queue is full)",
+            hint="retry shortly, or raise its replicas / max_queued_requests",
+        )
+    if isinstance(exc, RayActorError | DeploymentUnavailableError):
+        return ServingError(
+            f"{what} is unavailable: {exc}",
+            hint="check `/v1/health`; its replicas may be restarting",
+        )
+    return exc
+
+
+async def _call(model: str, response: Awaitable[Any]) -> Any:
+    """Await one handle call, turning Ray/Serve failures into mmserve errors."""
+    try:
+        return await response
+    except (RayTaskError, BackPressureError, RayActorError, DeploymentUnavailableError) as exc:
+        error = translate_error(f"model {model!r}", exc)
+        # A replica's own MmserveError is re-raised as is: the Ray wrapper adds nothing.
+        raise error from (None if error is getattr(exc, "cause", None) else exc)
+
+
+class HandleGateway:
+    """Calls the model deployments of a served app through their DeploymentHandles."""
+
+    def __init__(self, config: AppConfig, handles: Mapping[str, DeploymentHandle[Any]]) -> None:
+        """``handles`` maps every config model name to its deployment's handle (models that
+        share a deployment share a handle)."""
+        missing = sorted(set(config.models) - set(handles))
+        if missing:
+            raise ModelNotConfiguredError(f"no deployment handle for model(s) {missing}")
+        self._config = config
+        self._handles = dict(handles)
+        self._spaces: dict[str, EmbeddingSpace] = {}
+
+    def model_for(self, role: Role, name: str | None = None) -> str:
+        return self._config.model_for(role, name)
+
+    def models(self) -> dict[str, Role]:
+        return {name: self._config.role_of(name) for name in self._config.models}
+
+    def _handle(self, model: str, role: Role) -> DeploymentHandle[Any]:
+        name = self.model_for(role, model)
+        return self._handles[name]
+
+    async def space(self, model: str) -> EmbeddingSpace:
+        if model not in self._spaces:
+            role = self._config.role_of(model) if model in self._config.models else None
+            if role not in ("image_encoder", "text_encoder"):
+                raise ModelNotConfiguredError(f"model {model!r} is not an encoder")
+            handle = self._handles[model]
+            self._spaces[model] = await _call(model, handle.space.remote())
+        return self._spaces[model]
+
+    async def _fan_out(
+        self, model: str, role: Role, method: str, calls: Sequence[tuple[Any, ...]]
+    ) -> Batched[Any]:
+        handle = self._handle(model, role).options(method_name=method)
+        served: list[Served[Any]] = await asyncio.gather(
+            *(_call(model, handle.remote(*args)) for args in calls)
+        )
+        return Batched(
+            items=[item.value for item in served],
+            batch_size=max((item.batch_size for item in served), default=0),
+        )
+
+    async def embed_images(self, model: str, images: Sequence[Image]) -> Batched[Vectors]:
+        batched = await self._fan_out(model, "image_encoder", "embed_image", [(i,) for i in images])
+        return Batched([np.asarray(v, dtype=np.float32) for v in batched.items], batched.batch_size)
+
+    async def embed_texts(self, model: str, texts: Sequence[str]) -> Batched[Vectors]:
+        batched = await self._fan_out(model, "text_encoder", "embed_text", [(t,) for t in texts])
+        return Batched([np.asarray(v, dtype=np.float32) for v in batched.items], batched.batch_size)
+
+    async def caption(
+        self, model: str, images: Sequence[Image], prompts: Sequence[str | None] | None = None
+    ) -> Batched[str]:
+        prompt_list = list(prompts) if prompts is not None else [None] * len(images)
+        if len(prompt_list) != len(images):
+            raise ValueError("caption: images and prompts differ in length")
+        return await self._fan_out(
+            model, "captioner", "caption", list(zip(images, prompt_list, strict=True))
+        )
+
+    async def answer(
+        self, model: str, images: Sequence[Image], questions: Sequence[str]
+    ) -> Batched[Answer]:
+        if len(questions) != len(images):
+            raise ValueError("answer: images and questions differ in length")
+        return await self._fan_out(
+            model, "vqa", "answer", list(zip(images, questions, strict=True))
+        )
+
+
+__all__ = ["HandleGateway", "translate_error"]

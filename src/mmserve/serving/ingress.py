@@ -1,0 +1,68 @@
+"""The ingress deployment: the HTTP API (FastAPI under ``serve.ingress``) around the engine.
+
+Each ingress replica rebuilds the app config, loads the workflows, and runs one workflow
+:class:`~mmserve.workflow.Engine` whose gateway is a
+:class:`~mmserve.serving.handles.HandleGateway` over the model deployments and whose store
+is a :class:`~mmserve.serving.store.StoreClient` of the single store deployment. The engine
+itself never sees Ray.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from mmserve.config import AppConfig
+from mmserve.registry import registry
+from mmserve.serving.api import ApiRuntime, create_api
+from mmserve.serving.handles import HandleGateway
+from mmserve.serving.health import app_health_async
+from mmserve.serving.plan import APP_NAME
+from mmserve.serving.store import StoreClient
+from mmserve.workflow import Engine, load_workflows
+
+
+class IngressServer:
+    """An ingress replica (a Serve deployment class; see the module docstring)."""
+
+    def __init__(
+        self,
+        config_data: dict[str, Any],
+        base_dir: str,
+        models: dict[str, DeploymentHandle[Any]],
+        deployments: dict[str, list[str]],
+        store: DeploymentHandle[Any] | None = None,
+    ) -> None:
+        """``models``: config model name -> handle; ``deployments``: deployment name -> the
+        models it serves (for health); ``store``: the store deployment, if any."""
+        config = AppConfig.from_dict(config_data, base_dir=Path(base_dir))
+        registry.ensure_loaded()
+        workflows = load_workflows([p for p in config.workflow_paths() if p.exists()])
+        store_client = StoreClient(store) if store is not None else None
+        engine = Engine(HandleGateway(config, models), store=store_client, registry=registry)
+        try:
+            app_name = serve.get_replica_context().app_name
+        except Exception:  # not in a replica: the default name
+            app_name = APP_NAME
+        self._runtime = ApiRuntime(
+            config=config,
+            engine=engine,
+            workflows=workflows,
+            health=partial(app_health_async, app_name, deployments),
+            registry=registry,
+        )
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        # Serve calls this after __init__: the routes close over this replica's runtime.
+        return create_api(self._runtime)
+
+
+#: The deployment class: the app is supplied per replica by ``__serve_build_asgi_app__``.
+Ingress = serve.ingress()(IngressServer)
+
+__all__ = ["Ingress", "IngressServer"]

@@ -1,0 +1,165 @@
+"""What gets deployed: the Serve deployments of an app config and their options.
+
+This module is the single source of truth for both :func:`mmserve.serving.app.build_app`
+(deploying from code) and ``mmserve build`` (the Ray Serve config file and the KubeRay
+RayService), so the two can never disagree. It imports no Ray.
+
+Each model of the config becomes one deployment with its own scaling. Models that would load
+exactly the same weights with exactly the same serving options (CLIP's image and text towers
+in most configs) share one deployment, so a replica loads those weights once and serves both
+roles; give them different options (say ``replicas``) and they split into two deployments.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmserve.config import AppConfig, BatchConfig, ModelConfig
+from mmserve.models.base import ModelSpec, Role
+from mmserve.models.sources import absolute_source
+
+#: Serve application name and the names of the deployments that are not models.
+APP_NAME = "mmserve"
+INGRESS_NAME = "ingress"
+STORE_NAME = "store"
+
+#: CPUs reserved per ingress replica: it parses HTTP and runs the (async, light) engine.
+INGRESS_CPUS = 0.5
+#: The store replica mostly waits on disk or object storage.
+STORE_CPUS = 0.25
+
+
+@dataclass(frozen=True)
+class ModelDeploymentPlan:
+    """One model deployment: the models (config keys) it serves and its Serve options."""
+
+    name: str
+    models: tuple[str, ...]
+    roles: tuple[Role, ...]
+    backend: str
+    spec: ModelSpec
+    #: Deployment options in Ray Serve's config-file schema (``name`` excluded); the same
+    #: keys are accepted by ``Deployment.options``.
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def batch_user_config(batch: BatchConfig) -> dict[str, Any]:
+    """The ``user_config`` a model deployment reads its batching from (live-updatable)."""
+    return {"max_batch_size": batch.max_size, "batch_wait_timeout_s": batch.wait_ms / 1000.0}
+
+
+def model_options(model: ModelConfig) -> dict[str, Any]:
+    """Serve deployment options for one model's scaling, resources, queueing and batching."""
+    options: dict[str, Any] = {}
+    if model.autoscaling is not None:
+        scaling = model.autoscaling
+        options["autoscaling_config"] = {
+            "min_replicas": scaling.min_replicas,
+            "initial_replicas": max(scaling.min_replicas, 1),
+            "max_replicas": scaling.max_replicas,
+            "target_ongoing_requests": scaling.target_ongoing_requests,
+        }
+    else:
+        options["num_replicas"] = model.replicas or 1
+    options["max_ongoing_requests"] = model.max_ongoing_requests
+    options["max_queued_requests"] = model.max_queued_requests
+    options["ray_actor_options"] = {
+        "num_cpus": model.cpus,
+        "num_gpus": model.gpus,
+        "resources": dict(sorted(model.resources.items())),
+    }
+    options["user_config"] = batch_user_config(model.batch)
+    return options
+
+
+def _sharing_key(model: ModelConfig) -> str:
+    """Models with equal keys load the same weights and are served the same way."""
+    return json.dumps(
+        {"backend": model.backend, "spec": model.to_spec().model_dump(), **model_options(model)},
+        sort_keys=True,
+    )
+
+
+def plan_models(config: AppConfig) -> list[ModelDeploymentPlan]:
+    """The model deployments of ``config``, in config order (shared ones merged)."""
+    groups: dict[str, list[str]] = {}
+    for name, model in config.models.items():
+        groups.setdefault(_sharing_key(model), []).append(name)
+    plans = []
+    for names in groups.values():
+        first = config.models[names[0]]
+        # Replicas run in other folders (and on other nodes): relative folders go absolute.
+        spec = first.to_spec()
+        spec = spec.model_copy(update={"source": absolute_source(spec.source, config.base_dir)})
+        plans.append(
+            ModelDeploymentPlan(
+                name="+".join(names),
+                models=tuple(names),
+                roles=tuple(config.role_of(name) for name in names),
+                backend=first.backend,
+                spec=spec,
+                options=model_options(first),
+            )
+        )
+    return plans
+
+
+def deployment_of(config: AppConfig) -> dict[str, str]:
+    """Config model name -> the name of the deployment serving it."""
+    return {model: plan.name for plan in plan_models(config) for model in plan.models}
+
+
+def ingress_options(config: AppConfig) -> dict[str, Any]:
+    # The ingress waits on model calls, so it may hold many requests at once.
+    return {
+        "num_replicas": config.server.ingress_replicas,
+        "max_ongoing_requests": 100,
+        "ray_actor_options": {"num_cpus": INGRESS_CPUS},
+    }
+
+
+def store_options() -> dict[str, Any]:
+    # Exactly one replica: it is the single writer that serialises ingests (see store.py).
+    return {
+        "num_replicas": 1,
+        "max_ongoing_requests": 64,
+        "ray_actor_options": {"num_cpus": STORE_CPUS},
+    }
+
+
+def has_store(config: AppConfig) -> bool:
+    """Whether the served app runs a store deployment (every config names a store kind)."""
+    return bool(config.store.kind)
+
+
+def required_resources_names(config: AppConfig) -> list[str]:
+    """Custom Ray resources (node placement) that some model asks for."""
+    return sorted({name for model in config.models.values() for name in model.resources})
+
+
+def all_deployment_options(config: AppConfig) -> list[dict[str, Any]]:
+    """Every deployment of the app as Serve config-file entries (``name`` first)."""
+    entries = [{"name": INGRESS_NAME, **ingress_options(config)}]
+    entries += [{"name": plan.name, **plan.options} for plan in plan_models(config)]
+    if has_store(config):
+        entries.append({"name": STORE_NAME, **store_options()})
+    return entries
+
+
+__all__ = [
+    "APP_NAME",
+    "INGRESS_NAME",
+    "STORE_NAME",
+    "ModelDeploymentPlan",
+    "all_deployment_options",
+    "batch_user_config",
+    "deployment_of",
+    "has_store",
+    "ingress_options",
+    "model_options",
+    "plan_models",
+    "required_resources_names",
+    "store_options",
+]

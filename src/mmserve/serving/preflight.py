@@ -1,0 +1,96 @@
+"""Checks run before starting Ray, so that a config that cannot serve fails in seconds.
+
+Starting Ray and Serve costs tens of seconds, and a replica whose model cannot load is
+retried by Serve again and again. These checks catch the common causes first, on the
+caller's machine, with messages that say how to fix them: workflows that do not validate,
+hub models with no network (pointing at the offline tiny profile), missing folders, and
+replicas asking for GPUs or custom resources that no node of the cluster has.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from mmserve.config import AppConfig
+from mmserve.errors import ConfigError
+from mmserve.serving.plan import (
+    INGRESS_CPUS,
+    STORE_CPUS,
+    has_store,
+    plan_models,
+)
+
+
+def check_workflows(config: AppConfig) -> int:
+    """Load every workflow of the config (raises WorkflowValidationError); returns the count."""
+    from mmserve.workflow import load_workflows
+
+    return len(load_workflows([p for p in config.workflow_paths() if p.exists()]))
+
+
+def check_model_sources(config: AppConfig) -> None:
+    """Resolve every hub id and folder source now (raises ModelLoadError).
+
+    Generated sources (``tiny://``, ``random://``, ``pkg://``, ``fake://``) are built or found
+    by the replicas themselves and need no network, so they are not touched here.
+    """
+    from mmserve.models.sources import absolute_source, resolve_source
+
+    for model in config.models.values():
+        if "://" in model.source:
+            continue
+        resolve_source(absolute_source(model.source, config.base_dir), revision=model.revision)
+
+
+def required_resources(config: AppConfig) -> dict[str, float]:
+    """What the app needs at its smallest scale: every deployment's minimum replicas."""
+    need: dict[str, float] = {"CPU": INGRESS_CPUS * config.server.ingress_replicas, "GPU": 0.0}
+    if has_store(config):
+        need["CPU"] += STORE_CPUS
+    for plan in plan_models(config):
+        scaling = plan.options.get("autoscaling_config")
+        replicas = (
+            max(scaling["min_replicas"], 1) if scaling is not None else plan.options["num_replicas"]
+        )
+        actor = plan.options["ray_actor_options"]
+        need["CPU"] += actor["num_cpus"] * replicas
+        need["GPU"] += actor["num_gpus"] * replicas
+        for name, amount in actor["resources"].items():
+            need[name] = need.get(name, 0.0) + amount * replicas
+    return need
+
+
+def embedded_cpus(config: AppConfig, available: int) -> int:
+    """Logical CPUs for an embedded single-machine Ray: at least what the config asks for.
+
+    Ray's ``CPU`` is a scheduling count, not a core pin; on one machine every replica shares
+    the cores anyway, so a laptop with fewer cores than the config's total still serves.
+    """
+    return max(available, math.ceil(required_resources(config)["CPU"]))
+
+
+def check_cluster_resources(config: AppConfig, cluster: Mapping[str, float]) -> None:
+    """Fail clearly when a replica asks for GPUs or custom resources no node offers."""
+    need = required_resources(config)
+    missing = []
+    for name, amount in sorted(need.items()):
+        if name == "CPU" or amount <= 0:
+            continue
+        if cluster.get(name, 0.0) <= 0:
+            missing.append(f"{name} (needed: {amount:g})")
+    if missing:
+        raise ConfigError(
+            f"the config asks for resources this Ray cluster does not have: {', '.join(missing)}",
+            hint="set 'gpus: 0' / remove 'resources:' for this machine, or pass --address of "
+            "a cluster whose nodes provide them",
+        )
+
+
+__all__ = [
+    "check_cluster_resources",
+    "check_model_sources",
+    "check_workflows",
+    "embedded_cpus",
+    "required_resources",
+]

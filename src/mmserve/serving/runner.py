@@ -1,0 +1,153 @@
+"""Run the served app from a process: ``mmserve serve`` and tests use this.
+
+:class:`ServeSession` checks the config (:mod:`mmserve.serving.preflight`), starts an embedded
+local Ray when no address is given (or connects to ``address``), deploys the app and waits
+until every deployment is ready. :meth:`ServeSession.stop` undoes exactly what ``start`` did:
+an embedded Ray is shut down with Serve; on a cluster only this app is deleted.
+
+Ray's own token authentication stays on for an embedded Ray unless ``RAY_AUTH_MODE`` says
+otherwise: its ports listen on the machine's network address, not only on localhost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from types import FrameType, TracebackType
+from typing import Any
+
+import ray
+from ray import serve
+
+from mmserve.config import AppConfig
+from mmserve.errors import ServingError
+from mmserve.serving.app import build_app
+from mmserve.serving.plan import APP_NAME
+from mmserve.serving.preflight import (
+    check_cluster_resources,
+    check_model_sources,
+    check_workflows,
+    embedded_cpus,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Exit status of a clean stop by SIGTERM or Ctrl-C.
+STOPPED_BY_SIGNAL = 0
+
+
+class Stop(BaseException):
+    """Raised in the main thread by SIGINT/SIGTERM; a BaseException so nothing swallows it."""
+
+
+class ServeSession:
+    """One deployment of the app, started by this process (a context manager)."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        address: str | None = None,
+        ray_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.host = host or config.server.host
+        self.port = config.server.port if port is None else port
+        self.address = address
+        self._ray_options = dict(ray_options or {})
+        self._started_ray = False
+        self._deployed = False
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    def check(self) -> int:
+        """The checks that need no Ray; returns the number of workflows."""
+        count = check_workflows(self.config)
+        check_model_sources(self.config)
+        return count
+
+    def start(self) -> str:
+        """Check, start or join Ray, deploy, wait until ready; returns the base URL."""
+        self.check()
+        if self.address is None and not ray.is_initialized():
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
+            options = {
+                "num_cpus": embedded_cpus(self.config, os.cpu_count() or 1),
+                "include_dashboard": False,
+                **self._ray_options,
+            }
+            ray.init(**options)
+            self._started_ray = True
+        elif not ray.is_initialized():
+            ray.init(address=self.address, **self._ray_options)
+        check_cluster_resources(self.config, ray.cluster_resources())
+        serve.start(http_options={"host": self.host, "port": self.port})
+        self._deployed = True
+        try:
+            serve.run(build_app(self.config), name=APP_NAME, route_prefix="/")
+        except RuntimeError as exc:  # Serve's "deployment failed" carries the replica error
+            raise ServingError(
+                f"the app failed to deploy: {str(exc).strip().splitlines()[-1]}",
+                hint="the replica log above has the details",
+            ) from exc
+        return self.url
+
+    def stop(self) -> None:
+        """Undo :meth:`start`: only what this session started is stopped."""
+        try:
+            if self._started_ray:
+                serve.shutdown()
+            elif self._deployed and ray.is_initialized():
+                serve.delete(APP_NAME)
+        finally:
+            self._deployed = False
+            if ray.is_initialized() and (self._started_ray or self.address is not None):
+                ray.shutdown()
+            self._started_ray = False
+
+    def __enter__(self) -> ServeSession:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+def serve_until_stopped(session: ServeSession, *, announce: Any = print) -> int:
+    """Start ``session``, announce its URL, block until SIGINT/SIGTERM, then stop it."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, _raise_stop)
+    try:
+        url = session.start()
+        announce(f"mmserve is serving {url}  (API: {url}/docs; Ctrl-C to stop)")
+        while True:
+            time.sleep(3600)
+    except Stop as stop:
+        announce(f"stopping ({stop})...")
+        return STOPPED_BY_SIGNAL
+    finally:
+        # A second signal during shutdown must not leave Ray half-stopped.
+        for signum in previous:
+            signal.signal(signum, signal.SIG_IGN)
+        session.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+__all__ = ["STOPPED_BY_SIGNAL", "ServeSession", "Stop", "serve_until_stopped"]
