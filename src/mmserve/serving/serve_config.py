@@ -30,7 +30,7 @@ def serve_config(
     return {
         "proxy_location": "EveryNode",
         "http_options": {
-            "host": host or "0.0.0.0",
+            "host": host or config.server.host,
             "port": config.server.port if port is None else port,
         },
         "applications": [
@@ -45,8 +45,21 @@ def serve_config(
     }
 
 
+class _Dumper(yaml.SafeDumper):
+    """Block style for multi-line strings (the RayService's embedded serve config)."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def dump_yaml(data: dict[str, Any], *, header: str = "") -> str:
-    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100)
+    """``data`` as YAML in key order, after ``header`` (comment lines)."""
+    body = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
     return header + body
 
 
