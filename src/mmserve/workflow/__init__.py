@@ -1,1 +1,38 @@
-"""Workflows: the spec, the YAML loader with its static checks, and the engine."""
+"""Workflows: the spec, the YAML loader with its static checks, and the engine.
+
+Quick start::
+
+    from mmserve.workflow import Engine, load_workflow
+    workflow = load_workflow("workflows/caption_then_retrieve.yaml")  # checked statically
+    result = await Engine(gateway, store=store).run(workflow, {"image": png_bytes})
+    print(result.outputs, result.trace)
+"""
+
+from mmserve.workflow.definition import Workflow
+from mmserve.workflow.engine import Engine
+from mmserve.workflow.loader import (
+    load_workflow,
+    load_workflow_text,
+    load_workflows,
+    validate_paths,
+    workflow_files,
+)
+from mmserve.workflow.result import RunResult, TraceEntry, to_jsonable, trace_of
+from mmserve.workflow.spec import InputSpec, StepSpec, WorkflowSpec
+
+__all__ = [
+    "Engine",
+    "InputSpec",
+    "RunResult",
+    "StepSpec",
+    "TraceEntry",
+    "Workflow",
+    "WorkflowSpec",
+    "load_workflow",
+    "load_workflow_text",
+    "load_workflows",
+    "to_jsonable",
+    "trace_of",
+    "validate_paths",
+    "workflow_files",
+]

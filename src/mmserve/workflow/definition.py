@@ -1,0 +1,120 @@
+"""A loaded, checked workflow: its spec, its DAG and the JSON Schemas of its inputs/outputs."""
+
+from __future__ import annotations
+
+import graphlib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ConfigDict, TypeAdapter, create_model
+
+from mmserve.media import ImageValue
+from mmserve.workflow.spec import InputSpec, WorkflowSpec
+
+_IMAGE_SCHEMA: dict[str, Any] = TypeAdapter(ImageValue).json_schema()
+_JSON_TYPES = {
+    "string": "string",
+    "integer": "integer",
+    "number": "number",
+    "boolean": "boolean",
+    "array": "array",
+    "object": "object",
+}
+
+
+def input_json_schema(spec: InputSpec) -> dict[str, Any]:
+    """The JSON Schema of one declared input."""
+    image = spec.type == "image"
+    schema: dict[str, Any] = dict(_IMAGE_SCHEMA) if image else {"type": _JSON_TYPES[spec.type]}
+    if spec.type == "array" and spec.items is not None:
+        schema["items"] = input_json_schema(spec.items)
+    if spec.description:
+        schema["description"] = spec.description
+    if not spec.required:
+        schema["default"] = spec.default
+    bounds = {
+        "minimum": spec.minimum,
+        "maximum": spec.maximum,
+        "enum": spec.enum,
+        ("minLength" if spec.type == "string" else "minItems"): spec.min_length,
+        ("maxLength" if spec.type == "string" else "maxItems"): spec.max_length,
+    }
+    schema.update({k: v for k, v in bounds.items() if v is not None})
+    if spec.type == "integer":  # YAML bounds are floats; JSON Schema readers prefer ints
+        for key in ("minimum", "maximum"):
+            if key in schema and float(schema[key]).is_integer():
+                schema[key] = int(schema[key])
+    return schema
+
+
+def _schema_type(tp: Any) -> Any:
+    """``tp`` when pydantic can describe it in JSON Schema, else ``Any`` (e.g. numpy arrays)."""
+    try:
+        TypeAdapter(tp, config=ConfigDict(arbitrary_types_allowed=True)).json_schema(
+            mode="serialization"
+        )
+    except Exception:
+        try:
+            TypeAdapter(tp).json_schema(mode="serialization")
+        except Exception:
+            return Any
+    return tp
+
+
+class Workflow:
+    """A workflow that passed every static check; run it with :class:`~mmserve.workflow.Engine`."""
+
+    def __init__(
+        self,
+        spec: WorkflowSpec,
+        *,
+        source: Path | None = None,
+        dependencies: dict[str, set[str]] | None = None,
+        output_types: dict[str, Any] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.source = source
+        #: step id -> the step ids whose outputs it references
+        self.dependencies: dict[str, frozenset[str]] = {
+            step: frozenset((dependencies or {}).get(step, ())) for step in spec.steps
+        }
+        self.output_types: dict[str, Any] = dict(output_types or {})
+        # fails loudly on a cycle; the loader has already reported cycles with positions
+        sorter = graphlib.TopologicalSorter(self.dependencies)
+        self.order: tuple[str, ...] = tuple(sorter.static_order())
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def description(self) -> str:
+        return self.spec.description
+
+    def input_schema(self) -> dict[str, Any]:
+        """JSON Schema of the ``inputs`` object a run takes (images as base64 strings)."""
+        return {
+            "type": "object",
+            "properties": {n: input_json_schema(s) for n, s in self.spec.inputs.items()},
+            "required": [n for n, s in self.spec.inputs.items() if s.required],
+            "additionalProperties": False,
+        }
+
+    def output_schema(self) -> dict[str, Any]:
+        """JSON Schema of the ``outputs`` object a run returns (as serialised to JSON)."""
+        fields: dict[str, Any] = {
+            name: (_schema_type(self.output_types.get(name, Any)), ...)
+            for name in self.spec.outputs
+        }
+        model = create_model(  # type: ignore[call-overload]
+            f"{self.name}_outputs", __config__=ConfigDict(arbitrary_types_allowed=True), **fields
+        )
+        schema: dict[str, Any] = model.model_json_schema(mode="serialization")
+        schema.pop("title", None)
+        return schema
+
+    def __repr__(self) -> str:
+        return f"Workflow({self.name!r}, steps={list(self.spec.steps)}, source={self.source})"
+
+
+__all__ = ["Workflow", "input_json_schema"]

@@ -1,0 +1,79 @@
+"""What a workflow run returns: its outputs and a trace of its steps."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Literal
+
+from PIL import Image as PILImage
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic_core import to_jsonable_python
+
+from mmserve.media import encode_png_base64
+
+StepStatus = Literal["ok", "error", "skipped", "cancelled"]
+
+_TRACE_ATTRIBUTE = "mmserve_trace"
+
+
+class TraceEntry(BaseModel):
+    """One step of a run: how it ended, how long it took, the batch size it rode in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: str = Field(description="The step id in the workflow.")
+    uses: str = Field(description="The step plugin it ran.")
+    status: StepStatus = Field(
+        description="ok; error (it raised); skipped (never started: a dependency failed or "
+        "the run stopped first); cancelled (stopped by a failure elsewhere or the deadline)."
+    )
+    wall_ms: float = Field(ge=0, description="Wall time of the step, input validation included.")
+    batch_size: int | None = Field(
+        default=None, description="The largest model batch the step's calls rode in."
+    )
+    error: str | None = Field(default=None, description="Why it failed or did not run.")
+
+
+def _fallback(value: Any) -> Any:
+    if isinstance(value, PILImage.Image):
+        return encode_png_base64(value)
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
+        return value.tolist()
+    return str(value)
+
+
+def to_jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data: images as base64 PNG, arrays as lists, models as dicts."""
+    return to_jsonable_python(value, fallback=_fallback)
+
+
+class RunResult(BaseModel):
+    """The outputs of a run (Python values as the steps produced them) and its trace.
+
+    ``model_dump(mode="json")`` is JSON-safe: images become base64 PNG, numpy arrays lists.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    outputs: dict[str, Any] = Field(description="Output name -> value.")
+    trace: list[TraceEntry] = Field(description="One entry per step, in declaration order.")
+
+    @field_serializer("outputs", when_used="json")
+    def _outputs_json(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        return {name: to_jsonable(value) for name, value in outputs.items()}
+
+
+def attach_trace(error: BaseException, trace: list[TraceEntry]) -> None:
+    """Remember the trace of a failed run on the error it raised (see :func:`trace_of`)."""
+    setattr(error, _TRACE_ATTRIBUTE, trace)
+
+
+def trace_of(error: BaseException) -> list[TraceEntry] | None:
+    """The trace of the run that raised ``error`` (which steps ran, failed, were skipped)."""
+    trace = getattr(error, _TRACE_ATTRIBUTE, None)
+    return trace if isinstance(trace, list) else None
+
+
+__all__ = ["RunResult", "StepStatus", "TraceEntry", "attach_trace", "to_jsonable", "trace_of"]
