@@ -1,0 +1,171 @@
+"""``fake``: a deterministic, weight-free model for every role, for testing workflows.
+
+It needs neither torch nor weights, answers instantly and always the same way, yet its
+outputs relate to the inputs in a way a workflow can check:
+
+* a caption names the image's dominant colours: ``"a red and white image"``;
+* a text vector is the normalised sum of one pseudo-random vector per word (seeded by the
+  word's hash), so texts sharing words are close;
+* an image vector is mostly the vector of its caption, plus a little of a vector seeded by
+  its pixels: the text ``"red"`` retrieves red images, and distinct images stay distinct;
+* an answer: colour questions get the dominant colour, yes/no questions get ``"yes"`` when
+  they name one of the image's colours, counting questions get ``"1"``.
+
+Source: ``fake://`` or ``fake://dim=64`` (vector size, default 32).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from mmserve.errors import InputError, ModelLoadError
+from mmserve.models.base import Answer, EmbeddingSpace, ModelSpec, Role, Vectors
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+DEFAULT_DIM = 32
+_IMAGE_SHARE = 0.25  # weight of the pixel-seeded part of an image vector
+_WORD = re.compile(r"[a-z0-9]+")
+_YES_NO = ("is", "are", "does", "do", "can", "was", "were", "has", "have")
+_PALETTE: dict[str, tuple[int, int, int]] = {
+    "black": (0, 0, 0),
+    "white": (255, 255, 255),
+    "gray": (128, 128, 128),
+    "red": (220, 30, 30),
+    "green": (40, 170, 60),
+    "blue": (30, 60, 220),
+    "yellow": (240, 220, 40),
+    "orange": (245, 140, 30),
+    "purple": (140, 50, 170),
+    "pink": (245, 160, 200),
+    "brown": (120, 75, 40),
+}
+_NAMES = list(_PALETTE)
+_RGB = np.array(list(_PALETTE.values()), dtype=np.float32)
+
+
+def _parse_dim(source: str) -> int:
+    scheme, sep, options = source.partition("://")
+    if not sep or scheme != "fake":
+        raise ModelLoadError(
+            source=source,
+            reason="the 'fake' backend takes a source of the form fake:// or fake://dim=<n>",
+        )
+    if not options:
+        return DEFAULT_DIM
+    key, _, value = options.partition("=")
+    if key != "dim" or not value.isdigit() or int(value) < 1:
+        raise ModelLoadError(
+            source=source,
+            reason=f"unknown fake model option {options!r}",
+            hint="the only option is dim=<positive integer>, e.g. fake://dim=64",
+        )
+    return int(value)
+
+
+def _seeded_vector(key: bytes, dim: int) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(key).digest()[:8], "little")
+    return np.random.default_rng(seed).standard_normal(dim)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
+
+
+def dominant_colours(image: Image, *, top: int = 2) -> list[str]:
+    """The names of the ``top`` palette colours covering most of the image (>= 25% each,
+    the first always included), most common first."""
+    small = np.asarray(image.convert("RGB").resize((16, 16)), dtype=np.float32).reshape(-1, 3)
+    nearest = ((small[:, None, :] - _RGB[None, :, :]) ** 2).sum(axis=-1).argmin(axis=1)
+    counts = Counter(int(i) for i in nearest).most_common()
+    names = [_NAMES[counts[0][0]]]
+    names += [_NAMES[i] for i, n in counts[1:top] if n >= 0.25 * len(nearest)]
+    return names
+
+
+class FakeBackend:
+    """Deterministic weight-free encoder, captioner and VQA model (see the module docs)."""
+
+    roles: ClassVar[frozenset[Role]] = frozenset(
+        {"image_encoder", "text_encoder", "captioner", "vqa"}
+    )
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        dim = _parse_dim(spec.source)
+        self._space = EmbeddingSpace(backend="fake", model_id=spec.source, dim=dim)
+
+    @property
+    def space(self) -> EmbeddingSpace:
+        return self._space
+
+    def _text_vector(self, text: str) -> np.ndarray:
+        words = _WORD.findall(text.lower()) or [""]
+        total = sum(_seeded_vector(word.encode(), self._space.dim) for word in words)
+        return _unit(np.asarray(total))
+
+    def embed_texts(self, texts: Sequence[str]) -> Vectors:
+        """(N, dim) unit-norm vectors; texts sharing words get close vectors."""
+        rows = [self._text_vector(text) for text in texts]
+        return np.array(rows, dtype=np.float32).reshape(len(rows), self._space.dim)
+
+    def embed_images(self, images: Sequence[Image]) -> Vectors:
+        """(N, dim) unit-norm vectors near the vector of each image's caption."""
+        rows = []
+        for image in images:
+            rgb = image.convert("RGB")
+            pixels = _seeded_vector(f"{rgb.size}".encode() + rgb.tobytes(), self._space.dim)
+            meaning = self._text_vector(self._describe(rgb))
+            rows.append(_unit((1 - _IMAGE_SHARE) * meaning + _IMAGE_SHARE * _unit(pixels)))
+        return np.array(rows, dtype=np.float32).reshape(len(rows), self._space.dim)
+
+    @staticmethod
+    def _describe(image: Image) -> str:
+        return f"a {' and '.join(dominant_colours(image))} image"
+
+    def caption(
+        self, images: Sequence[Image], prompts: Sequence[str | None] | None = None
+    ) -> list[str]:
+        """``"a <colour>[ and <colour>] image"``, after the prompt when one is given."""
+        wanted = list(prompts) if prompts is not None else [None] * len(images)
+        if len(wanted) != len(images):
+            raise InputError(f"captioning got {len(images)} images but {len(wanted)} prompts")
+        return [
+            f"{prompt.strip()} {self._describe(image)}"
+            if prompt and prompt.strip()
+            else self._describe(image)
+            for image, prompt in zip(images, wanted, strict=True)
+        ]
+
+    def answer(self, images: Sequence[Image], questions: Sequence[str]) -> list[Answer]:
+        """Rule-based answers about colours (see the module docs); score is always 1.0."""
+        if len(images) != len(questions):
+            raise InputError(
+                f"vqa needs one question per image; got {len(images)} images and "
+                f"{len(questions)} questions"
+            )
+        return [
+            Answer(text=self._answer(image, question), score=1.0)
+            for image, question in zip(images, questions, strict=True)
+        ]
+
+    @staticmethod
+    def _answer(image: Image, question: str) -> str:
+        words = _WORD.findall(question.lower())
+        colours = dominant_colours(image)
+        if words and words[0] in _YES_NO:
+            return "yes" if any(word in colours for word in words) else "no"
+        if words[:2] == ["how", "many"]:
+            return "1"
+        return colours[0]
+
+
+__all__ = ["DEFAULT_DIM", "FakeBackend", "dominant_colours"]

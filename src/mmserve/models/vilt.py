@@ -1,0 +1,72 @@
+"""``vilt-vqa``: ViLT visual question answering, a classifier over a fixed answer vocabulary.
+
+ViLT-VQA was trained with a multi-label (sigmoid) objective over its answers, so the answer is
+the label with the highest logit and its score is that label's sigmoid probability (scores of
+different answers do not sum to 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from transformers import AutoProcessor, ViltForQuestionAnswering
+
+from mmserve.errors import InputError
+from mmserve.models.base import Answer, ModelSpec, Role
+from mmserve.models.device import as_rgb, placement_for
+from mmserve.models.sources import from_pretrained, load_model, resolve_source
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+
+class ViltVqaBackend:
+    """Answers a question about an image with one label of the model's answer vocabulary."""
+
+    roles: ClassVar[frozenset[Role]] = frozenset({"vqa"})
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self._placement = placement_for(spec)
+        resolved = resolve_source(spec.source, revision=spec.revision)
+        self._processor = from_pretrained(AutoProcessor, resolved)
+        self._model = load_model(ViltForQuestionAnswering, resolved, self._placement)
+        config = self._model.config
+        self._labels: dict[int, str] = {int(k): str(v) for k, v in config.id2label.items()}
+        # Text positions are learned embeddings: longer questions cannot be represented.
+        self._max_length = min(
+            int(config.max_position_embeddings), int(self._processor.tokenizer.model_max_length)
+        )
+
+    def answer(self, images: Sequence[Image], questions: Sequence[str]) -> list[Answer]:
+        """One answer per (image, question) pair, score = sigmoid probability of the label."""
+        if len(images) != len(questions):
+            raise InputError(
+                f"vqa needs one question per image; got {len(images)} images and "
+                f"{len(questions)} questions"
+            )
+        if not images:
+            return []
+        # Images of different sizes are padded to a common size; pixel_mask hides the
+        # padding from the model, so each answer is independent of its batch.
+        batch = self._processor(
+            images=as_rgb(images),
+            text=list(questions),
+            padding=True,
+            truncation=True,
+            max_length=self._max_length,
+            return_tensors="pt",
+        )
+        with torch.inference_mode():
+            logits = self._model(**self._placement.move(batch)).logits.float()
+        probs = torch.sigmoid(logits)
+        best = probs.argmax(dim=-1).tolist()
+        return [
+            Answer(text=self._labels[index], score=float(probs[row, index]))
+            for row, index in enumerate(best)
+        ]
+
+
+__all__ = ["ViltVqaBackend"]
