@@ -20,6 +20,7 @@ from ray.serve.handle import DeploymentHandle
 
 from mmserve.config import AppConfig
 from mmserve.errors import (
+    InputError,
     MmserveError,
     ModelNotConfiguredError,
     OverloadedError,
@@ -125,7 +126,7 @@ class HandleGateway:
     ) -> Batched[str]:
         prompt_list = list(prompts) if prompts is not None else [None] * len(images)
         if len(prompt_list) != len(images):
-            raise ValueError("caption: images and prompts differ in length")
+            raise InputError(f"caption got {len(images)} images but {len(prompt_list)} prompts")
         return await self._fan_out(
             model, "captioner", "caption", list(zip(images, prompt_list, strict=True))
         )
@@ -134,7 +135,7 @@ class HandleGateway:
         self, model: str, images: Sequence[Image], questions: Sequence[str]
     ) -> Batched[Answer]:
         if len(questions) != len(images):
-            raise ValueError("answer: images and questions differ in length")
+            raise InputError(f"answer got {len(images)} images but {len(questions)} questions")
         return await self._fan_out(
             model, "vqa", "answer", list(zip(images, questions, strict=True))
         )

@@ -29,18 +29,29 @@ def check_workflows(config: AppConfig) -> int:
     return len(load_workflows([p for p in config.workflow_paths() if p.exists()]))
 
 
-def check_model_sources(config: AppConfig) -> None:
-    """Resolve every hub id and folder source now (raises ModelLoadError).
+def check_models(config: AppConfig) -> None:
+    """Check every model's backend and role, and resolve hub ids and folders now.
 
-    Generated sources (``tiny://``, ``random://``, ``pkg://``, ``fake://``) are built or found
-    by the replicas themselves and need no network, so they are not touched here.
+    Raises PluginNotFoundError, ConfigError or ModelLoadError. Generated sources
+    (``tiny://``, ``random://``, ``pkg://``, ``fake://``) are built or found by the replicas
+    themselves without network, so they are not touched here.
     """
     from mmserve.models.sources import absolute_source, resolve_source
+    from mmserve.registry import registry
 
-    for model in config.models.values():
-        if "://" in model.source:
-            continue
-        resolve_source(absolute_source(model.source, config.base_dir), revision=model.revision)
+    for name, model in config.models.items():
+        info = registry.info("model", model.backend)
+        roles = info.meta.get("roles") or sorted(registry.get("model", model.backend).roles)
+        role = config.role_of(name)
+        if role not in roles:
+            raise ConfigError(
+                f"model {name!r}: backend {model.backend!r} does not serve the role {role!r} "
+                f"(it serves {', '.join(sorted(roles))})",
+                hint="pick a backend for that role (`mmserve plugins` lists them)",
+            )
+        if "://" not in model.source:
+            source = absolute_source(model.source, config.base_dir)
+            resolve_source(source, revision=model.revision)
 
 
 def required_resources(config: AppConfig) -> dict[str, float]:
@@ -89,7 +100,7 @@ def check_cluster_resources(config: AppConfig, cluster: Mapping[str, float]) -> 
 
 __all__ = [
     "check_cluster_resources",
-    "check_model_sources",
+    "check_models",
     "check_workflows",
     "embedded_cpus",
     "required_resources",

@@ -28,7 +28,7 @@ from mmserve.serving.app import build_app
 from mmserve.serving.plan import APP_NAME
 from mmserve.serving.preflight import (
     check_cluster_resources,
-    check_model_sources,
+    check_models,
     check_workflows,
     embedded_cpus,
 )
@@ -71,7 +71,7 @@ class ServeSession:
     def check(self) -> int:
         """The checks that need no Ray; returns the number of workflows."""
         count = check_workflows(self.config)
-        check_model_sources(self.config)
+        check_models(self.config)
         return count
 
     def start(self) -> str:

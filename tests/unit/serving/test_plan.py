@@ -1,0 +1,144 @@
+"""The deployment plan, the built Serve config and the RayService manifest (no Ray started)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from ray.serve.schema import ServeDeploySchema
+
+from mmserve.config import AppConfig
+from mmserve.errors import ConfigError
+from mmserve.serving.plan import deployment_of, plan_models
+from mmserve.serving.preflight import (
+    check_cluster_resources,
+    embedded_cpus,
+    required_resources,
+)
+from mmserve.serving.serve_config import dump_yaml, rayservice_manifest, serve_config
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[3]
+CLUSTER = ROOT / "deployments" / "cluster.yaml"
+
+
+def _config(models: dict[str, Any], **extra: Any) -> AppConfig:
+    return AppConfig.from_dict({"models": models, **extra}, base_dir=ROOT)
+
+
+def _fake(**options: Any) -> dict[str, Any]:
+    return {"backend": "fake", "source": "fake://", **options}
+
+
+def test_identical_models_share_a_deployment_and_different_ones_do_not() -> None:
+    config = _config(
+        {
+            "image_encoder": _fake(),
+            "text_encoder": _fake(),
+            "captioner": _fake(replicas=2),
+            "vqa": _fake(batch={"max_size": 4, "wait_ms": 1}),
+        }
+    )
+    plans = {plan.name: plan for plan in plan_models(config)}
+    assert set(plans) == {"image_encoder+text_encoder", "captioner", "vqa"}
+    assert plans["image_encoder+text_encoder"].roles == ("image_encoder", "text_encoder")
+    assert deployment_of(config)["text_encoder"] == "image_encoder+text_encoder"
+    assert plans["captioner"].options["num_replicas"] == 2
+    assert plans["vqa"].options["user_config"] == {
+        "max_batch_size": 4,
+        "batch_wait_timeout_s": 0.001,
+    }
+
+
+def test_options_carry_scaling_resources_and_queue_limits() -> None:
+    config = _config(
+        {
+            "captioner": _fake(
+                autoscaling={"min_replicas": 0, "max_replicas": 3, "target_ongoing_requests": 4},
+                cpus=0.5,
+                gpus=0.25,
+                resources={"accel": 1},
+                max_ongoing_requests=32,
+                max_queued_requests=10,
+            )
+        }
+    )
+    (plan,) = plan_models(config)
+    assert "num_replicas" not in plan.options
+    assert plan.options["autoscaling_config"] == {
+        "min_replicas": 0,
+        "initial_replicas": 1,
+        "max_replicas": 3,
+        "target_ongoing_requests": 4.0,
+    }
+    assert plan.options["ray_actor_options"] == {
+        "num_cpus": 0.5,
+        "num_gpus": 0.25,
+        "resources": {"accel": 1.0},
+    }
+    assert plan.options["max_ongoing_requests"] == 32
+    assert plan.options["max_queued_requests"] == 10
+
+
+def test_relative_model_folders_become_absolute_for_replicas() -> None:
+    config = _config({"captioner": {"backend": "blip-caption", "source": "./models/blip"}})
+    (plan,) = plan_models(config)
+    assert plan.spec.source == str(ROOT / "models" / "blip")
+
+
+def test_built_cluster_config_is_a_valid_serve_config_with_fractional_gpus() -> None:
+    config = AppConfig.load(CLUSTER)
+    built = serve_config(config, config_path="/app/deployments/cluster.yaml")
+    schema = ServeDeploySchema.model_validate(yaml.safe_load(dump_yaml(built)))
+    (app,) = schema.applications
+    assert app.import_path == "mmserve.serving.app:app_builder"
+    assert app.args == {"config": "/app/deployments/cluster.yaml"}
+    models = [d for d in app.deployments if d.name not in ("ingress", "store")]
+    gpus = {d.name: d.ray_actor_options.num_gpus for d in models}
+    assert gpus["image_encoder+text_encoder"] == 0.25
+    assert gpus["captioner"] == 0.5
+    assert all(d.autoscaling_config for d in models)
+    # and in the YAML text itself, as an operator reads it
+    assert "num_gpus: 0.25" in dump_yaml(built)
+
+
+def test_committed_rayservice_manifest_matches_the_cluster_profile() -> None:
+    """deployments/kuberay/rayservice.yaml is generated; regenerate it when this fails:
+    mmserve build --config deployments/cluster.yaml --kuberay --app-root /app
+    -o deployments/kuberay/rayservice.yaml"""
+    committed = yaml.safe_load((ROOT / "deployments/kuberay/rayservice.yaml").read_text())
+    expected = rayservice_manifest(
+        AppConfig.load(CLUSTER), config_path="/app/deployments/cluster.yaml"
+    )
+    assert committed == yaml.safe_load(dump_yaml(expected))
+    serve_part = yaml.safe_load(committed["spec"]["serveConfigV2"])
+    ServeDeploySchema.model_validate(serve_part)
+
+
+def test_custom_resources_are_advertised_by_the_rayservice_workers() -> None:
+    config = _config({"vqa": _fake(resources={"accel": 1})})
+    manifest = rayservice_manifest(config, config_path="/app/c.yaml")
+    (workers,) = manifest["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    assert workers["rayStartParams"]["resources"] == '"{\\"accel\\": 1000}"'
+
+
+def test_required_resources_count_minimum_replicas() -> None:
+    config = _config({"captioner": _fake(replicas=2, cpus=0.5, gpus=0.25, resources={"a": 1})})
+    need = required_resources(config)
+    assert need["GPU"] == 0.5
+    assert need["a"] == 2
+    # ingress 0.5 + store 0.25 + 2 x 0.5
+    assert need["CPU"] == pytest.approx(1.75)
+    assert embedded_cpus(config, available=1) == 2
+    assert embedded_cpus(config, available=16) == 16
+
+
+def test_missing_gpus_or_custom_resources_fail_before_deploying() -> None:
+    config = _config({"captioner": _fake(gpus=0.25, resources={"accel": 1})})
+    with pytest.raises(ConfigError) as caught:
+        check_cluster_resources(config, {"CPU": 8.0})
+    assert "GPU" in str(caught.value) and "accel" in str(caught.value)
+    check_cluster_resources(config, {"CPU": 8.0, "GPU": 1.0, "accel": 1.0})
