@@ -138,7 +138,7 @@ def _syntax_issue(file: str, exc: yaml.MarkedYAMLError) -> WorkflowIssue:
     parts = [p for p in (exc.context, exc.problem) if p]
     message = "YAML syntax error: " + (", ".join(parts) or "malformed document")
     hint = "check indentation, colons and quotes around this position"
-    if exc.problem and "expected a single document" in exc.problem:
+    if "expected a single document" in f"{exc.context} {exc.problem}":
         hint = "a workflow file holds one document: remove the extra `---`"
     return WorkflowIssue(location or SourceLocation(file, 1, 1), message, hint)
 
