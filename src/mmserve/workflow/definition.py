@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ConfigDict, TypeAdapter, create_model
 
 from mmserve.media import ImageValue
+from mmserve.workflow.references import ReferenceSyntaxError, parse_template, walk_strings
 from mmserve.workflow.spec import InputSpec, WorkflowSpec
 
 _IMAGE_SCHEMA: dict[str, Any] = TypeAdapter(ImageValue).json_schema()
@@ -61,6 +62,22 @@ def _schema_type(tp: Any) -> Any:
     return tp
 
 
+def step_dependencies(spec: WorkflowSpec) -> dict[str, frozenset[str]]:
+    """Step id -> the ids of the steps its ``with:`` values reference."""
+    result: dict[str, frozenset[str]] = {}
+    for step_id, step in spec.steps.items():
+        roots: set[str] = set()
+        for _, text in walk_strings(step.with_):
+            if "${" not in text:
+                continue
+            try:
+                roots.update(ref.root for ref in parse_template(text).references)
+            except ReferenceSyntaxError:  # reported by the checks; nothing to depend on
+                continue
+        result[step_id] = frozenset(roots & spec.steps.keys())
+    return result
+
+
 class Workflow:
     """A workflow that passed every static check; run it with :class:`~mmserve.workflow.Engine`."""
 
@@ -69,15 +86,12 @@ class Workflow:
         spec: WorkflowSpec,
         *,
         source: Path | None = None,
-        dependencies: dict[str, set[str]] | None = None,
         output_types: dict[str, Any] | None = None,
     ) -> None:
         self.spec = spec
         self.source = source
         #: step id -> the step ids whose outputs it references
-        self.dependencies: dict[str, frozenset[str]] = {
-            step: frozenset((dependencies or {}).get(step, ())) for step in spec.steps
-        }
+        self.dependencies: dict[str, frozenset[str]] = step_dependencies(spec)
         self.output_types: dict[str, Any] = dict(output_types or {})
         # fails loudly on a cycle; the loader has already reported cycles with positions
         sorter = graphlib.TopologicalSorter(self.dependencies)
@@ -117,4 +131,4 @@ class Workflow:
         return f"Workflow({self.name!r}, steps={list(self.spec.steps)}, source={self.source})"
 
 
-__all__ = ["Workflow", "input_json_schema"]
+__all__ = ["Workflow", "input_json_schema", "step_dependencies"]

@@ -148,6 +148,8 @@ def validate_value(spec: InputSpec, value: Any, *, name: str) -> Any:
 
 def validate_inputs(specs: Mapping[str, InputSpec], values: Mapping[str, Any]) -> dict[str, Any]:
     """All workflow inputs validated, defaults applied; raises on the first bad one."""
+    if not isinstance(values, Mapping):
+        raise InputError(f"inputs must be an object of name -> value, got {type(values).__name__}")
     unexpected = sorted(set(values) - set(specs))
     if unexpected:
         declared = ", ".join(sorted(specs)) or "(none)"

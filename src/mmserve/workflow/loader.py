@@ -21,12 +21,7 @@ def _check_text(
     result = check_document(doc, registry=reg)
     if result.spec is None or result.issues:
         return None, result.issues
-    workflow = Workflow(
-        result.spec,
-        source=source,
-        dependencies=result.dependencies,
-        output_types=result.output_types,
-    )
+    workflow = Workflow(result.spec, source=source, output_types=result.output_types)
     return workflow, []
 
 

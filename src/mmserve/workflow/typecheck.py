@@ -235,16 +235,27 @@ def _accepts(target: Any, source: Any) -> bool:
         return all(_accepts(target, m) for m in members)
     if _is_union(target):
         return any(_accepts(_unwrap(m), source) for m in get_args(target))
-    if get_origin(source) is Literal:
-        return all(_accepts(target, type(v)) for v in get_args(source))
-    if get_origin(target) is Literal:
-        return all(_accepts(type(v), source) for v in get_args(target))
+    if Literal in (get_origin(source), get_origin(target)):
+        return _accepts_literal(target, source)
     if is_image(target) or is_image(source):
         return is_image(target) and is_image(source)
     if target is float:
         return source in (int, float)
     if target in (int, bool, str, bytes, _NONE):
         return source is target
+    return _accepts_container(target, source)
+
+
+def _accepts_literal(target: Any, source: Any) -> bool:
+    if get_origin(source) is Literal and get_origin(target) is Literal:
+        return set(get_args(source)) <= set(get_args(target))
+    if get_origin(source) is Literal:
+        return all(_accepts(target, type(v)) for v in get_args(source))
+    # a plain value into a Literal: only its type can be checked before run time
+    return all(_accepts(type(v), source) for v in get_args(target))
+
+
+def _accepts_container(target: Any, source: Any) -> bool:
     target_item = _list_item(target)
     if target_item is not None:
         source_item = _list_item(source)
