@@ -16,9 +16,12 @@ Tokenizers: BLIP and ViLT use the real bert-base-uncased WordPiece vocab shipped
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
+import threading
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ from typing import Any
 from mmserve.errors import ModelLoadError
 
 #: Bump when a builder changes, so stale caches are never reused.
-BUILD_VERSION = "v1"
+BUILD_VERSION = "v2"
 SEED = 1234
 IMAGE_SIZE = 32
 #: Wider than the usual 0.02 so that tiny outputs visibly depend on their inputs, which
@@ -80,26 +83,52 @@ def bert_vocab() -> dict[str, int]:
     return {token: index for index, token in enumerate(lines.splitlines())}
 
 
+def _learn_merges(words: Counter[tuple[str, ...]], limit: int) -> list[tuple[str, str]]:
+    """Plain BPE merge learning. Ties go to the smallest pair, so the result never depends
+    on hash order (the ``tokenizers`` trainer breaks ties differently from run to run)."""
+    merges: list[tuple[str, str]] = []
+    while len(merges) < limit:
+        pairs: Counter[tuple[str, str]] = Counter()
+        for word, count in words.items():
+            for pair in itertools.pairwise(word):
+                pairs[pair] += count
+        if not pairs:
+            break
+        best = min(pairs, key=lambda pair: (-pairs[pair], pair))
+        if pairs[best] < 2:
+            break
+        merges.append(best)
+        merged: Counter[tuple[str, ...]] = Counter()
+        for word, count in words.items():
+            out: list[str] = []
+            index = 0
+            while index < len(word):
+                if index + 1 < len(word) and (word[index], word[index + 1]) == best:
+                    out.append(word[index] + word[index + 1])
+                    index += 2
+                else:
+                    out.append(word[index])
+                    index += 1
+            merged[tuple(out)] += count
+        words = merged
+    return merges
+
+
 def clip_tokenizer() -> Any:
-    """A CLIP byte-level BPE (same normaliser, pre-tokenizer and ``</w>`` suffix as CLIP's),
-    trained on :data:`_CORPUS`; every byte and every byte + ``</w>`` is in the vocab so no
-    text ever maps to the unknown token."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    """A CLIP byte-level BPE (CLIP's normaliser, pre-tokenizer and ``</w>`` suffix) with
+    merges learned from :data:`_CORPUS`; every byte and every byte + ``</w>`` is in the vocab
+    so no text ever maps to the unknown token (which is also CLIP's end token)."""
+    from tokenizers import pre_tokenizers
     from transformers import CLIPTokenizer
 
-    template = CLIPTokenizer()  # carries CLIP's exact normaliser and pre-tokenizer
-    trainable = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
-    trainable.normalizer = template.backend_tokenizer.normalizer
-    trainable.pre_tokenizer = template.backend_tokenizer.pre_tokenizer
+    backend = CLIPTokenizer().backend_tokenizer  # carries CLIP's exact text pipeline
+    words: Counter[tuple[str, ...]] = Counter()
+    for line in _CORPUS:
+        normalized = backend.normalizer.normalize_str(line)
+        for piece, _ in backend.pre_tokenizer.pre_tokenize_str(normalized):
+            words[(*piece[:-1], piece[-1] + "</w>")] += 1
+    merges = _learn_merges(words, limit=400)
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    trainer = trainers.BpeTrainer(
-        vocab_size=900,
-        initial_alphabet=alphabet,
-        end_of_word_suffix="</w>",
-        show_progress=False,
-    )
-    trainable.train_from_iterator(_CORPUS, trainer=trainer)
-    merges = _merges_from_json(trainable)
     vocab: dict[str, int] = {}
     for token in [*alphabet, *(char + "</w>" for char in alphabet)]:
         vocab.setdefault(token, len(vocab))
@@ -109,13 +138,6 @@ def clip_tokenizer() -> Any:
         vocab[special] = len(vocab)
     pairs: Any = merges  # the stubs say list[str]; the tokenizers BPE wants (left, right) pairs
     return CLIPTokenizer(vocab=vocab, merges=pairs, model_max_length=77)
-
-
-def _merges_from_json(tokenizer: Any) -> list[tuple[str, str]]:
-    import json
-
-    merges = json.loads(tokenizer.to_str())["model"]["merges"]
-    return [(m[0], m[1]) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in merges]
 
 
 def bert_tokenizer(*, max_length: int, decoder_bos: bool) -> Any:
@@ -238,9 +260,21 @@ def seeded_build(build: Callable[[Path], None], dest: Path) -> None:
         build(dest)
 
 
+#: Builds within one process take turns: they seed torch's one global RNG, so two at once
+#: (two threads) would interleave their draws and lose determinism.
+_BUILD_LOCK = threading.Lock()
+
+
 def cached_build(folder: Path, build: Callable[[Path], None], *, source: str) -> Path:
     """``folder``, built by ``build`` first unless it exists; atomic (see the module docs)."""
     if folder.is_dir():
+        return folder
+    with _BUILD_LOCK:
+        return _build_into(folder, build, source=source)
+
+
+def _build_into(folder: Path, build: Callable[[Path], None], *, source: str) -> Path:
+    if folder.is_dir():  # built by another thread while this one waited
         return folder
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
