@@ -97,9 +97,12 @@ def _check_step(checker: ValueChecker, step_id: str, spec: StepSpec) -> None:
             checker.value(value, Any, (*base, key), owner, key)
         return
     fields = {info.alias or name: info for name, info in cls.Inputs.model_fields.items()}
+    open_ended = cls.Inputs.model_config.get("extra") == "allow"
     for key, value in spec.with_.items():
         info = fields.get(key)
-        if info is None:
+        if info is None and open_ended:
+            checker.value(value, Any, (*base, key), owner, key)
+        elif info is None:
             checker.sink.add(
                 (*base, key),
                 f"step {step_id!r} ({spec.uses}) has no input {key!r}",

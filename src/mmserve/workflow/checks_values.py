@@ -7,7 +7,6 @@ references embedded (a ``str``), or a list/mapping mixing both (checked item by 
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
@@ -15,7 +14,7 @@ from pydantic.errors import PydanticSchemaGenerationError
 from pydantic.fields import FieldInfo
 
 from mmserve.workflow.checks_structure import Parts
-from mmserve.workflow.issues import IssueSink, short, suggestion
+from mmserve.workflow.issues import IssueSink, pydantic_message, short, suggestion
 from mmserve.workflow.references import (
     Reference,
     ReferenceSyntaxError,
@@ -36,7 +35,6 @@ from mmserve.workflow.typecheck import (
 )
 from mmserve.workflow.yaml_source import YamlPath
 
-_INPUT_PREFIX = re.compile(r"^input '[^']*': ")
 _REFERENCE_HINT = (
     "write ${inputs.NAME} or ${STEP.FIELD}, e.g. ${caption.text}; `$${` is a literal `${`"
 )
@@ -185,7 +183,7 @@ class ValueChecker:
             hint = "pass images as workflow inputs: `${inputs.image}`" if is_image(target) else None
             for error in exc.errors():
                 where = [p for p in error["loc"] if isinstance(p, str | int)]
-                message = _INPUT_PREFIX.sub("", error["msg"].removeprefix("Value error, "))
+                message = pydantic_message(error["msg"])
                 self.sink.add(
                     (*path, *where), f"{label}: {message} (got {short(error['input'])})", hint
                 )

@@ -27,6 +27,7 @@ from mmserve.registry import Registry, registry
 from mmserve.workflow.context import StepContext
 from mmserve.workflow.definition import Workflow
 from mmserve.workflow.input_values import validate_inputs
+from mmserve.workflow.issues import pydantic_message
 from mmserve.workflow.references import parse_template, walk_strings
 from mmserve.workflow.resolve import ResolveError, resolve
 from mmserve.workflow.result import RunResult, StepStatus, TraceEntry, attach_trace
@@ -230,7 +231,7 @@ def _input_error(step: str, spec: StepSpec, exc: ValidationError) -> MmserveErro
     error = exc.errors()[0]
     field = str(error["loc"][0]) if error["loc"] else "?"
     where = ".".join(str(p) for p in error["loc"])
-    message = error["msg"].removeprefix("Value error, ")
+    message = pydantic_message(error["msg"])
     roots = {
         ref.root
         for _, text in walk_strings(spec.with_.get(field))

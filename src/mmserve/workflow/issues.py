@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -10,6 +11,9 @@ from pydantic import ValidationError
 
 from mmserve.errors import WorkflowIssue
 from mmserve.workflow.yaml_source import YamlDocument, YamlPath
+
+#: ImageValue's validator says "input 'image': ..."; the issue already names the field.
+_INPUT_PREFIX = re.compile(r"^input '[^']*': ")
 
 
 def closest(word: str, candidates: Iterable[str]) -> str | None:
@@ -24,6 +28,11 @@ def suggestion(word: str, candidates: Iterable[str], *, noun: str) -> str:
     listing = f"known {noun}: {', '.join(names)}" if names else f"there are no {noun}"
     guess = closest(word, names)
     return f"did you mean {guess!r}? {listing}" if guess else listing
+
+
+def pydantic_message(message: str) -> str:
+    """A pydantic error message without the noise that repeats the field's own name."""
+    return _INPUT_PREFIX.sub("", message.removeprefix("Value error, "))
 
 
 def short(value: Any, limit: int = 60) -> str:
@@ -88,4 +97,4 @@ class IssueSink:
                 self.add(path, f"{what}: {where}: {error['msg']} (got {short(error['input'])})")
 
 
-__all__ = ["IssueSink", "closest", "short", "suggestion"]
+__all__ = ["IssueSink", "closest", "pydantic_message", "short", "suggestion"]

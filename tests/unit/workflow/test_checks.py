@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 pytestmark = pytest.mark.unit
@@ -376,3 +378,47 @@ def test_every_issue_of_a_file_is_collected(issues_for):
     lines = [i.location.line for i in issues]
     assert lines == sorted(lines)
     assert len(issues) == 3  # bad default, unknown plugin, int for str; a.zzz is untyped
+
+
+def test_unknown_key_in_an_input_declaration(issues_for, find_issue):
+    issues = issues_for(
+        """
+        name: wf
+        inputs:
+          k: {type: integer, defualt: 3}
+        steps:
+          a: {uses: echo, with: {text: hi}}
+        outputs: {t: "${a.text}"}
+        """
+    )
+    issue = find_issue(issues, 3, 22)
+    assert "unknown key 'defualt' in input 'k'" in issue.message
+    assert "did you mean 'default'?" in str(issue.hint)
+
+
+def test_open_ended_step_inputs_accept_any_key(write, test_registry):
+    from pydantic import BaseModel, ConfigDict
+
+    from mmserve.workflow import load_workflow
+
+    class Loose:
+        class Inputs(BaseModel):
+            model_config = ConfigDict(extra="allow")
+            text: str
+
+        class Outputs(BaseModel):
+            text: str
+
+        async def run(self, inputs: Any, ctx: Any) -> Any:
+            return self.Outputs(text=inputs.text)
+
+    test_registry.register("step", "loose", Loose)
+    path = write(
+        """
+        name: wf
+        steps:
+          a: {uses: loose, with: {text: hi, anything: [1, 2]}}
+        outputs: {t: "${a.text}"}
+        """
+    )
+    assert load_workflow(path, registry=test_registry).spec.steps["a"].with_["anything"] == [1, 2]

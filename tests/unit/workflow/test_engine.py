@@ -325,3 +325,37 @@ def test_errors_are_mmserve_errors_with_codes(engine, test_registry):
     with pytest.raises(MmserveError) as info:
         run(engine, workflow, {"text": 3})
     assert info.value.code == "invalid_input"
+
+
+def test_bad_values_from_step_outputs_are_step_failures(engine, test_registry, png_bytes):
+    # `best` is `Match | None` and `vector` is `Any`: both pass the static checks, and the
+    # values met at run time (None, an array) fail the consuming step with a clear reason.
+    workflow = load(
+        """
+        name: none_best
+        steps:
+          s: {uses: search, with: {query: q, n: 0}}
+          e: {uses: echo, with: {text: "${s.best.text}"}}
+        outputs: {t: "${e.text}"}
+        """,
+        test_registry,
+    )
+    with pytest.raises(StepFailedError) as info:
+        run(engine, workflow, {})
+    assert str(info.value) == (
+        "step 'e' (echo) failed: cannot resolve ${s.best.text}: ${s.best} is null"
+    )
+    workflow = load(
+        """
+        name: vector_as_text
+        inputs: {image: image}
+        steps:
+          c: {uses: caption, with: {image: "${inputs.image}"}}
+          e: {uses: echo, with: {text: "${c.vector}"}}
+        outputs: {t: "${e.text}"}
+        """,
+        test_registry,
+    )
+    with pytest.raises(StepFailedError) as info:
+        run(engine, workflow, {"image": png_bytes})
+    assert str(info.value) == "step 'e' (echo) failed: input text: Input should be a valid string"
