@@ -1,0 +1,124 @@
+"""LocalGateway: config lookups, lazy and eager loading, role checks, concurrent calls."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmserve.config import AppConfig
+from mmserve.errors import ConfigError, InputError, ModelNotConfiguredError
+from mmserve.gateway.local import LocalGateway
+from mmserve.models.loader import load_backend
+
+pytestmark = pytest.mark.integration
+
+RED = Image.new("RGB", (24, 24), (220, 30, 30))
+BLUE = Image.new("RGB", (40, 16), (30, 60, 220))
+
+
+def gateway_for(models: dict[str, dict[str, object]], base_dir: Path | None = None) -> LocalGateway:
+    return LocalGateway(AppConfig.from_dict({"models": models}, base_dir=base_dir))
+
+
+@pytest.fixture(scope="module")
+def fake() -> LocalGateway:
+    return gateway_for(
+        {
+            "image_encoder": {"backend": "fake", "source": "fake://dim=16"},
+            "text_encoder": {"backend": "fake", "source": "fake://dim=16"},
+            "captioner": {"backend": "fake", "source": "fake://"},
+            "vqa": {"backend": "fake", "source": "fake://"},
+        }
+    )
+
+
+def test_lookups_delegate_to_the_config(fake: LocalGateway) -> None:
+    assert fake.models() == {
+        "image_encoder": "image_encoder",
+        "text_encoder": "text_encoder",
+        "captioner": "captioner",
+        "vqa": "vqa",
+    }
+    assert fake.model_for("vqa") == "vqa"
+    with pytest.raises(ModelNotConfiguredError, match="serves 'captioner', not 'vqa'"):
+        fake.model_for("vqa", "captioner")
+
+
+def test_each_call_is_one_batch_of_its_items(fake: LocalGateway) -> None:
+    vectors = asyncio.run(fake.embed_images("image_encoder", [RED, BLUE, RED]))
+    assert vectors.batch_size == 3 and len(vectors.items) == 3
+    assert all(v.shape == (16,) and v.dtype == np.float32 for v in vectors.items)
+    captions = asyncio.run(fake.caption("captioner", [RED, BLUE], ["look:", None]))
+    assert captions.items == ["look: a red image", "a blue image"]
+    answers = asyncio.run(fake.answer("vqa", [BLUE], ["what color is it?"]))
+    assert [a.text for a in answers.items] == ["blue"] and answers.batch_size == 1
+    empty = asyncio.run(fake.embed_texts("text_encoder", []))
+    assert empty.items == [] and empty.batch_size == 0
+
+
+def test_calling_a_model_for_another_role_is_refused(fake: LocalGateway) -> None:
+    with pytest.raises(ModelNotConfiguredError, match="serves 'captioner'"):
+        asyncio.run(fake.embed_images("captioner", [RED]))
+    with pytest.raises(ModelNotConfiguredError, match="no model named 'nope'"):
+        asyncio.run(fake.embed_texts("nope", ["x"]))
+    with pytest.raises(ModelNotConfiguredError, match="no embedding space"):
+        asyncio.run(fake.space("vqa"))
+
+
+def test_mismatched_lengths_are_input_errors(fake: LocalGateway) -> None:
+    with pytest.raises(InputError, match="2 images but 1 questions"):
+        asyncio.run(fake.answer("vqa", [RED, BLUE], ["why?"]))
+    with pytest.raises(InputError, match="1 images but 2 prompts"):
+        asyncio.run(fake.caption("captioner", [RED], ["a", "b"]))
+
+
+def test_a_backend_that_cannot_serve_the_role_is_a_config_error() -> None:
+    gateway = gateway_for({"image_encoder": {"backend": "sentence", "source": "x"}})
+    with pytest.raises(ConfigError, match="'sentence' does not serve the role 'image_encoder'"):
+        gateway.warm()
+
+
+def test_concurrent_calls_share_one_instance_and_all_complete() -> None:
+    gateway = gateway_for(
+        {
+            "image_encoder": {"backend": "clip", "source": "tiny://clip"},
+            "text_encoder": {"backend": "clip", "source": "tiny://clip"},
+        }
+    )
+    gateway.warm()
+    assert gateway.backend("image_encoder") is gateway.backend("text_encoder")
+
+    async def many() -> list[np.ndarray]:
+        calls = [gateway.embed_texts("text_encoder", [f"text {i}"]) for i in range(6)]
+        calls += [gateway.embed_images("image_encoder", [RED]) for _ in range(6)]
+        return [result.items[0] for result in await asyncio.gather(*calls)]
+
+    results = asyncio.run(many())
+    expected_red = asyncio.run(gateway.embed_images("image_encoder", [RED])).items[0]
+    for vector in results[6:]:
+        np.testing.assert_allclose(vector, expected_red, atol=1e-6)
+
+
+def test_relative_folder_sources_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    import shutil
+
+    from mmserve.models.tiny import tiny_model_path
+
+    shutil.copytree(tiny_model_path("vilt-vqa"), tmp_path / "models" / "vilt")
+    gateway = gateway_for(
+        {"vqa": {"backend": "vilt-vqa", "source": "./models/vilt"}}, base_dir=tmp_path
+    )
+    answer = asyncio.run(gateway.answer("vqa", [RED], ["what is it?"])).items[0]
+    assert answer.score is not None and 0 <= answer.score <= 1
+
+
+def test_load_backend_caches_by_backend_and_spec() -> None:
+    from mmserve.models.base import ModelSpec
+
+    first = load_backend("fake", ModelSpec(source="fake://dim=8"))
+    assert load_backend("fake", ModelSpec(source="fake://dim=8")) is first
+    assert load_backend("fake", ModelSpec(source="fake://dim=9")) is not first
