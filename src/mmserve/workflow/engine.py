@@ -21,7 +21,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from mmserve.errors import DeadlineExceededError, InputError, MmserveError, StepFailedError
+from mmserve.errors import (
+    DeadlineExceededError,
+    InputError,
+    MmserveError,
+    StepFailedError,
+    WorkflowError,
+)
 from mmserve.gateway.base import ModelGateway
 from mmserve.registry import Registry, registry
 from mmserve.workflow.context import StepContext
@@ -101,7 +107,7 @@ class _Run:
                 for name, value in self.workflow.spec.outputs.items()
             }
         except ResolveError as exc:
-            error = MmserveError(f"workflow {self.workflow.name!r}: output {exc}")
+            error = WorkflowError(f"workflow {self.workflow.name!r}: output {exc}")
             attach_trace(error, self._trace())
             raise error from exc
         return RunResult(outputs=outputs, trace=self._trace())
@@ -112,6 +118,10 @@ class _Run:
         for task in done:
             step = task.get_name()
             del self.tasks[step]
+            if task.cancelled():  # cancelled from inside the step (we only cancel in _stop)
+                uses = self.workflow.spec.steps[step].uses
+                errors[step] = StepFailedError(step=step, uses=uses, reason="it was cancelled")
+                continue
             error = task.exception()
             if error is None:
                 self.outputs[step] = task.result()
@@ -174,7 +184,10 @@ class _Run:
         try:
             result = await self._invoke(step, spec, ctx)
         except asyncio.CancelledError:
-            record("cancelled", "stopped: another step failed or the deadline passed")
+            record(
+                "cancelled",
+                "stopped before it finished: a failure elsewhere, the deadline or the caller",
+            )
             raise
         except MmserveError as exc:
             record("error", str(exc))
