@@ -6,7 +6,10 @@ merges concurrent requests into one batched model call of up to ``max_batch_size
 and every item comes back with the size of the batch it rode in and the replica that ran it.
 
 Batching settings arrive through ``user_config`` and :meth:`ModelServer.reconfigure`, so a
-config change to ``batch.max_size`` / ``batch.wait_ms`` redeploys without restarting replicas.
+new ``user_config`` (``batch.max_size`` / ``batch.wait_ms``) deployed through a Serve config
+file (``mmserve build`` then ``serve deploy``) reaches running replicas without restarting
+them. (Deploying from code, ``serve.run``, always starts new replicas: Serve gives each
+code deployment a fresh version.)
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+import ray
 from ray import serve
 from ray.serve import Application
 from ray.serve.deployment import Deployment
@@ -76,8 +80,13 @@ class ModelServer:
         self._batch_settings = {"max_batch_size": max_size, "batch_wait_timeout_s": wait_s}
 
     def settings(self) -> dict[str, Any]:
-        """This replica's id, roles and current batching settings (for health and tests)."""
-        return {"replica": self._replica, "roles": sorted(self._roles), **self._batch_settings}
+        """This replica's id, node, roles and current batching settings (for diagnostics)."""
+        return {
+            "replica": self._replica,
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "roles": sorted(self._roles),
+            **self._batch_settings,
+        }
 
     def _require(self, role: Role) -> None:
         if role not in self._roles:

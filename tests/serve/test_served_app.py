@@ -1,0 +1,273 @@
+"""The served app's mechanics on a real Ray Serve, with the weight-free ``fake`` models:
+health, every workflow over HTTP (equal to local mode), replicas, dynamic batching, live
+batch settings, the shared store under concurrent ingests, errors, and `serve run` of the
+config `mmserve build` writes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import ray
+import yaml
+from ray import serve
+from serve_support import ROOT, assert_close, free_port, png_base64, wait_ready, write_config
+
+from mmserve.config import AppConfig
+from mmserve.errors import ModelNotConfiguredError
+from mmserve.local_mode import LocalApp
+from mmserve.serving.handles import _call
+from mmserve.serving.plan import APP_NAME
+from mmserve.serving.runner import ServeSession
+
+pytestmark = pytest.mark.serve
+
+RED, BLUE, GREEN, YELLOW = (220, 30, 30), (30, 60, 220), (40, 170, 60), (240, 220, 40)
+SHIPPED = [
+    "caption",
+    "answer",
+    "classify",
+    "caption_then_retrieve",
+    "retrieve_then_answer",
+    "search_images",
+]
+INDEX_WORKFLOWS = {
+    "index_text.yaml": """
+name: index_text
+inputs:
+  text: {type: string}
+  collection: {type: string, default: captions}
+steps:
+  add:
+    uses: index
+    with: {collection: "${inputs.collection}", text: "${inputs.text}"}
+outputs:
+  count: ${add.count}
+""",
+    "index_image.yaml": """
+name: index_image
+inputs:
+  image: {type: image}
+  collection: {type: string, default: images}
+steps:
+  add:
+    uses: index
+    with: {collection: "${inputs.collection}", image: "${inputs.image}"}
+outputs:
+  count: ${add.count}
+""",
+}
+
+
+def _config_data(folder: Path, *, captioner_batch: dict[str, Any]) -> dict[str, Any]:
+    fake = {"backend": "fake", "source": "fake://", "cpus": 0.1}
+    return {
+        "models": {
+            "image_encoder": fake,
+            "text_encoder": fake,
+            "captioner": {**fake, "replicas": 2, "batch": captioner_batch},
+            "vqa": {**fake, "batch": {"max_size": 4, "wait_ms": 1}},
+        },
+        "store": {"kind": "memory"},
+        "workflows": [str(ROOT / "workflows" / f"{n}.yaml") for n in SHIPPED]
+        + [str(folder / name) for name in INDEX_WORKFLOWS],
+        "server": {"ingress_replicas": 2},
+    }
+
+
+class Served:
+    def __init__(self, url: str, config_path: Path, folder: Path, port: int) -> None:
+        self.url, self.config_path, self.folder, self.port = url, config_path, folder, port
+        self.config = AppConfig.load(config_path)
+
+    def run(self, workflow: str, **inputs: Any) -> dict[str, Any]:
+        response = httpx.post(
+            f"{self.url}/v1/workflows/{workflow}/run", json={"inputs": inputs}, timeout=60
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def run_many(self, workflow: str, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=self.url, timeout=60) as client:
+            responses = await asyncio.gather(
+                *(client.post(f"/v1/workflows/{workflow}/run", json={"inputs": i}) for i in inputs)
+            )
+        assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+        return [r.json() for r in responses]
+
+
+@pytest.fixture(scope="module")
+def served(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    folder = tmp_path_factory.mktemp("served")
+    for name, text in INDEX_WORKFLOWS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    data = _config_data(folder, captioner_batch={"max_size": 8, "wait_ms": 200})
+    config_path = write_config(folder, data)
+    port = free_port()
+    session = ServeSession(AppConfig.load(config_path), port=port)
+    url = session.start()
+    try:
+        yield Served(url, config_path, folder, port)
+    finally:
+        session.stop()
+
+
+def test_health_reports_every_deployment_ready(served: Served) -> None:
+    health = wait_ready(served.url)
+    deployments = health["deployments"]
+    assert set(deployments) == {
+        "ingress",
+        "image_encoder+text_encoder",
+        "captioner",
+        "vqa",
+        "store",
+    }
+    assert deployments["captioner"]["replicas"] == 2
+    assert deployments["ingress"]["replicas"] == 2
+    assert deployments["image_encoder+text_encoder"]["models"] == ["image_encoder", "text_encoder"]
+
+
+def test_model_workflows_over_http_equal_local_mode(served: Served) -> None:
+    cases = {
+        "caption": {"image": png_base64(RED)},
+        "answer": {"image": png_base64(BLUE), "question": "what colour is it?"},
+        "classify": {"image": png_base64(GREEN), "labels": ["red", "green", "blue"]},
+    }
+    local = LocalApp(served.config)
+    for workflow, inputs in cases.items():
+        body = served.run(workflow, **inputs)
+        expected = asyncio.run(local.run(workflow, inputs)).model_dump(mode="json")
+        assert_close(body["outputs"], expected["outputs"], where=workflow)
+        assert [e["step"] for e in body["trace"]] == [e["step"] for e in expected["trace"]]
+    assert served.run("caption", image=png_base64(RED))["outputs"]["caption"] == "a red image"
+
+
+def test_concurrent_ingests_neither_lose_nor_duplicate(served: Served) -> None:
+    texts = [f"a {c} thing number {n}" for n in range(6) for c in ("red", "blue")]
+    # every text twice, all at once, spread over both ingress replicas
+    asyncio.run(served.run_many("index_text", [{"text": t} for t in texts + texts]))
+    images = [png_base64(c) for c in (RED, BLUE, GREEN, YELLOW)]
+    asyncio.run(served.run_many("index_image", [{"image": i} for i in images + images]))
+    # a no-op re-index reports the final counts
+    assert served.run("index_text", text=texts[0])["outputs"]["count"] == len(texts)
+    assert served.run("index_image", image=images[0])["outputs"]["count"] == len(images)
+
+    found = served.run("caption_then_retrieve", image=png_base64(RED), top_k=3)["outputs"]
+    assert found["caption"] == "a red image"
+    assert len(found["matches"]) == 3
+    assert all("red" in m["payload"]["text"] for m in found["matches"])
+    answered = served.run("retrieve_then_answer", question="is it yellow?")["outputs"]
+    assert answered["answer"] == "yes"
+    matches = served.run("search_images", text="blue", top_k=2)["outputs"]["matches"]
+    assert len(matches) == 2
+
+
+def test_concurrent_requests_ride_in_batches(served: Served) -> None:
+    bodies = asyncio.run(served.run_many("caption", [{"image": png_base64(RED)}] * 8))
+    sizes = [body["trace"][0]["batch_size"] for body in bodies]
+    assert max(sizes) > 1, sizes
+
+
+def _replicas_answering(calls: int = 24) -> set[str]:
+    handle = serve.get_deployment_handle("captioner", app_name=APP_NAME)
+
+    async def call_all() -> set[str]:
+        image = await asyncio.to_thread(_image)
+        results = await asyncio.gather(*(handle.caption.remote(image) for _ in range(calls)))
+        return {result.replica for result in results}
+
+    return asyncio.run(call_all())
+
+
+def _image() -> Any:
+    from PIL import Image
+
+    return Image.new("RGB", (16, 16), RED)
+
+
+def test_both_replicas_serve_requests(served: Served) -> None:
+    assert len(_replicas_answering()) == 2
+
+
+def test_replica_errors_come_back_as_mmserve_errors(served: Served) -> None:
+    handle = serve.get_deployment_handle("captioner", app_name=APP_NAME)
+
+    async def wrong_role() -> None:
+        await _call("captioner", handle.embed_text.remote("hello"))
+
+    with pytest.raises(ModelNotConfiguredError, match="not 'text_encoder'"):
+        asyncio.run(wrong_role())
+
+
+def _settings(calls: int = 16) -> dict[str, dict[str, Any]]:
+    handle = serve.get_deployment_handle("captioner", app_name=APP_NAME)
+
+    async def collect() -> dict[str, dict[str, Any]]:
+        results = await asyncio.gather(*(handle.settings.remote() for _ in range(calls)))
+        return {r["replica"]: r for r in results}
+
+    return asyncio.run(collect())
+
+
+def _serve_run(config_file: Path) -> None:
+    """`serve run CONFIG --non-blocking` against this module's Ray, as an operator would."""
+    serve_cli = str(Path(sys.executable).with_name("serve"))
+    address = ray.get_runtime_context().gcs_address
+    subprocess.run(
+        [serve_cli, "run", str(config_file), "--non-blocking", "--address", address],
+        check=True,
+        timeout=120,
+    )
+
+
+def test_serve_run_of_the_built_config_answers_the_same(served: Served) -> None:
+    expected = served.run("caption", image=png_base64(YELLOW))["outputs"]
+    output = served.folder / "serve.yaml"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mmserve.cli_serve",
+            "build",
+            "--config",
+            str(served.config_path),
+            "-o",
+            str(output),
+        ],
+        check=True,
+        timeout=120,
+    )
+    built = yaml.safe_load(output.read_text())
+    built["http_options"]["port"] = served.port
+    output.write_text(yaml.safe_dump(built))
+    serve.delete(APP_NAME)
+    _serve_run(output)
+    wait_ready(served.url)
+    assert served.run("caption", image=png_base64(YELLOW))["outputs"] == expected
+
+
+def test_new_batch_settings_apply_without_restarting_replicas(served: Served) -> None:
+    output = served.folder / "serve.yaml"
+    before = _settings()
+    assert {s["max_batch_size"] for s in before.values()} == {8}
+    built = yaml.safe_load(output.read_text())
+    (captioner,) = [d for d in built["applications"][0]["deployments"] if d["name"] == "captioner"]
+    captioner["user_config"] = {"max_batch_size": 3, "batch_wait_timeout_s": 0.02}
+    output.write_text(yaml.safe_dump(built))
+    _serve_run(output)
+    deadline = time.monotonic() + 60
+    after = _settings()
+    while {s["max_batch_size"] for s in after.values()} != {3} and time.monotonic() < deadline:
+        time.sleep(0.5)
+        after = _settings()
+    assert set(after) == set(before)  # the same replicas, reconfigured in place
+    assert {(s["max_batch_size"], s["batch_wait_timeout_s"]) for s in after.values()} == {(3, 0.02)}
+    bodies = asyncio.run(served.run_many("caption", [{"image": png_base64(BLUE)}] * 8))
+    assert max(body["trace"][0]["batch_size"] for body in bodies) <= 3
