@@ -221,11 +221,12 @@ def _load_image(entry: Entry) -> Document | Skipped:
     assert entry.image_path is not None
     try:
         data = entry.image_path.read_bytes()
-        image = decode_image(data, name=entry.where)
+        image = decode_image(data, name="file")
     except OSError as exc:
         return Skipped(entry.where, f"cannot read: {exc.strerror or exc}")
     except MmserveError as exc:
-        return Skipped(entry.where, exc.message)
+        # the path is already in `where`; drop decode_image's "input 'file': " prefix
+        return Skipped(entry.where, exc.message.removeprefix("input 'file': "))
     return Document(image=image, image_bytes=data, id=entry.id, metadata=dict(entry.metadata))
 
 
