@@ -70,9 +70,9 @@ class ServeSession:
 
     def check(self) -> int:
         """The checks that need no Ray; returns the number of workflows."""
-        count = check_workflows(self.config)
+        # Models first: a hub model without network is the likeliest first-run failure.
         check_models(self.config)
-        return count
+        return check_workflows(self.config)
 
     def start(self) -> str:
         """Check, start or join Ray, deploy, wait until ready; returns the base URL."""

@@ -1,0 +1,198 @@
+"""`mmserve serve` as a user runs it: the offline tiny profile over plain HTTP, results equal
+to local mode for every shipped workflow, a clean stop on SIGTERM, and a fast clear failure
+for real models without network."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from serve_support import ROOT, assert_close, free_port, wait_ready, write_config
+
+from mmserve.config import AppConfig
+from mmserve.local_mode import LocalApp
+
+pytestmark = pytest.mark.serve
+
+IMAGES = ROOT / "examples" / "images"
+INDEX_TEXT = """
+name: seed_texts
+inputs: {texts: {type: array, items: {type: string}}}
+steps:
+  add: {uses: index, with: {collection: captions, texts: "${inputs.texts}"}}
+outputs: {count: "${add.count}"}
+"""
+INDEX_IMAGE = """
+name: seed_image
+inputs: {image: {type: image}}
+steps:
+  add: {uses: index, with: {collection: images, image: "${inputs.image}"}}
+outputs: {count: "${add.count}"}
+"""
+
+
+def _image(name: str) -> str:
+    return base64.b64encode((IMAGES / name).read_bytes()).decode("ascii")
+
+
+#: Inputs for every shipped workflow (the test fails when a new one is not covered here).
+CASES: dict[str, dict[str, Any]] = {
+    "caption": {"image": _image("red_circle.png")},
+    "answer": {"image": _image("blue_square.png"), "question": "what colour is the square?"},
+    "classify": {"image": _image("green_triangle.png")},
+    "describe": {"image": _image("yellow_sun.png")},
+    "caption_then_retrieve": {"image": _image("red_circle.png"), "top_k": 2},
+    "retrieve_then_answer": {"question": "what shape is red?"},
+    "search_images": {"text": "a yellow sun", "top_k": 2},
+}
+
+
+def serve_command() -> list[str]:
+    """`mmserve serve` once the CLI mounts it; until then the module's own entry point."""
+    from typer.main import get_command
+
+    from mmserve.cli import app
+
+    group: Any = get_command(app)
+    if "serve" in getattr(group, "commands", {}):
+        return [str(Path(sys.executable).with_name("mmserve")), "serve"]
+    return [sys.executable, "-m", "mmserve.cli_serve", "serve"]
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class TinyServer:
+    def __init__(self, process: subprocess.Popen[bytes], url: str, config: AppConfig) -> None:
+        self.process, self.url, self.config = process, url, config
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyServer]:
+    folder = tmp_path_factory.mktemp("tiny")
+    data = yaml.safe_load((ROOT / "deployments" / "tiny.yaml").read_text())
+    # The shipped profile, with a private store and the repository's workflows.
+    data["store"] = {**data.get("store", {}), "path": str(folder / "store")}
+    data["workflows"] = [str(ROOT / "workflows")]
+    config_path = write_config(folder, data)
+    config = AppConfig.load(config_path)
+    _seed_store(config, folder)
+    port = free_port()
+    log = (folder / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [*serve_command(), "--config", str(config_path), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own group, so teardown can stop exactly what it started
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, timeout_s=420, process=process)
+        yield TinyServer(process, url, config)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()
+
+
+def _seed_store(config: AppConfig, folder: Path) -> None:
+    """Index the example captions and images in local mode, as `mmserve index` would."""
+    (folder / "seed_texts.yaml").write_text(INDEX_TEXT)
+    (folder / "seed_image.yaml").write_text(INDEX_IMAGE)
+    texts = [
+        json.loads(line)["text"]
+        for line in (ROOT / "examples" / "captions.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    local = LocalApp(config)
+    asyncio.run(local.run(str(folder / "seed_texts.yaml"), {"texts": texts}))
+    for image in sorted(IMAGES.glob("*.png")):
+        asyncio.run(local.run(str(folder / "seed_image.yaml"), {"image": image.read_bytes()}))
+
+
+def test_real_models_without_network_fail_fast_pointing_at_the_tiny_profile(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    done = subprocess.run(
+        [*serve_command(), "--config", str(ROOT / "deployments" / "local.yaml")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,  # a hang fails the test instead of blocking it
+    )
+    assert done.returncode == 1
+    assert "deployments/tiny.yaml" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_every_shipped_workflow_answers_like_local_mode(tiny_server: TinyServer) -> None:
+    listed = httpx.get(f"{tiny_server.url}/v1/workflows", timeout=30).json()["workflows"]
+    assert {w["name"] for w in listed} == set(CASES)
+    local = LocalApp(tiny_server.config)
+    for workflow, inputs in CASES.items():
+        response = httpx.post(
+            f"{tiny_server.url}/v1/workflows/{workflow}/run",
+            json={"inputs": inputs},
+            timeout=120,
+        )
+        assert response.status_code == 200, f"{workflow}: {response.text}"
+        served = response.json()
+        expected = asyncio.run(local.run(workflow, inputs)).model_dump(mode="json")
+        assert_close(served["outputs"], expected["outputs"], where=workflow)
+        assert [e["status"] for e in served["trace"]] == ["ok"] * len(expected["trace"])
+
+
+def test_sigterm_stops_everything_it_started(tiny_server: TinyServer) -> None:
+    process = tiny_server.process
+    started = _descendants(process.pid)
+    assert started, "the server should run Ray's processes as its descendants"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 0
+    deadline = time.monotonic() + 60
+    while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not [pid for pid in started if _alive(pid)]
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{tiny_server.url}/v1/health", timeout=5)
