@@ -35,7 +35,7 @@ from typing import Any, Literal
 import lancedb
 import numpy as np
 import pyarrow as pa
-from lancedb.index import HnswSq, IvfPq
+from lancedb.index import BTree, HnswSq, IvfPq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mmserve.errors import CollectionNotFoundError, StoreError
@@ -158,7 +158,14 @@ class LanceDBStore:
         return collection.model_copy(update={"count": table.count_rows()})
 
     def list_collections(self) -> list[Collection]:
-        return [self.get_collection(name) for name in self._names()]
+        """Every collection; tables in the folder that other tools made are left out."""
+        collections = []
+        for name in self._names():
+            try:
+                collections.append(self.get_collection(name))
+            except StoreError:
+                continue
+        return collections
 
     def drop_collection(self, name: str) -> None:
         with self._lock:
@@ -238,16 +245,23 @@ class LanceDBStore:
 
     # -- maintenance -----------------------------------------------------------------------
 
-    def has_index(self, name: str) -> bool:
+    def has_index(self, name: str, column: str = "vector") -> bool:
         table, _ = self._open(name)
-        return any("vector" in index.columns for index in table.list_indices())
+        return any(column in index.columns for index in table.list_indices())
 
     def optimize(self, name: str) -> None:
-        """Compact small writes; build the ANN index once the table is big enough."""
+        """Compact small writes; once the table is big enough, index ids and vectors.
+
+        The id index speeds up the id lookups of upserts and resumed ingests; existing
+        indexes are brought up to date by ``table.optimize()`` itself.
+        """
         table, _ = self._open(name)
         table.optimize()
-        big_enough = table.count_rows() >= self.options.index_min_rows
-        if self.options.index_type != "none" and big_enough and not self.has_index(name):
+        if table.count_rows() < self.options.index_min_rows:
+            return
+        if not self.has_index(name, "id"):
+            table.create_index("id", config=BTree(), replace=True)
+        if self.options.index_type != "none" and not self.has_index(name):
             self.create_index(name)
 
     def create_index(self, name: str) -> None:

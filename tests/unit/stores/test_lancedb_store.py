@@ -59,11 +59,12 @@ def test_ann_index_is_built_by_optimize_and_keeps_recall(tmp_path: Path) -> None
         store.upsert("big", items[start : start + 400], space=SPACE)
     assert not store.has_index("big")
     store.optimize("big")
-    assert store.has_index("big")
+    assert store.has_index("big") and store.has_index("big", "id")
     # rows written after the index was built are found too (searched exactly)
     late = _vectors(1, seed=99)[0]
     store.upsert("big", [Item(id="late", vector=late)], space=SPACE)
     assert store.search("big", late, space=SPACE, top_k=1)[0].id == "late"
+    assert store.existing_ids("big", ["late", "v7", "nope"]) == {"late", "v7"}
     hits = sum(
         store.search("big", vectors[n], space=SPACE, top_k=1)[0].id == f"v{n}"
         for n in range(0, 1200, 60)
@@ -84,3 +85,4 @@ def test_foreign_tables_are_not_taken_for_collections(tmp_path: Path) -> None:
     store = open_store_at("lancedb", str(tmp_path))
     with pytest.raises(StoreError, match="not an mmserve collection"):
         store.get_collection("foreign")
+    assert store.list_collections() == []
