@@ -172,3 +172,42 @@ def test_search_images_by_text_and_by_image(config_file: Path, images: Path) -> 
     assert (
         Path(by_image["outputs"]["matches"][0]["payload"]["metadata"]["source"]).name == "red.png"
     )
+
+
+def test_a_workflow_indexes_then_retrieves(config_file: Path, tmp_path: Path) -> None:
+    workflow = tmp_path / "remember.yaml"
+    workflow.write_text(
+        """
+name: remember
+inputs:
+  image: {type: image}
+  question: {type: string}
+steps:
+  add:
+    uses: index
+    with:
+      collection: album
+      image: ${inputs.image}
+      metadata: {origin: upload}
+  search:
+    uses: retrieve
+    with:
+      collection: ${add.collection}
+      query: ${inputs.question}
+      top_k: 1
+outputs:
+  ids: ${add.ids}
+  count: ${add.count}
+  found: ${search.matches[0].id}
+  metadata: ${search.matches[0].payload.metadata}
+"""
+    )
+    app = LocalApp(AppConfig.load(config_file))
+    spec = app.workflow(str(workflow))
+    image = Image.new("RGB", (16, 16), COLOURS["red"])
+    outputs = asyncio.run(app.run(spec, {"image": image, "question": "red"})).outputs
+    assert outputs["count"] == 1
+    assert outputs["found"] == outputs["ids"][0]
+    assert outputs["metadata"] == {"origin": "upload"}
+    again = asyncio.run(app.run(spec, {"image": image, "question": "red"})).outputs
+    assert again["count"] == 1  # the same image again: same id, no duplicate

@@ -196,6 +196,7 @@ class Index(Step):
             return self
 
     class Outputs(StepOutputs):
+        collection: str = Field(description="The collection (for steps that search it next).")
         ids: list[str] = Field(description="The ids of the indexed items, in input order.")
         inserted: int = Field(description="Items that were new.")
         updated: int = Field(description="Items whose id existed and were replaced.")
@@ -213,7 +214,11 @@ class Index(Step):
         )
         collection = await blocking(store.get_collection, inputs.collection)
         return self.Outputs(
-            ids=report.ids, inserted=report.inserted, updated=report.updated, count=collection.count
+            collection=inputs.collection,
+            ids=report.ids,
+            inserted=report.inserted,
+            updated=report.updated,
+            count=collection.count,
         )
 
 
