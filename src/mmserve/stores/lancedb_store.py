@@ -142,16 +142,22 @@ class LanceDBStore:
     ) -> Collection:
         check_collection_name(name)
         with self._lock:
-            if name in self._names():
-                if not exist_ok:
-                    raise StoreError(f"collection {name!r} already exists")
-                _, existing = self._open(name)
-                check_same_collection(existing, space, modality)
-                return self.get_collection(name)
-            table = self._db.create_table(name, schema=_schema(space, modality))
-            collection = Collection(name=name, space=space, modality=modality)
-            self._tables[name] = (table, collection)
-            return collection
+            if name not in self._names():
+                try:
+                    table = self._db.create_table(name, schema=_schema(space, modality))
+                except ValueError:
+                    # another process created it since we listed; fall through and check it
+                    if name not in self._names():
+                        raise
+                else:
+                    collection = Collection(name=name, space=space, modality=modality)
+                    self._tables[name] = (table, collection)
+                    return collection
+            if not exist_ok:
+                raise StoreError(f"collection {name!r} already exists")
+            _, existing = self._open(name)
+            check_same_collection(existing, space, modality)
+            return self.get_collection(name)
 
     def get_collection(self, name: str) -> Collection:
         table, collection = self._open(name)
