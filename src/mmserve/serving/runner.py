@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -54,7 +55,10 @@ class ServeSession:
         port: int | None = None,
         address: str | None = None,
         ray_options: dict[str, Any] | None = None,
+        on_ray_started: Callable[[], None] | None = None,
     ) -> None:
+        """``on_ray_started`` runs right after this process starts or joins Ray (Ray's
+        core worker installs its own SIGTERM handler then; the runner re-installs its own)."""
         self.config = config
         self.host = host or config.server.host
         self.port = config.server.port if port is None else port
@@ -62,6 +66,7 @@ class ServeSession:
         self._ray_options = dict(ray_options or {})
         self._started_ray = False
         self._deployed = False
+        self._on_ray_started = on_ray_started
 
     @property
     def url(self) -> str:
@@ -88,6 +93,8 @@ class ServeSession:
             self._started_ray = True
         elif not ray.is_initialized():
             ray.init(address=self.address, **self._ray_options)
+        if self._on_ray_started is not None:
+            self._on_ray_started()
         check_cluster_resources(self.config, ray.cluster_resources())
         serve.start(http_options={"host": self.host, "port": self.port})
         self._deployed = True
@@ -129,10 +136,16 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
 
 def serve_until_stopped(session: ServeSession, *, announce: Any = print) -> int:
     """Start ``session``, announce its URL, block until SIGINT/SIGTERM, then stop it."""
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, _raise_stop)
+    previous: dict[int, Any] = {}
+
+    def install() -> None:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                handler = signal.signal(signum, _raise_stop)
+                previous.setdefault(signum, handler)
+
+    install()
+    session._on_ray_started = install
     try:
         url = session.start()
         announce(f"mmserve is serving {url}  (API: {url}/docs; Ctrl-C to stop)")
