@@ -48,7 +48,12 @@ class LocalGateway:
 
     def backend(self, model: str) -> Any:
         """The loaded backend of the config entry ``model`` (loading it on first use)."""
-        entry = self.config.models[model]
+        entry = self.config.models.get(model)
+        if entry is None:
+            raise ModelNotConfiguredError(
+                f"no model named {model!r} in the config; configured: "
+                f"{', '.join(sorted(self.config.models)) or '(none)'}"
+            )
         backend_class = self._registry.get("model", entry.backend)
         role = self.config.role_of(model)
         if role not in backend_class.roles:

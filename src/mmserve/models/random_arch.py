@@ -1,9 +1,9 @@
 """``random://<arch>``: full-size architectures with random weights, for benchmarks.
 
 The configs are the published ones of the named checkpoints, so a forward pass costs what
-the real model costs, without downloading its weights. Outputs are noise. The tokenizers
-are the tiny models' (see :mod:`.tiny`): token ids stay within every vocab, and the number of
-tokens per text -- what the cost depends on -- is close to the real tokenizers'.
+the real model costs, without downloading its weights. Outputs are noise. The tokenizers are
+the tiny models' (see :mod:`.offline_tokenizers`): token ids stay within every vocab, and the
+number of tokens per text -- what the cost depends on -- is close to the real tokenizers'.
 
 Built once into ``$MMSERVE_CACHE/random/<arch>-<version>`` (hundreds of MB each).
 """
@@ -15,14 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from mmserve.errors import ModelLoadError
-from mmserve.models.tiny import (
-    BUILD_VERSION,
-    bert_tokenizer,
-    cache_root,
-    cached_build,
-    clip_tokenizer,
-    save_blip,
-)
+from mmserve.models.offline_tokenizers import bert_tokenizer, clip_tokenizer
+from mmserve.models.tiny import BUILD_VERSION, cache_root, cached_build, save_blip
 
 #: The answer vocabulary size of dandelin/vilt-b32-finetuned-vqa (VQAv2's 3,129 answers).
 VILT_VQA_LABELS = 3129

