@@ -56,6 +56,7 @@ class ServeSession:
         address: str | None = None,
         ray_options: dict[str, Any] | None = None,
         on_ray_started: Callable[[], None] | None = None,
+        proxy_location: str | None = None,
     ) -> None:
         """``on_ray_started`` runs right after this process starts or joins Ray (Ray's
         core worker installs its own SIGTERM handler then; the runner re-installs its own)."""
@@ -67,6 +68,8 @@ class ServeSession:
         self._started_ray = False
         self._deployed = False
         self._on_ray_started = on_ray_started
+        #: Serve's default is a proxy on every node; "HeadOnly" suits several nodes on one host.
+        self.proxy_location = proxy_location
 
     @property
     def url(self) -> str:
@@ -96,7 +99,10 @@ class ServeSession:
         if self._on_ray_started is not None:
             self._on_ray_started()
         check_cluster_resources(self.config, ray.cluster_resources())
-        serve.start(http_options={"host": self.host, "port": self.port})
+        serve.start(
+            http_options={"host": self.host, "port": self.port},
+            proxy_location=self.proxy_location,
+        )
         self._deployed = True
         try:
             serve.run(build_app(self.config), name=APP_NAME, route_prefix="/")
