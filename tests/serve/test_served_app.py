@@ -75,7 +75,8 @@ def _config_data(folder: Path, *, captioner_batch: dict[str, Any]) -> dict[str, 
             "captioner": {**fake, "replicas": 2, "batch": captioner_batch},
             "vqa": {**fake, "batch": {"max_size": 4, "wait_ms": 1}},
         },
-        "store": {"kind": "memory"},
+        # LanceDB, the default store: one writer replica must keep concurrent ingests exact.
+        "store": {"kind": "lancedb", "path": str(folder / "store")},
         "workflows": [str(ROOT / "workflows" / f"{n}.yaml") for n in SHIPPED]
         + [str(folder / name) for name in INDEX_WORKFLOWS],
         "server": {"ingress_replicas": 2},

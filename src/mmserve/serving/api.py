@@ -64,10 +64,17 @@ def request_id_of(request: Request) -> str:
     return str(getattr(request.state, "request_id", "") or "-")
 
 
+#: Seconds a client should wait before retrying a 503 (overload, replicas restarting).
+RETRY_AFTER_S = 1
+
+
 def error_response(request: Request, status: int, code: str, message: str) -> JSONResponse:
     request_id = request_id_of(request)
     body = {"error": {"code": code, "message": message, "request_id": request_id}}
-    return JSONResponse(body, status_code=status, headers={REQUEST_ID_HEADER: request_id})
+    headers = {REQUEST_ID_HEADER: request_id}
+    if status == 503:
+        headers["retry-after"] = str(RETRY_AFTER_S)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
