@@ -8,6 +8,7 @@ a non-zero exit (see :mod:`mmserve.cli_common`).
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -178,6 +179,10 @@ def plugins(
 
 
 def main() -> None:
+    # Model loading progress bars are noise on a command line whose stdout is JSON.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     app()
 
 

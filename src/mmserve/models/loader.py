@@ -2,8 +2,10 @@
 
 :func:`load_backend` builds a backend from the registry and caches it by (backend name,
 spec): two config entries with the same backend and source -- CLIP as both the image and the
-text encoder -- share one set of weights. Loading is guarded per key, so concurrent first
-uses of one model load it once, while different models can load side by side.
+text encoder -- share one set of weights. Concurrent first uses of one model load it once.
+Different models load one after another: transformers' ``from_pretrained`` initialises
+weights on the meta device through process-global patches of torch, so two loads in two
+threads at once corrupt each other ("Cannot copy out of meta tensor").
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ _Key = tuple[Any, ModelSpec]
 _instances: dict[_Key, Any] = {}
 _key_locks: dict[_Key, threading.Lock] = {}
 _guard = threading.Lock()
+#: Serialises every construction (see the module docstring for why).
+_loading = threading.Lock()
 
 
 def load_backend(name: str, spec: ModelSpec, *, registry: Registry = registry) -> Any:
@@ -36,7 +40,7 @@ def load_backend(name: str, spec: ModelSpec, *, registry: Registry = registry) -
         if key in _instances:
             return _instances[key]
         lock = _key_locks.setdefault(key, threading.Lock())
-    with lock:
+    with lock, _loading:
         with _guard:
             if key in _instances:
                 return _instances[key]
