@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import platform
+import shlex
 import shutil
 import sys
 import tempfile
@@ -226,7 +227,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="mmserve-bench-"))
     try:
         results: dict[str, Any] = {
-            "command": "python benchmarks/store_search.py " + " ".join(sys.argv[1:]),
+            "command": shlex.join(["python", "benchmarks/store_search.py", *sys.argv[1:]]),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
             f"Python {platform.python_version()}",
             "note": args.note,
