@@ -86,3 +86,15 @@ def test_foreign_tables_are_not_taken_for_collections(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="not an mmserve collection"):
         store.get_collection("foreign")
     assert store.list_collections() == []
+
+
+def test_hnsw_index_variant(tmp_path: Path) -> None:
+    store = LanceDBStore(
+        str(tmp_path), {"index_type": "ivf_hnsw_sq", "index_min_rows": 500, "num_partitions": 1}
+    )
+    store.create_collection("graph", space=SPACE, modality="text")
+    vectors = _vectors(600, seed=3)
+    store.upsert("graph", [Item(id=f"g{n}", vector=v) for n, v in enumerate(vectors)], space=SPACE)
+    store.optimize("graph")
+    assert store.has_index("graph")
+    assert store.search("graph", vectors[42], space=SPACE, top_k=1)[0].id == "g42"
