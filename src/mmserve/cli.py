@@ -178,6 +178,15 @@ def plugins(
         echo_err(f"broken {failure['name']} ({failure['origin']}): {failure['error']}")
 
 
+def _mount_subcommands() -> None:
+    from mmserve.cli_index import index_app
+
+    app.add_typer(index_app, name="index", help="Build and search the retrieval index.")
+
+
+_mount_subcommands()
+
+
 def main() -> None:
     # Model loading progress bars are noise on a command line whose stdout is JSON.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
