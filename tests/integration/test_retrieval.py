@@ -157,7 +157,7 @@ def test_retrieve_then_answer_returns_the_image(config_file: Path, images: Path)
     out = _run(config_file, "retrieve_then_answer", {"question": "what colour is the green thing?"})
     outputs = out["outputs"]
     assert outputs["answer"] == "green"
-    assert Path(outputs["source"]["source"]).name == "green.png"
+    assert Path(outputs["metadata"]["source"]).name == "green.png"
     returned = Image.open(io.BytesIO(base64.b64decode(outputs["image"])))
     assert returned.convert("RGB").getpixel((0, 0)) == COLOURS["green"]
 

@@ -88,6 +88,6 @@ def test_retrieve_then_answer_returns_the_indexed_image(indexed: Path) -> None:
     assert isinstance(outputs["answer"], str)
     returned = Image.open(io.BytesIO(base64.b64decode(outputs["image"]))).convert("RGB")
     assert image_content_id(returned) == outputs["image_id"]
-    source = Image.open(outputs["source"]["source"]).convert("RGB")
+    source = Image.open(outputs["metadata"]["source"]).convert("RGB")
     assert image_content_id(source) == outputs["image_id"]
     assert -1.0 <= outputs["match_score"] <= 1.0
