@@ -5,8 +5,10 @@ local Ray when no address is given (or connects to ``address``), deploys the app
 until every deployment is ready. :meth:`ServeSession.stop` undoes exactly what ``start`` did:
 an embedded Ray is shut down with Serve; on a cluster only this app is deleted.
 
-Ray's own token authentication stays on for an embedded Ray unless ``RAY_AUTH_MODE`` says
-otherwise: its ports listen on the machine's network address, not only on localhost.
+Ray's auth mode is left as the user set it. Unset, Ray 2.60 turns its token authentication
+on for a new local cluster (creating ``~/.ray/auth_token``), which an embedded Ray keeps: its
+ports listen on the machine's network address, not only on localhost. ``RAY_AUTH_MODE=disabled``
+opts out (the test suites do); forcing ``token`` without a token file makes Ray fail to start.
 """
 
 from __future__ import annotations
@@ -86,7 +88,6 @@ class ServeSession:
         """Check, start or join Ray, deploy, wait until ready; returns the base URL."""
         self.check()
         if self.address is None and not ray.is_initialized():
-            os.environ.setdefault("RAY_AUTH_MODE", "token")
             options = {
                 "num_cpus": embedded_cpus(self.config, os.cpu_count() or 1),
                 "include_dashboard": False,
