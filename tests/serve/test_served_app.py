@@ -21,7 +21,7 @@ from ray import serve
 from serve_support import ROOT, assert_close, free_port, png_base64, wait_ready, write_config
 
 from mmserve.config import AppConfig
-from mmserve.errors import ModelNotConfiguredError
+from mmserve.errors import ModelNotConfiguredError, ServingError
 from mmserve.local_mode import LocalApp
 from mmserve.serving.handles import _call
 from mmserve.serving.plan import APP_NAME
@@ -272,3 +272,11 @@ def test_new_batch_settings_apply_without_restarting_replicas(served: Served) ->
     assert {(s["max_batch_size"], s["batch_wait_timeout_s"]) for s in after.values()} == {(3, 0.02)}
     bodies = asyncio.run(served.run_many("caption", [{"image": png_base64(BLUE)}] * 8))
     assert max(body["trace"][0]["batch_size"] for body in bodies) <= 3
+
+
+def test_a_model_that_cannot_load_fails_the_deploy_with_its_reason(served: Served) -> None:
+    data = _config_data(served.folder, captioner_batch={"max_size": 2, "wait_ms": 1})
+    data["models"]["captioner"]["source"] = "fake://bogus"
+    config = AppConfig.load(write_config(served.folder, data, name="broken.yaml"))
+    with pytest.raises(ServingError, match=r"deployment 'captioner': could not load model"):
+        ServeSession(config, port=served.port).start()

@@ -38,6 +38,8 @@ from mmserve.serving.preflight import (
 
 logger = logging.getLogger(__name__)
 
+_FAILED = {"DEPLOY_FAILED", "UNHEALTHY"}
+
 #: Exit status of a clean stop by SIGTERM or Ctrl-C.
 STOPPED_BY_SIGNAL = 0
 
@@ -107,10 +109,10 @@ class ServeSession:
         self._deployed = True
         try:
             serve.run(build_app(self.config), name=APP_NAME, route_prefix="/")
-        except RuntimeError as exc:  # Serve's "deployment failed" carries the replica error
+        except RuntimeError as exc:  # Serve's "deployment failed"; the reason is in its status
             raise ServingError(
-                f"the app failed to deploy: {str(exc).strip().splitlines()[-1]}",
-                hint="the replica log above has the details",
+                f"the app failed to deploy: {_deploy_failures() or exc}",
+                hint="the replica log above has the full traceback",
             ) from exc
         return self.url
 
@@ -135,6 +137,25 @@ class ServeSession:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _deploy_failures() -> str:
+    """The last line (the exception) of each failed deployment's message, e.g. a replica's
+    ModelLoadError, so the user reads the cause rather than Serve's summary."""
+    app = serve.status().applications.get(APP_NAME)
+    if app is None:
+        return ""
+    reasons = []
+    for name, overview in sorted(app.deployments.items()):
+        lines = [line for line in (overview.message or "").splitlines() if line.strip()]
+        if str(getattr(overview.status, "value", overview.status)) in _FAILED and lines:
+            reason = lines[-1]
+            # "mmserve.errors.ModelLoadError: could not ..." -> "could not ..."
+            head, sep, tail = reason.partition(": ")
+            if sep and "." in head and " " not in head:
+                reason = tail
+            reasons.append(f"deployment {name!r}: {reason}")
+    return "; ".join(reasons)
 
 
 def _raise_stop(signum: int, _frame: FrameType | None) -> None:
