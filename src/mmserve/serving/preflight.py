@@ -10,6 +10,7 @@ replicas asking for GPUs or custom resources that no node of the cluster has.
 from __future__ import annotations
 
 import math
+import socket
 from collections.abc import Mapping
 
 from mmserve.config import AppConfig
@@ -52,6 +53,23 @@ def check_models(config: AppConfig) -> None:
         if "://" not in model.source:
             source = absolute_source(model.source, config.base_dir)
             resolve_source(source, revision=model.revision)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail now when the HTTP port is taken, rather than after Ray and Serve have started."""
+    if port == 0:
+        return
+    bind_host = "" if host in ("0.0.0.0", "::") else host
+    with socket.socket() as sock:
+        # As the HTTP server does: a port left in TIME_WAIT by a previous run is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((bind_host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve on {host}:{port}: {exc.strerror or exc}",
+                hint="pick another port with --port, or stop what is using it",
+            ) from exc
 
 
 def required_resources(config: AppConfig) -> dict[str, float]:
@@ -101,6 +119,7 @@ def check_cluster_resources(config: AppConfig, cluster: Mapping[str, float]) -> 
 __all__ = [
     "check_cluster_resources",
     "check_models",
+    "check_port_free",
     "check_workflows",
     "embedded_cpus",
     "required_resources",

@@ -32,6 +32,7 @@ from mmserve.serving.plan import APP_NAME
 from mmserve.serving.preflight import (
     check_cluster_resources,
     check_models,
+    check_port_free,
     check_workflows,
     embedded_cpus,
 )
@@ -90,6 +91,7 @@ class ServeSession:
         """Check, start or join Ray, deploy, wait until ready; returns the base URL."""
         self.check()
         if self.address is None and not ray.is_initialized():
+            check_port_free(self.host, self.port)
             options = {
                 "num_cpus": embedded_cpus(self.config, os.cpu_count() or 1),
                 "include_dashboard": False,

@@ -142,3 +142,16 @@ def test_missing_gpus_or_custom_resources_fail_before_deploying() -> None:
         check_cluster_resources(config, {"CPU": 8.0})
     assert "GPU" in str(caught.value) and "accel" in str(caught.value)
     check_cluster_resources(config, {"CPU": 8.0, "GPU": 1.0, "accel": 1.0})
+
+
+def test_a_taken_port_fails_before_anything_starts() -> None:
+    import socket
+
+    from mmserve.serving.preflight import check_port_free
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"127.0.0.1:{port}"):
+            check_port_free("127.0.0.1", port)
