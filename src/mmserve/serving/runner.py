@@ -3,7 +3,8 @@
 :class:`ServeSession` checks the config (:mod:`mmserve.serving.preflight`), starts an embedded
 local Ray when no address is given (or connects to ``address``), deploys the app and waits
 until every deployment is ready. :meth:`ServeSession.stop` undoes exactly what ``start`` did:
-an embedded Ray is shut down with Serve; on a cluster only this app is deleted.
+an embedded Ray is shut down with Serve; on a cluster, Serve is shut down if this session
+started it, else only this app is deleted.
 
 Ray's auth mode is left as the user set it. Unset, Ray 2.60 turns its token authentication
 on for a new local cluster (creating ``~/.ray/auth_token``), which an embedded Ray keeps: its
@@ -71,6 +72,7 @@ class ServeSession:
         self.address = address
         self._ray_options = dict(ray_options or {})
         self._started_ray = False
+        self._started_serve = False
         self._deployed = False
         self._on_ray_started = on_ray_started
         #: Serve's default is a proxy on every node; "HeadOnly" suits several nodes on one host.
@@ -104,6 +106,8 @@ class ServeSession:
         if self._on_ray_started is not None:
             self._on_ray_started()
         check_cluster_resources(self.config, ray.cluster_resources())
+        status = serve.status()
+        self._started_serve = not (status.proxies or status.applications)
         serve.start(
             http_options={"host": self.host, "port": self.port},
             proxy_location=self.proxy_location,
@@ -121,12 +125,13 @@ class ServeSession:
     def stop(self) -> None:
         """Undo :meth:`start`: only what this session started is stopped."""
         try:
-            if self._started_ray:
+            if ray.is_initialized() and (self._started_ray or self._started_serve):
                 serve.shutdown()
             elif self._deployed and ray.is_initialized():
-                serve.delete(APP_NAME)
+                serve.delete(APP_NAME)  # Serve was running before: leave it, and its apps
         finally:
             self._deployed = False
+            self._started_serve = False
             if ray.is_initialized() and (self._started_ray or self.address is not None):
                 ray.shutdown()
             self._started_ray = False
