@@ -51,6 +51,18 @@ steps:
 outputs:
   count: ${add.count}
 """,
+    "index_texts.yaml": """
+name: index_texts
+inputs:
+  texts: {type: array, items: {type: string}}
+  collection: {type: string, default: bulk}
+steps:
+  add:
+    uses: index
+    with: {collection: "${inputs.collection}", texts: "${inputs.texts}"}
+outputs:
+  count: ${add.count}
+""",
     "index_image.yaml": """
 name: index_image
 inputs:
@@ -159,6 +171,11 @@ def test_concurrent_ingests_neither_lose_nor_duplicate(served: Served) -> None:
     # a no-op re-index reports the final counts
     assert served.run("index_text", text=texts[0])["outputs"]["count"] == len(texts)
     assert served.run("index_image", image=images[0])["outputs"]["count"] == len(images)
+
+    # one request with many items: fanned out item by item, re-batched by Serve
+    bulk = served.run("index_texts", texts=[f"bulk text {n}" for n in range(40)])
+    assert bulk["outputs"]["count"] == 40
+    assert bulk["trace"][0]["batch_size"] > 1
 
     found = served.run("caption_then_retrieve", image=png_base64(RED), top_k=3)["outputs"]
     assert found["caption"] == "a red image"

@@ -88,10 +88,6 @@ class HandleGateway:
     def models(self) -> dict[str, Role]:
         return {name: self._config.role_of(name) for name in self._config.models}
 
-    def _handle(self, model: str, role: Role) -> DeploymentHandle[Any]:
-        name = self.model_for(role, model)
-        return self._handles[name]
-
     async def space(self, model: str) -> EmbeddingSpace:
         if model not in self._spaces:
             role = self._config.role_of(model) if model in self._config.models else None
@@ -104,10 +100,24 @@ class HandleGateway:
     async def _fan_out(
         self, model: str, role: Role, method: str, calls: Sequence[tuple[Any, ...]]
     ) -> Batched[Any]:
-        handle = self._handle(model, role).options(method_name=method)
-        served: list[Served[Any]] = await asyncio.gather(
-            *(_call(model, handle.remote(*args)) for args in calls)
-        )
+        name = self.model_for(role, model)
+        handle = self._handles[name].options(method_name=method)
+        # At most max_ongoing_requests of one call in flight: enough to fill every batch,
+        # while a large ingest does not flood the model's queue (and trip its limit) alone.
+        limit = asyncio.Semaphore(self._config.models[name].max_ongoing_requests)
+
+        async def one(args: tuple[Any, ...]) -> Served[Any]:
+            async with limit:
+                result: Served[Any] = await _call(model, handle.remote(*args))
+                return result
+
+        tasks = [asyncio.ensure_future(one(args)) for args in calls]
+        try:
+            served = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:  # one item failed: the others' results would be discarded
+                task.cancel()
+            raise
         return Batched(
             items=[item.value for item in served],
             batch_size=max((item.batch_size for item in served), default=0),
