@@ -83,7 +83,8 @@ class ModelServer:
         """This replica's id, node, roles and current batching settings (for diagnostics)."""
         return {
             "replica": self._replica,
-            "node_id": ray.get_runtime_context().get_node_id(),
+            # (only inside Ray: asking the runtime context elsewhere would start Ray)
+            "node_id": ray.get_runtime_context().get_node_id() if ray.is_initialized() else "",
             "roles": sorted(self._roles),
             **self._batch_settings,
         }
