@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from mmserve.cli_common import default_config, friendly, load_config
+from mmserve.cli_common import default_config, friendly, load_config, usage_error
 
 ConfigOption = Annotated[
     str,
@@ -38,7 +38,7 @@ def serve(
         str | None,
         typer.Option(
             "--address",
-            help="Join this Ray cluster (e.g. ray://head:10001 or auto) instead of starting "
+            help="Join this Ray cluster (e.g. auto, or <head-ip>:6379) instead of starting "
             "an embedded local Ray.",
         ),
     ] = None,
@@ -56,10 +56,17 @@ def serve(
 
 
 def _config_path_for(config_file: str, app_root: str | None) -> str:
-    path = Path(config_file)
+    """Where the cluster finds the config: this machine's path, or the same path relative
+    to the repository root (the working directory) under ``app_root``."""
+    path = Path(config_file).resolve()
     if app_root is None:
-        return str(path.resolve())
-    relative = path.resolve().relative_to(Path.cwd().resolve()) if path.is_absolute() else path
+        return str(path)
+    try:
+        relative = path.relative_to(Path.cwd().resolve())
+    except ValueError:
+        usage_error(
+            f"--app-root needs the config inside the working directory; {config_file} is not"
+        )
     return f"{app_root.rstrip('/')}/{relative.as_posix()}"
 
 

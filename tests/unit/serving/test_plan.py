@@ -155,3 +155,22 @@ def test_a_taken_port_fails_before_anything_starts() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(ConfigError, match=f"127.0.0.1:{port}"):
             check_port_free("127.0.0.1", port)
+
+
+def test_build_command_regenerates_the_committed_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from mmserve.cli_serve import build
+
+    app = typer.Typer()
+    app.command()(build)
+    app.command("noop")(lambda: None)  # a group, as when mounted in `mmserve`
+    monkeypatch.chdir(ROOT)
+    output = tmp_path / "rayservice.yaml"
+    args = ["build", "--config", "deployments/cluster.yaml", "--kuberay", "--app-root", "/app"]
+    result = CliRunner().invoke(app, [*args, "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    assert output.read_text() == (ROOT / "deployments/kuberay/rayservice.yaml").read_text()
