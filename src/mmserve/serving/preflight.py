@@ -72,6 +72,26 @@ def check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
+def check_address_reachable(address: str, *, timeout_s: float = 5.0) -> None:
+    """Probe a ``host:port`` Ray address (``auto`` and ``ray://`` are left to Ray): Ray itself
+    retries an unreachable GCS for minutes before it gives up."""
+    if address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(
+            f"invalid Ray address {address!r}", hint="use <head-ip>:6379, or auto on a node"
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}",
+            hint="check the head node's address and port (6379 by default) and the network",
+        ) from exc
+
+
 def required_resources(config: AppConfig) -> dict[str, float]:
     """What the app needs at its smallest scale: every deployment's minimum replicas."""
     need: dict[str, float] = {"CPU": INGRESS_CPUS * config.server.ingress_replicas, "GPU": 0.0}
@@ -117,6 +137,7 @@ def check_cluster_resources(config: AppConfig, cluster: Mapping[str, float]) -> 
 
 
 __all__ = [
+    "check_address_reachable",
     "check_cluster_resources",
     "check_models",
     "check_port_free",

@@ -31,6 +31,7 @@ from mmserve.errors import ServingError
 from mmserve.serving.app import build_app
 from mmserve.serving.plan import APP_NAME
 from mmserve.serving.preflight import (
+    check_address_reachable,
     check_cluster_resources,
     check_models,
     check_port_free,
@@ -92,17 +93,8 @@ class ServeSession:
     def start(self) -> str:
         """Check, start or join Ray, deploy, wait until ready; returns the base URL."""
         self.check()
-        if self.address is None and not ray.is_initialized():
-            check_port_free(self.host, self.port)
-            options = {
-                "num_cpus": embedded_cpus(self.config, os.cpu_count() or 1),
-                "include_dashboard": False,
-                **self._ray_options,
-            }
-            ray.init(**options)
-            self._started_ray = True
-        elif not ray.is_initialized():
-            ray.init(address=self.address, **self._ray_options)
+        if not ray.is_initialized():
+            self._init_ray()
         if self._on_ray_started is not None:
             self._on_ray_started()
         check_cluster_resources(self.config, ray.cluster_resources())
@@ -121,6 +113,28 @@ class ServeSession:
                 hint="the replica log above has the full traceback",
             ) from exc
         return self.url
+
+    def _init_ray(self) -> None:
+        if self.address is None:
+            check_port_free(self.host, self.port)
+            options: dict[str, Any] = {
+                "num_cpus": embedded_cpus(self.config, os.cpu_count() or 1),
+                "include_dashboard": False,
+            }
+            where = "start a local Ray"
+        else:
+            check_address_reachable(self.address)
+            options = {"address": self.address}
+            where = f"connect to the Ray cluster at {self.address!r}"
+        try:
+            ray.init(**{**options, **self._ray_options})
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ServingError(
+                f"could not {where}: {exc}",
+                hint="check the address and that the cluster runs Ray "
+                f"{ray.__version__}; Ray's own logs are under /tmp/ray/session_latest/logs",
+            ) from exc
+        self._started_ray = self.address is None
 
     def stop(self) -> None:
         """Undo :meth:`start`: only what this session started is stopped."""

@@ -174,3 +174,18 @@ def test_build_command_regenerates_the_committed_manifest(
     result = CliRunner().invoke(app, [*args, "-o", str(output)])
     assert result.exit_code == 0, result.output
     assert output.read_text() == (ROOT / "deployments/kuberay/rayservice.yaml").read_text()
+
+
+def test_an_unreachable_cluster_address_fails_at_once() -> None:
+    import socket
+
+    from mmserve.serving.preflight import check_address_reachable
+
+    with socket.socket() as probe:  # a port nothing listens on: bound, never listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        with pytest.raises(ConfigError, match="cannot reach the Ray cluster"):
+            check_address_reachable(f"127.0.0.1:{port}", timeout_s=2)
+    with pytest.raises(ConfigError, match="invalid Ray address"):
+        check_address_reachable("head-node")
+    check_address_reachable("auto")  # left to Ray
