@@ -286,6 +286,13 @@ class OverloadedError(ServingError):
     status = 503
 
 
+class ServiceUnavailableError(ServingError):
+    """A deployment the request needs has no live replica right now (starting, restarting)."""
+
+    code = "unavailable"
+    status = 503
+
+
 class AuthError(MmserveError):
     """Missing or wrong API key."""
 
@@ -374,6 +381,7 @@ __all__ = [
     "PluginNotFoundError",
     "PluginRegistrationError",
     "ServerUnreachableError",
+    "ServiceUnavailableError",
     "ServingError",
     "SourceLocation",
     "StepFailedError",

@@ -24,6 +24,7 @@ from mmserve.errors import (
     MmserveError,
     ModelNotConfiguredError,
     OverloadedError,
+    ServiceUnavailableError,
     ServingError,
 )
 from mmserve.gateway.base import Batched
@@ -52,7 +53,7 @@ def translate_error(what: str, exc: BaseException) -> BaseException:
             hint="retry shortly, or raise its replicas / max_queued_requests",
         )
     if isinstance(exc, RayActorError | DeploymentUnavailableError):
-        return ServingError(
+        return ServiceUnavailableError(
             f"{what} is unavailable: {exc}",
             hint="check `/v1/health`; its replicas may be restarting",
         )
