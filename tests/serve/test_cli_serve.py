@@ -184,6 +184,22 @@ def test_every_shipped_workflow_answers_like_local_mode(tiny_server: TinyServer)
         assert [e["status"] for e in served["trace"]] == ["ok"] * len(expected["trace"])
 
 
+def test_concurrent_requests_share_model_batches(tiny_server: TinyServer) -> None:
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=tiny_server.url, timeout=120) as client:
+            responses = await asyncio.gather(
+                *(
+                    client.post("/v1/workflows/caption/run", json={"inputs": CASES["caption"]})
+                    for _ in range(8)
+                )
+            )
+        assert all(r.status_code == 200 for r in responses)
+        return [r.json()["trace"][0]["batch_size"] for r in responses]
+
+    # while one batch computes, the next requests queue up and ride together
+    assert max(asyncio.run(burst())) > 1
+
+
 def test_sigterm_stops_everything_it_started(tiny_server: TinyServer) -> None:
     process = tiny_server.process
     started = _descendants(process.pid)
