@@ -1,0 +1,1 @@
+"""mmserve's benchmark suites (run from the repository root: ``python -m benchmarks.run``)."""

@@ -1,0 +1,1 @@
+"""The pieces of ``benchmarks.run``: presets, load generator, process stats, servers, report."""
