@@ -96,10 +96,20 @@ class StoreConfig(_Strict):
 
 
 class LimitsConfig(_Strict):
-    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
-    max_image_pixels: int = Field(default=40_000_000, ge=1)
-    max_text_chars: int = Field(default=20_000, ge=1)
-    max_items: int = Field(default=256, ge=1)
+    """What one HTTP request may carry; over a limit the API answers 413 naming it."""
+
+    max_body_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="Largest request body, in bytes."
+    )
+    max_image_pixels: int = Field(
+        default=40_000_000,
+        ge=1,
+        description="Largest image (width x height), checked before decoding.",
+    )
+    max_text_chars: int = Field(default=20_000, ge=1, description="Longest text input.")
+    max_items: int = Field(
+        default=256, ge=1, description="Most items in one list input or one collection add."
+    )
 
 
 class ServerConfig(_Strict):
@@ -108,8 +118,24 @@ class ServerConfig(_Strict):
     api_key_env: str | None = Field(
         default=None, description="Name of the environment variable holding the API key."
     )
-    request_timeout_s: float = Field(default=60.0, gt=0)
+    request_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Deadline of one request; the x-mmserve-timeout-s header may shorten it.",
+    )
     ingress_replicas: int = Field(default=1, ge=1)
+    max_ongoing_requests: int = Field(
+        default=100, ge=1, description="Requests one ingress replica works on at once."
+    )
+    max_queued_requests: int = Field(
+        default=1000,
+        ge=-1,
+        description="Requests waiting for an ingress replica; beyond it the server answers "
+        "503 with Retry-After at once (-1: unbounded).",
+    )
+    retry_after_s: int = Field(
+        default=1, ge=0, description="Retry-After of 503 answers (overload), in seconds."
+    )
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
 

@@ -112,10 +112,14 @@ def deployment_of(config: AppConfig) -> dict[str, str]:
 
 
 def ingress_options(config: AppConfig) -> dict[str, Any]:
-    # The ingress waits on model calls, so it may hold many requests at once.
+    # The ingress waits on model calls, so it may hold many requests at once; past its
+    # bounded queue Serve's proxy answers 503 + Retry-After at once instead of piling up.
+    server = config.server
     return {
-        "num_replicas": config.server.ingress_replicas,
-        "max_ongoing_requests": 100,
+        "num_replicas": server.ingress_replicas,
+        "max_ongoing_requests": server.max_ongoing_requests,
+        "max_queued_requests": server.max_queued_requests,
+        "backpressure_config": {"status_code": 503, "retry_after_s": server.retry_after_s},
         "ray_actor_options": {"num_cpus": INGRESS_CPUS},
     }
 
