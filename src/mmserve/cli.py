@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from mmserve.cli_common import (
+    ConfigOption,
     default_config,
     echo_err,
     friendly,
@@ -50,17 +51,6 @@ def _main(
     ] = False,
 ) -> None:
     """A plugin-based multimodal workflow server on Ray Serve."""
-
-
-ConfigOption = Annotated[
-    str,
-    typer.Option(
-        "--config",
-        "-c",
-        help="App config (deployments/*.yaml). Default: $MMSERVE_CONFIG or "
-        "deployments/local.yaml; deployments/tiny.yaml runs offline.",
-    ),
-]
 
 
 @app.command()
@@ -183,9 +173,7 @@ def _mount_subcommands() -> None:
     from mmserve.cli_serve import build, serve
 
     app.command(help="Serve the app on Ray Serve (embedded local Ray, or --address).")(serve)
-    app.command(help="Write a Ray Serve config (serve run/deploy) or a KubeRay RayService.")(
-        build
-    )
+    app.command(help="Write a Ray Serve config (serve run/deploy) or a KubeRay RayService.")(build)
     app.add_typer(index_app, name="index", help="Build and search the retrieval index.")
 
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 
@@ -28,6 +28,17 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 DEFAULT_CONFIG = "deployments/local.yaml"
+
+#: The ``--config`` option every command shares; "" means :func:`default_config`.
+ConfigOption = Annotated[
+    str,
+    typer.Option(
+        "--config",
+        "-c",
+        help="App config (deployments/*.yaml). Default: $MMSERVE_CONFIG or "
+        "deployments/local.yaml (real models); deployments/tiny.yaml runs offline.",
+    ),
+]
 
 
 def default_config() -> str:
@@ -88,6 +99,7 @@ __all__ = [
     "DEFAULT_CONFIG",
     "EXIT_ERROR",
     "EXIT_USAGE",
+    "ConfigOption",
     "default_config",
     "echo_err",
     "fail",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mmserve.cli_common import (
+    ConfigOption,
     default_config,
     echo_err,
     friendly,
@@ -35,15 +36,6 @@ index_app = typer.Typer(
     add_completion=False,
 )
 
-ConfigOption = Annotated[
-    str,
-    typer.Option(
-        "--config",
-        "-c",
-        help="App config (deployments/*.yaml). Default: $MMSERVE_CONFIG or "
-        "deployments/local.yaml; deployments/tiny.yaml runs offline.",
-    ),
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 ModelOption = Annotated[
     str | None,

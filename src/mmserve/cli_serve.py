@@ -12,17 +12,7 @@ from typing import Annotated
 
 import typer
 
-from mmserve.cli_common import default_config, friendly, load_config, usage_error
-
-ConfigOption = Annotated[
-    str,
-    typer.Option(
-        "--config",
-        "-c",
-        help="App config (deployments/*.yaml). Default: $MMSERVE_CONFIG or "
-        "deployments/local.yaml (real models); deployments/tiny.yaml runs offline.",
-    ),
-]
+from mmserve.cli_common import ConfigOption, default_config, friendly, load_config, usage_error
 
 
 @friendly
