@@ -193,6 +193,20 @@ class InputTooLargeError(InputError):
     status = 413
 
 
+class RequestError(MmserveError):
+    """An HTTP request is malformed as a whole (a body that is not JSON, a bad header)."""
+
+    code = "invalid_request"
+    status = 400
+
+
+class UnsupportedMediaTypeError(RequestError):
+    """A request body of a content type the endpoint does not take."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
 # --- models --------------------------------------------------------------------------------
 
 
@@ -380,12 +394,14 @@ __all__ = [
     "PluginLoadError",
     "PluginNotFoundError",
     "PluginRegistrationError",
+    "RequestError",
     "ServerUnreachableError",
     "ServiceUnavailableError",
     "ServingError",
     "SourceLocation",
     "StepFailedError",
     "StoreError",
+    "UnsupportedMediaTypeError",
     "WorkflowError",
     "WorkflowIssue",
     "WorkflowNotFoundError",

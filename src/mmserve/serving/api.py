@@ -4,32 +4,31 @@
 probe, the registry). The served ingress (:mod:`mmserve.serving.ingress`) hands it an engine
 whose gateway calls Serve deployments; tests can hand it an in-process gateway instead.
 
-Every answer carries an ``x-request-id`` header (the caller's, when it sent a sane one), and
-every error is ``{"error": {"code", "message", "request_id"}}`` with the status of the
-:class:`~mmserve.errors.MmserveError` subclass raised.
+Layers, outside in: :class:`~mmserve.serving.guard.Guard` (request id, API key, body size),
+the error handlers (every error is ``{"error": {"code", "message", "request_id"}}`` with the
+status of the :class:`~mmserve.errors.MmserveError` raised), the routes. Run inputs are
+checked against ``server.limits`` (:mod:`mmserve.serving.limits`) before the engine sees them.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+import os
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mmserve import __version__
-from mmserve.config import AppConfig
-from mmserve.errors import MmserveError, WorkflowNotFoundError
+from mmserve.config import ServerConfig
+from mmserve.errors import ConfigError, WorkflowNotFoundError
 from mmserve.registry import Registry
+from mmserve.serving.errors_http import ERROR_RESPONSES, error_response, install_error_handlers
+from mmserve.serving.guard import REQUEST_ID_HEADER, Guard
+from mmserve.serving.limits import check_inputs
+from mmserve.serving.routes_collections import collection_routes
+from mmserve.serving.run_request import TIMEOUT_HEADER, deadline_s, run_inputs
+from mmserve.serving.runtime import ApiRuntime, request_id_of
 from mmserve.serving.schemas import (
     BrokenPlugin,
-    ErrorResponse,
     HealthResponse,
     PluginList,
     PluginRecord,
@@ -38,73 +37,51 @@ from mmserve.serving.schemas import (
     WorkflowInfo,
     WorkflowList,
 )
-from mmserve.workflow import Engine, Workflow
+from mmserve.workflow import Workflow
 
-logger = logging.getLogger(__name__)
-
-REQUEST_ID_HEADER = "x-request-id"
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (404, 413, 422, 500, 503, 504)
+_RUN_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": RunRequest.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "description": "One part per input, named after it: files for images, "
+                    "text for other values (arrays and objects as JSON text).",
+                    "additionalProperties": {
+                        "anyOf": [{"type": "string"}, {"type": "string", "format": "binary"}]
+                    },
+                }
+            },
+        },
+    },
+    "parameters": [
+        {
+            "name": TIMEOUT_HEADER,
+            "in": "header",
+            "required": False,
+            "description": "Deadline in seconds; it can only shorten server.request_timeout_s.",
+            "schema": {"type": "number", "exclusiveMinimum": 0},
+        }
+    ],
 }
 
 
-@dataclass
-class ApiRuntime:
-    """What the API serves: the engine, its workflows, a health probe and the registry."""
-
-    config: AppConfig
-    engine: Engine
-    workflows: Mapping[str, Workflow]
-    health: Callable[[], Awaitable[HealthResponse]]
-    registry: Registry
-
-
-def request_id_of(request: Request) -> str:
-    return str(getattr(request.state, "request_id", "") or "-")
-
-
-#: Seconds a client should wait before retrying a 503 (overload, replicas restarting).
-RETRY_AFTER_S = 1
-
-
-def error_response(request: Request, status: int, code: str, message: str) -> JSONResponse:
-    request_id = request_id_of(request)
-    body = {"error": {"code": code, "message": message, "request_id": request_id}}
-    headers = {REQUEST_ID_HEADER: request_id}
-    if status == 503:
-        headers["retry-after"] = str(RETRY_AFTER_S)
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    async def on_mmserve_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, MmserveError)
-        return error_response(request, exc.status, exc.code, str(exc))
-
-    async def on_validation_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err.get('loc', ())) or 'body'}: {err.get('msg')}"
-            for err in exc.errors()
+def api_key_of(server: ServerConfig) -> str | None:
+    """The configured API key, or None when the API is open; fails closed when the variable
+    the config names is unset, so a forgotten export never serves an open API."""
+    if not server.api_key_env:
+        return None
+    key = os.environ.get(server.api_key_env, "").strip()
+    if not key:
+        raise ConfigError(
+            f"server.api_key_env names ${server.api_key_env}, but it is unset or empty in the "
+            "serving process",
+            hint=f"export {server.api_key_env}=<key> before `mmserve serve` (and before Ray "
+            "starts, on a cluster), or remove api_key_env",
         )
-        return error_response(request, 422, "invalid_request", problems or "invalid request")
-
-    async def on_http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(request, exc.status_code, code, str(exc.detail))
-
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        # Logged with its traceback for the operator; the caller gets no internals.
-        logger.exception("unexpected error (request %s)", request_id_of(request))
-        message = f"internal error ({type(exc).__name__}); the server log has the details"
-        return error_response(request, 500, "internal_error", message)
-
-    app.add_exception_handler(MmserveError, on_mmserve_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_unexpected)
+    return key
 
 
 def _plugin_records(registry: Registry) -> PluginList:
@@ -135,22 +112,18 @@ def _workflow_info(workflow: Workflow) -> WorkflowInfo:
 
 def create_api(runtime: ApiRuntime) -> FastAPI:
     """The v1 HTTP API over ``runtime``."""
+    server = runtime.config.server
     app = FastAPI(
         title="mmserve",
         version=__version__,
-        description="Multimodal workflows (captioning, VQA, retrieval) over HTTP.",
+        description="Multimodal workflows (captioning, VQA, retrieval) over HTTP. With an API "
+        "key configured, every endpoint but /v1/health needs `Authorization: Bearer KEY`.",
+        responses=ERROR_RESPONSES,
     )
-    _install_error_handlers(app)
-
-    @app.middleware("http")
-    async def assign_request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        given = request.headers.get(REQUEST_ID_HEADER, "")
-        request.state.request_id = given if _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers[REQUEST_ID_HEADER] = request.state.request_id
-        return response
+    install_error_handlers(app, retry_after_s=server.retry_after_s)
+    app.add_middleware(
+        Guard, api_key=api_key_of(server), max_body_bytes=server.limits.max_body_bytes
+    )
 
     @app.get("/v1/health", response_model=HealthResponse, tags=["server"])
     async def health() -> HealthResponse:
@@ -169,9 +142,7 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
             raise WorkflowNotFoundError(name=name, known=list(runtime.workflows))
         return workflow
 
-    @app.get(
-        "/v1/workflows/{name}", response_model=WorkflowInfo, responses=_ERRORS, tags=["workflows"]
-    )
+    @app.get("/v1/workflows/{name}", response_model=WorkflowInfo, tags=["workflows"])
     async def get_workflow(name: str) -> WorkflowInfo:
         """One workflow with its input and output schemas."""
         return _workflow_info(lookup(name))
@@ -179,16 +150,20 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
     @app.post(
         "/v1/workflows/{name}/run",
         response_model=RunResponse,
-        responses=_ERRORS,
         tags=["workflows"],
+        openapi_extra=_RUN_BODY,
     )
-    async def run_workflow(name: str, body: RunRequest, request: Request) -> dict[str, Any]:
-        """Run a workflow; images are sent as base64 text. Returns outputs and the trace."""
+    async def run_workflow(name: str, request: Request) -> dict[str, Any]:
+        """Run a workflow: JSON ``{"inputs": {...}}`` with images as base64 text, or a
+        multipart upload with one part per input. Returns the outputs and the trace."""
         workflow = lookup(name)
-        result = await runtime.engine.run(
-            workflow, body.inputs, timeout_s=runtime.config.server.request_timeout_s
-        )
+        timeout_s = deadline_s(request, server)
+        raw = await run_inputs(request, workflow, server.limits)
+        inputs = await check_inputs(workflow, raw, server.limits)
+        result = await runtime.engine.run(workflow, inputs, timeout_s=timeout_s)
         return {**result.model_dump(mode="json"), "request_id": request_id_of(request)}
+
+    app.include_router(collection_routes(runtime, ERROR_RESPONSES))
 
     @app.get("/v1/plugins", response_model=PluginList, tags=["server"])
     async def plugins() -> PluginList:
@@ -203,4 +178,11 @@ async def always_ready() -> HealthResponse:
     return HealthResponse(status="ok", ready=True)
 
 
-__all__ = ["REQUEST_ID_HEADER", "ApiRuntime", "always_ready", "create_api", "error_response"]
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "ApiRuntime",
+    "always_ready",
+    "api_key_of",
+    "create_api",
+    "error_response",
+]

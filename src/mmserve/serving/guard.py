@@ -1,0 +1,166 @@
+"""The outermost layer of the API: request ids, the API key, and the request-body limit.
+
+A plain ASGI middleware (no ``BaseHTTPMiddleware``), so it can refuse a request before its
+body is read and wrap the body as it streams:
+
+* every request gets a request id (the caller's ``x-request-id`` when it is sane, else a new
+  one), kept in ``scope["state"]`` and echoed on every response;
+* with an API key configured, every path but ``/v1/health`` needs ``Authorization: Bearer
+  KEY`` (compared in constant time), else 401 before anything else happens;
+* a ``Content-Length`` over the limit is refused (413) before one body byte is read; a body
+  without one (chunked) is counted as it arrives and refused as soon as it passes the limit,
+  so memory stays bounded by the limit.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+REQUEST_ID_HEADER = "x-request-id"
+#: Paths anyone may call, key or not (load balancers and probes need no secret).
+PUBLIC_PATHS = frozenset({"/v1/health"})
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def error_body(code: str, message: str, request_id: str) -> bytes:
+    """The JSON of every error answer: ``{"error": {"code", "message", "request_id"}}``."""
+    payload = {"error": {"code": code, "message": message, "request_id": request_id}}
+    return json.dumps(payload).encode()
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class Guard:
+    """ASGI middleware applying request ids, the API key and the body-size limit."""
+
+    def __init__(self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int) -> None:
+        self.app = app
+        self._key = api_key.encode() if api_key else None
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
+        given = headers.get(REQUEST_ID_HEADER, b"").decode("latin-1")
+        request_id = given if _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        send = _with_request_id(send, request_id)
+
+        if self._key is not None and scope.get("path") not in PUBLIC_PATHS:
+            problem = self._auth_problem(headers.get("authorization", b""))
+            if problem:
+                await _answer(send, 401, "unauthorized", problem, request_id, auth=True)
+                return
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                await _answer(send, 400, "invalid_request", "bad Content-Length", request_id)
+                return
+            if int(length) > self.max_body_bytes:
+                await _answer(send, 413, "body_too_large", self._too_large(int(length)), request_id)
+                return
+            await self.app(scope, receive, send)
+            return
+        if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await self._read_counted(receive)
+        except _BodyTooLarge:
+            await _answer(send, 413, "body_too_large", self._too_large(None), request_id)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    def _auth_problem(self, header: bytes) -> str:
+        assert self._key is not None
+        scheme, _, token = header.partition(b" ")
+        if not header:
+            return "this server needs an API key: send 'Authorization: Bearer <key>'"
+        if scheme.lower() != b"bearer" or not token.strip():
+            return "the Authorization header must be 'Bearer <key>'"
+        if not hmac.compare_digest(token.strip(), self._key):
+            return "the API key is not valid"
+        return ""
+
+    def _too_large(self, size: int | None) -> str:
+        what = f"{size} bytes" if size is not None else "larger than that"
+        return (
+            f"the request body is {what}; the limit is {self.max_body_bytes} bytes "
+            "(server.limits.max_body_bytes)"
+        )
+
+    async def _read_counted(self, receive: Receive) -> bytes:
+        """The whole body of a request without Content-Length, refused once over the limit."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return b"".join(chunks)  # disconnected: the app sees an empty body
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def _with_request_id(send: Send, request_id: str) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [
+                (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
+            ]
+            headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+            message["headers"] = headers
+        await send(message)
+
+    return sending
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replaying() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: wait for the disconnect, as Starlette does
+
+    return replaying
+
+
+async def _answer(
+    send: Send, status: int, code: str, message: str, request_id: str, *, auth: bool = False
+) -> None:
+    body = error_body(code, message, request_id)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        # the body was not read: the connection cannot carry another request
+        (b"connection", b"close"),
+    ]
+    if auth:
+        headers.append((b"www-authenticate", b'Bearer realm="mmserve"'))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+__all__ = ["PUBLIC_PATHS", "REQUEST_ID_HEADER", "Guard", "error_body"]

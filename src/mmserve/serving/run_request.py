@@ -1,0 +1,137 @@
+"""Reading a run request: a JSON body or a multipart upload, and the deadline header.
+
+JSON: ``{"inputs": {"image": "<base64>", "question": "..."}}`` (no other keys).
+Multipart (``multipart/form-data``): one part per input, named after it. A file part is the
+raw bytes (an image upload); a text part is the value as text — numbers and booleans as
+text are accepted as for the CLI, ``array`` and ``object`` inputs are JSON text, and an
+``array`` input may instead be given as several parts of the same name (several files).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from mmserve.config import LimitsConfig, ServerConfig
+from mmserve.errors import InputError, RequestError, UnsupportedMediaTypeError
+from mmserve.serving.schemas import RunRequest
+from mmserve.workflow import Workflow
+
+#: A caller's deadline for one request, in seconds; it can only shorten the server's own.
+TIMEOUT_HEADER = "x-mmserve-timeout-s"
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def is_json(kind: str) -> bool:
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
+def deadline_s(request: Request, server: ServerConfig) -> float:
+    """The request's deadline: the server's, or the caller's header when that is shorter."""
+    raw = request.headers.get(TIMEOUT_HEADER)
+    if raw is None:
+        return server.request_timeout_s
+    try:
+        asked = float(raw)
+    except ValueError:
+        asked = math.nan
+    if not math.isfinite(asked) or asked <= 0:
+        raise RequestError(
+            f"header {TIMEOUT_HEADER}: expected a positive number of seconds, got {raw[:40]!r}"
+        )
+    return min(asked, server.request_timeout_s)
+
+
+async def read_json(request: Request) -> Any:
+    body = await request.body()
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RequestError(
+            f"the body is not valid JSON: {exc}",
+            hint='send {"inputs": {...}} with content-type application/json',
+        ) from exc
+
+
+async def run_inputs(request: Request, workflow: Workflow, limits: LimitsConfig) -> dict[str, Any]:
+    """The raw input values of a run request (JSON or multipart), not yet checked."""
+    kind = media_type(request)
+    if is_json(kind):
+        data = await read_json(request)
+        try:
+            return RunRequest.model_validate(data).inputs
+        except ValidationError as exc:
+            # the same answer as for the other JSON endpoints: 422 invalid_request, by field
+            raise RequestValidationError(exc.errors(include_url=False), body=data) from exc
+    if kind == "multipart/form-data":
+        return await _multipart_inputs(request, workflow, limits)
+    raise UnsupportedMediaTypeError(
+        f"content type {kind or '(none)'!r} is not accepted here",
+        hint="send application/json or multipart/form-data",
+    )
+
+
+async def _multipart_inputs(
+    request: Request, workflow: Workflow, limits: LimitsConfig
+) -> dict[str, Any]:
+    try:
+        form = await request.form(
+            max_files=limits.max_items,
+            max_fields=limits.max_items,
+            max_part_size=limits.max_text_chars * 4 + 1024,
+        )
+    except (ValueError, KeyError, AssertionError) as exc:
+        raise RequestError(f"the multipart body cannot be read: {exc}") from exc
+    inputs: dict[str, Any] = {}
+    try:
+        for name in dict.fromkeys(form.keys()):
+            values = [await _part_value(v) for v in form.getlist(name)]
+            inputs[name] = _typed(workflow, name, values)
+    finally:
+        await form.close()
+    return inputs
+
+
+async def _part_value(value: UploadFile | str) -> bytes | str:
+    if isinstance(value, UploadFile):
+        return await value.read()
+    return value
+
+
+def _typed(workflow: Workflow, name: str, values: list[bytes | str]) -> Any:
+    spec = workflow.spec.inputs.get(name)
+    kind = spec.type if spec is not None else None
+    if kind == "array" and (len(values) > 1 or isinstance(values[0], bytes)):
+        return values
+    if len(values) > 1:
+        raise InputError(f"input {name!r} was given {len(values)} times", name=name)
+    value = values[0]
+    if kind in ("array", "object") and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise InputError(
+                f"input {name!r}: a multipart {kind} value must be JSON text ({exc})", name=name
+            ) from exc
+    return value
+
+
+__all__ = [
+    "TIMEOUT_HEADER",
+    "deadline_s",
+    "is_json",
+    "media_type",
+    "read_json",
+    "run_inputs",
+]
