@@ -34,7 +34,11 @@ from mmserve.client_base import (
     resolve_api_key,
     run_result,
 )
+from mmserve.client_collections import AsyncCollections, Collections
 from mmserve.errors import ServerUnreachableError
+
+#: Request header carrying the caller's deadline (seconds); the server may only shorten it.
+TIMEOUT_HEADER = "x-mmserve-timeout-s"
 
 _SAFE_TO_RETRY = (httpx.ConnectError, httpx.ConnectTimeout)
 
@@ -57,16 +61,21 @@ class Client:
         timeout: float = 120.0,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
+        deadline_s: float | None = None,
     ) -> None:
+        """``timeout``: seconds this client waits for an answer; ``deadline_s``: the server
+        stops the work after this long and answers 504 (sent as ``x-mmserve-timeout-s``)."""
         self.url = url.rstrip("/")
         self.retry = retry or RetryPolicy()
+        headers = headers_for(resolve_api_key(api_key))
+        if deadline_s is not None:
+            headers[TIMEOUT_HEADER] = f"{deadline_s:g}"
         self._http = httpx.Client(
-            base_url=self.url,
-            headers=headers_for(resolve_api_key(api_key)),
-            timeout=timeout,
-            transport=transport,
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
         self._schemas: dict[str, dict[str, Any]] = {}
+        #: The server's collections: ``list()``, ``get(name)``, ``add(...)``, ``search(...)``.
+        self.collections = Collections(self._request)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         for attempt in range(self.retry.attempts):
@@ -139,16 +148,21 @@ class AsyncClient:
         timeout: float = 120.0,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        deadline_s: float | None = None,
     ) -> None:
+        """``timeout``: seconds this client waits for an answer; ``deadline_s``: the server
+        stops the work after this long and answers 504 (sent as ``x-mmserve-timeout-s``)."""
         self.url = url.rstrip("/")
         self.retry = retry or RetryPolicy()
+        headers = headers_for(resolve_api_key(api_key))
+        if deadline_s is not None:
+            headers[TIMEOUT_HEADER] = f"{deadline_s:g}"
         self._http = httpx.AsyncClient(
-            base_url=self.url,
-            headers=headers_for(resolve_api_key(api_key)),
-            timeout=timeout,
-            transport=transport,
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
         self._schemas: dict[str, dict[str, Any]] = {}
+        #: The server's collections: awaitable ``list()``, ``get()``, ``add()``, ``search()``.
+        self.collections = AsyncCollections(self._request)
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         for attempt in range(self.retry.attempts):
@@ -205,4 +219,4 @@ class AsyncClient:
         await self.aclose()
 
 
-__all__ = ["AsyncClient", "Client", "RetryPolicy", "RunResult"]
+__all__ = ["TIMEOUT_HEADER", "AsyncClient", "Client", "RetryPolicy", "RunResult"]

@@ -158,6 +158,58 @@ def run_result(response: httpx.Response) -> RunResult:
     )
 
 
+def image_base64(name: str, value: Any) -> str:
+    """An image (path, bytes or PIL image) as base64 text for a JSON body."""
+    return base64.b64encode(_image_bytes(name, value)).decode("ascii")
+
+
+def items_payload(
+    *,
+    items: list[dict[str, Any]] | None,
+    texts: list[str] | None,
+    images: list[Any] | None,
+    ids: list[str] | None,
+    metadata: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """The ``items`` of an add-items request from exactly one of items, texts or images."""
+    given = [n for n, v in (("items", items), ("texts", texts), ("images", images)) if v]
+    if len(given) != 1:
+        raise InputError(f"give exactly one of items, texts or images (got {given or 'none'})")
+    if items:
+        return [
+            {**item, "image": image_base64(f"items[{n}].image", item["image"])}
+            if item.get("image") is not None and not isinstance(item["image"], str)
+            else dict(item)
+            for n, item in enumerate(items)
+        ]
+    if ids is not None and len(ids) != len(texts or images or []):
+        raise InputError(f"got {len(ids)} ids for {len(texts or images or [])} items", name="ids")
+    built: list[dict[str, Any]] = [{"text": text} for text in texts or []] + [
+        {"image": image_base64(f"images[{n}]", image)} for n, image in enumerate(images or [])
+    ]
+    for n, item in enumerate(built):
+        if ids is not None:
+            item["id"] = ids[n]
+        if metadata:
+            item["metadata"] = dict(metadata)
+    return built
+
+
+def search_payload(
+    *, text: str | None, image: Any, top_k: int, model: str | None, include_images: bool
+) -> dict[str, Any]:
+    if (text is None) == (image is None):
+        raise InputError("give exactly one of text or image to search with")
+    body: dict[str, Any] = {"top_k": top_k, "include_images": include_images}
+    if text is not None:
+        body["text"] = text
+    else:
+        body["image"] = image_base64("image", image)
+    if model is not None:
+        body["model"] = model
+    return body
+
+
 __all__ = [
     "API_KEY_ENV",
     "DEFAULT_URL",
@@ -165,8 +217,11 @@ __all__ = [
     "RunResult",
     "encode_inputs",
     "headers_for",
+    "image_base64",
     "is_retryable_status",
+    "items_payload",
     "raise_for_error",
     "resolve_api_key",
     "run_result",
+    "search_payload",
 ]

@@ -1,0 +1,56 @@
+"""Building the HTTP API in process for the unit tests (fake models, memory store, no Ray)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from PIL import Image
+
+from mmserve.config import AppConfig
+from mmserve.gateway.local import LocalGateway
+from mmserve.registry import registry
+from mmserve.serving.api import ApiRuntime, always_ready, create_api
+from mmserve.stores import open_store_at
+from mmserve.workflow import Engine, load_workflows
+
+ROOT = Path(__file__).resolve().parents[3]
+KEY = "unit-test-key"
+AUTH = {"authorization": f"Bearer {KEY}"}
+
+
+def build_api(server: dict[str, Any] | None = None, workflows: list[str] | None = None) -> FastAPI:
+    fake = {"backend": "fake", "source": "fake://"}
+    config = AppConfig.from_dict(
+        {
+            "models": {r: fake for r in ("image_encoder", "text_encoder", "captioner", "vqa")},
+            "store": {"kind": "memory"},
+            "workflows": workflows or [str(ROOT / "workflows")],
+            "server": server or {},
+        },
+        base_dir=ROOT,
+    )
+    runtime = ApiRuntime(
+        config=config,
+        engine=Engine(LocalGateway(config), store=open_store_at("memory"), registry=registry),
+        workflows=load_workflows(config.workflow_paths()),
+        health=always_ready,
+        registry=registry,
+    )
+    return create_api(runtime)
+
+
+def image_bytes(mode: str = "RGB", size: tuple[int, int] = (16, 16), fmt: str = "PNG") -> bytes:
+    colour: Any = {"RGB": (220, 30, 30), "RGBA": (220, 30, 30, 128), "CMYK": (0, 200, 200, 0)}
+    buffer = io.BytesIO()
+    Image.new(mode, size, colour.get(mode, 1000 if mode.startswith("I") else 200)).save(
+        buffer, format=fmt
+    )
+    return buffer.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
