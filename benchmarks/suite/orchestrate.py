@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,14 +79,12 @@ def _inprocess(
         "--concurrency",
         ",".join(str(c) for c in concurrency),
     ]
-    started = time.perf_counter()
     done = subprocess.run(
         argv, cwd=REPO_ROOT, env=child_env(), capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise RuntimeError(f"{mode} failed: {done.stderr[-1500:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    result["startup_s"] = round(time.perf_counter() - started - result.pop("elapsed_s"), 1)
     return result
 
 
@@ -134,7 +133,7 @@ def _http_system(
         for variant in _variants(preset, system):
             for level in concurrency:
                 server_stats = TreeSampler(server.pid).start()
-                client_stats = TreeSampler(os.getpid()).start()
+                client_stats = TreeSampler(os.getpid(), children=False).start()
                 point = asyncio.run(
                     run_load(
                         server.target(variant),
@@ -161,11 +160,16 @@ def _http_system(
 
 
 def run_preset(
-    preset: Preset, plan: Plan, *, concurrency_for: dict[str, tuple[int, ...]]
-) -> dict[str, Any]:
-    """Every planned system on ``preset``: ``{system: {startup_s, idle_*, points: [...]}}``."""
+    preset: Preset,
+    plan: Plan,
+    results: dict[str, Any],
+    *,
+    concurrency_for: dict[str, tuple[int, ...]],
+    after_each: Callable[[], None] = lambda: None,
+) -> None:
+    """Every planned system on ``preset`` into ``results``: ``{system: {startup_s, idle_*,
+    points: [...]}}``; ``after_each`` runs after each system (to save partial results)."""
     inputs = make_inputs(preset, text_words=plan.text_words)
-    results: dict[str, Any] = {}
     port = plan.base_port
     for system in plan.systems:
         levels = concurrency_for.get(system, plan.concurrency)
@@ -186,4 +190,4 @@ def run_preset(
         except Exception as exc:  # one failing system must not lose the others' results
             log(f"  {system} FAILED: {exc}")
             results[system] = {"error": str(exc)[-2000:], "points": []}
-    return results
+        after_each()

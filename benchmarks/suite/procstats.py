@@ -25,7 +25,9 @@ import psutil
 _MB = 1024 * 1024
 
 
-def _tree(root: psutil.Process) -> list[psutil.Process]:
+def _tree(root: psutil.Process, *, children: bool = True) -> list[psutil.Process]:
+    if not children:
+        return [root]
     try:
         return [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
@@ -78,8 +80,11 @@ class TreeStats:
 class TreeSampler:
     """Samples the tree's RSS every ``interval_s`` in a thread; CPU from start/stop deltas."""
 
-    def __init__(self, pid: int, *, interval_s: float = 0.25) -> None:
+    def __init__(self, pid: int, *, interval_s: float = 0.25, children: bool = True) -> None:
+        """``children=False`` watches ``pid`` alone (the load generator, whose children are
+        the servers)."""
         self._root = psutil.Process(pid)
+        self._children = children
         self._interval = interval_s
         self._known: dict[int, psutil.Process] = {}
         self._cpu_seen: dict[int, float] = {}
@@ -93,7 +98,7 @@ class TreeSampler:
         # Keep the same Process objects across samples (psutil caches per object), and
         # remember each process's latest CPU time so one that exits still counts.
         processes = []
-        for process in _tree(self._root):
+        for process in _tree(self._root, children=self._children):
             known = self._known.setdefault(process.pid, process)
             processes.append(known)
             try:

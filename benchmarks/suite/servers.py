@@ -57,7 +57,7 @@ class ServerProcess:
     log_path: Path
     #: The URL for a workflow (mmserve) -- peers serve one model at one URL.
     url_for: Callable[[str], str] | None = None
-    ready_timeout_s: float = 600.0
+    ready_timeout_s: float = float(os.environ.get("BENCH_READY_TIMEOUT_S", "300"))
     #: When set, readiness is ``GET health_url`` answering ``{"ready": true}`` (no request).
     health_url: str | None = None
     process: subprocess.Popen[bytes] | None = None
@@ -153,6 +153,8 @@ class ServerProcess:
 def _mmserve_command() -> list[str]:
     """``mmserve serve`` when the CLI mounts it, else the same function standalone."""
     mmserve = Path(PYTHON).with_name("mmserve")
+    if not mmserve.exists():  # not installed (e.g. src/ on PYTHONPATH)
+        return [PYTHON, "-m", "mmserve.cli_serve", "serve"]
     probe = subprocess.run(
         [str(mmserve), "serve", "--help"], capture_output=True, env=child_env(), check=False
     )
