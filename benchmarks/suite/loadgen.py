@@ -10,6 +10,7 @@ those answers per second of window.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ import httpx
 from benchmarks.suite.stats import summarise
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: mmserve's answers carry a trace with the batch size each step rode in.
+_BATCH_SIZE = re.compile(rb'"batch_size":\s*(\d+)')
 
 
 @dataclass
@@ -31,13 +34,15 @@ class _Window:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     first_error: str = ""
+    batch_sizes: list[int] = field(default_factory=list)
     closed_at: float | None = None
 
-    def record(self, started: float, finished: float, ok: bool, error: str) -> None:
+    def record(self, started: float, finished: float, ok: bool, error: str, body: bytes) -> None:
         if self.closed_at is not None or not (self.start <= finished <= self.end):
             return
         if ok:
             self.latencies.append(finished - started)
+            self.batch_sizes += [int(size) for size in _BATCH_SIZE.findall(body)]
         else:
             self.errors += 1
             self.first_error = self.first_error or error
@@ -72,12 +77,14 @@ async def run_load(
             while not window.over(time.perf_counter()):
                 index = next(counter)
                 started = time.perf_counter()
+                body = b""
                 try:
                     response = await client.post(url, json=body_for(index))
-                    ok, error = response.status_code == 200, response.text[:300]
+                    ok, body = response.status_code == 200, response.content
+                    error = "" if ok else response.text[:300]
                 except httpx.HTTPError as exc:
                     ok, error = False, f"{type(exc).__name__}: {exc}"
-                window.record(started, time.perf_counter(), ok, error)
+                window.record(started, time.perf_counter(), ok, error, body)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = (window.closed_at or window.end) - window.start
@@ -85,6 +92,8 @@ async def run_load(
     if window.first_error:
         result["first_error"] = window.first_error
     result["concurrency"] = concurrency
+    if window.batch_sizes:
+        result["mean_batch"] = round(sum(window.batch_sizes) / len(window.batch_sizes), 2)
     return result
 
 

@@ -198,6 +198,7 @@ def _row(point: dict[str, Any]) -> str:
         f"{point.get('cpu_cores', 0):.2f}",
         f"{point.get('loadgen_cpu_cores', 0):.2f}" if "loadgen_cpu_cores" in point else "-",
         f"{point.get('peak_rss_mb', 0):.0f}",
+        point.get("mean_batch", point.get("batch", "-")),
         point.get("errors", 0),
     ]
     return "| " + " | ".join(str(cell) for cell in cells) + " |"
@@ -230,7 +231,7 @@ def markdown(document: dict[str, Any]) -> str:
         lines.append("")
     header = (
         "| system | variant | conc. | items/s | p50 ms | p95 ms | p99 ms | server CPU cores "
-        "| loadgen CPU | peak RSS MB | errors |"
+        "| loadgen CPU | peak RSS MB | mean batch | errors |"
     )
     for name, preset in document["presets"].items():
         lines += [
@@ -239,7 +240,7 @@ def markdown(document: dict[str, Any]) -> str:
             f"Serving shape: `{preset['shape']}`",
             "",
         ]
-        lines += [header, "|" + "---|" * 11]
+        lines += [header, "|" + "---|" * 12]
         for result in preset["systems"].values():
             for point in result.get("points", []):
                 lines.append(_row(point))

@@ -122,7 +122,10 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
     )
     install_error_handlers(app, retry_after_s=server.retry_after_s)
     app.add_middleware(
-        Guard, api_key=api_key_of(server), max_body_bytes=server.limits.max_body_bytes
+        Guard,
+        api_key=api_key_of(server),
+        max_body_bytes=server.limits.max_body_bytes,
+        proxy_echoes_request_id=runtime.behind_serve_proxy,
     )
 
     @app.get("/v1/health", response_model=HealthResponse, tags=["server"])

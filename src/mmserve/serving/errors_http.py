@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mmserve.errors import MmserveError
-from mmserve.serving.guard import REQUEST_ID_HEADER, error_body
+from mmserve.serving.guard import error_body
 from mmserve.serving.run_request import is_json, media_type
 from mmserve.serving.runtime import request_id_of
 from mmserve.serving.schemas import ErrorResponse
@@ -44,7 +44,8 @@ def error_response(
 ) -> Response:
     """The JSON error answer; a 503 says when to retry."""
     request_id = request_id_of(request)
-    all_headers = {**(headers or {}), REQUEST_ID_HEADER: request_id}
+    # the x-request-id header itself is set once, by the Guard (or Serve's proxy)
+    all_headers = dict(headers or {})
     if status == 503:
         all_headers["retry-after"] = str(retry_after_s)
     return Response(

@@ -46,10 +46,21 @@ class _BodyTooLarge(Exception):
 class Guard:
     """ASGI middleware applying request ids, the API key and the body-size limit."""
 
-    def __init__(self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        api_key: str | None,
+        max_body_bytes: int,
+        proxy_echoes_request_id: bool = False,
+    ) -> None:
+        """``proxy_echoes_request_id``: behind Ray Serve's proxy, which puts an
+        ``x-request-id`` on every request and echoes it on the response itself; this layer
+        then adopts that id as is and adds no second header."""
         self.app = app
         self._key = api_key.encode() if api_key else None
         self.max_body_bytes = max_body_bytes
+        self._echo = not proxy_echoes_request_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,9 +68,11 @@ class Guard:
             return
         headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
         given = headers.get(REQUEST_ID_HEADER, b"").decode("latin-1")
-        request_id = given if _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
+        sane = _SAFE_REQUEST_ID.match(given) or (given and not self._echo)
+        request_id = given if sane else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        send = _with_request_id(send, request_id)
+        if self._echo:
+            send = _with_request_id(send, request_id)
 
         if self._key is not None and scope.get("path") not in PUBLIC_PATHS:
             problem = self._auth_problem(headers.get("authorization", b""))

@@ -55,6 +55,7 @@ class IngressServer:
             workflows=workflows,
             health=partial(app_health_async, app_name, deployments),
             registry=registry,
+            behind_serve_proxy=True,
         )
 
     def __serve_build_asgi_app__(self) -> FastAPI:

@@ -30,6 +30,8 @@ class ApiRuntime:
     workflows: Mapping[str, Workflow]
     health: Callable[[], Awaitable[HealthResponse]]
     registry: Registry
+    #: True behind Ray Serve's proxy, which sets and echoes ``x-request-id`` itself.
+    behind_serve_proxy: bool = False
 
 
 def request_id_of(request: Request) -> str:
