@@ -226,6 +226,8 @@ def test_deadline_header_ends_in_504_naming_the_step(served: Served) -> None:
     )
     message = _error(response, 504)
     assert "step 'caption'" in message and "1s" in message
+    (entry,) = response.json()["error"]["trace"]
+    assert entry["step"] == "caption" and entry["status"] == "cancelled"  # the work was stopped
 
 
 def test_a_full_queue_answers_503_with_retry_after_then_recovers(served: Served) -> None:

@@ -21,6 +21,7 @@ from mmserve.serving.guard import error_body
 from mmserve.serving.run_request import is_json, media_type
 from mmserve.serving.runtime import request_id_of
 from mmserve.serving.schemas import ErrorResponse
+from mmserve.workflow import trace_of
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def error_response(
     *,
     retry_after_s: int = RETRY_AFTER_S,
     headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
     """The JSON error answer; a 503 says when to retry."""
     request_id = request_id_of(request)
@@ -49,7 +51,7 @@ def error_response(
     if status == 503:
         all_headers["retry-after"] = str(retry_after_s)
     return Response(
-        error_body(code, message, request_id),
+        error_body(code, message, request_id, extra=extra),
         status_code=status,
         headers=all_headers,
         media_type="application/json",
@@ -69,7 +71,11 @@ def install_error_handlers(app: FastAPI, *, retry_after_s: int = RETRY_AFTER_S) 
 
     async def on_mmserve_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, MmserveError)
-        return error_response(request, exc.status, exc.code, str(exc), retry_after_s=retry_after_s)
+        trace = trace_of(exc)
+        extra = {"trace": [e.model_dump(mode="json") for e in trace]} if trace else None
+        return error_response(
+            request, exc.status, exc.code, str(exc), retry_after_s=retry_after_s, extra=extra
+        )
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

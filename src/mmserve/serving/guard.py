@@ -33,10 +33,13 @@ PUBLIC_PATHS = frozenset({"/v1/health"})
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def error_body(code: str, message: str, request_id: str) -> bytes:
-    """The JSON of every error answer: ``{"error": {"code", "message", "request_id"}}``."""
-    payload = {"error": {"code": code, "message": message, "request_id": request_id}}
-    return json.dumps(payload).encode()
+def error_body(
+    code: str, message: str, request_id: str, *, extra: dict[str, Any] | None = None
+) -> bytes:
+    """The JSON of every error answer: ``{"error": {"code", "message", "request_id"}}``
+    (plus ``extra`` keys, e.g. the trace of a failed run)."""
+    error = {"code": code, "message": message, "request_id": request_id, **(extra or {})}
+    return json.dumps({"error": error}).encode()
 
 
 class _BodyTooLarge(Exception):

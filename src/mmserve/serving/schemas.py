@@ -13,6 +13,10 @@ class ErrorDetail(BaseModel):
     code: str = Field(description="Stable machine-readable code, e.g. 'invalid_input'.")
     message: str = Field(description="What went wrong and, where known, how to fix it.")
     request_id: str = Field(description="Quote it when reporting a problem.")
+    trace: list[TraceEntry] | None = Field(
+        default=None,
+        description="For a failed run: every step's status (error, cancelled, skipped).",
+    )
 
 
 class ErrorResponse(BaseModel):

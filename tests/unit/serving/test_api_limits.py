@@ -167,6 +167,7 @@ def test_deadline_header(client: TestClient) -> None:
         headers={"x-mmserve-timeout-s": "1e-9"},
     )
     assert "step 'caption'" in _error(late, 504, "deadline_exceeded")
+    assert [e["status"] for e in late.json()["error"]["trace"]] == ["cancelled"]
 
 
 def test_collections_add_list_search(client: TestClient) -> None:
