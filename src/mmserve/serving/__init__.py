@@ -7,7 +7,11 @@ Modules, from the outside in:
 * :mod:`.app` -- :func:`build_app` (config -> Serve application) and ``app_builder``, the
   ``import_path`` target of the config files :mod:`.serve_config` writes (``mmserve build``).
 * :mod:`.plan` -- which deployments a config makes and their Serve options (no Ray).
-* :mod:`.ingress` / :mod:`.api` / :mod:`.schemas` / :mod:`.health` -- the HTTP API (v1).
+* :mod:`.ingress` / :mod:`.api` / :mod:`.schemas` / :mod:`.health` -- the HTTP API (v1):
+  :mod:`.guard` (request ids, API key, body size), :mod:`.limits` (input limits, images
+  decoded safely), :mod:`.run_request` (JSON or multipart runs, the deadline header),
+  :mod:`.routes_collections` / :mod:`.schemas_collections` (``/v1/collections``),
+  :mod:`.errors_http` (one JSON error answer), :mod:`.runtime` (what the API serves).
 * :mod:`.deployments` -- the model deployment (``@serve.batch``, live batch settings);
   :mod:`.handles` -- :class:`HandleGateway`, the engine's gateway over DeploymentHandles;
   :mod:`.store` -- the single-writer store deployment and its client.
