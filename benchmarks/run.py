@@ -83,7 +83,7 @@ def make_plan(args: argparse.Namespace, workdir: Path) -> Plan:
     if unknown:
         raise SystemExit(f"unknown systems {unknown}; systems: {', '.join(ALL_SYSTEMS)}")
     return Plan(
-        duration_s=args.duration or (3.0 if quick else 15.0),
+        duration_s=args.duration or (3.0 if quick else 10.0),
         warmup_s=args.warmup if args.warmup is not None else (1.0 if quick else 3.0),
         concurrency=args.concurrency or ((1, 16) if quick else (1, 4, 16, 64)),
         systems=systems,
@@ -103,7 +103,7 @@ def _concurrency_for(preset_name: str, plan: Plan) -> dict[str, tuple[int, ...]]
         "mmserve": (1,),
         "ray": (1,),
         "mmserve-nobatch": (),
-        "mmserve-fix": (),
+        "mmserve-fix": (1,),
         "fastapi": (),
         "litserve": (),
     }
@@ -131,14 +131,14 @@ def run_suite(args: argparse.Namespace, document: dict[str, Any], stem: Path) ->
             concurrency_for=_concurrency_for(name, plan),
             after_each=lambda: write_all(document, stem),
         )
-        if preset.throughput:
-            document["targets"] += report.overhead_targets(name, preset.workflows, results)
-            for system in ("mmserve", "mmserve-fix"):
+        for system in ("mmserve", "mmserve-fix"):
+            document["targets"] += report.overhead_targets(
+                name, preset.workflows, results, system=system
+            )
+            if preset.throughput:
                 document["targets"] += report.throughput_targets(
                     name, preset.workflows[0], results, system=system
                 )
-        else:
-            document["targets"] += report.overhead_targets(name, preset.workflows, results)
         write_all(document, stem)
 
 

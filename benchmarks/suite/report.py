@@ -106,42 +106,29 @@ def _target(name: str, goal: str, value: str, met: bool | None, detail: str = ""
 
 
 def overhead_targets(
-    preset: str, workflows: tuple[str, ...], results: dict[str, Any]
+    preset: str, workflows: tuple[str, ...], results: dict[str, Any], *, system: str = "mmserve"
 ) -> list[dict[str, Any]]:
     """Added latency at concurrency 1 over HTTP, and per extra step (from the chain)."""
     out = []
     bare = _bare(results, batched=False)
-    one = _point(results, "mmserve", workflows[0], 1)
+    one = _point(results, system, workflows[0], 1)
     ray = _point(results, "ray", None, 1)
     if bare and one:
         added = one["p50_ms"] - bare["p50_ms"]
-        detail = f"mmserve p50 {one['p50_ms']:.2f} ms, bare call p50 {bare['p50_ms']:.2f} ms"
+        detail = f"{system} p50 {one['p50_ms']:.2f} ms, bare call p50 {bare['p50_ms']:.2f} ms"
         if ray:
             detail += f"; hand-written Ray Serve p50 {ray['p50_ms']:.2f} ms"
             detail += f" (+{ray['p50_ms'] - bare['p50_ms']:.2f} ms)"
-        out.append(
-            _target(
-                f"[{preset}] added latency, c=1, 1 step, HTTP",
-                "p50 <= 5 ms",
-                f"+{added:.2f} ms",
-                added <= 5.0,
-                detail,
-            )
-        )
+        name = f"[{preset}] {system} added latency, c=1, 1 step, HTTP"
+        out.append(_target(name, "p50 <= 5 ms", f"+{added:.2f} ms", added <= 5.0, detail))
     for previous, current in itertools.pairwise(workflows):
-        a = _point(results, "mmserve", previous, 1)
-        b = _point(results, "mmserve", current, 1)
+        a = _point(results, system, previous, 1)
+        b = _point(results, system, current, 1)
         if a and b:
             extra = b["p50_ms"] - a["p50_ms"]
-            out.append(
-                _target(
-                    f"[{preset}] extra step ({previous} -> {current})",
-                    "<= 3 ms more",
-                    f"+{extra:.2f} ms",
-                    extra <= 3.0,
-                    "includes the model call of the extra step",
-                )
-            )
+            name = f"[{preset}] {system} extra step ({previous} -> {current})"
+            detail = "p50 difference; includes the extra step's model call"
+            out.append(_target(name, "<= 3 ms more", f"+{extra:.2f} ms", extra <= 3.0, detail))
     return out
 
 
