@@ -1,0 +1,154 @@
+"""The Python client and `mmserve run --url` as a user meets them: a real `mmserve serve` of
+the offline tiny profile with an API key, the collections filled over HTTP, every shipped
+workflow round-tripped sync and async, and typed errors carrying the server's code and
+request id. One server for the module (tiny models: a few minutes on two cores)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from serve_support import ROOT, free_port, wait_ready, write_config
+
+from mmserve.client import AsyncClient, Client, RunResult
+from mmserve.client_base import API_KEY_ENV
+from mmserve.errors import ApiAuthError, ApiInputError, ApiNotFoundError
+
+pytestmark = pytest.mark.serve
+
+KEY = "tiny-client-test-key"
+IMAGES = ROOT / "examples" / "images"
+
+
+def _cases() -> dict[str, dict[str, Any]]:
+    red, blue = IMAGES / "red_circle.png", (IMAGES / "blue_square.png").read_bytes()
+    return {
+        "caption": {"image": red},
+        "answer": {"image": blue, "question": "what colour is the square?"},
+        "classify": {"image": red},
+        "describe": {"image": IMAGES / "yellow_sun.png"},
+        "caption_then_retrieve": {"image": red, "top_k": 2},
+        "retrieve_then_answer": {"question": "what shape is red?"},
+        "search_images": {"text": "a yellow sun", "top_k": 2},
+    }
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("tiny-client")
+    data = yaml.safe_load((ROOT / "deployments" / "tiny.yaml").read_text())
+    data["store"] = {**data.get("store", {}), "path": str(folder / "store")}
+    data["workflows"] = [str(ROOT / "workflows")]
+    data["server"] = {"api_key_env": API_KEY_ENV}
+    config_path = write_config(folder, data)
+    port = free_port()
+    env = {**os.environ, API_KEY_ENV: KEY, "RAY_AUTH_MODE": "disabled"}
+    log = (folder / "serve.log").open("wb")
+    mmserve = str(Path(sys.executable).with_name("mmserve"))
+    process = subprocess.Popen(
+        [mmserve, "serve", "--config", str(config_path), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,  # its own group: teardown stops exactly what it started
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, timeout_s=420, process=process)
+        yield url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()
+
+
+def _fill_collections(client: Client) -> None:
+    texts = [
+        json.loads(line)["text"]
+        for line in (ROOT / "examples" / "captions.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    added = client.collections.add("captions", texts=texts)
+    assert added["count"] == len(texts) and len(added["ids"]) == len(texts)
+    images = sorted(IMAGES.glob("*.png"))
+    names = [p.stem for p in images]
+    added = client.collections.add("images", images=images, ids=names, metadata={"set": "ex"})
+    assert added["ids"] == names
+    listing = {c["name"]: c for c in client.collections.list()}
+    assert listing["images"]["modality"] == "image" and listing["images"]["count"] == len(names)
+    assert listing["images"]["space"]["backend"] == "clip"
+    top = client.collections.search("images", image=IMAGES / "red_circle.png", top_k=1)
+    assert top[0]["id"] == "red_circle" and top[0]["metadata"] == {"set": "ex"}
+
+
+def test_every_shipped_workflow_round_trips_sync_and_async(server: str) -> None:
+    cases = _cases()
+    with Client(server, api_key=KEY) as client:
+        assert {w["name"] for w in client.workflows()} == set(cases)
+        _fill_collections(client)
+        sync = {name: client.run(name, **inputs) for name, inputs in cases.items()}
+
+    async def run_all() -> dict[str, RunResult]:
+        async with AsyncClient(server, api_key=KEY) as client:
+            assert len(await client.collections.search("captions", text="a red circle")) == 5
+            return {name: await client.run(name, **inputs) for name, inputs in cases.items()}
+
+    asynced = asyncio.run(run_all())
+    for name in cases:
+        assert sync[name].request_id and sync[name].request_id != asynced[name].request_id
+        assert [e["status"] for e in sync[name].trace] == ["ok"] * len(sync[name].trace)
+        assert json.dumps(sync[name].outputs, sort_keys=True) == json.dumps(
+            asynced[name].outputs, sort_keys=True
+        ), name
+
+
+def test_typed_errors_carry_the_servers_code_and_request_id(server: str) -> None:
+    with Client(server, api_key=KEY) as client:
+        with pytest.raises(ApiNotFoundError) as missing:
+            client.collections.search("no_such_collection", text="x")
+        assert missing.value.code == "collection_not_found" and missing.value.request_id
+        with pytest.raises(ApiInputError) as bad:
+            client.run("caption", image=b"\x89PNG but truncated")
+        assert bad.value.status == 422 and bad.value.code == "invalid_input"
+        assert "'image'" in bad.value.message and bad.value.request_id
+    with Client(server) as anonymous, pytest.raises(ApiAuthError) as denied:
+        anonymous.health()  # open to all
+        anonymous.workflows()
+    assert denied.value.status == 401 and denied.value.request_id
+
+
+def test_mmserve_run_url_uses_the_client(server: str) -> None:
+    mmserve = str(Path(sys.executable).with_name("mmserve"))
+    image = IMAGES / "red_circle.png"
+    done = subprocess.run(
+        [mmserve, "run", "caption", "--url", server, "--input", f"image=@{image}"],
+        env={**os.environ, API_KEY_ENV: KEY},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert isinstance(json.loads(done.stdout)["outputs"]["caption"], str)
+    denied = subprocess.run(
+        [mmserve, "run", "caption", "--url", server, "--input", f"image=@{image}"],
+        env={k: v for k, v in os.environ.items() if k != API_KEY_ENV},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert denied.returncode != 0 and "Traceback" not in denied.stderr
+    assert "API key" in denied.stderr
