@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 import ray
 import schemathesis
@@ -123,14 +122,38 @@ def _replicas() -> set[str]:
     return {n["name"] for n in names if "SERVE_REPLICA" in n["name"]}
 
 
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat:
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
 def _ingress_rss() -> int:
-    found = [
-        p.info["memory_info"].rss
-        for p in psutil.process_iter(["cmdline", "memory_info"])
-        if "ServeReplica:mmserve:ingress" in " ".join(p.info["cmdline"] or [])
-    ]
-    assert found, "no ingress replica process found"
-    return max(found)
+    """Resident memory (bytes) of this module's ingress replica (a descendant of this
+    process: the Ray it started), read from /proc."""
+    found = []
+    for pid in _descendants(os.getpid()):
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            if b"ServeReplica:mmserve:ingress" in title:
+                status = Path(f"/proc/{pid}/status").read_text()
+                found.append(int(status.split("VmRSS:")[1].split()[0]) * 1024)
+        except (OSError, IndexError):
+            continue
+    assert len(found) == 1, f"expected one ingress replica process, found {len(found)}"
+    return found[0]
 
 
 def _error(response: httpx.Response, status: int) -> str:

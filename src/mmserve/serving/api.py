@@ -25,7 +25,7 @@ from mmserve.serving.errors_http import ERROR_RESPONSES, error_response, install
 from mmserve.serving.guard import REQUEST_ID_HEADER, Guard
 from mmserve.serving.limits import check_inputs
 from mmserve.serving.routes_collections import collection_routes
-from mmserve.serving.run_request import TIMEOUT_HEADER, deadline_s, run_inputs
+from mmserve.serving.run_request import TIMEOUT_PARAMETER, deadline_s, run_inputs
 from mmserve.serving.runtime import ApiRuntime, request_id_of
 from mmserve.serving.schemas import (
     BrokenPlugin,
@@ -56,15 +56,7 @@ _RUN_BODY: dict[str, Any] = {
             },
         },
     },
-    "parameters": [
-        {
-            "name": TIMEOUT_HEADER,
-            "in": "header",
-            "required": False,
-            "description": "Deadline in seconds; it can only shorten server.request_timeout_s.",
-            "schema": {"type": "number", "exclusiveMinimum": 0},
-        }
-    ],
+    "parameters": [TIMEOUT_PARAMETER],
 }
 
 

@@ -22,7 +22,7 @@ from mmserve.serving.limits import (
     image_bytes,
     load_image,
 )
-from mmserve.serving.run_request import deadline_s
+from mmserve.serving.run_request import TIMEOUT_PARAMETER, deadline_s
 from mmserve.serving.runtime import ApiRuntime, request_id_of, within
 from mmserve.serving.schemas_collections import (
     COLLECTION_NAME,
@@ -40,6 +40,8 @@ from mmserve.stores.base import Collection, Match
 from mmserve.workflow.steps.collections import blocking, require_store
 from mmserve.workflow.steps.index import Document, index_documents
 from mmserve.workflow.steps.retrieve import search_collection
+
+_DEADLINE: dict[str, Any] = {"parameters": [TIMEOUT_PARAMETER]}
 
 CollectionName = Annotated[
     str, Path(pattern=COLLECTION_NAME, description="Letters, digits, '_' and '-'.")
@@ -102,7 +104,7 @@ def collection_routes(runtime: ApiRuntime, responses: dict[int | str, Any]) -> A
         store = require_store(runtime.engine.store)
         return _info(await blocking(store.get_collection, name))
 
-    @router.post("/{name}/items", response_model=AddItemsResponse)
+    @router.post("/{name}/items", response_model=AddItemsResponse, openapi_extra=_DEADLINE)
     async def add_items(
         name: CollectionName, body: AddItemsRequest, request: Request
     ) -> AddItemsResponse:
@@ -130,7 +132,7 @@ def collection_routes(runtime: ApiRuntime, responses: dict[int | str, Any]) -> A
             request_id=request_id_of(request),
         )
 
-    @router.post("/{name}/search", response_model=SearchResponse)
+    @router.post("/{name}/search", response_model=SearchResponse, openapi_extra=_DEADLINE)
     async def search(name: CollectionName, body: SearchRequest, request: Request) -> SearchResponse:
         """The items closest to a text or an image query, best first."""
         timeout_s = deadline_s(request, server)

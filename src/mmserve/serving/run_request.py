@@ -25,6 +25,14 @@ from mmserve.workflow import Workflow
 
 #: A caller's deadline for one request, in seconds; it can only shorten the server's own.
 TIMEOUT_HEADER = "x-mmserve-timeout-s"
+#: The header as an OpenAPI parameter, for the operations that honour it.
+TIMEOUT_PARAMETER: dict[str, Any] = {
+    "name": TIMEOUT_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Deadline in seconds; it can only shorten server.request_timeout_s.",
+    "schema": {"type": "number", "exclusiveMinimum": 0},
+}
 
 
 def media_type(request: Request) -> str:
@@ -129,6 +137,7 @@ def _typed(workflow: Workflow, name: str, values: list[bytes | str]) -> Any:
 
 __all__ = [
     "TIMEOUT_HEADER",
+    "TIMEOUT_PARAMETER",
     "deadline_s",
     "is_json",
     "media_type",
