@@ -38,6 +38,9 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 }
 
 
+_PLAIN_CODES = {413: "body_too_large", 429: "overloaded", 503: "overloaded", 504: "timeout"}
+
+
 @dataclass
 class RunResult:
     """A workflow run as the server answered it."""
@@ -87,7 +90,10 @@ def raise_for_error(response: httpx.Response) -> None:
     if response.is_success:
         return
     status = response.status_code
-    code, message = "http_error", response.text[:500] or response.reason_phrase
+    # Answers that are not mmserve's JSON (Serve's proxy refusing a request when the queue
+    # is full, a reverse proxy's timeout) still get a code a caller can branch on.
+    code = _PLAIN_CODES.get(status, "http_error")
+    message = response.text[:500] or response.reason_phrase
     request_id = response.headers.get("x-request-id")
     try:
         error = response.json()["error"]

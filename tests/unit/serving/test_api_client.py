@@ -83,3 +83,20 @@ def test_typed_errors_carry_code_and_request_id(app: FastAPI) -> None:
             assert denied.value.code == "unauthorized" and denied.value.request_id
 
     asyncio.run(scenario())
+
+
+def test_a_plain_text_overload_answer_is_still_typed() -> None:
+    """Serve's proxy answers a full queue itself, in plain text, with Retry-After."""
+    from mmserve import Client, RetryPolicy
+    from mmserve.errors import ApiOverloadedError
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            503, text="Request dropped due to backpressure", headers={"retry-after": "0"}
+        )
+
+    transport = httpx.MockTransport(handler)
+    with Client("http://api", transport=transport, retry=RetryPolicy(attempts=2)) as client:
+        with pytest.raises(ApiOverloadedError) as busy:
+            client.health()
+    assert busy.value.code == "overloaded" and "backpressure" in busy.value.message
