@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,13 @@ import yaml
 from benchmarks.suite.loadgen import run_load
 from benchmarks.suite.orchestrate import Plan, log
 from benchmarks.suite.presets import Preset, make_inputs
-from benchmarks.suite.procstats import TreeSampler, tree_pss_mb, tree_rss_mb, tree_size
+from benchmarks.suite.procstats import (
+    TreeSampler,
+    tree_breakdown_mb,
+    tree_pss_mb,
+    tree_rss_mb,
+    tree_size,
+)
 from benchmarks.suite.servers import REPO_ROOT, app_server, mmserve_server
 
 #: Every role on a full-size random:// model (the hub checkpoints' shapes).
@@ -109,6 +114,7 @@ def soak(
         server.start()
         time.sleep(2.0)
         start_rss = tree_rss_mb(server.pid)
+        warm_breakdown: dict[str, float] = {}
         start_pss = tree_pss_mb(server.pid)
         began = time.perf_counter()
         while time.perf_counter() - began < seconds:
@@ -125,11 +131,14 @@ def soak(
             point.update(sampler.stop().as_dict())
             point["t_s"] = round(time.perf_counter() - began, 1)
             timeline.append(point)
+            if not warm_breakdown:  # after the first interval: warmed up
+                warm_breakdown = tree_breakdown_mb(server.pid)
             log(
                 f"  t={point['t_s']:.0f}s {point['throughput']:.1f}/s p95 {point['p95_ms']:.0f} ms "
                 f"rss {point['rss_end_mb']:.0f} MB errors {point['errors']}"
             )
         end_rss = tree_rss_mb(server.pid)
+        end_breakdown = tree_breakdown_mb(server.pid)
         end_pss = tree_pss_mb(server.pid)
         return {
             "preset": preset.name,
@@ -142,7 +151,8 @@ def soak(
             "requests": sum(p["calls"] for p in timeline),
             "errors": sum(p["errors"] for p in timeline),
             "timeline": timeline,
-            "pid": os.getpid(),
+            "rss_by_process_after_first_interval_mb": warm_breakdown,
+            "rss_by_process_end_mb": end_breakdown,
         }
     except Exception as exc:
         log(f"  soak FAILED: {exc}")
@@ -188,4 +198,15 @@ def memory_markdown(document: dict[str, Any]) -> str:
                 f"| {p['t_s']} | {p['throughput']:.1f} | {p['p50_ms']:.0f} | "
                 f"{p['p95_ms']:.0f} | {p['rss_end_mb']:.0f} | {p['errors']} |"
             )
+        start = soak_result.get("rss_by_process_after_first_interval_mb", {})
+        end = soak_result.get("rss_by_process_end_mb", {})
+        if start and end:
+            lines += [
+                "",
+                "| process | RSS MB after the first interval | at end | change |",
+                "|---|---|---|---|",
+            ]
+            for name in sorted(set(start) | set(end), key=lambda n: -end.get(n, 0.0)):
+                a, b = start.get(name, 0.0), end.get(name, 0.0)
+                lines.append(f"| {name} | {a:.0f} | {b:.0f} | {b - a:+.0f} |")
     return "\n".join(lines)

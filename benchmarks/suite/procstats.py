@@ -49,6 +49,21 @@ def tree_rss_mb(pid: int) -> float:
     return _rss(_tree(psutil.Process(pid))) / _MB
 
 
+def tree_breakdown_mb(pid: int) -> dict[str, float]:
+    """RSS in MiB of each process of the tree, keyed by a short name (Ray actors by their
+    ``ray::`` title, others by executable and pid)."""
+    out: dict[str, float] = {}
+    for process in _tree(psutil.Process(pid)):
+        try:
+            argv = process.cmdline()
+            title = argv[0] if argv and argv[0].startswith("ray::") else ""
+            name = title.split(" ")[0] or f"{process.name()}[{process.pid}]"
+            out[name] = round(out.get(name, 0.0) + process.memory_info().rss / _MB, 1)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return out
+
+
 def tree_pss_mb(pid: int) -> float:
     """Proportional set size of ``pid`` and its descendants, in MiB (shared pages split)."""
     total = 0
