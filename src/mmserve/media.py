@@ -101,17 +101,23 @@ def to_rgb(image: PILImage.Image) -> PILImage.Image:
 
 
 def coerce_image(
-    value: Any, *, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS
+    value: Any, *, name: str = "image", max_pixels: int | None = None
 ) -> PILImage.Image:
-    """Accept a PIL image, bytes, base64 text or a Path (in-process only) as an RGB image."""
+    """Accept a PIL image, bytes, base64 text or a Path (in-process only) as an RGB image.
+
+    Encoded data is checked against ``max_pixels`` (default :data:`DEFAULT_MAX_PIXELS`)
+    before decoding. An image that is already decoded is checked only when ``max_pixels`` is
+    given: its memory is spent, and whoever decoded it (the server) applied its own limit.
+    """
     if isinstance(value, PILImage.Image):
         width, height = value.size
-        if width * height > max_pixels:
+        if max_pixels is not None and width * height > max_pixels:
             raise InputTooLargeError(
                 f"input {name!r}: the image has {width * height} pixels, over {max_pixels}",
                 name=name,
             )
         return to_rgb(value)
+    max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
     if isinstance(value, bytes | bytearray | memoryview):
         return decode_image(bytes(value), name=name, max_pixels=max_pixels)
     if isinstance(value, Path):

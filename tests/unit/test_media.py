@@ -92,3 +92,10 @@ def test_unreadable_path_and_wrong_type_name_the_input(tmp_path: Path) -> None:
         coerce_image(tmp_path / "missing.png", name="photo")
     with pytest.raises(InputError, match="got int"):
         coerce_image(42, name="photo")
+
+
+def test_decoded_images_are_checked_only_against_an_explicit_limit() -> None:
+    image = Image.new("RGB", (11, 10))
+    assert coerce_image(image).size == (11, 10)  # the server that decoded it set the limit
+    with pytest.raises(InputTooLargeError, match="110 pixels, over 100"):
+        coerce_image(image, max_pixels=100)
