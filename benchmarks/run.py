@@ -96,7 +96,7 @@ def make_plan(args: argparse.Namespace, workdir: Path) -> Plan:
 
 def _concurrency_for(preset_name: str, plan: Plan) -> dict[str, tuple[int, ...]]:
     if get_preset(preset_name).throughput:
-        return {}
+        return {"api": ()}  # the in-process API measures overhead: the fake preset's job
     # The overhead preset: concurrency 1 only, and no unbatched app or batching-less peers.
     return {
         "local": (1,),

@@ -31,7 +31,12 @@ from benchmarks.suite.servers import (
 )
 
 HTTP_SYSTEMS = ("mmserve", "mmserve-nobatch", "mmserve-fix", "fastapi", "litserve", "ray")
-ALL_SYSTEMS = ("bare", "local", *HTTP_SYSTEMS)
+IN_PROCESS = {
+    "bare": "benchmarks.suite.inprocess",
+    "local": "benchmarks.suite.inprocess",
+    "api": "benchmarks.suite.api_inprocess",
+}
+ALL_SYSTEMS = (*IN_PROCESS, *HTTP_SYSTEMS)
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ def _inprocess(
     argv = [
         PYTHON,
         "-m",
-        "benchmarks.suite.inprocess",
+        IN_PROCESS[mode],
         "--preset",
         preset.name,
         "--mode",
@@ -180,7 +185,7 @@ def run_preset(
             continue
         log(f"{preset.name}: {system}")
         try:
-            if system in ("bare", "local"):
+            if system in IN_PROCESS:
                 results[system] = _inprocess(preset, system, plan, levels)
                 for point in results[system]["points"]:
                     log(

@@ -276,6 +276,9 @@ def plot(document: dict[str, Any], path: Path) -> None:
                         xytext=(3, 3),
                         textcoords="offset points",
                     )
+        xs_all = [p["throughput"] for r in preset["systems"].values() for p in r.get("points", [])]
+        if xs_all and min(xs_all) > 0 and max(xs_all) / min(xs_all) > 30:
+            ax.set_xscale("log")
         ax.set_xlabel("throughput (items/s)")
         ax.set_ylabel("p95 latency (ms, log)")
         ax.set_yscale("log")
