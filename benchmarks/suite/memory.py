@@ -84,6 +84,7 @@ def idle_app(
             "idle_rss_mb": round(tree_rss_mb(server.pid), 1),
             "idle_pss_mb": round(tree_pss_mb(server.pid), 1),
             "idle_cpu_cores": round(stats.cpu_cores, 3),
+            "idle_rss_by_process_mb": tree_breakdown_mb(server.pid),
         }
         # Weights are memory-mapped: pages a model has not yet read are not resident. One
         # request through every role shows the memory of a model that has served.
