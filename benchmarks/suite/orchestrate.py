@@ -159,7 +159,7 @@ def _http_system(
                 log(
                     f"    {system} {variant} c={level}: {point['throughput']:.1f}/s "
                     f"p50 {point['p50_ms']:.1f} ms p95 {point['p95_ms']:.1f} ms "
-                    f"errors {point['errors']}"
+                    f"batch {point.get('mean_batch', '-')} errors {point['errors']}"
                 )
         out["rss_after_mb"] = round(tree_rss_mb(server.pid), 1)
         return out
