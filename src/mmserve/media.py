@@ -27,7 +27,8 @@ DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_IMAGE_BYTES = 32 * 1024 * 1024
 
 
-def _from_base64(text: str, name: str) -> bytes:
+def base64_image_bytes(text: str, name: str) -> bytes:
+    """The bytes of an image sent as base64 text (a ``data:`` URL prefix is allowed)."""
     payload = text.strip()
     if payload.startswith("data:"):
         _, _, payload = payload.partition(",")
@@ -129,7 +130,7 @@ def coerce_image(
             ) from exc
         return decode_image(data, name=name, max_pixels=max_pixels)
     if isinstance(value, str):
-        return decode_image(_from_base64(value, name), name=name, max_pixels=max_pixels)
+        return decode_image(base64_image_bytes(value, name), name=name, max_pixels=max_pixels)
     raise InputError(
         f"input {name!r}: expected an image (bytes, base64 text or PIL image), "
         f"got {type(value).__name__}",
@@ -170,6 +171,7 @@ __all__ = [
     "DEFAULT_MAX_IMAGE_BYTES",
     "DEFAULT_MAX_PIXELS",
     "ImageValue",
+    "base64_image_bytes",
     "coerce_image",
     "decode_image",
     "encode_png_base64",

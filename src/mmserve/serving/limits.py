@@ -17,8 +17,6 @@ Every error is an :class:`~mmserve.errors.InputError` naming the input.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,7 +24,7 @@ from PIL.Image import Image
 
 from mmserve.config import LimitsConfig
 from mmserve.errors import InputError, InputTooLargeError
-from mmserve.media import decode_image
+from mmserve.media import base64_image_bytes, decode_image
 from mmserve.workflow import Workflow
 from mmserve.workflow.spec import InputSpec
 
@@ -84,16 +82,7 @@ def image_bytes(value: Any, *, name: str) -> bytes:
             name=name,
             hint="base64-encode the image file into the JSON, or upload it as multipart",
         )
-    if text.startswith("data:"):
-        text = text.partition(",")[2]
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InputError(
-            f"input {name!r}: expected an image as base64 text, got text that is not base64",
-            name=name,
-            hint="send the image file's bytes base64-encoded, or upload it as multipart",
-        ) from exc
+    return base64_image_bytes(text, name)
 
 
 def decode_limited(data: bytes, *, name: str, limits: LimitsConfig) -> Image:
