@@ -76,9 +76,7 @@ def make_plan(args: argparse.Namespace, workdir: Path) -> Plan:
         max_ongoing=max(64, args.max_batch),
     )
     quick = args.quick
-    # --quick leaves out the proposed-fix variant (one more Ray start-up) unless asked for.
-    default = [s for s in ALL_SYSTEMS if not (quick and s == "mmserve-fix")]
-    systems = tuple(s for s in (args.systems or ",".join(default)).split(",") if s)
+    systems = tuple(s for s in args.systems.split(",") if s)
     unknown = sorted(set(systems) - set(ALL_SYSTEMS))
     if unknown:
         raise SystemExit(f"unknown systems {unknown}; systems: {', '.join(ALL_SYSTEMS)}")
