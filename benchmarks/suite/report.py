@@ -192,6 +192,9 @@ def _row(point: dict[str, Any]) -> str:
         f"{point['p95_ms']:.1f}",
         f"{point['p99_ms']:.1f}",
         f"{point.get('cpu_cores', 0):.2f}",
+        f"{point['cpu_cores'] * 1000 / point['throughput']:.1f}"
+        if point.get("throughput")
+        else "-",
         f"{point.get('loadgen_cpu_cores', 0):.2f}" if "loadgen_cpu_cores" in point else "-",
         f"{point.get('peak_rss_mb', 0):.0f}",
         point.get("mean_batch", point.get("batch", "-")),
@@ -227,6 +230,7 @@ def markdown(document: dict[str, Any]) -> str:
         lines.append("")
     header = (
         "| system | variant | conc. | items/s | p50 ms | p95 ms | p99 ms | server CPU cores "
+        "| CPU ms/item "
         "| loadgen CPU | peak RSS MB | mean batch | errors |"
     )
     for name, preset in document["presets"].items():
@@ -236,7 +240,7 @@ def markdown(document: dict[str, Any]) -> str:
             f"Serving shape: `{preset['shape']}`",
             "",
         ]
-        lines += [header, "|" + "---|" * 12]
+        lines += [header, "|" + "---|" * 13]
         for result in preset["systems"].values():
             for point in result.get("points", []):
                 lines.append(_row(point))
