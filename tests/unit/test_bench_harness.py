@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+# The harness needs the [bench] extra (psutil); without it there is nothing to check here.
+pytest.importorskip("psutil")
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The benchmarks package lives at the repository root, outside the installed src/ package.
 if str(REPO_ROOT) not in sys.path:
