@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--duration", type=float, help="Seconds measured per point.")
     parser.add_argument("--warmup", type=float, help="Seconds of warm-up per point.")
+    parser.add_argument(
+        "--max-requests", type=int, default=1_000_000, help="End a point after this many answers."
+    )
     parser.add_argument("--concurrency", type=_levels, help="e.g. 1,4,16,64")
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--wait-ms", type=float, default=5.0)
@@ -89,6 +92,7 @@ def make_plan(args: argparse.Namespace, workdir: Path) -> Plan:
         text_words=args.text_words,
         workdir=workdir,
         base_port=args.base_port,
+        max_requests=args.max_requests,
     )
 
 
