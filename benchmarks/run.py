@@ -105,7 +105,6 @@ def _concurrency_for(preset_name: str, plan: Plan) -> dict[str, tuple[int, ...]]
         "mmserve": (1,),
         "ray": (1,),
         "mmserve-nobatch": (),
-        "mmserve-fix": (1,),
         "fastapi": (),
         "litserve": (),
     }
@@ -133,7 +132,7 @@ def run_suite(args: argparse.Namespace, document: dict[str, Any], stem: Path) ->
             concurrency_for=_concurrency_for(name, plan),
             after_each=lambda: write_all(document, stem),
         )
-        for system in ("mmserve", "mmserve-fix"):
+        for system in ("mmserve",):
             document["targets"] += report.overhead_targets(
                 name, preset.workflows, results, system=system
             )

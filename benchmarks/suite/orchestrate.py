@@ -13,14 +13,13 @@ import os
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmarks.suite.loadgen import run_load
 from benchmarks.suite.presets import Inputs, Preset, ServeShape, make_inputs
 from benchmarks.suite.procstats import TreeSampler, tree_pss_mb, tree_rss_mb, tree_size
-from benchmarks.suite.proposed_fix import overlay
 from benchmarks.suite.servers import (
     PYTHON,
     REPO_ROOT,
@@ -30,7 +29,7 @@ from benchmarks.suite.servers import (
     peer_server,
 )
 
-HTTP_SYSTEMS = ("mmserve", "mmserve-nobatch", "mmserve-fix", "fastapi", "litserve", "ray")
+HTTP_SYSTEMS = ("mmserve", "mmserve-nobatch", "fastapi", "litserve", "ray")
 IN_PROCESS = {
     "bare": "benchmarks.suite.inprocess",
     "local": "benchmarks.suite.inprocess",
@@ -103,18 +102,6 @@ def _server(system: str, preset: Preset, inputs: Inputs, plan: Plan, port: int) 
         return mmserve_server(
             preset, plan.shape, inputs, system=system, port=port, workdir=plan.workdir
         )
-    if system == "mmserve-fix":
-        # The proposal: the model called in the batch handler, and no batch wait (batches
-        # then fill with the requests that arrive while the previous batch runs).
-        shape = replace(plan.shape, wait_ms=0.0)
-        server = mmserve_server(
-            preset, shape, inputs, system=system, port=port, workdir=plan.workdir
-        )
-        patched = overlay(plan.workdir)
-        if patched is None:
-            raise RuntimeError("the proposed fix no longer applies to src/mmserve")
-        server.pythonpath = [str(patched)]
-        return server
     if system == "mmserve-nobatch":
         return mmserve_server(
             preset, plan.shape.unbatched(), inputs, system=system, port=port, workdir=plan.workdir

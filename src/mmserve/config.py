@@ -35,7 +35,11 @@ class BatchConfig(_Strict):
 
     max_size: int = Field(default=8, ge=1, le=1024, description="Largest batch.")
     wait_ms: float = Field(
-        default=5.0, ge=0, le=10_000, description="How long a batch waits to fill up."
+        default=0.0,
+        ge=0,
+        le=10_000,
+        description="How long a batch waits to fill up. 0 suits most models: requests that "
+        "arrive while a batch runs ride in the next one anyway; a wait only adds latency.",
     )
 
 

@@ -14,7 +14,6 @@ code deployment a fresh version.)
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
@@ -122,9 +121,14 @@ class ModelServer:
         return result
 
     async def _run_batch(self, func: Callable[..., Sequence[T]], *args: Any) -> list[Served[T]]:
-        # Off the replica's event loop, so requests keep queueing (into the next batch)
-        # while the model computes.
-        outputs = await asyncio.to_thread(func, *args)
+        # Called on the replica's user-code loop on purpose, as Ray Serve's batching guide
+        # does: Ray 2.60's @serve.batch cuts the next batch as soon as its wait expires,
+        # even while the previous batch runs, so a model call in a worker thread left the
+        # loop free to chop waiting requests into batches of one or two (measured: mean
+        # batch 1.3 at concurrency 16). Blocking here lets every request that arrives during
+        # the call ride in the next batch. Health checks run on Serve's own loop, not this
+        # one (RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD), so they are not held up.
+        outputs = func(*args)
         size = len(outputs)
         return [Served(value=output, batch_size=size, replica=self._replica) for output in outputs]
 

@@ -118,6 +118,8 @@ class ServeSession:
         if self.address is None:
             check_port_free(self.host, self.port)
             options: dict[str, Any] = {
+                # "local": always a new Ray of our own, never one that happens to be running
+                "address": "local",
                 "num_cpus": embedded_cpus(self.config, os.cpu_count() or 1),
                 "include_dashboard": False,
             }
