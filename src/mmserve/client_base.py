@@ -201,6 +201,24 @@ def items_payload(
     return built
 
 
+def add_payload(
+    *,
+    items: list[dict[str, Any]] | None,
+    texts: list[str] | None,
+    images: list[Any] | None,
+    ids: list[str] | None,
+    metadata: dict[str, Any] | None,
+    model: str | None,
+) -> dict[str, Any]:
+    """The body of an add-items request."""
+    body: dict[str, Any] = {
+        "items": items_payload(items=items, texts=texts, images=images, ids=ids, metadata=metadata)
+    }
+    if model is not None:
+        body["model"] = model
+    return body
+
+
 def search_payload(
     *, text: str | None, image: Any, top_k: int, model: str | None, include_images: bool
 ) -> dict[str, Any]:

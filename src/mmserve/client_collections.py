@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from mmserve.client_base import items_payload, search_payload
+from mmserve.client_base import add_payload, search_payload
 
 SyncRequest = Callable[..., httpx.Response]
 AsyncRequest = Callable[..., Awaitable[httpx.Response]]
@@ -56,13 +56,9 @@ class Collections:
     ) -> dict[str, Any]:
         """Add texts, images (paths, bytes or PIL images) or ready ``items`` dicts
         (``{"text"|"image", "id", "metadata"}``); returns ids, inserted, updated, count."""
-        payload: dict[str, Any] = {
-            "items": items_payload(
-                items=items, texts=texts, images=images, ids=ids, metadata=metadata
-            )
-        }
-        if model is not None:
-            payload["model"] = model
+        payload = add_payload(
+            items=items, texts=texts, images=images, ids=ids, metadata=metadata, model=model
+        )
         response = self._request("POST", f"/v1/collections/{name}/items", json=payload)
         body: dict[str, Any] = response.json()
         return body
@@ -112,13 +108,9 @@ class AsyncCollections:
         metadata: dict[str, Any] | None = None,
         model: str | None = None,
     ) -> dict[str, Any]:
-        payload: dict[str, Any] = {
-            "items": items_payload(
-                items=items, texts=texts, images=images, ids=ids, metadata=metadata
-            )
-        }
-        if model is not None:
-            payload["model"] = model
+        payload = add_payload(
+            items=items, texts=texts, images=images, ids=ids, metadata=metadata, model=model
+        )
         response = await self._request("POST", f"/v1/collections/{name}/items", json=payload)
         body: dict[str, Any] = response.json()
         return body

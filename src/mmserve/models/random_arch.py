@@ -14,9 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mmserve.errors import ModelLoadError
 from mmserve.models.offline_tokenizers import bert_tokenizer, clip_tokenizer
-from mmserve.models.tiny import BUILD_VERSION, cache_root, cached_build, save_blip
+from mmserve.models.tiny import save_blip, scheme_model_path
 
 #: The answer vocabulary size of dandelin/vilt-b32-finetuned-vqa (VQAv2's 3,129 answers).
 VILT_VQA_LABELS = 3129
@@ -91,15 +90,7 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
 
 def random_model_path(arch: str, *, source: str | None = None) -> Path:
     """The cached folder of ``random://<arch>``, building it first if needed."""
-    source = source or f"random://{arch}"
-    if arch not in BUILDERS:
-        raise ModelLoadError(
-            source=source,
-            reason=f"unknown random architecture {arch!r}",
-            hint=f"random models: {', '.join('random://' + name for name in BUILDERS)}",
-        )
-    folder = cache_root() / "random" / f"{arch}-{BUILD_VERSION}"
-    return cached_build(folder, BUILDERS[arch], source=source)
+    return scheme_model_path("random", arch, BUILDERS, source=source)
 
 
 __all__ = ["BUILDERS", "VILT_VQA_LABELS", "random_model_path"]

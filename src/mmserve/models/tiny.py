@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -202,17 +202,28 @@ def _build_into(folder: Path, build: Callable[[Path], None], *, source: str) -> 
     return folder
 
 
-def tiny_model_path(arch: str, *, source: str | None = None) -> Path:
-    """The cached folder of ``tiny://<arch>``, building it first if needed."""
-    source = source or f"tiny://{arch}"
-    if arch not in BUILDERS:
+def scheme_model_path(
+    scheme: str,
+    arch: str,
+    builders: Mapping[str, Callable[[Path], None]],
+    *,
+    source: str | None = None,
+) -> Path:
+    """The cached folder of ``<scheme>://<arch>`` built by ``builders[arch]``, built if needed."""
+    source = source or f"{scheme}://{arch}"
+    if arch not in builders:
         raise ModelLoadError(
             source=source,
-            reason=f"unknown tiny architecture {arch!r}",
-            hint=f"tiny models: {', '.join('tiny://' + name for name in BUILDERS)}",
+            reason=f"unknown {scheme} architecture {arch!r}",
+            hint=f"{scheme} models: {', '.join(f'{scheme}://' + name for name in builders)}",
         )
-    folder = cache_root() / "tiny" / f"{arch}-{BUILD_VERSION}"
-    return cached_build(folder, BUILDERS[arch], source=source)
+    folder = cache_root() / scheme / f"{arch}-{BUILD_VERSION}"
+    return cached_build(folder, builders[arch], source=source)
+
+
+def tiny_model_path(arch: str, *, source: str | None = None) -> Path:
+    """The cached folder of ``tiny://<arch>``, building it first if needed."""
+    return scheme_model_path("tiny", arch, BUILDERS, source=source)
 
 
 __all__ = [
