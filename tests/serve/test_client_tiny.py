@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from serve_support import ROOT, free_port, wait_ready, write_config
+from serve_support import ROOT, assert_close, free_port, wait_ready, write_config
 
 from mmserve.client import AsyncClient, Client, RunResult
 from mmserve.client_base import API_KEY_ENV
@@ -111,9 +111,8 @@ def test_every_shipped_workflow_round_trips_sync_and_async(server: str) -> None:
     for name in cases:
         assert sync[name].request_id and sync[name].request_id != asynced[name].request_id
         assert [e["status"] for e in sync[name].trace] == ["ok"] * len(sync[name].trace)
-        assert json.dumps(sync[name].outputs, sort_keys=True) == json.dumps(
-            asynced[name].outputs, sort_keys=True
-        ), name
+        # floats within tolerance: concurrent requests may ride in batches of other sizes
+        assert_close(asynced[name].outputs, sync[name].outputs, where=name)
 
 
 def test_typed_errors_carry_the_servers_code_and_request_id(server: str) -> None:
