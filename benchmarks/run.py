@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.suite import report
-from benchmarks.suite.orchestrate import ALL_SYSTEMS, Plan, log, run_preset
+from benchmarks.suite.orchestrate import (
+    ALL_SYSTEMS,
+    DEFAULT_SYSTEMS,
+    EXTRA_SYSTEMS,
+    Plan,
+    log,
+    run_preset,
+)
 from benchmarks.suite.presets import PRESETS, ServeShape, get_preset
 
 NOTE = (
@@ -43,8 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--systems",
-        default=",".join(ALL_SYSTEMS),
-        help=f"Comma-separated subset of {', '.join(ALL_SYSTEMS)}.",
+        default=",".join(DEFAULT_SYSTEMS),
+        help=f"Comma-separated subset of {', '.join(ALL_SYSTEMS)} (default: all but "
+        f"{', '.join(EXTRA_SYSTEMS)}).",
     )
     parser.add_argument("--duration", type=float, help="Seconds measured per point.")
     parser.add_argument("--warmup", type=float, help="Seconds of warm-up per point.")
@@ -104,6 +112,8 @@ def _concurrency_for(preset_name: str, plan: Plan) -> dict[str, tuple[int, ...]]
         "local": (1,),
         "mmserve": (1,),
         "ray": (1,),
+        "mmserve-actor": (1,),
+        "ray-grpc": (1,),
         "mmserve-nobatch": (),
         "fastapi": (),
         "litserve": (),
@@ -132,7 +142,7 @@ def run_suite(args: argparse.Namespace, document: dict[str, Any], stem: Path) ->
             concurrency_for=_concurrency_for(name, plan),
             after_each=lambda: write_all(document, stem),
         )
-        for system in ("mmserve",):
+        for system in ("mmserve", "mmserve-actor"):
             document["targets"] += report.overhead_targets(
                 name, preset.workflows, results, system=system
             )

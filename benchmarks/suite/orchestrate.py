@@ -30,12 +30,16 @@ from benchmarks.suite.servers import (
 )
 
 HTTP_SYSTEMS = ("mmserve", "mmserve-nobatch", "fastapi", "litserve", "ray")
+#: Opt-in (``--systems``): mmserve over Ray actor calls (``server.transport: actor``) and the
+#: hand-written Ray app with Serve's proxy on gRPC, as mmserve's default transport sets it.
+EXTRA_SYSTEMS = ("mmserve-actor", "ray-grpc")
 IN_PROCESS = {
     "bare": "benchmarks.suite.inprocess",
     "local": "benchmarks.suite.inprocess",
     "api": "benchmarks.suite.api_inprocess",
 }
-ALL_SYSTEMS = (*IN_PROCESS, *HTTP_SYSTEMS)
+DEFAULT_SYSTEMS = (*IN_PROCESS, *HTTP_SYSTEMS)
+ALL_SYSTEMS = (*DEFAULT_SYSTEMS, *EXTRA_SYSTEMS)
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,17 @@ def _server(system: str, preset: Preset, inputs: Inputs, plan: Plan, port: int) 
         return mmserve_server(
             preset, plan.shape.unbatched(), inputs, system=system, port=port, workdir=plan.workdir
         )
+    if system == "mmserve-actor":
+        return mmserve_server(
+            preset, plan.shape, inputs, system=system, port=port, workdir=plan.workdir,
+            transport="actor",
+        )  # fmt: skip
+    if system == "ray-grpc":
+        server = peer_server("ray", preset, plan.shape, inputs, port=port, workdir=plan.workdir)
+        server.system = system
+        server.log_path = plan.workdir / f"{system}.log"
+        server.env = {"RAY_SERVE_PROXY_USE_GRPC": "1"}
+        return server
     return peer_server(system, preset, plan.shape, inputs, port=port, workdir=plan.workdir)
 
 

@@ -174,7 +174,9 @@ class ServeShape:
         return ServeShape(1, 0.0, self.cpus, self.gpus, self.device, self.dtype, self.max_ongoing)
 
 
-def app_config(preset: Preset, shape: ServeShape, *, port: int) -> dict[str, Any]:
+def app_config(
+    preset: Preset, shape: ServeShape, *, port: int, transport: str = "grpc"
+) -> dict[str, Any]:
     """The mmserve app config (as a dict, for YAML) serving ``preset`` with ``shape``."""
     model: dict[str, Any] = {
         "backend": preset.backend,
@@ -193,5 +195,10 @@ def app_config(preset: Preset, shape: ServeShape, *, port: int) -> dict[str, Any
         # The memory store: no suite workflow touches the store, and it is the lightest.
         "store": {"kind": "memory"},
         "workflows": [str(WORKFLOW_DIR / f"{name}.yaml") for name in preset.workflows],
-        "server": {"host": "127.0.0.1", "port": port, "request_timeout_s": 300},
+        "server": {
+            "host": "127.0.0.1",
+            "port": port,
+            "request_timeout_s": 300,
+            "transport": transport,
+        },
     }

@@ -65,6 +65,8 @@ class ServerProcess:
     pids: set[int] = field(default_factory=set)
     #: Folders put first on the server's PYTHONPATH (e.g. the proposed-fix overlay).
     pythonpath: list[str] = field(default_factory=list)
+    #: Extra environment of the server (and of the Ray it starts).
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def pid(self) -> int:
@@ -80,6 +82,7 @@ class ServerProcess:
         started = time.perf_counter()
         env = child_env()
         env["PYTHONPATH"] = os.pathsep.join([*self.pythonpath, env["PYTHONPATH"]])
+        env.update(self.env)
         self.process = subprocess.Popen(
             self.argv,
             cwd=REPO_ROOT,
@@ -164,12 +167,20 @@ def _mmserve_command() -> list[str]:
 
 
 def mmserve_server(
-    preset: Preset, shape: ServeShape, inputs: Inputs, *, system: str, port: int, workdir: Path
+    preset: Preset,
+    shape: ServeShape,
+    inputs: Inputs,
+    *,
+    system: str,
+    port: int,
+    workdir: Path,
+    transport: str = "grpc",
 ) -> ServerProcess:
     """``mmserve serve`` on a generated app config for ``preset``."""
     config_path = workdir / f"{system}.yaml"
     config_path.parent.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(yaml.safe_dump(app_config(preset, shape, port=port), sort_keys=False))
+    config = app_config(preset, shape, port=port, transport=transport)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     return ServerProcess(
         system=system,
         argv=[*_mmserve_command(), "--config", str(config_path), "--port", str(port)],

@@ -17,7 +17,7 @@ Example (deployments/tiny.yaml)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -139,6 +139,12 @@ class ServerConfig(_Strict):
     )
     retry_after_s: int = Field(
         default=1, ge=0, description="Retry-After of 503 answers (overload), in seconds."
+    )
+    transport: Literal["grpc", "actor"] = Field(
+        default="grpc",
+        description="How requests travel between Serve's proxy, the ingress and the model "
+        "and store deployments: 'grpc' (Ray Serve's gRPC data plane) or 'actor' (Ray actor "
+        "calls through the object store).",
     )
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
 

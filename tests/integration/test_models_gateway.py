@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -101,6 +103,38 @@ def test_concurrent_calls_share_one_instance_and_all_complete() -> None:
     expected_red = asyncio.run(gateway.embed_images("image_encoder", [RED])).items[0]
     for vector in results[6:]:
         np.testing.assert_allclose(vector, expected_red, atol=1e-6)
+
+
+def test_every_model_call_runs_on_the_one_model_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # torch runs a model slower on a second thread than on the first that ran it, so local
+    # mode keeps all model calls, of every model and gateway, on one thread.
+    gateway = gateway_for(
+        {
+            "captioner": {"backend": "fake", "source": "fake://"},
+            "text_encoder": {"backend": "fake", "source": "fake://dim=8"},
+        }
+    )
+    threads: list[str] = []
+    for model, method in (("captioner", "caption"), ("text_encoder", "embed_texts")):
+        instance = gateway.backend(model)
+        original = getattr(instance, method)
+
+        def record(*args: object, original: Any = original) -> Any:
+            threads.append(threading.current_thread().name)
+            return original(*args)
+
+        monkeypatch.setattr(instance, method, record)
+
+    async def many() -> None:
+        calls = [gateway.caption("captioner", [RED]) for _ in range(8)]
+        calls += [gateway.embed_texts("text_encoder", [f"text {i}"]) for i in range(8)]
+        await asyncio.gather(*calls)
+
+    asyncio.run(many())
+    asyncio.run(many())  # a second event loop: still the same thread
+    assert len(threads) == 32
+    assert set(threads) == {threads[0]}
+    assert threads[0].startswith("mmserve-model")
 
 
 def test_relative_folder_sources_resolve_against_the_config_folder(tmp_path: Path) -> None:

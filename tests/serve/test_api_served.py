@@ -246,6 +246,17 @@ def test_bad_bytes_get_clear_4xx_and_the_server_keeps_serving(served: Served) ->
     assert _ingress_rss() - rss_before < 300 * 1024 * 1024  # the bomb was never decoded
 
 
+def test_images_larger_than_grpcs_default_message_reach_the_models(served: Served) -> None:
+    # 1400 x 1400 RGB is 5.9 MB of pixels once decoded, over gRPC's default 4 MiB message,
+    # while its PNG (the request body) is a few kB: the ingress -> model hop carries it.
+    big = _b64(_png(size=(1400, 1400)))
+    caption = served.run("caption", image=big)
+    assert caption.status_code == 200, caption.text
+    assert caption.json()["outputs"]["caption"] == "a red image"
+    answer = served.run("answer", image=big, question="what colour is it?")
+    assert answer.status_code == 200, answer.text
+
+
 def test_deadline_header_ends_in_504_naming_the_step(served: Served) -> None:
     response = served.http.post(
         "/v1/workflows/slow_caption/run",

@@ -2,17 +2,22 @@
 
 Each configured model is loaded on first use (or all at once with :meth:`LocalGateway.warm`)
 through :func:`mmserve.models.loader.load_backend`, so entries sharing a backend and source
-share one instance. Model calls block, so they run in worker threads (``asyncio.to_thread``)
-and the event loop stays free; one lock per backend instance keeps two calls from running on
-one model at once (torch models are not safe to call concurrently from several threads).
-Every call is one batch: ``Batched.batch_size`` is the number of items passed in.
+share one instance. Model calls block, so they run off the event loop, on one thread shared by
+every model of the process (:func:`model_thread`): torch models are not safe to call from
+several threads at once, and torch on CPU runs a model ~25% slower on a thread other than the
+first one that ran a forward pass in the process (measured with all-MiniLM-L6-v2 on 2 cores:
+34 ms a call on the first thread, 43-45 ms on a second one), which a pool of worker threads
+(``asyncio.to_thread``) hits on every other call. Every call is one batch:
+``Batched.batch_size`` is the number of items passed in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mmserve.config import AppConfig
@@ -28,6 +33,24 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+_model_thread: ThreadPoolExecutor | None = None
+_model_thread_guard = threading.Lock()
+
+
+def model_thread() -> ThreadPoolExecutor:
+    """The one worker thread that runs every in-process model call (see the module doc)."""
+    global _model_thread
+    with _model_thread_guard:
+        if _model_thread is None:
+            _model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmserve-model")
+        return _model_thread
+
+
+async def on_model_thread(func: Callable[..., T], *args: Any) -> T:
+    """Run ``func(*args)`` on :func:`model_thread` without blocking the event loop."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(model_thread(), functools.partial(func, *args))
+
 
 class LocalGateway:
     """:class:`~mmserve.gateway.base.ModelGateway` over models loaded in this process."""
@@ -35,8 +58,6 @@ class LocalGateway:
     def __init__(self, config: AppConfig, *, registry: Registry = registry) -> None:
         self.config = config
         self._registry = registry
-        self._guard = threading.Lock()
-        self._locks: dict[int, threading.Lock] = {}
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -80,20 +101,14 @@ class LocalGateway:
 
     # -- calls ------------------------------------------------------------------------------
 
-    def _lock_for(self, instance: Any) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(id(instance), threading.Lock())
-
     async def _call(self, role: Role, model: str, method: str, *args: Any) -> Any:
         name = self.model_for(role, model)
 
         def run() -> Any:
-            instance = self.backend(name)
-            with self._lock_for(instance):
-                call: Callable[..., Any] = getattr(instance, method)
-                return call(*args)
+            call: Callable[..., Any] = getattr(self.backend(name), method)
+            return call(*args)
 
-        return await asyncio.to_thread(run)
+        return await on_model_thread(run)
 
     async def space(self, model: str) -> EmbeddingSpace:
         if model not in self.config.models:
@@ -104,7 +119,7 @@ class LocalGateway:
                 f"model {model!r} serves {role!r}, which has no embedding space",
                 hint="name an image_encoder or text_encoder model",
             )
-        instance = await asyncio.to_thread(self.backend, model)
+        instance = await on_model_thread(self.backend, model)
         space: EmbeddingSpace = instance.space
         return space
 
@@ -136,4 +151,4 @@ class LocalGateway:
         return Batched(items=answers, batch_size=len(images))
 
 
-__all__ = ["LocalGateway"]
+__all__ = ["LocalGateway", "model_thread", "on_model_thread"]

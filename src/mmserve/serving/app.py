@@ -61,7 +61,7 @@ def build_app(config: AppConfig | str | Path) -> Application:
     store: Application | None = None
     if has_store(app_config):
         store_cfg = app_config.store
-        store = as_deployment(StoreServer, STORE_NAME, store_options()).bind(
+        store = as_deployment(StoreServer, STORE_NAME, store_options(app_config)).bind(
             *store_args(store_cfg.kind, app_config.store_location(), store_cfg.options)
         )
         served_by[STORE_NAME] = []

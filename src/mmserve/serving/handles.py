@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+from grpc import StatusCode
+from grpc.aio import AioRpcError
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
@@ -37,6 +39,15 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+def with_transport(handle: DeploymentHandle[Any], transport: str) -> DeploymentHandle[Any]:
+    """``handle`` sending its calls the ``server.transport`` way: over Ray Serve's gRPC data
+    plane (``grpc``) or as Ray actor calls through the object store (``actor``).
+
+    Set here, in the replica that calls, because a handle's transport is fixed where the
+    handle is made (the driver that built the app) and travels with it."""
+    return handle.options(_by_reference=transport == "actor")
+
+
 def translate_error(what: str, exc: BaseException) -> BaseException:
     """The error to raise for a failed handle call to ``what`` (a model or the store)."""
     if isinstance(exc, RayTaskError):
@@ -57,6 +68,18 @@ def translate_error(what: str, exc: BaseException) -> BaseException:
             f"{what} is unavailable: {exc}",
             hint="check `/v1/health`; its replicas may be restarting",
         )
+    if isinstance(exc, AioRpcError):  # server.transport: grpc
+        status, details = exc.code(), exc.details() or ""
+        if status == StatusCode.UNAVAILABLE:
+            return ServiceUnavailableError(
+                f"{what} is unavailable (gRPC {status.name}: {details})",
+                hint="check `/v1/health`; its replicas may be restarting",
+            )
+        return ServingError(
+            f"{what} failed (gRPC {status.name}: {details})",
+            hint="see the replica's log (`ray logs` or the Ray dashboard); "
+            "`server.transport: actor` avoids gRPC",
+        )
     return exc
 
 
@@ -64,7 +87,13 @@ async def _call(model: str, response: Awaitable[Any]) -> Any:
     """Await one handle call, turning Ray/Serve failures into mmserve errors."""
     try:
         return await response
-    except (RayTaskError, BackPressureError, RayActorError, DeploymentUnavailableError) as exc:
+    except (
+        RayTaskError,
+        BackPressureError,
+        RayActorError,
+        DeploymentUnavailableError,
+        AioRpcError,
+    ) as exc:
         error = translate_error(f"model {model!r}", exc)
         # A replica's own MmserveError is re-raised as is: the Ray wrapper adds nothing.
         raise error from (None if error is getattr(exc, "cause", None) else exc)
@@ -152,4 +181,4 @@ class HandleGateway:
         )
 
 
-__all__ = ["HandleGateway", "translate_error"]
+__all__ = ["HandleGateway", "translate_error", "with_transport"]

@@ -20,7 +20,7 @@ from ray.serve.handle import DeploymentHandle
 from mmserve.config import AppConfig
 from mmserve.registry import registry
 from mmserve.serving.api import ApiRuntime, create_api
-from mmserve.serving.handles import HandleGateway
+from mmserve.serving.handles import HandleGateway, with_transport
 from mmserve.serving.health import app_health_async
 from mmserve.serving.plan import APP_NAME
 from mmserve.serving.store import StoreClient
@@ -43,7 +43,9 @@ class IngressServer:
         config = AppConfig.from_dict(config_data, base_dir=Path(base_dir))
         registry.ensure_loaded()
         workflows = load_workflows([p for p in config.workflow_paths() if p.exists()])
-        store_client = StoreClient(store) if store is not None else None
+        transport = config.server.transport
+        models = {name: with_transport(handle, transport) for name, handle in models.items()}
+        store_client = StoreClient(with_transport(store, transport)) if store is not None else None
         engine = Engine(HandleGateway(config, models), store=store_client, registry=registry)
         try:
             app_name = serve.get_replica_context().app_name

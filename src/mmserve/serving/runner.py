@@ -2,9 +2,11 @@
 
 :class:`ServeSession` checks the config (:mod:`mmserve.serving.preflight`), starts an embedded
 local Ray when no address is given (or connects to ``address``), deploys the app and waits
-until every deployment is ready. :meth:`ServeSession.stop` undoes exactly what ``start`` did:
-an embedded Ray is shut down with Serve; on a cluster, Serve is shut down if this session
-started it, else only this app is deleted.
+until every deployment is ready. A Ray it starts gets the HTTP proxy's switch for
+``server.transport`` in its environment (:func:`mmserve.serving.plan.proxy_env`).
+:meth:`ServeSession.stop` undoes exactly what ``start`` did: an embedded Ray is shut down with
+Serve; on a cluster, Serve is shut down if this session started it, else only this app is
+deleted.
 
 Ray's auth mode is left as the user set it. Unset, Ray 2.60 turns its token authentication
 on for a new local cluster (creating ``~/.ray/auth_token``), which an embedded Ray keeps: its
@@ -19,7 +21,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -29,7 +32,7 @@ from ray import serve
 from mmserve.config import AppConfig
 from mmserve.errors import ServingError
 from mmserve.serving.app import build_app
-from mmserve.serving.plan import APP_NAME
+from mmserve.serving.plan import APP_NAME, proxy_env
 from mmserve.serving.preflight import (
     check_address_reachable,
     check_cluster_resources,
@@ -129,7 +132,12 @@ class ServeSession:
             options = {"address": self.address}
             where = f"connect to the Ray cluster at {self.address!r}"
         try:
-            ray.init(**{**options, **self._ray_options})
+            if self.address is None:
+                # Ray's processes (the HTTP proxy among them) inherit this environment.
+                with _environ(proxy_env(self.config)):
+                    ray.init(**{**options, **self._ray_options})
+            else:
+                ray.init(**{**options, **self._ray_options})
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ServingError(
                 f"could not {where}: {exc}",
@@ -160,6 +168,21 @@ class ServeSession:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+@contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then restore them."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _deploy_failures() -> str:

@@ -15,7 +15,12 @@ from typing import Any
 import yaml
 
 from mmserve.config import AppConfig
-from mmserve.serving.plan import APP_NAME, all_deployment_options, required_resources_names
+from mmserve.serving.plan import (
+    APP_NAME,
+    all_deployment_options,
+    proxy_env,
+    required_resources_names,
+)
 
 IMPORT_PATH = "mmserve.serving.app:app_builder"
 RAY_VERSION = "2.60.0"
@@ -63,13 +68,17 @@ def dump_yaml(data: dict[str, Any], *, header: str = "") -> str:
     return header + body
 
 
-def _container(name: str, image: str, cpu: str, memory: str, gpus: int) -> dict[str, Any]:
+def _container(
+    name: str, image: str, cpu: str, memory: str, gpus: int, env: dict[str, str]
+) -> dict[str, Any]:
     limits: dict[str, Any] = {"cpu": cpu, "memory": memory}
     if gpus:
         limits["nvidia.com/gpu"] = gpus
     return {
         "name": name,
         "image": image,
+        # Read by Serve's HTTP proxy, which runs on every node (server.transport).
+        "env": [{"name": key, "value": value} for key, value in sorted(env.items())],
         "resources": {"limits": limits, "requests": {"cpu": cpu, "memory": memory}},
     }
 
@@ -89,6 +98,7 @@ def rayservice_manifest(
     if custom:
         # `ray start --resources` takes JSON; KubeRay passes the value through a shell.
         worker_params["resources"] = json.dumps(json.dumps(custom, sort_keys=True))
+    env = proxy_env(config)
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayService",
@@ -102,7 +112,7 @@ def rayservice_manifest(
                     # num-cpus 0: the head runs Ray's control plane and Serve's controller only.
                     "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
                     "template": {
-                        "spec": {"containers": [_container("ray-head", image, "2", "8Gi", 0)]}
+                        "spec": {"containers": [_container("ray-head", image, "2", "8Gi", 0, env)]}
                     },
                 },
                 "workerGroupSpecs": [
@@ -114,7 +124,7 @@ def rayservice_manifest(
                         "rayStartParams": worker_params,
                         "template": {
                             "spec": {
-                                "containers": [_container("ray-worker", image, "8", "32Gi", 1)]
+                                "containers": [_container("ray-worker", image, "8", "32Gi", 1, env)]
                             }
                         },
                     }

@@ -11,7 +11,7 @@ from ray.serve.schema import ServeDeploySchema
 
 from mmserve.config import AppConfig
 from mmserve.errors import ConfigError
-from mmserve.serving.plan import deployment_of, plan_models
+from mmserve.serving.plan import deployment_of, grpc_max_message_bytes, plan_models
 from mmserve.serving.preflight import (
     check_cluster_resources,
     embedded_cpus,
@@ -74,7 +74,9 @@ def test_options_carry_scaling_resources_and_queue_limits() -> None:
         "max_replicas": 3,
         "target_ongoing_requests": 4.0,
     }
-    assert plan.options["ray_actor_options"] == {
+    actor_options = dict(plan.options["ray_actor_options"])
+    assert set(actor_options.pop("runtime_env")) == {"env_vars"}  # the transport's
+    assert actor_options == {
         "num_cpus": 0.5,
         "num_gpus": 0.25,
         "resources": {"accel": 1.0},
@@ -189,3 +191,40 @@ def test_an_unreachable_cluster_address_fails_at_once() -> None:
     with pytest.raises(ConfigError, match="invalid Ray address"):
         check_address_reachable("head-node")
     check_address_reachable("auto")  # left to Ray
+
+
+def test_every_deployment_gets_the_transport_of_the_config() -> None:
+    config = _config(
+        {"captioner": _fake()},
+        server={"limits": {"max_body_bytes": 8 * 2**20, "max_image_pixels": 1_000_000}},
+    )
+    built = serve_config(config, config_path="/srv/c.yaml")
+    (app,) = built["applications"]
+    envs = {
+        d["name"]: d["ray_actor_options"]["runtime_env"]["env_vars"] for d in app["deployments"]
+    }
+    assert set(envs) == {"ingress", "captioner", "store"}
+    for env in envs.values():
+        # the larger of a whole body (8 MiB) and one decoded image (4 bytes a pixel), + 16 MiB
+        assert env == {"RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH": str(24 * 2**20)}
+    ServeDeploySchema.model_validate(built)
+    # the proxy reads its switch from the node's environment: the RayService sets it
+    manifest = rayservice_manifest(config, config_path="/srv/c.yaml")
+    cluster = manifest["spec"]["rayClusterConfig"]
+    containers = [cluster["headGroupSpec"]["template"]["spec"]["containers"][0]]
+    containers += [g["template"]["spec"]["containers"][0] for g in cluster["workerGroupSpecs"]]
+    for container in containers:
+        assert {"name": "RAY_SERVE_PROXY_USE_GRPC", "value": "1"} in container["env"]
+
+
+def test_actor_transport_turns_grpc_off_and_huge_limits_stay_within_grpc() -> None:
+    actor = _config({"captioner": _fake()}, server={"transport": "actor"})
+    (plan,) = plan_models(actor)
+    assert "runtime_env" not in plan.options["ray_actor_options"]
+    manifest = rayservice_manifest(actor, config_path="/srv/c.yaml")
+    head = manifest["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]
+    assert head["containers"][0]["env"] == [{"name": "RAY_SERVE_PROXY_USE_GRPC", "value": "0"}]
+    huge = _config({"captioner": _fake()}, server={"limits": {"max_image_pixels": 10**9}})
+    assert grpc_max_message_bytes(huge) == 2**31 - 1
+    with pytest.raises(ConfigError, match="transport"):
+        _config({"captioner": _fake()}, server={"transport": "http"})
