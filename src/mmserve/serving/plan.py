@@ -65,6 +65,12 @@ def proxy_env(config: AppConfig) -> dict[str, str]:
     return {GRPC_PROXY_ENV: "1" if config.server.transport == "grpc" else "0"}
 
 
+#: Serve's per-request access log line, off for the internal hops (model and store calls):
+#: the proxy logs every HTTP request and the ingress logs it with its route and status, so a
+#: line per model call would only multiply the console output by the number of steps.
+INTERNAL_LOGGING = {"enable_access_log": False}
+
+
 def _with_env(actor_options: dict[str, Any], config: AppConfig) -> dict[str, Any]:
     env = transport_env(config)
     return {**actor_options, "runtime_env": {"env_vars": env}} if env else actor_options
@@ -148,6 +154,7 @@ def plan_models(config: AppConfig) -> list[ModelDeploymentPlan]:
 def _model_options_in(config: AppConfig, model: ModelConfig) -> dict[str, Any]:
     options = model_options(model)
     options["ray_actor_options"] = _with_env(options["ray_actor_options"], config)
+    options["logging_config"] = dict(INTERNAL_LOGGING)
     return options
 
 
@@ -175,6 +182,7 @@ def store_options(config: AppConfig) -> dict[str, Any]:
         "num_replicas": 1,
         "max_ongoing_requests": 64,
         "ray_actor_options": _with_env({"num_cpus": STORE_CPUS}, config),
+        "logging_config": dict(INTERNAL_LOGGING),
     }
 
 

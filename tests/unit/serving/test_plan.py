@@ -207,6 +207,13 @@ def test_every_deployment_gets_the_transport_of_the_config() -> None:
     for env in envs.values():
         # the larger of a whole body (8 MiB) and one decoded image (4 bytes a pixel), + 16 MiB
         assert env == {"RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH": str(24 * 2**20)}
+    # one access-log line per HTTP request (proxy, ingress), none per model or store call
+    logging = {d["name"]: d.get("logging_config") for d in app["deployments"]}
+    assert logging == {
+        "ingress": None,
+        "captioner": {"enable_access_log": False},
+        "store": {"enable_access_log": False},
+    }
     ServeDeploySchema.model_validate(built)
     # the proxy reads its switch from the node's environment: the RayService sets it
     manifest = rayservice_manifest(config, config_path="/srv/c.yaml")
