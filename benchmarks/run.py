@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", type=_levels, help="e.g. 1,4,16,64")
     parser.add_argument("--max-batch", type=int, default=16)
-    parser.add_argument("--wait-ms", type=float, default=5.0)
+    parser.add_argument("--wait-ms", type=float, default=0.0)
     parser.add_argument("--cpus", type=float, default=2.0, help="CPUs of the model replica.")
     parser.add_argument("--gpus", type=float, default=0.0, help="GPUs of the model replica.")
     parser.add_argument("--device", default="auto")
