@@ -273,6 +273,7 @@ def plot(document: dict[str, Any], path: Path) -> None:
     presets = document["presets"]
     fig, axes = plt.subplots(1, len(presets), figsize=(7 * len(presets), 5.5), squeeze=False)
     for ax, (name, preset) in zip(axes[0], presets.items(), strict=True):
+        ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # 20 lines, none alike
         for system, result in preset["systems"].items():
             by_variant: dict[str, list[dict[str, Any]]] = {}
             for point in result.get("points", []):

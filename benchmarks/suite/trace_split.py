@@ -24,7 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="minilm")
     parser.add_argument("--requests", type=int, default=50)
-    parser.add_argument("--wait-ms", type=float, default=5.0)
+    parser.add_argument("--wait-ms", type=float, default=0.0)
     parser.add_argument("--port", type=int, default=8180)
     args = parser.parse_args()
     preset = get_preset(args.preset)

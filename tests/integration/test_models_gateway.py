@@ -106,8 +106,8 @@ def test_concurrent_calls_share_one_instance_and_all_complete() -> None:
 
 
 def test_every_model_call_runs_on_the_one_model_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    # torch runs a model slower on a second thread than on the first that ran it, so local
-    # mode keeps all model calls, of every model and gateway, on one thread.
+    # torch runs a model slower once a second thread has run it, so local mode keeps all
+    # model calls, of every model and gateway, on one thread.
     gateway = gateway_for(
         {
             "captioner": {"backend": "fake", "source": "fake://"},

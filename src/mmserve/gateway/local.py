@@ -4,11 +4,12 @@ Each configured model is loaded on first use (or all at once with :meth:`LocalGa
 through :func:`mmserve.models.loader.load_backend`, so entries sharing a backend and source
 share one instance. Model calls block, so they run off the event loop, on one thread shared by
 every model of the process (:func:`model_thread`): torch models are not safe to call from
-several threads at once, and torch on CPU runs a model ~25% slower on a thread other than the
-first one that ran a forward pass in the process (measured with all-MiniLM-L6-v2 on 2 cores:
-34 ms a call on the first thread, 43-45 ms on a second one), which a pool of worker threads
-(``asyncio.to_thread``) hits on every other call. Every call is one batch:
-``Batched.batch_size`` is the number of items passed in.
+several threads at once, and torch on CPU runs a model ~20-25% slower once more than one
+thread of the process has run it (all-MiniLM-L6-v2 on 2 cores, ``python -m
+benchmarks.suite.torch_threads``: 36-40 ms a call while one thread has run it, 44-50 ms on
+either thread after a second one did), which a pool of worker threads (``asyncio.to_thread``)
+always ends up doing. Every call is one batch: ``Batched.batch_size`` is the number of items
+passed in.
 """
 
 from __future__ import annotations

@@ -52,8 +52,8 @@ def transport_env(config: AppConfig) -> dict[str, str]:
     With ``grpc`` (the default) the ingress calls the model and store deployments over Ray
     Serve's gRPC data plane (:func:`mmserve.serving.handles.with_transport`) and the replicas
     accept messages as large as the config's limits allow. Measured on 2 CPU cores
-    (``benchmarks/README.md``): a one-step workflow at concurrency 1 takes ~12 ms instead of
-    ~19.5 ms, each further step ~3 ms instead of ~8 ms.
+    (``benchmarks/README.md``): a one-step workflow at concurrency 1 takes 11.7 ms instead of
+    18.5 ms, each further step ~4 ms instead of ~7 ms.
     """
     if config.server.transport == "actor":
         return {}
