@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--max-batch", type=int, default=16)
-    parser.add_argument("--wait-ms", type=float, default=5.0)
+    parser.add_argument("--wait-ms", type=float, default=0.0)
     args = parser.parse_args()
     api = BenchAPI(
         args.preset,

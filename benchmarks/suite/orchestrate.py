@@ -116,11 +116,10 @@ def _server(system: str, preset: Preset, inputs: Inputs, plan: Plan, port: int) 
             transport="actor",
         )  # fmt: skip
     if system == "ray-grpc":
-        server = peer_server("ray", preset, plan.shape, inputs, port=port, workdir=plan.workdir)
-        server.system = system
-        server.log_path = plan.workdir / f"{system}.log"
-        server.env = {"RAY_SERVE_PROXY_USE_GRPC": "1"}
-        return server
+        return peer_server(
+            "ray", preset, plan.shape, inputs, port=port, workdir=plan.workdir, system=system,
+            env={"RAY_SERVE_PROXY_USE_GRPC": "1"},
+        )  # fmt: skip
     return peer_server(system, preset, plan.shape, inputs, port=port, workdir=plan.workdir)
 
 

@@ -204,19 +204,30 @@ def app_server(config_path: Path, *, system: str, port: int, workdir: Path) -> S
 
 
 def peer_server(
-    peer: str, preset: Preset, shape: ServeShape, inputs: Inputs, *, port: int, workdir: Path
+    peer: str,
+    preset: Preset,
+    shape: ServeShape,
+    inputs: Inputs,
+    *,
+    port: int,
+    workdir: Path,
+    system: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> ServerProcess:
-    """A peer server (fastapi, litserve, ray) for ``preset``."""
+    """A peer server (fastapi, litserve, ray) for ``preset``, reported as ``system`` (default:
+    the peer's name), with ``env`` added to its environment."""
     argv = [PYTHON, "-m", f"benchmarks.peers.{peer}_peer", "--preset", preset.name]
     argv += ["--port", str(port), "--device", shape.device]
     if peer in ("litserve", "ray"):
         argv += ["--max-batch", str(shape.max_batch), "--wait-ms", str(shape.wait_ms)]
     if peer == "ray":
         argv += ["--cpus", str(shape.cpus), "--gpus", str(shape.gpus)]
+    system = system or peer
     return ServerProcess(
-        system=peer,
+        system=system,
         argv=argv,
         url=f"http://127.0.0.1:{port}/predict",
         body_for=inputs.peer_body,
-        log_path=workdir / f"{peer}.log",
+        log_path=workdir / f"{system}.log",
+        env=dict(env or {}),
     )

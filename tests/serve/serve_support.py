@@ -5,8 +5,13 @@ from __future__ import annotations
 import base64
 import io
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +23,8 @@ from PIL import Image
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a test Ray needs no token
 
 ROOT = Path(__file__).resolve().parents[2]
+#: `mmserve serve`, the console script of the environment running the tests.
+MMSERVE_SERVE = [str(Path(sys.executable).with_name("mmserve")), "serve"]
 RAY_INIT: dict[str, Any] = {
     "num_cpus": 2,
     "include_dashboard": False,
@@ -58,6 +65,53 @@ def wait_ready(url: str, *, timeout_s: float = 240.0, process: Any = None) -> di
             last = exc
         time.sleep(1.0)
     pytest.fail(f"{url} not ready after {timeout_s:.0f}s; last health: {last}")
+
+
+@contextmanager
+def serving(
+    config_path: Path, *, port: int, log_path: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`mmserve serve` on ``config_path`` as a child process, ready; then SIGTERM, and SIGKILL
+    of its process group if it has not stopped within 90 s. Yields the process and its URL."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*MMSERVE_SERVE, "--config", str(config_path), "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own group, so teardown stops exactly what it started
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_ready(url, timeout_s=420, process=process)
+            yield process, url
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=90)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid``, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat:
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
 
 
 def assert_close(actual: Any, expected: Any, *, where: str = "") -> None:

@@ -17,17 +17,14 @@ import httpx
 import pytest
 import ray
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from PIL import Image
-from schemathesis import GenerationMode
-from schemathesis.checks import positive_data_acceptance
-from serve_support import RAY_INIT, ROOT, free_port, wait_ready, write_config
+from serve_support import RAY_INIT, ROOT, descendants, free_port, wait_ready, write_config
 
 from mmserve.client import AsyncClient, Client
 from mmserve.config import AppConfig
 from mmserve.errors import ApiAuthError, ApiInputError, ApiNotFoundError
 from mmserve.serving.runner import ServeSession
+from openapi_checks import run_property_checks
 
 pytestmark = pytest.mark.serve
 
@@ -127,29 +124,11 @@ def _replicas() -> set[str]:
     return {n["name"] for n in names if "SERVE_REPLICA" in n["name"]}
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
-        except OSError:
-            continue
-        if stat:
-            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
 def _ingress_rss() -> int:
     """Resident memory (bytes) of this module's ingress replica (a descendant of this
     process: the Ray it started), read from /proc."""
     found = []
-    for pid in _descendants(os.getpid()):
+    for pid in descendants(os.getpid()):
         try:
             title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
             if b"ServeReplica:mmserve:ingress" in title:
@@ -287,31 +266,7 @@ def test_a_full_queue_answers_503_with_retry_after_then_recovers(served: Served)
 
 def test_openapi_property_run_finds_no_5xx_or_schema_breaks(served: Served) -> None:
     schema = schemathesis.openapi.from_url(f"{served.url}/openapi.json", headers=AUTH)
-    failures = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        cases = st.one_of(
-            operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
-            operation.as_strategy(generation_mode=GenerationMode.NEGATIVE),
-        )
-
-        @given(case=cases)
-        @settings(
-            max_examples=6,
-            derandomize=True,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        def check(case: schemathesis.Case) -> None:
-            # images are strings the schema cannot fully describe, so a schema-valid body
-            # may fairly be refused (422): that one check does not apply
-            case.call_and_validate(headers=ROOMY, excluded_checks=[positive_data_acceptance])
-
-        try:
-            check()
-        except Exception as exc:
-            failures.append(f"{operation.label}: {exc}")
+    failures = run_property_checks(schema, examples=6, headers=ROOMY)
     assert not failures, "\n\n".join(failures)
 
 

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,15 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from serve_support import ROOT, assert_close, free_port, wait_ready, write_config
+from serve_support import (
+    MMSERVE_SERVE,
+    ROOT,
+    assert_close,
+    descendants,
+    free_port,
+    serving,
+    write_config,
+)
 
 from mmserve.config import AppConfig
 from mmserve.local_mode import LocalApp
@@ -59,37 +66,6 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
-def serve_command() -> list[str]:
-    """`mmserve serve` once the CLI mounts it; until then the module's own entry point."""
-    from typer.main import get_command
-
-    from mmserve.cli import app
-
-    group: Any = get_command(app)
-    if "serve" in getattr(group, "commands", {}):
-        return [str(Path(sys.executable).with_name("mmserve")), "serve"]
-    return [sys.executable, "-m", "mmserve.cli_serve", "serve"]
-
-
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -113,27 +89,8 @@ def tiny_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyServer
     config_path = write_config(folder, data)
     config = AppConfig.load(config_path)
     _seed_store(config, folder)
-    port = free_port()
-    log = (folder / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [*serve_command(), "--config", str(config_path), "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own group, so teardown can stop exactly what it started
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_ready(url, timeout_s=420, process=process)
+    with serving(config_path, port=free_port(), log_path=folder / "serve.log") as (process, url):
         yield TinyServer(process, url, config)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        log.close()
 
 
 def _seed_store(config: AppConfig, folder: Path) -> None:
@@ -156,7 +113,7 @@ def test_real_models_without_network_fail_fast_pointing_at_the_tiny_profile(
 ) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     done = subprocess.run(
-        [*serve_command(), "--config", str(ROOT / "deployments" / "local.yaml")],
+        [*MMSERVE_SERVE, "--config", str(ROOT / "deployments" / "local.yaml")],
         env=env,
         capture_output=True,
         text=True,
@@ -202,7 +159,7 @@ def test_concurrent_requests_share_model_batches(tiny_server: TinyServer) -> Non
 
 def test_sigterm_stops_everything_it_started(tiny_server: TinyServer) -> None:
     process = tiny_server.process
-    started = _descendants(process.pid)
+    started = descendants(process.pid)
     assert started, "the server should run Ray's processes as its descendants"
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=120) == 0

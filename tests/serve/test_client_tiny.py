@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from serve_support import ROOT, assert_close, free_port, wait_ready, write_config
+from serve_support import ROOT, assert_close, free_port, serving, write_config
 
 from mmserve.client import AsyncClient, Client, RunResult
 from mmserve.client_base import API_KEY_ENV
@@ -50,30 +49,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data["workflows"] = [str(ROOT / "workflows")]
     data["server"] = {"api_key_env": API_KEY_ENV}
     config_path = write_config(folder, data)
-    port = free_port()
     env = {**os.environ, API_KEY_ENV: KEY, "RAY_AUTH_MODE": "disabled"}
-    log = (folder / "serve.log").open("wb")
-    mmserve = str(Path(sys.executable).with_name("mmserve"))
-    process = subprocess.Popen(
-        [mmserve, "serve", "--config", str(config_path), "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,  # its own group: teardown stops exactly what it started
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_ready(url, timeout_s=420, process=process)
+    log_path = folder / "serve.log"
+    with serving(config_path, port=free_port(), log_path=log_path, env=env) as (_, url):
         yield url
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        log.close()
 
 
 def _fill_collections(client: Client) -> None:

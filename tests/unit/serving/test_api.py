@@ -5,22 +5,16 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from api_support import ROOT, build_api
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from mmserve.config import AppConfig
-from mmserve.gateway.local import LocalGateway
-from mmserve.registry import registry
-from mmserve.serving.api import REQUEST_ID_HEADER, ApiRuntime, always_ready, create_api
-from mmserve.stores import open_store_at
-from mmserve.workflow import Engine, load_workflows
+from mmserve.serving.api import REQUEST_ID_HEADER
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parents[3]
 WORKFLOWS = ("caption", "answer", "classify")
 
 
@@ -32,25 +26,8 @@ def png_base64(colour: tuple[int, int, int]) -> str:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    fake = {"backend": "fake", "source": "fake://"}
-    config = AppConfig.from_dict(
-        {
-            "models": {
-                role: fake for role in ("image_encoder", "text_encoder", "captioner", "vqa")
-            },
-            "store": {"kind": "memory"},
-            "workflows": [str(ROOT / "workflows" / f"{name}.yaml") for name in WORKFLOWS],
-        },
-        base_dir=ROOT,
-    )
-    runtime = ApiRuntime(
-        config=config,
-        engine=Engine(LocalGateway(config), store=open_store_at("memory"), registry=registry),
-        workflows=load_workflows(config.workflow_paths()),
-        health=always_ready,
-        registry=registry,
-    )
-    with TestClient(create_api(runtime)) as test_client:
+    workflows = [str(ROOT / "workflows" / f"{name}.yaml") for name in WORKFLOWS]
+    with TestClient(build_api(workflows=workflows)) as test_client:
         yield test_client
 
 

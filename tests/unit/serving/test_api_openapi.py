@@ -8,10 +8,8 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from api_support import AUTH, KEY, build_api
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from schemathesis import GenerationMode
-from schemathesis.checks import positive_data_acceptance
+
+from openapi_checks import run_property_checks
 
 pytestmark = pytest.mark.unit
 
@@ -48,38 +46,8 @@ def test_documents_every_v1_endpoint_and_both_run_bodies(schema: schemathesis.Ba
     assert {"401", "413", "415", "422", "503", "504"} <= set(run["responses"])
 
 
-def run_property_checks(schema: schemathesis.BaseSchema, examples: int) -> list[str]:
-    """Positive and negative cases for every operation; the failures found, by operation."""
-    failures = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        cases = st.one_of(
-            operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
-            operation.as_strategy(generation_mode=GenerationMode.NEGATIVE),
-        )
-
-        # Images are strings the schema cannot describe fully (they must decode as images),
-        # so schema-valid bodies may be refused with 422: that check does not apply.
-        @given(case=cases)
-        @settings(
-            max_examples=examples,
-            derandomize=True,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        def check(case: schemathesis.Case) -> None:
-            case.call_and_validate(headers=ROOMY, excluded_checks=[positive_data_acceptance])
-
-        try:
-            check()
-        except Exception as exc:
-            failures.append(f"{operation.label}: {exc}")
-    return failures
-
-
 def test_property_based_run_finds_no_5xx_and_no_schema_breaks(
     schema: schemathesis.BaseSchema,
 ) -> None:
-    failures = run_property_checks(schema, EXAMPLES)
+    failures = run_property_checks(schema, examples=EXAMPLES, headers=ROOMY)
     assert not failures, "\n\n".join(failures)
