@@ -138,8 +138,14 @@ def _syntax_issue(file: str, exc: yaml.MarkedYAMLError) -> WorkflowIssue:
     parts = [p for p in (exc.context, exc.problem) if p]
     message = "YAML syntax error: " + (", ".join(parts) or "malformed document")
     hint = "check indentation, colons and quotes around this position"
-    if "expected a single document" in f"{exc.context} {exc.problem}":
+    said = f"{exc.context} {exc.problem}"
+    if "expected a single document" in said:
         hint = "a workflow file holds one document: remove the extra `---`"
+    elif "flow mapping" in said and "'{'" in said:
+        hint = (
+            "a reference inside `{...}` must be quoted: write `{image: '${inputs.image}'}`, "
+            "or use block style (`image: ${inputs.image}` on its own line)"
+        )
     return WorkflowIssue(location or SourceLocation(file, 1, 1), message, hint)
 
 

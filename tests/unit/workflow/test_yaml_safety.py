@@ -25,6 +25,22 @@ def test_syntax_error_points_at_the_problem(issues_for, find_issue):
     assert issue.hint is not None
 
 
+def test_unquoted_reference_in_a_flow_mapping_gets_a_hint_to_quote_it(issues_for):
+    issues = issues_for(
+        """
+        name: wf
+        inputs: {text: {type: string}}
+        steps:
+          a: {uses: echo, with: {text: ${inputs.text}}}
+        outputs: {t: "${a.text}"}
+        """
+    )
+    assert len(issues) == 1
+    assert issues[0].message.startswith("YAML syntax error:")
+    assert "'${inputs.image}'" in (issues[0].hint or "")
+    assert "block style" in (issues[0].hint or "")
+
+
 def test_bad_indentation_is_a_syntax_error(issues_for):
     issues = issues_for("name: wf\nsteps:\n  a:\n    uses: echo\n   with: {}\n")
     assert issues[0].location.line == 5

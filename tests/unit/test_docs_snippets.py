@@ -1,0 +1,113 @@
+"""Every YAML and TOML snippet in README.md, docs/ and the plugin READMEs is checked.
+
+A snippet is one of:
+
+* a copy of a shipped file, named by a first-line comment (``# workflows/describe.yaml``):
+  it must say what the file says;
+* a workflow (it has ``steps:``): it must load and pass every static check, with the steps of
+  the plugin whose README it is in;
+* a piece of an app config (only app-config keys at the top): it must validate;
+* TOML: it must parse.
+
+Anything else fails, so that a new kind of snippet gets a check before it ships (a README
+workflow that was not valid YAML shipped once).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mmserve.config import AppConfig
+from mmserve.workflow import load_workflow_text
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = sorted(
+    [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "plugins").glob("*/README.md")]
+)
+_FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+_FILE_COMMENT = re.compile(r"^#\s*(\S+\.(?:ya?ml|toml))\s*$")
+
+
+def _snippets(language: str) -> list[tuple[str, str]]:
+    found = []
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        for match in _FENCE.finditer(text):
+            if match.group(1) == language:
+                line = text[: match.start()].count("\n") + 1
+                found.append((f"{doc.relative_to(ROOT)}:{line}", match.group(2)))
+    return found
+
+
+YAML_SNIPPETS = _snippets("yaml")
+TOML_SNIPPETS = _snippets("toml")
+
+
+def _plugin_root(where: str) -> Path | None:
+    parts = Path(where.partition(":")[0]).parts
+    return ROOT / parts[0] / parts[1] if parts[0] == "plugins" else None
+
+
+def _check_plugin_workflow(text: str, plugin: Path) -> None:
+    """Load the workflow in a fresh interpreter that has imported the plugin's entry points
+    (the package is not installed in the test environment)."""
+    entry_points = tomllib.loads((plugin / "pyproject.toml").read_text(encoding="utf-8"))
+    modules = entry_points["project"]["entry-points"]["mmserve.plugins"].values()
+    program = (
+        "import importlib, sys\n"
+        "from mmserve.workflow import load_workflow_text\n"
+        f"sys.path.insert(0, {str(plugin / 'src')!r})\n"
+        f"for module in {sorted(modules)!r}:\n"
+        "    importlib.import_module(module)\n"
+        "load_workflow_text(sys.stdin.read(), file='snippet')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], input=text, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_docs_have_snippets() -> None:
+    assert len(YAML_SNIPPETS) >= 6
+    assert any(where.startswith("plugins/") for where, _ in YAML_SNIPPETS)
+
+
+@pytest.mark.parametrize(("where", "text"), YAML_SNIPPETS, ids=[w for w, _ in YAML_SNIPPETS])
+def test_yaml_snippet_is_valid(where: str, text: str) -> None:
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        pytest.fail(f"{where}: not valid YAML: {exc}")
+    first_line = text.splitlines()[0].strip()
+    named = _FILE_COMMENT.match(first_line)
+    if named is not None:
+        file = ROOT / named.group(1)
+        assert file.is_file(), f"{where}: names {named.group(1)}, which does not exist"
+        assert data == yaml.safe_load(file.read_text(encoding="utf-8")), (
+            f"{where}: differs from {named.group(1)}"
+        )
+    assert isinstance(data, dict), f"{where}: a snippet is a mapping"
+    if "steps" in data:
+        plugin = _plugin_root(where)
+        if plugin is None:
+            load_workflow_text(text, file=where)
+        else:
+            _check_plugin_workflow(text, plugin)
+        return
+    config_keys = set(AppConfig.model_fields) - {"base_dir"}
+    unknown = set(data) - config_keys
+    assert not unknown, f"{where}: neither a workflow nor app config (keys {sorted(unknown)})"
+    AppConfig.from_dict(data, base_dir=ROOT / "deployments", source=where)
+
+
+@pytest.mark.parametrize(("where", "text"), TOML_SNIPPETS, ids=[w for w, _ in TOML_SNIPPETS])
+def test_toml_snippet_parses(where: str, text: str) -> None:
+    tomllib.loads(text)
