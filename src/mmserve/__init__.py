@@ -1,12 +1,43 @@
 """mmserve: a plugin-based multimodal workflow server on Ray Serve.
 
 The Python entry points: :class:`Client` / :class:`AsyncClient` (call a server), and the
-error hierarchy rooted at :class:`MmserveError`.
+error hierarchy rooted at :class:`MmserveError` (every class is in :mod:`mmserve.errors`; the
+ones a caller catches are re-exported here).
 """
 
 from mmserve.client import AsyncClient, Client, RetryPolicy, RunResult
-from mmserve.errors import ApiError, MmserveError
+from mmserve.errors import (
+    ApiAuthError,
+    ApiError,
+    ApiInputError,
+    ApiNotFoundError,
+    ApiOverloadedError,
+    ApiServerError,
+    ApiTimeoutError,
+    ConfigError,
+    InputError,
+    MmserveError,
+    ServerUnreachableError,
+    WorkflowValidationError,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["ApiError", "AsyncClient", "Client", "MmserveError", "RetryPolicy", "RunResult"]
+__all__ = [
+    "ApiAuthError",
+    "ApiError",
+    "ApiInputError",
+    "ApiNotFoundError",
+    "ApiOverloadedError",
+    "ApiServerError",
+    "ApiTimeoutError",
+    "AsyncClient",
+    "Client",
+    "ConfigError",
+    "InputError",
+    "MmserveError",
+    "RetryPolicy",
+    "RunResult",
+    "ServerUnreachableError",
+    "WorkflowValidationError",
+]

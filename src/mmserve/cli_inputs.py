@@ -44,12 +44,27 @@ def parse_value(name: str, raw: str, schema: dict[str, Any] | None) -> Any:
         raise InputError(
             f"input {name!r} is an image: pass a file as {name}=@path/to/image.png", name=name
         )
-    if schema.get("type") in _JSON_TYPES:
+    kind = schema.get("type")
+    if kind in _JSON_TYPES:
         try:
             return json.loads(raw)
         except json.JSONDecodeError:
+            if kind in ("array", "object"):
+                raise InputError(
+                    f"input {name!r} is {'a list' if kind == 'array' else 'an object'}: "
+                    f"{raw[:60]!r} is not JSON",
+                    name=name,
+                    hint=_json_hint(name, raw, kind),
+                ) from None
             return raw
     return raw
+
+
+def _json_hint(name: str, raw: str, kind: str) -> str:
+    if kind == "array":
+        items = ", ".join(json.dumps(part.strip()) for part in raw.split(",") if part.strip())
+        return f"write it as JSON in single quotes, e.g. --input '{name}=[{items}]'"
+    return f"""write it as JSON in single quotes, e.g. --input '{name}={{"key": "value"}}'"""
 
 
 def parse_inputs(pairs: list[str], input_schema: dict[str, Any]) -> dict[str, Any]:

@@ -93,6 +93,16 @@ def test_wrong_type_names_the_input() -> None:
     assert "'labels'" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_comma_list_gets_a_one_line_hint_to_write_json() -> None:
+    image = f"image=@{IMAGES / 'red_circle.png'}"
+    result = mmserve(
+        "run", "classify", "--config", TINY, "--input", image, "--input", "labels=circle,square"
+    )
+    assert result.returncode != 0
+    assert """--input 'labels=["circle", "square"]'""" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
 def test_unknown_workflow_and_config_are_clear() -> None:
     result = mmserve("run", "captoin", "--config", TINY)
     assert result.returncode == 1

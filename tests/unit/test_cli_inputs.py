@@ -56,3 +56,11 @@ def test_duplicates_and_folders_are_refused(tmp_path: Path) -> None:
         parse_inputs(["top_k=1", "top_k=2"], SCHEMA)
     with pytest.raises(InputError, match="is a folder"):
         parse_inputs([f"image=@{tmp_path}"], SCHEMA)
+
+
+def test_a_list_that_is_not_json_gets_a_hint_with_the_json_to_write() -> None:
+    with pytest.raises(InputError, match="'labels' is a list") as caught:
+        parse_inputs(["labels=circle,square"], SCHEMA)
+    assert caught.value.hint == (
+        """write it as JSON in single quotes, e.g. --input 'labels=["circle", "square"]'"""
+    )

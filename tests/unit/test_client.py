@@ -177,3 +177,12 @@ def test_unreadable_image_path_is_a_clear_local_error(tmp_path: Path) -> None:
     with Client(transport=httpx.MockTransport(handler)) as client:
         with pytest.raises(InputError, match="cannot read"):
             client.run("caption", image=str(tmp_path / "missing.jpg"))
+
+
+def test_the_errors_a_caller_catches_import_from_mmserve() -> None:
+    import mmserve
+    from mmserve import errors
+
+    for name in ("ApiInputError", "ApiTimeoutError", "ServerUnreachableError", "InputError"):
+        assert getattr(mmserve, name) is getattr(errors, name)
+        assert name in mmserve.__all__
