@@ -23,7 +23,7 @@ from mmserve.errors import ConfigError, WorkflowNotFoundError
 from mmserve.registry import Registry
 from mmserve.serving.errors_http import ERROR_RESPONSES, error_response, install_error_handlers
 from mmserve.serving.guard import REQUEST_ID_HEADER, Guard
-from mmserve.serving.limits import check_inputs
+from mmserve.serving.limits import check_inputs, json_limits
 from mmserve.serving.routes_collections import collection_routes
 from mmserve.serving.run_request import TIMEOUT_PARAMETER, deadline_s, run_inputs
 from mmserve.serving.runtime import ApiRuntime, request_id_of
@@ -118,6 +118,7 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
         api_key=api_key_of(server),
         max_body_bytes=server.limits.max_body_bytes,
         proxy_echoes_request_id=runtime.behind_serve_proxy,
+        json_limits=json_limits(server.limits),
     )
 
     @app.get("/v1/health", response_model=HealthResponse, tags=["server"])
