@@ -132,7 +132,7 @@ class LimitsConfig(_Strict):
     max_json_depth: int = Field(
         default=32,
         ge=2,
-        le=500,
+        le=200,  # the walks over a checked value recurse per level; Python allows ~1000 frames
         description="Deepest nesting of arrays and objects in a JSON body or multipart field, "
         "checked while parsing.",
     )
