@@ -12,6 +12,7 @@ import base64
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -231,3 +232,14 @@ def test_a_multipart_json_field_nested_deep(http: httpx.Client) -> None:
         )
         _check(response, f"multipart labels nested {depth}")
         _still_serves(http, "/v1/workflows/classify/run")
+
+
+@FUZZ
+@given(name=st.text(min_size=1, max_size=300), body=_VALUES)
+def test_random_collection_names_in_paths(http: httpx.Client, name: str, body: Any) -> None:
+    quoted = quote(name, safe="")
+    _check(http.get(f"/v1/collections/{quoted}"), f"GET collection {name!r}")
+    for route in ("items", "search"):
+        path = f"/v1/collections/{quoted}/{route}"
+        _check(http.post(path, json=body), f"POST {route} of {name!r}")
+    _still_serves(http, "/v1/collections/captions/search")

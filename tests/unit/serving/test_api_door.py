@@ -88,6 +88,13 @@ def test_one_image_over_the_request_budget_is_refused(client: TestClient) -> Non
     with TestClient(build_api({"limits": {**LIMITS, "max_request_pixels": 10_000}})) as small:
         message = _error(_run(small, "caption", image=b64(image_bytes(size=(200, 100)))), 413)
         assert "20000 pixels together" in message and "max_request_pixels" in message
+        upload = ("big.png", image_bytes(size=(200, 100)), "image/png")
+        multipart = small.post("/v1/workflows/caption/run", files={"image": upload})
+        assert "max_request_pixels" in _error(multipart, 413)
+        search = small.post(
+            "/v1/collections/pics/search", json={"image": b64(image_bytes(size=(200, 100)))}
+        )
+        assert "max_request_pixels" in _error(search, 413)
 
 
 @pytest.mark.parametrize("depth", [17, 900, 5_000])
