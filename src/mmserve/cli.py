@@ -24,7 +24,7 @@ from mmserve.cli_common import (
     usage_error,
 )
 from mmserve.cli_inputs import parse_inputs
-from mmserve.registry import PluginInfo, registry
+from mmserve.registry import PluginInfo, record_error, registry, step_schemas
 
 app = typer.Typer(
     name="mmserve",
@@ -140,9 +140,7 @@ def _plugin_record(info: PluginInfo) -> dict[str, Any]:
     if "roles" in info.meta:
         record["roles"] = info.meta["roles"]
     if info.kind == "step":
-        step = registry.get("step", info.name)
-        record["inputs"] = step.Inputs.model_json_schema()
-        record["outputs"] = step.Outputs.model_json_schema()
+        record["inputs"], record["outputs"] = step_schemas(registry.get("step", info.name))
     return record
 
 
@@ -152,8 +150,14 @@ def plugins(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List every plugin (steps, models, stores) with its origin; broken ones by name."""
-    records = [_plugin_record(info) for info in registry.plugins()]
+    records: list[dict[str, Any]] = []
+    infos = registry.plugins()  # loads the plugins first, recording those that fail
     broken = [{"name": f.name, "origin": f.origin, "error": f.reason} for f in registry.failures]
+    for info in infos:
+        try:
+            records.append(_plugin_record(info))
+        except Exception as exc:  # third-party code: any failure is that plugin's alone
+            broken.append({"name": info.name, "origin": info.origin, "error": record_error(exc)})
     if as_json:
         print_json({"plugins": records, "broken": broken})
         return

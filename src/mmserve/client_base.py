@@ -54,7 +54,9 @@ class RunResult:
 @dataclass(frozen=True)
 class RetryPolicy:
     """Retries only where repeating is safe: the request never reached the server
-    (connection refused / connect timeout), or the server said 503 with Retry-After."""
+    (connection refused / connect timeout), or a 503 with Retry-After that
+    :func:`is_retryable_status` accepts (never mmserve's own 503 to a POST: its earlier
+    steps may have committed side effects)."""
 
     attempts: int = 3
     backoff_s: float = 0.25
@@ -81,8 +83,31 @@ def headers_for(api_key: str | None) -> dict[str, str]:
     return headers
 
 
+#: Methods that change nothing on the server: repeating them is always safe.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def is_retryable_status(response: httpx.Response) -> bool:
-    return response.status_code == 503 and "retry-after" in response.headers
+    """Whether a 503 with Retry-After may be answered by sending the request again.
+
+    A read (GET) may always be repeated. Any other request only when the app never ran it:
+    Ray Serve's proxy refusing it because the ingress queue is full (its backpressure answer
+    is plain text, not mmserve's JSON error shape). mmserve's own 503 (``overloaded`` or
+    ``unavailable`` raised by a model deployment mid-run) may come after earlier steps wrote
+    something, so it is reported to the caller instead of repeated.
+    """
+    if response.status_code != 503 or "retry-after" not in response.headers:
+        return False
+    return response.request.method in _SAFE_METHODS or not _is_app_error(response)
+
+
+def _is_app_error(response: httpx.Response) -> bool:
+    """Whether ``response`` is mmserve's JSON error answer (the app handled the request)."""
+    try:
+        error = response.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return isinstance(error, dict) and "code" in error
 
 
 def raise_for_error(response: httpx.Response) -> None:

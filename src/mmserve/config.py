@@ -110,9 +110,37 @@ class LimitsConfig(_Strict):
         ge=1,
         description="Largest image (width x height), checked before decoding.",
     )
+    max_image_side: int = Field(
+        default=16_384, ge=1, description="Longest side of an image, checked before decoding."
+    )
+    max_image_aspect_ratio: float = Field(
+        default=20.0,
+        ge=1,
+        description="Most extreme shape of an image (long side / short side), checked before "
+        "decoding: processors scale the short side up, so a thin strip costs like a huge image.",
+    )
+    max_request_pixels: int = Field(
+        default=100_000_000,
+        ge=1,
+        description="Pixels of all images of one request together, read from their headers "
+        "before any is decoded.",
+    )
     max_text_chars: int = Field(default=20_000, ge=1, description="Longest text input.")
     max_items: int = Field(
         default=256, ge=1, description="Most items in one list input or one collection add."
+    )
+    max_json_depth: int = Field(
+        default=32,
+        ge=2,
+        le=200,  # the walks over a checked value recurse per level; Python allows ~1000 frames
+        description="Deepest nesting of arrays and objects in a JSON body or multipart field, "
+        "checked while parsing.",
+    )
+    max_json_nodes: int = Field(
+        default=100_000,
+        ge=1,
+        description="Most values (arrays, objects, strings, numbers, ...) in one JSON body or "
+        "in the JSON fields of one multipart upload, checked while parsing.",
     )
 
 

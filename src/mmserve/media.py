@@ -3,8 +3,10 @@
 Images arrive as raw bytes (CLI ``@file``, multipart uploads), base64 text (JSON), a
 ``pathlib.Path`` or a ready ``PIL.Image`` (Python callers in process). Strings are never
 treated as paths or URLs: a remote caller must not make the server read files or fetch URLs.
-The pixel count is checked from the header *before* pixels are decoded, so a decompression
-bomb costs nothing. Every image is returned as RGB (CMYK, palette, 16-bit, alpha converted).
+The pixel count, the longest side and the aspect ratio are checked from the header *before*
+pixels are decoded, so a decompression bomb (or a thin 8000x2 strip that a processor scales
+up to thousands of times its size) costs nothing. Every image is returned as RGB (CMYK,
+palette, 16-bit of either byte order, alpha converted).
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import base64
 import binascii
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +30,50 @@ from mmserve.errors import InputError, InputTooLargeError
 #: Defaults; the server's limits config overrides them.
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_IMAGE_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_IMAGE_SIDE = 16_384
+DEFAULT_MAX_ASPECT_RATIO = 20.0
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What one image may be, checked from its header before its pixels are decoded; the
+    ``keys`` name the config keys the messages cite (the server's ``server.limits``)."""
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    max_side: int = DEFAULT_MAX_IMAGE_SIDE
+    max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO
+    keys: str = ""
+
+    def key(self, name: str) -> str:
+        return f" ({self.keys}.{name})" if self.keys else ""
+
+    def check_size(self, width: int, height: int, *, name: str) -> None:
+        """Refuse a ``width`` x ``height`` image over these limits (413)."""
+        pixels = width * height
+        if pixels > self.max_pixels:
+            raise InputTooLargeError(
+                f"input {name!r}: the image is {width}x{height} = {pixels} pixels, over the "
+                f"limit of {self.max_pixels}{self.key('max_image_pixels')}",
+                name=name,
+                hint="downscale the image before sending it",
+            )
+        if max(width, height) > self.max_side:
+            raise InputTooLargeError(
+                f"input {name!r}: the image is {width}x{height}, its longest side is over the "
+                f"limit of {self.max_side}{self.key('max_image_side')}",
+                name=name,
+                hint="downscale the image before sending it",
+            )
+        ratio = max(width, height) / max(min(width, height), 1)
+        if ratio > self.max_aspect_ratio:
+            raise InputTooLargeError(
+                f"input {name!r}: the image is {width}x{height}, an aspect ratio of "
+                f"{ratio:.0f}:1, over the limit of {self.max_aspect_ratio:g}:1"
+                f"{self.key('max_image_aspect_ratio')}",
+                name=name,
+                hint="crop or pad the image to a less extreme shape",
+            )
 
 
 def base64_image_bytes(text: str, name: str) -> bytes:
@@ -42,34 +91,57 @@ def base64_image_bytes(text: str, name: str) -> bytes:
         ) from exc
 
 
+def image_size(
+    data: bytes, *, name: str = "image", max_bytes: int | None = None
+) -> tuple[int, int]:
+    """``(width, height)`` of encoded image ``data``, read from its header only."""
+    with _reading(name):
+        _check_bytes(data, name=name, max_bytes=max_bytes)
+        with PILImage.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            return int(width), int(height)
+
+
 def decode_image(
     data: bytes,
     *,
     name: str = "image",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    limits: ImageLimits | None = None,
 ) -> PILImage.Image:
-    """Decode image bytes to an RGB image, refusing oversized and corrupt data clearly."""
+    """Decode image bytes to an RGB image, refusing oversized and corrupt data clearly.
+
+    ``limits`` (when given) replaces ``max_pixels`` and ``max_bytes``."""
+    if limits is None:
+        limits = ImageLimits(max_pixels=max_pixels, max_bytes=max_bytes)
+    with _reading(name):
+        _check_bytes(data, name=name, max_bytes=limits.max_bytes)
+        image = PILImage.open(io.BytesIO(data))  # reads the header only
+        width, height = image.size
+        limits.check_size(width, height, name=name)
+        image.load()
+        return to_rgb(image)
+    raise AssertionError("unreachable")  # _reading re-raises every error
+
+
+def _check_bytes(data: bytes, *, name: str, max_bytes: int | None) -> None:
     if not data:
         raise InputError(f"input {name!r}: the image is empty (0 bytes)", name=name)
-    if len(data) > max_bytes:
+    if max_bytes is not None and len(data) > max_bytes:
         raise InputTooLargeError(
             f"input {name!r}: the image is {len(data)} bytes, over the limit of {max_bytes}",
             name=name,
         )
+
+
+@contextmanager
+def _reading(name: str) -> Iterator[None]:
+    """Image library errors while reading ``name`` as :class:`InputError` (413 or 422)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            image = PILImage.open(io.BytesIO(data))  # reads the header only
-            width, height = image.size
-            if width * height > max_pixels:
-                raise InputTooLargeError(
-                    f"input {name!r}: the image is {width}x{height} = {width * height} "
-                    f"pixels, over the limit of {max_pixels}",
-                    name=name,
-                    hint="downscale the image before sending it",
-                )
-            image.load()
+            yield
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
         raise InputTooLargeError(
             f"input {name!r}: the image has too many pixels ({exc})", name=name
@@ -80,18 +152,21 @@ def decode_image(
             name=name,
             hint="send a PNG, JPEG, WebP, GIF, BMP or TIFF file",
         ) from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, TypeError) as exc:
         raise InputError(
-            f"input {name!r}: the image is corrupt or truncated ({exc})", name=name
+            f"input {name!r}: the image is corrupt or truncated, or in a mode it cannot "
+            f"read ({exc})",
+            name=name,
         ) from exc
-    return to_rgb(image)
 
 
 def to_rgb(image: PILImage.Image) -> PILImage.Image:
     """RGB copy of any PIL image (16-bit, CMYK, palette and alpha included)."""
     if image.mode == "RGB":
         return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if image.mode.startswith("I;16"):
+        image = image.convert("I")  # 16-bit of either byte order -> 32-bit, then as below
+    if image.mode == "I":
         image = image.point(lambda v: v / 256).convert("L")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         background = PILImage.new("RGB", image.size, (255, 255, 255))
@@ -168,12 +243,16 @@ ImageValue = Annotated[
 ]
 
 __all__ = [
+    "DEFAULT_MAX_ASPECT_RATIO",
     "DEFAULT_MAX_IMAGE_BYTES",
+    "DEFAULT_MAX_IMAGE_SIDE",
     "DEFAULT_MAX_PIXELS",
+    "ImageLimits",
     "ImageValue",
     "base64_image_bytes",
     "coerce_image",
     "decode_image",
     "encode_png_base64",
+    "image_size",
     "to_rgb",
 ]

@@ -270,6 +270,18 @@ class Registry:
             self._origin = previous
 
 
+def step_schemas(step: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The JSON Schemas of a step's ``Inputs`` and ``Outputs``; raises what pydantic raises
+    for a type it cannot describe (a raw ``PIL.Image`` field, say)."""
+    return step.Inputs.model_json_schema(), step.Outputs.model_json_schema()
+
+
+def record_error(exc: Exception) -> str:
+    """Why a plugin's listing record could not be built, in one line."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"cannot describe the plugin: {type(exc).__name__}: {first}"
+
+
 #: The process-wide registry used by the decorators, the engine and the server.
 registry = Registry()
 
@@ -295,8 +307,10 @@ __all__ = [
     "PluginInfo",
     "PluginKind",
     "Registry",
+    "record_error",
     "register_model",
     "register_step",
     "register_store",
     "registry",
+    "step_schemas",
 ]

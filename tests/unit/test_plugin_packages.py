@@ -111,3 +111,43 @@ def test_a_broken_plugin_is_reported_by_name_and_the_rest_still_load(tmp_path: P
     assert "caption" in {p["name"] for p in listing["plugins"]}
     text = _run(["plugins"], site)
     assert "broken broken (broken-pkg 1.0): RuntimeError: boom at import" in text.stderr
+
+
+_RAW_IMAGE_STEP = '''
+from PIL import Image
+from mmserve.registry import register_step
+from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
+
+
+@register_step("raw_pixels")
+class RawPixels(Step):
+    """Counts pixels of an input typed as a raw PIL image."""
+
+    class Inputs(StepInputs):
+        image: Image.Image
+
+    class Outputs(StepOutputs):
+        pixels: int
+
+    async def run(self, inputs, ctx):
+        return self.Outputs(pixels=inputs.image.width * inputs.image.height)
+'''
+
+
+def test_a_step_without_a_json_schema_is_listed_as_broken_by_the_cli(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "raw_pkg").mkdir(parents=True)
+    (site / "raw_pkg" / "__init__.py").write_text(_RAW_IMAGE_STEP)
+    dist = site / "raw_pkg-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: raw-pkg\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[mmserve.plugins]\nraw = raw_pkg\n")
+    result = _run(["plugins", "--json"], site)
+    assert result.returncode == 0, result.stderr
+    listing = json.loads(result.stdout)
+    [broken] = listing["broken"]
+    assert broken["name"] == "raw_pixels" and broken["origin"] == "raw-pkg 1.0"
+    assert broken["error"].startswith("cannot describe the plugin: PydanticInvalidForJsonSchema")
+    assert "caption" in {p["name"] for p in listing["plugins"]}
+    text = _run(["plugins"], site)
+    assert text.returncode == 0 and "broken raw_pixels (raw-pkg 1.0)" in text.stderr

@@ -20,10 +20,10 @@ from fastapi import FastAPI, Request
 from mmserve import __version__
 from mmserve.config import ServerConfig
 from mmserve.errors import ConfigError, WorkflowNotFoundError
-from mmserve.registry import Registry
+from mmserve.registry import PluginInfo, Registry, record_error, step_schemas
 from mmserve.serving.errors_http import ERROR_RESPONSES, error_response, install_error_handlers
 from mmserve.serving.guard import REQUEST_ID_HEADER, Guard
-from mmserve.serving.limits import check_inputs
+from mmserve.serving.limits import check_inputs, json_limits
 from mmserve.serving.routes_collections import collection_routes
 from mmserve.serving.run_request import TIMEOUT_PARAMETER, deadline_s, run_inputs
 from mmserve.serving.runtime import ApiRuntime, request_id_of
@@ -77,20 +77,28 @@ def api_key_of(server: ServerConfig) -> str | None:
 
 
 def _plugin_records(registry: Registry) -> PluginList:
-    records = []
-    for info in registry.plugins():
-        record = PluginRecord(
-            kind=info.kind, name=info.name, origin=info.origin, description=info.description
-        )
-        if "roles" in info.meta:
-            record.roles = list(info.meta["roles"])
-        if info.kind == "step":
-            step = registry.get("step", info.name)
-            record.inputs = step.Inputs.model_json_schema()
-            record.outputs = step.Outputs.model_json_schema()
-        records.append(record)
+    """Every plugin's record; one whose record cannot be built (a third-party step whose
+    schema cannot be generated) is listed as broken instead of failing the listing."""
+    records: list[PluginRecord] = []
+    infos = registry.plugins()  # loads the plugins first, recording those that fail
     broken = [BrokenPlugin(name=f.name, origin=f.origin, error=f.reason) for f in registry.failures]
+    for info in infos:
+        try:
+            records.append(_plugin_record(registry, info))
+        except Exception as exc:  # third-party code: any failure is that plugin's alone
+            broken.append(BrokenPlugin(name=info.name, origin=info.origin, error=record_error(exc)))
     return PluginList(plugins=records, broken=broken)
+
+
+def _plugin_record(registry: Registry, info: PluginInfo) -> PluginRecord:
+    record = PluginRecord(
+        kind=info.kind, name=info.name, origin=info.origin, description=info.description
+    )
+    if "roles" in info.meta:
+        record.roles = list(info.meta["roles"])
+    if info.kind == "step":
+        record.inputs, record.outputs = step_schemas(registry.get("step", info.name))
+    return record
 
 
 def _workflow_info(workflow: Workflow) -> WorkflowInfo:
@@ -118,6 +126,7 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
         api_key=api_key_of(server),
         max_body_bytes=server.limits.max_body_bytes,
         proxy_echoes_request_id=runtime.behind_serve_proxy,
+        json_limits=json_limits(server.limits),
     )
 
     @app.get("/v1/health", response_model=HealthResponse, tags=["server"])

@@ -17,10 +17,11 @@ from fastapi import APIRouter, Path, Request
 from mmserve.errors import InputError
 from mmserve.serving.limits import (
     check_items,
+    check_pixel_budget,
     check_text,
-    decode_limited,
-    image_bytes,
+    decode_pending,
     load_image,
+    pending_image,
 )
 from mmserve.serving.run_request import TIMEOUT_PARAMETER, deadline_s
 from mmserve.serving.runtime import ApiRuntime, request_id_of, within
@@ -59,19 +60,27 @@ def _info(collection: Collection) -> CollectionInfo:
 
 
 def _documents(items: list[NewItem], runtime: ApiRuntime) -> list[Document]:
-    """The items as documents, every text and image checked against the limits (blocking)."""
+    """The items as documents, every text and image checked against the limits, and the
+    images' headers and pixel budget before any is decoded (blocking)."""
     limits = runtime.config.server.limits
+    pending = {
+        n: pending_image(item.image, name=f"items[{n}].image", limits=limits)
+        for n, item in enumerate(items)
+        if item.text is None
+    }
+    if pending:
+        check_pixel_budget(list(pending.values()), limits)
     documents = []
     for n, item in enumerate(items):
-        name = f"items[{n}]"
         metadata = dict(item.metadata)
         if item.text is not None:
-            text = check_text(item.text, name=f"{name}.text", limits=limits)
+            text = check_text(item.text, name=f"items[{n}].text", limits=limits)
             documents.append(Document(text=text, id=item.id, metadata=metadata))
             continue
-        data = image_bytes(item.image, name=f"{name}.image")
-        image = decode_limited(data, name=f"{name}.image", limits=limits)
-        documents.append(Document(image=image, image_bytes=data, id=item.id, metadata=metadata))
+        image = decode_pending(pending[n], limits)
+        documents.append(
+            Document(image=image, image_bytes=pending[n].data, id=item.id, metadata=metadata)
+        )
     return documents
 
 

@@ -3,7 +3,8 @@
 JSON: ``{"inputs": {"image": "<base64>", "question": "..."}}`` (no other keys).
 Multipart (``multipart/form-data``): one part per input, named after it. A file part is the
 raw bytes (an image upload); a text part is the value as text — numbers and booleans as
-text are accepted as for the CLI, ``array`` and ``object`` inputs are JSON text, and an
+text are accepted as for the CLI, ``array`` and ``object`` inputs are JSON text (within
+``server.limits.max_json_depth``, and ``max_json_nodes`` for all such parts together), and an
 ``array`` input may instead be given as several parts of the same name (several files).
 """
 
@@ -20,6 +21,8 @@ from starlette.datastructures import UploadFile
 
 from mmserve.config import LimitsConfig, ServerConfig
 from mmserve.errors import InputError, RequestError, UnsupportedMediaTypeError
+from mmserve.serving.json_shape import JsonLimits, check_json_shape
+from mmserve.serving.limits import json_limits
 from mmserve.serving.schemas import RunRequest
 from mmserve.workflow import Workflow
 
@@ -102,10 +105,13 @@ async def _multipart_inputs(
     except (ValueError, KeyError, AssertionError) as exc:
         raise RequestError(f"the multipart body cannot be read: {exc}") from exc
     inputs: dict[str, Any] = {}
+    shape = json_limits(limits)
     try:
         for name in dict.fromkeys(form.keys()):
             values = [await _part_value(v) for v in form.getlist(name)]
-            inputs[name] = _typed(workflow, name, values)
+            inputs[name], used = _typed(workflow, name, values, shape)
+            # the node budget is the request's: what this part used is gone for the next
+            shape = JsonLimits(shape.max_depth, shape.max_nodes - used)
     finally:
         await form.close()
     return inputs
@@ -117,22 +123,26 @@ async def _part_value(value: UploadFile | str) -> bytes | str:
     return value
 
 
-def _typed(workflow: Workflow, name: str, values: list[bytes | str]) -> Any:
+def _typed(
+    workflow: Workflow, name: str, values: list[bytes | str], shape: JsonLimits
+) -> tuple[Any, int]:
+    """The value of the parts named ``name``, and how many JSON values it used of ``shape``."""
     spec = workflow.spec.inputs.get(name)
     kind = spec.type if spec is not None else None
     if kind == "array" and (len(values) > 1 or isinstance(values[0], bytes)):
-        return values
+        return values, 0
     if len(values) > 1:
         raise InputError(f"input {name!r} was given {len(values)} times", name=name)
     value = values[0]
     if kind in ("array", "object") and isinstance(value, str):
+        used = check_json_shape(value, shape, where=f"input {name!r}")
         try:
-            return json.loads(value)
+            return json.loads(value), used
         except ValueError as exc:
             raise InputError(
                 f"input {name!r}: a multipart {kind} value must be JSON text ({exc})", name=name
             ) from exc
-    return value
+    return value, 0
 
 
 __all__ = [

@@ -71,7 +71,11 @@ class NewItem(_Request):
     )
     text: str | None = Field(default=None, description="A text item.")
     image: str | None = Field(default=None, description=_BASE64_IMAGE)
-    metadata: dict[str, Any] = Field(default_factory=dict, description="JSON-safe metadata.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="JSON-safe metadata; with the whole body, nested at most "
+        "server.limits.max_json_depth levels (checked before the body is parsed).",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from mmserve.config import AppConfig
 from mmserve.gateway.local import LocalGateway
-from mmserve.registry import registry
+from mmserve.registry import Registry, registry
 from mmserve.serving.api import ApiRuntime, always_ready, create_api
 from mmserve.stores import open_store_at
 from mmserve.workflow import Engine, load_workflows
@@ -22,7 +22,11 @@ KEY = "unit-test-key"
 AUTH = {"authorization": f"Bearer {KEY}"}
 
 
-def build_api(server: dict[str, Any] | None = None, workflows: list[str] | None = None) -> FastAPI:
+def build_api(
+    server: dict[str, Any] | None = None,
+    workflows: list[str] | None = None,
+    plugins: Registry = registry,
+) -> FastAPI:
     fake = {"backend": "fake", "source": "fake://"}
     config = AppConfig.from_dict(
         {
@@ -35,10 +39,10 @@ def build_api(server: dict[str, Any] | None = None, workflows: list[str] | None 
     )
     runtime = ApiRuntime(
         config=config,
-        engine=Engine(LocalGateway(config), store=open_store_at("memory"), registry=registry),
+        engine=Engine(LocalGateway(config), store=open_store_at("memory"), registry=plugins),
         workflows=load_workflows(config.workflow_paths()),
         health=always_ready,
-        registry=registry,
+        registry=plugins,
     )
     return create_api(runtime)
 
