@@ -222,6 +222,9 @@ def test_every_deployment_gets_the_transport_of_the_config() -> None:
     containers += [g["template"]["spec"]["containers"][0] for g in cluster["workerGroupSpecs"]]
     for container in containers:
         assert {"name": "RAY_SERVE_PROXY_USE_GRPC", "value": "1"} in container["env"]
+        # the proxy's channel to the ingress reads its receive limit there too (answers > 4 MiB)
+        limit = {"name": "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH", "value": str(2**31 - 1)}
+        assert limit in container["env"]
 
 
 def test_actor_transport_turns_grpc_off_and_huge_limits_stay_within_grpc() -> None:
