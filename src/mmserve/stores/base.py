@@ -11,8 +11,9 @@ An :class:`Item` is a stable id (a content hash unless the caller gives one, see
 Writes are upserts by id, so re-indexing the same content never duplicates it.
 
 Lifecycle of a store: ``Store(location, options)`` opens (or creates) the data at ``location``
-cheaply; methods are synchronous and may block (steps call them off the event loop), and must
-be safe to call from several threads. A write method returns only once the write is durable
+cheaply; methods are synchronous and may block, and must be safe to call from several threads
+(steps and routes call them through :func:`mmserve.stores.async_store.as_async_store`, on a
+bounded pool off the event loop). A write method returns only once the write is durable
 (committed), which is what lets an ingest acknowledge progress.
 
 Quick start::
@@ -139,7 +140,12 @@ class VectorStore(Protocol):
     def search(
         self, name: str, vector: Vector, *, space: EmbeddingSpace, top_k: int = 5
     ) -> list[Match]:
-        """The ``top_k`` items closest to ``vector``, best first."""
+        """The ``top_k`` items closest to ``vector``, best first.
+
+        A store may also take ``include_images: bool = True`` and, when it is False, leave
+        out the image bytes (the shipped stores do); for a store that does not, the server
+        drops them from its answer (:mod:`mmserve.stores.async_store`).
+        """
         ...
 
     def optimize(self, name: str) -> None:
