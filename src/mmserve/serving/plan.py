@@ -135,6 +135,15 @@ def _sharing_key(model: ModelConfig) -> str:
     )
 
 
+def scale_to_zero_deployments(config: AppConfig) -> frozenset[str]:
+    """The model deployments that may have no replica (``autoscaling.min_replicas: 0``)."""
+    return frozenset(
+        plan.name
+        for plan in plan_models(config)
+        if plan.options.get("autoscaling_config", {}).get("min_replicas") == 0
+    )
+
+
 def plan_models(config: AppConfig) -> list[ModelDeploymentPlan]:
     """The model deployments of ``config``, in config order (shared ones merged)."""
     groups: dict[str, list[str]] = {}
@@ -230,6 +239,7 @@ __all__ = [
     "plan_models",
     "proxy_env",
     "required_resources_names",
+    "scale_to_zero_deployments",
     "store_options",
     "transport_env",
 ]
