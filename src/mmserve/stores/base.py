@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mmserve.errors import EmbeddingSpaceMismatchError, InputError, StoreError
 from mmserve.models.base import EmbeddingSpace
+from mmserve.models.identity import same_model
 
 Modality = Literal["text", "image"]
 MODALITIES: tuple[Modality, ...] = get_args(Modality)
@@ -169,9 +170,20 @@ def check_collection_name(name: str) -> str:
     return name
 
 
+def same_space(recorded: EmbeddingSpace, current: EmbeddingSpace) -> bool:
+    """Whether vectors of ``current`` belong in a collection recorded with ``recorded``: the
+    same backend, dimension and weights (see :mod:`mmserve.models.identity`; a folder path
+    recorded by an older mmserve counts when it holds the same weights here)."""
+    return (
+        recorded.backend == current.backend
+        and recorded.dim == current.dim
+        and same_model(recorded.model_id, current.model_id)
+    )
+
+
 def check_space(collection: Collection, space: EmbeddingSpace) -> None:
     """Raise EmbeddingSpaceMismatchError unless ``space`` is the collection's space."""
-    if space != collection.space:
+    if not same_space(collection.space, space):
         raise EmbeddingSpaceMismatchError(
             left=f"collection {collection.name!r} ({collection.space})",
             right=f"the given vectors ({space})",
@@ -254,5 +266,6 @@ __all__ = [
     "check_space",
     "content_id",
     "image_content_id",
+    "same_space",
     "validate_top_k",
 ]

@@ -21,7 +21,7 @@ from mmserve.errors import (
 from mmserve.gateway.base import ModelGateway
 from mmserve.models.base import Role
 from mmserve.stores.async_store import AsyncVectorStore, as_async_store
-from mmserve.stores.base import Collection, Modality, VectorStore
+from mmserve.stores.base import Collection, Modality, VectorStore, same_space
 
 T = TypeVar("T")
 
@@ -78,7 +78,7 @@ async def encoder_for(
     spaces = []
     for name in candidates:
         space = await gateway.space(name)
-        if space == collection.space:
+        if same_space(collection.space, space):
             return name
         spaces.append(f"{name} ({space})")
     raise EmbeddingSpaceMismatchError(
