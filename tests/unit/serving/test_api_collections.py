@@ -102,3 +102,11 @@ def test_an_unknown_collection_is_a_404(client: TestClient) -> None:
     answered = _run(client, "retrieve_then_answer", question="what is it?", collection="nope")
     assert answered.status_code == 404, answered.text
     assert "'nope'" in answered.json()["error"]["message"]
+
+
+def test_an_unknown_collection_is_found_before_earlier_steps_run(client: TestClient) -> None:
+    run = _run(client, "caption_then_retrieve", image=b64(_jpeg(5)), collection="nope")
+    assert run.status_code == 404, run.text
+    assert "'nope'" in run.json()["error"]["message"]
+    # the caption (a model call) never ran for a search that could not happen
+    assert [s["status"] for s in run.json()["error"]["trace"]] == ["skipped", "skipped"]

@@ -18,7 +18,7 @@ from mmserve.gateway.base import ModelGateway
 from mmserve.media import ImageValue, decode_image, with_file_bytes
 from mmserve.registry import register_step
 from mmserve.stores.async_store import AsyncVectorStore, as_async_store, image_work
-from mmserve.stores.base import Match, Modality, VectorStore
+from mmserve.stores.base import Collection, Match, Modality, VectorStore
 from mmserve.workflow.context import StepContext
 from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
 from mmserve.workflow.steps.collections import encoder_for, require_store
@@ -36,6 +36,17 @@ class RetrievedMatch(StepOutputs):
     id: str
     score: float
     payload: MatchPayload
+
+
+def check_modality(collection: Collection, modality: Modality) -> None:
+    """Refuse (422, naming it) a collection that does not hold ``modality`` items."""
+    if collection.modality != modality:
+        raise InputError(
+            f"collection {collection.name!r} holds {collection.modality} items; "
+            f"this needs a collection of {modality} items",
+            name="collection",
+            hint=f"pick a collection of {modality}s (`GET /v1/collections` lists them)",
+        )
 
 
 async def search_collection(
@@ -58,13 +69,8 @@ async def search_collection(
     """
     store = as_async_store(store)
     target = await store.get_collection(collection)
-    if modality is not None and target.modality != modality:
-        raise InputError(
-            f"collection {collection!r} holds {target.modality} items; "
-            f"this needs a collection of {modality} items",
-            name="collection",
-            hint=f"pick a collection of {modality}s (`GET /v1/collections` lists them)",
-        )
+    if modality is not None:
+        check_modality(target, modality)
     if text is not None:
         encoder = await encoder_for(gateway, target, "text", model)
         batched = await gateway.embed_texts(encoder, [text])
@@ -139,6 +145,16 @@ class Retrieve(Step):
 
     class Outputs(StepOutputs):
         matches: list[RetrievedMatch] = Field(description="Best first.")
+
+    @classmethod
+    async def check_ahead(cls, known: dict[str, Any], ctx: StepContext) -> None:
+        """An unknown collection (or one of the wrong modality) fails before earlier steps."""
+        name, modality = known.get("collection"), known.get("modality")
+        if not isinstance(name, str) or ctx.store is None:
+            return
+        target = await require_store(ctx.store).get_collection(name)
+        if modality in ("text", "image"):
+            check_modality(target, modality)
 
     async def run(self, inputs: Inputs, ctx: StepContext) -> Outputs:
         store = require_store(ctx.store)
