@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
+from ray import serve
 
 from mmserve.errors import CollectionNotFoundError
 from mmserve.models.base import EmbeddingSpace
-from mmserve.serving.store import OPTIMIZE_EVERY, Refused, StoreServer
-from mmserve.stores import Item, Payload
+from mmserve.registry import registry
+from mmserve.serving.store import OPTIMIZE_EVERY, Refused, StoreClient, StoreServer
+from mmserve.stores import Item, MemoryStore, Payload, UpsertResult
 from mmserve.stores.lancedb_store import LanceDBStore
 
 pytestmark = pytest.mark.unit
@@ -45,3 +49,43 @@ def test_an_unknown_collection_is_answered_as_a_value_not_raised(tmp_path: Path)
     server = StoreServer("memory", str(tmp_path), {})
     answer = asyncio.run(server.get_collection("nope"))
     assert isinstance(answer, Refused) and isinstance(answer.error, CollectionNotFoundError)
+
+
+class GatedStore(MemoryStore):
+    """A memory store whose write of the item ``first`` waits until the test releases it."""
+
+    entered = threading.Event()
+    release = threading.Event()
+
+    def upsert(self, name: str, items: Sequence[Item], *, space: EmbeddingSpace) -> UpsertResult:
+        if items[0].id == "first":
+            self.entered.set()
+            self.release.wait(timeout=60)
+        return super().upsert(name, items, space=space)
+
+
+def _item(item_id: str) -> Item:
+    return Item(id=item_id, vector=np.ones(SPACE.dim), payload=Payload(text=item_id))
+
+
+def test_a_cancelled_store_call_waiting_in_the_replica_never_commits() -> None:
+    # Serve's local testing mode: the real handle and replica class, in this process.
+    if "gated_test_store" not in registry.names("store"):
+        registry.register("store", "gated_test_store", GatedStore)
+    app = serve.deployment(StoreServer, name="gated_store").bind("gated_test_store", "", {})
+    client = StoreClient(serve.run(app, name="gated", _local_testing_mode=True))
+
+    async def scenario() -> set[str]:
+        await client.create_collection("c", space=SPACE, modality="text")
+        first = asyncio.create_task(client.upsert("c", [_item("first")], space=SPACE))
+        await asyncio.to_thread(GatedStore.entered.wait, 60)  # it holds the write lock now
+        second = asyncio.create_task(client.upsert("c", [_item("second")], space=SPACE))
+        await asyncio.sleep(0)  # let it be sent
+        second.cancel()  # a deadline, or the client went away
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        GatedStore.release.set()
+        assert (await first).inserted == 1
+        return await client.existing_ids("c", ["first", "second"])
+
+    assert asyncio.run(scenario()) == {"first"}
