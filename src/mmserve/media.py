@@ -213,7 +213,28 @@ def coerce_image(
     )
 
 
+#: Set on an image decoded from a file kept elsewhere (a stored image): the file's bytes,
+#: which :func:`encode_png_base64` then returns as they are instead of re-encoding the pixels.
+FILE_BYTES_ATTR = "mmserve_file_bytes"
+
+
+def with_file_bytes(image: PILImage.Image, data: bytes) -> PILImage.Image:
+    """Mark ``image`` (decoded from ``data``) to be serialised as ``data`` itself."""
+    setattr(image, FILE_BYTES_ATTR, data)
+    return image
+
+
+def file_bytes(image: PILImage.Image) -> bytes | None:
+    """The file ``image`` was decoded from, when it was marked by :func:`with_file_bytes`."""
+    data = getattr(image, FILE_BYTES_ATTR, None)
+    return data if isinstance(data, bytes) else None
+
+
 def encode_png_base64(image: PILImage.Image) -> str:
+    """Base64 of the image's own file when known (a stored image), else of a PNG encoding."""
+    data = file_bytes(image)
+    if data is not None:
+        return base64.b64encode(data).decode("ascii")
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -247,12 +268,15 @@ __all__ = [
     "DEFAULT_MAX_IMAGE_BYTES",
     "DEFAULT_MAX_IMAGE_SIDE",
     "DEFAULT_MAX_PIXELS",
+    "FILE_BYTES_ATTR",
     "ImageLimits",
     "ImageValue",
     "base64_image_bytes",
     "coerce_image",
     "decode_image",
     "encode_png_base64",
+    "file_bytes",
     "image_size",
     "to_rgb",
+    "with_file_bytes",
 ]

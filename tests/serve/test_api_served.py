@@ -24,6 +24,7 @@ from mmserve.client import AsyncClient, Client
 from mmserve.client_base import is_retryable_status
 from mmserve.config import AppConfig
 from mmserve.errors import ApiAuthError, ApiInputError, ApiNotFoundError
+from mmserve.serving.plan import proxy_env
 from mmserve.serving.runner import ServeSession
 from openapi_checks import run_property_checks
 
@@ -104,6 +105,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         },
     }
     config_path = write_config(folder, data)
+    # as `mmserve serve` does: Serve's HTTP proxy reads its transport from Ray's environment
+    proxy = proxy_env(AppConfig.load(config_path))
+    os.environ.update(proxy)
     ray.init(**{**RAY_INIT, "address": "local"})  # never join a cluster someone else runs
     port = free_port()
     session = ServeSession(AppConfig.load(config_path), port=port)
@@ -117,7 +121,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         session.stop()
         if ray.is_initialized():
             ray.shutdown()
-        os.environ.pop(KEY_ENV, None)
+        for name in (KEY_ENV, *proxy):
+            os.environ.pop(name, None)
 
 
 def _replicas() -> set[str]:
@@ -235,6 +240,38 @@ def test_images_larger_than_grpcs_default_message_reach_the_models(served: Serve
     assert caption.json()["outputs"]["caption"] == "a red image"
     answer = served.run("answer", image=big, question="what colour is it?")
     assert answer.status_code == 200, answer.text
+
+
+def _noise_png(seed: int, side: int = 830) -> bytes:
+    """Random RGB noise: PNG cannot compress it, so the file is ~3 bytes a pixel."""
+    import numpy as np
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_answers_larger_than_grpcs_default_message_reach_the_client(served: Served) -> None:
+    # Two ~2 MB photos: each fits the 4 MiB request body, but an answer carrying both (base64)
+    # is over gRPC's default 4 MiB, which the proxy's channel to the ingress kept (plain 500).
+    photos = [_noise_png(seed) for seed in (1, 2)]
+    for photo in photos:
+        added = served.http.post(
+            "/v1/collections/bignoise/items", json={"items": [{"image": _b64(photo)}]}
+        )
+        assert added.status_code == 200, added.text
+    body = {"text": "noise", "top_k": 2, "include_images": True}
+    found = served.http.post("/v1/collections/bignoise/search", json=body)
+    assert found.status_code == 200, found.text[:300]
+    assert len(found.content) > 4 * 2**20
+    # the stored files come back as they were sent, not re-encoded
+    assert sorted(m["image"] for m in found.json()["matches"]) == sorted(map(_b64, photos))
+    bare = served.http.post(
+        "/v1/collections/bignoise/search", json={**body, "include_images": False}
+    )
+    assert bare.status_code == 200 and len(bare.content) < 10_000
+    assert [m["image"] for m in bare.json()["matches"]] == [None, None]
 
 
 def test_deadline_header_ends_in_504_naming_the_step(served: Served) -> None:

@@ -309,3 +309,21 @@ def test_a_model_that_cannot_load_fails_the_deploy_with_its_reason(served: Serve
     config = AppConfig.load(write_config(served.folder, data, name="broken.yaml"))
     with pytest.raises(ServingError, match=r"deployment 'captioner': could not load model"):
         ServeSession(config, port=served.port).start()
+
+
+def test_an_unknown_collection_is_a_404_and_no_traceback_in_the_store_log(served: Served) -> None:
+    response = httpx.post(
+        f"{served.url}/v1/collections/nope/search", json={"text": "x", "top_k": 1}, timeout=60
+    )
+    assert response.status_code == 404, response.text
+    run = httpx.post(
+        f"{served.url}/v1/workflows/retrieve_then_answer/run",
+        json={"inputs": {"question": "what?", "collection": "nope"}},
+        timeout=60,
+    )
+    assert run.status_code == 404, run.text
+    logs = Path(ray._private.worker.global_worker.node.get_session_dir_path()) / "logs" / "serve"
+    store_logs = list(logs.glob("replica_mmserve_store_*.log"))
+    assert store_logs
+    text = "\n".join(p.read_text(errors="replace") for p in store_logs)
+    assert "Traceback" not in text and "CollectionNotFoundError" not in text

@@ -15,6 +15,7 @@ from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
 from mmserve.models.base import EmbeddingSpace, ModelSpec, Role, Vectors
 from mmserve.models.device import as_rgb, empty_vectors, placement_for, unit_rows
+from mmserve.models.identity import model_identity
 from mmserve.models.sources import from_pretrained, load_model, resolve_source
 
 if TYPE_CHECKING:
@@ -34,7 +35,9 @@ class ClipBackend:
         self._tokenizer = from_pretrained(AutoTokenizer, resolved)
         self._model = load_model(CLIPModel, resolved, self._placement)
         dim = int(self._model.config.projection_dim)
-        self._space = EmbeddingSpace(backend="clip", model_id=spec.source, dim=dim)
+        self._space = EmbeddingSpace(
+            backend="clip", model_id=model_identity(spec.source, spec.revision), dim=dim
+        )
 
     @property
     def space(self) -> EmbeddingSpace:

@@ -26,6 +26,7 @@ import numpy as np
 
 from mmserve.errors import InputError, ModelLoadError
 from mmserve.models.base import Answer, EmbeddingSpace, ModelSpec, Role, Vectors
+from mmserve.models.identity import model_identity
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -101,7 +102,9 @@ class FakeBackend:
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         dim = _parse_dim(spec.source)
-        self._space = EmbeddingSpace(backend="fake", model_id=spec.source, dim=dim)
+        self._space = EmbeddingSpace(
+            backend="fake", model_id=model_identity(spec.source, spec.revision), dim=dim
+        )
 
     @property
     def space(self) -> EmbeddingSpace:

@@ -18,6 +18,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from mmserve.models.base import EmbeddingSpace, ModelSpec, Role, Vectors
 from mmserve.models.device import empty_vectors, placement_for, unit_rows
+from mmserve.models.identity import model_identity
 from mmserve.models.sources import ResolvedSource, from_pretrained, load_model, resolve_source
 
 
@@ -45,7 +46,9 @@ class SentenceBackend:
         self._model = load_model(AutoModel, resolved, self._placement)
         self._max_length = _max_length(resolved, self._tokenizer, self._model.config)
         dim = int(self._model.config.hidden_size)
-        self._space = EmbeddingSpace(backend="sentence", model_id=spec.source, dim=dim)
+        self._space = EmbeddingSpace(
+            backend="sentence", model_id=model_identity(spec.source, spec.revision), dim=dim
+        )
 
     @property
     def space(self) -> EmbeddingSpace:

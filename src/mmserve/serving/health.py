@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from ray import serve
 from ray.serve.schema import ApplicationStatusOverview
@@ -20,9 +20,16 @@ def _name(value: object) -> str:
 
 
 def health_of(
-    app: ApplicationStatusOverview | None, models: Mapping[str, list[str]]
+    app: ApplicationStatusOverview | None,
+    models: Mapping[str, list[str]],
+    scale_to_zero: Collection[str] = (),
 ) -> HealthResponse:
-    """The health report of one Serve application; ``models`` maps deployment -> models."""
+    """The health report of one Serve application; ``models`` maps deployment -> models.
+
+    A deployment in ``scale_to_zero`` (``autoscaling.min_replicas: 0``) is ready with no
+    replica running while Serve reports it serving: it has scaled to zero on purpose, and the
+    next request to it starts a replica (that request waits for the cold start).
+    """
     if app is None:
         return HealthResponse(status="starting", ready=False)
     deployments = {}
@@ -33,7 +40,7 @@ def health_of(
         status = _name(overview.status)
         deployments[name] = DeploymentHealth(
             status=status,
-            ready=status in _SERVING and running > 0,
+            ready=status in _SERVING and (running > 0 or name in scale_to_zero),
             replicas=running,
             models=list(models.get(name, [])),
             message=overview.message or "",
@@ -47,14 +54,18 @@ def health_of(
     )
 
 
-def app_health(app_name: str, models: Mapping[str, list[str]]) -> HealthResponse:
+def app_health(
+    app_name: str, models: Mapping[str, list[str]], scale_to_zero: Collection[str] = ()
+) -> HealthResponse:
     """Blocking: ask the Serve controller for ``app_name``'s status."""
-    return health_of(serve.status().applications.get(app_name), models)
+    return health_of(serve.status().applications.get(app_name), models, scale_to_zero)
 
 
-async def app_health_async(app_name: str, models: Mapping[str, list[str]]) -> HealthResponse:
+async def app_health_async(
+    app_name: str, models: Mapping[str, list[str]], scale_to_zero: Collection[str] = ()
+) -> HealthResponse:
     # serve.status() blocks on the controller; keep the event loop free meanwhile.
-    return await asyncio.to_thread(app_health, app_name, models)
+    return await asyncio.to_thread(app_health, app_name, models, scale_to_zero)
 
 
 __all__ = ["app_health", "app_health_async", "health_of"]

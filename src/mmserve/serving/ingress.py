@@ -22,7 +22,7 @@ from mmserve.registry import registry
 from mmserve.serving.api import ApiRuntime, create_api
 from mmserve.serving.handles import HandleGateway, with_transport
 from mmserve.serving.health import app_health_async
-from mmserve.serving.plan import APP_NAME
+from mmserve.serving.plan import APP_NAME, scale_to_zero_deployments
 from mmserve.serving.store import StoreClient
 from mmserve.workflow import Engine, load_workflows
 
@@ -55,7 +55,9 @@ class IngressServer:
             config=config,
             engine=engine,
             workflows=workflows,
-            health=partial(app_health_async, app_name, deployments),
+            health=partial(
+                app_health_async, app_name, deployments, scale_to_zero_deployments(config)
+            ),
             registry=registry,
             behind_serve_proxy=True,
         )

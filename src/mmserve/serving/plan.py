@@ -61,8 +61,16 @@ def transport_env(config: AppConfig) -> dict[str, str]:
 
 
 def proxy_env(config: AppConfig) -> dict[str, str]:
-    """What the nodes' environment needs for Serve's proxy to use ``server.transport``."""
-    return {GRPC_PROXY_ENV: "1" if config.server.transport == "grpc" else "0"}
+    """What the nodes' environment needs for Serve's proxy to use ``server.transport``.
+
+    With gRPC the proxy's channel to the ingress reads its receive limit from the same
+    variable as the replicas, in the proxy's own process: left unset it keeps gRPC's 4 MiB,
+    and any answer larger than that (one stored image of a few MB) fails as a plain-text 500.
+    The answer comes from the app's own ingress, so the proxy accepts gRPC's largest message.
+    """
+    if config.server.transport != "grpc":
+        return {GRPC_PROXY_ENV: "0"}
+    return {GRPC_PROXY_ENV: "1", GRPC_MAX_MESSAGE_ENV: str(_GRPC_MAX)}
 
 
 #: Serve's per-request access log line, off for the internal hops (model and store calls):
@@ -124,6 +132,15 @@ def _sharing_key(model: ModelConfig) -> str:
     return json.dumps(
         {"backend": model.backend, "spec": model.to_spec().model_dump(), **model_options(model)},
         sort_keys=True,
+    )
+
+
+def scale_to_zero_deployments(config: AppConfig) -> frozenset[str]:
+    """The model deployments that may have no replica (``autoscaling.min_replicas: 0``)."""
+    return frozenset(
+        plan.name
+        for plan in plan_models(config)
+        if plan.options.get("autoscaling_config", {}).get("min_replicas") == 0
     )
 
 
@@ -222,6 +239,7 @@ __all__ = [
     "plan_models",
     "proxy_env",
     "required_resources_names",
+    "scale_to_zero_deployments",
     "store_options",
     "transport_env",
 ]

@@ -38,7 +38,7 @@ from mmserve.serving.schemas_collections import (
     SpaceInfo,
 )
 from mmserve.stores.base import Collection, Match
-from mmserve.workflow.steps.collections import blocking, require_store
+from mmserve.workflow.steps.collections import require_store
 from mmserve.workflow.steps.index import Document, index_documents
 from mmserve.workflow.steps.retrieve import search_collection
 
@@ -104,14 +104,14 @@ def collection_routes(runtime: ApiRuntime, responses: dict[int | str, Any]) -> A
     async def list_collections() -> CollectionList:
         """Every collection with its modality, size and embedding space."""
         store = require_store(runtime.engine.store)
-        found = await blocking(store.list_collections)
+        found = await store.list_collections()
         return CollectionList(collections=[_info(c) for c in sorted(found, key=lambda c: c.name)])
 
     @router.get("/{name}", response_model=CollectionInfo)
     async def get_collection(name: CollectionName) -> CollectionInfo:
         """One collection; 404 when it does not exist."""
         store = require_store(runtime.engine.store)
-        return _info(await blocking(store.get_collection, name))
+        return _info(await store.get_collection(name))
 
     @router.post("/{name}/items", response_model=AddItemsResponse, openapi_extra=_DEADLINE)
     async def add_items(
@@ -131,7 +131,7 @@ def collection_routes(runtime: ApiRuntime, responses: dict[int | str, Any]) -> A
             timeout_s=timeout_s,
             doing=f"adding {len(documents)} items to {name!r}",
         )
-        collection = await blocking(store.get_collection, name)
+        collection = await store.get_collection(name)
         return AddItemsResponse(
             collection=name,
             ids=report.ids,
@@ -161,6 +161,7 @@ def collection_routes(runtime: ApiRuntime, responses: dict[int | str, Any]) -> A
                 image=image,
                 top_k=body.top_k,
                 model=body.model,
+                include_images=body.include_images,
             ),
             timeout_s=timeout_s,
             doing=f"searching {name!r}",

@@ -4,132 +4,233 @@ Every ingress replica must see the same collections, and concurrent ingests must
 nor duplicate items. The app therefore runs exactly one ``store`` replica that owns the
 configured store (``store.kind`` at ``store.path``; on a cluster that path is a shared folder
 or an object-storage URI, so the replica may run on any node). Writes are serialised there by
-one lock; reads run concurrently. Ingress replicas reach it through :class:`StoreClient`,
-which implements the :class:`~mmserve.stores.base.VectorStore` protocol over a handle, so
-workflow steps cannot tell it from a local store.
+one lock; reads run concurrently. Ingress replicas reach it through :class:`StoreClient`, an
+:class:`~mmserve.stores.async_store.AsyncVectorStore` over a handle: its calls are awaited, not
+blocking a thread, and cancelling one (a deadline, a client gone) cancels the request to the
+store replica. A call that has not started there is dropped; a write the replica has already
+begun still commits (a store write is one transaction, never half done).
+
+Maintenance: after every ``OPTIMIZE_EVERY`` writes to a collection the replica compacts it
+(and builds its ANN index once it is large enough, see the store's ``optimize``) in the
+background, after answering the write that crossed the mark.
+
+Caller mistakes (an unknown collection, a space mismatch) come back to the client as values
+and are raised there, so the replica does not log a traceback for every 404.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ray.serve.handle import DeploymentHandle
 
+from mmserve.errors import MmserveError
 from mmserve.models.base import EmbeddingSpace
 from mmserve.serving.handles import translate_error
+from mmserve.stores.async_store import accepts_include_images, without_images
 from mmserve.stores.base import Collection, Item, Match, Modality, UpsertResult, Vector
 
 T = TypeVar("T")
 
 #: A store call that takes longer than this is reported as failed rather than hanging a step.
 STORE_CALL_TIMEOUT_S = 300.0
+#: Writes to one collection between two background compactions.
+OPTIMIZE_EVERY = 32
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A caller mistake the replica answers with instead of raising (no traceback logged)."""
+
+    error: MmserveError
 
 
 class StoreServer:
     """The single replica owning the store (a Serve deployment class)."""
 
-    def __init__(self, kind: str, location: str, options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        location: str,
+        options: dict[str, Any],
+        optimize_every: int = OPTIMIZE_EVERY,
+    ) -> None:
         from mmserve.stores import open_store_at
 
         self._store = open_store_at(kind, location, options)
         self._write_lock = asyncio.Lock()
+        self._include_images = accepts_include_images(self._store)
+        self._optimize_every = optimize_every
+        self._writes: dict[str, int] = {}
+        self._maintenance: set[asyncio.Task[None]] = set()
 
-    async def _read(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(func, *args, **kwargs)
+    async def _run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T | Refused:
+        try:
+            return await asyncio.to_thread(func, *args, **kwargs)
+        except MmserveError as exc:
+            if exc.status >= 500:
+                raise
+            return Refused(exc)
 
-    async def _write(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def _read(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T | Refused:
+        return await self._run(func, *args, **kwargs)
+
+    async def _write(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T | Refused:
         # One write at a time: upserts by id then never race into duplicates or lost rows.
         async with self._write_lock:
-            return await asyncio.to_thread(func, *args, **kwargs)
+            return await self._run(func, *args, **kwargs)
+
+    def _wrote(self, name: str) -> None:
+        count = self._writes.get(name, 0) + 1
+        self._writes[name] = count
+        if count % self._optimize_every == 0:
+            task = asyncio.get_running_loop().create_task(self._optimize_quietly(name))
+            self._maintenance.add(task)
+            task.add_done_callback(self._maintenance.discard)
+
+    async def _optimize_quietly(self, name: str) -> None:
+        try:
+            await self._write(self._store.optimize, name)
+        except Exception:  # maintenance must never take the replica down; writes go on
+            log.exception("compacting collection %r failed; will retry later", name)
+
+    async def maintenance_done(self) -> int:
+        """Wait for running background compactions (for tests and shutdown); how many ran."""
+        tasks = list(self._maintenance)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return len(tasks)
 
     async def create_collection(
         self, name: str, *, space: EmbeddingSpace, modality: Modality, exist_ok: bool = True
-    ) -> Collection:
+    ) -> Collection | Refused:
         return await self._write(
             self._store.create_collection, name, space=space, modality=modality, exist_ok=exist_ok
         )
 
-    async def get_collection(self, name: str) -> Collection:
+    async def get_collection(self, name: str) -> Collection | Refused:
         return await self._read(self._store.get_collection, name)
 
-    async def list_collections(self) -> list[Collection]:
+    async def list_collections(self) -> list[Collection] | Refused:
         return await self._read(self._store.list_collections)
 
-    async def drop_collection(self, name: str) -> None:
-        await self._write(self._store.drop_collection, name)
+    async def drop_collection(self, name: str) -> Refused | None:
+        self._writes.pop(name, None)
+        return await self._write(self._store.drop_collection, name)
 
     async def upsert(
         self, name: str, items: Sequence[Item], *, space: EmbeddingSpace
-    ) -> UpsertResult:
-        return await self._write(self._store.upsert, name, items, space=space)
+    ) -> UpsertResult | Refused:
+        result = await self._write(self._store.upsert, name, items, space=space)
+        if not isinstance(result, Refused):
+            self._wrote(name)
+        return result
 
-    async def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
+    async def existing_ids(self, name: str, ids: Sequence[str]) -> set[str] | Refused:
         return await self._read(self._store.existing_ids, name, ids)
 
     async def search(
-        self, name: str, vector: Vector, *, space: EmbeddingSpace, top_k: int = 5
-    ) -> list[Match]:
-        return await self._read(self._store.search, name, vector, space=space, top_k=top_k)
+        self,
+        name: str,
+        vector: Vector,
+        *,
+        space: EmbeddingSpace,
+        top_k: int = 5,
+        include_images: bool = True,
+    ) -> list[Match] | Refused:
+        if self._include_images:
+            return await self._read(
+                self._store.search,
+                name,
+                vector,
+                space=space,
+                top_k=top_k,
+                include_images=include_images,
+            )
+        found = await self._read(self._store.search, name, vector, space=space, top_k=top_k)
+        return found if include_images or isinstance(found, Refused) else without_images(found)
 
-    async def optimize(self, name: str) -> None:
-        await self._write(self._store.optimize, name)
+    async def optimize(self, name: str) -> Refused | None:
+        return await self._write(self._store.optimize, name)
 
 
 class StoreClient:
-    """A :class:`~mmserve.stores.base.VectorStore` backed by the store deployment.
+    """An :class:`~mmserve.stores.async_store.AsyncVectorStore` backed by the store deployment.
 
-    Its methods block like any store's, so callers run them off the event loop (workflow
-    steps do); calling one on the event loop thread is refused by Serve.
+    Each call is awaited on the event loop; when the awaiting task is cancelled the request to
+    the store replica is cancelled too.
     """
+
+    asynchronous = True
 
     def __init__(self, handle: DeploymentHandle[Any]) -> None:
         self._handle = handle
 
-    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         response = self._handle.options(method_name=method).remote(*args, **kwargs)
         try:
-            return response.result(timeout_s=STORE_CALL_TIMEOUT_S)
+            result = await asyncio.wait_for(response, timeout=STORE_CALL_TIMEOUT_S)
+        except asyncio.CancelledError:
+            response.cancel()
+            raise
         except Exception as exc:
+            response.cancel()
             error = translate_error("the store", exc)
             raise error from (None if error is getattr(exc, "cause", None) else exc)
+        if isinstance(result, Refused):
+            raise result.error
+        return result
 
-    def create_collection(
+    async def create_collection(
         self, name: str, *, space: EmbeddingSpace, modality: Modality, exist_ok: bool = True
     ) -> Collection:
-        result: Collection = self._call(
+        result: Collection = await self._call(
             "create_collection", name, space=space, modality=modality, exist_ok=exist_ok
         )
         return result
 
-    def get_collection(self, name: str) -> Collection:
-        result: Collection = self._call("get_collection", name)
+    async def get_collection(self, name: str) -> Collection:
+        result: Collection = await self._call("get_collection", name)
         return result
 
-    def list_collections(self) -> list[Collection]:
-        result: list[Collection] = self._call("list_collections")
+    async def list_collections(self) -> list[Collection]:
+        result: list[Collection] = await self._call("list_collections")
         return result
 
-    def drop_collection(self, name: str) -> None:
-        self._call("drop_collection", name)
+    async def drop_collection(self, name: str) -> None:
+        await self._call("drop_collection", name)
 
-    def upsert(self, name: str, items: Sequence[Item], *, space: EmbeddingSpace) -> UpsertResult:
-        result: UpsertResult = self._call("upsert", name, list(items), space=space)
+    async def upsert(
+        self, name: str, items: Sequence[Item], *, space: EmbeddingSpace
+    ) -> UpsertResult:
+        result: UpsertResult = await self._call("upsert", name, list(items), space=space)
         return result
 
-    def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
-        result: set[str] = self._call("existing_ids", name, list(ids))
+    async def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
+        result: set[str] = await self._call("existing_ids", name, list(ids))
         return result
 
-    def search(
-        self, name: str, vector: Vector, *, space: EmbeddingSpace, top_k: int = 5
+    async def search(
+        self,
+        name: str,
+        vector: Vector,
+        *,
+        space: EmbeddingSpace,
+        top_k: int = 5,
+        include_images: bool = True,
     ) -> list[Match]:
-        result: list[Match] = self._call("search", name, vector, space=space, top_k=top_k)
+        result: list[Match] = await self._call(
+            "search", name, vector, space=space, top_k=top_k, include_images=include_images
+        )
         return result
 
-    def optimize(self, name: str) -> None:
-        self._call("optimize", name)
+    async def optimize(self, name: str) -> None:
+        await self._call("optimize", name)
 
     def close(self) -> None:
         """Nothing to release here: the store deployment owns the store."""
@@ -140,4 +241,11 @@ def store_args(kind: str, location: str, options: Mapping[str, Any]) -> tuple[An
     return (kind, location, dict(options))
 
 
-__all__ = ["STORE_CALL_TIMEOUT_S", "StoreClient", "StoreServer", "store_args"]
+__all__ = [
+    "OPTIMIZE_EVERY",
+    "STORE_CALL_TIMEOUT_S",
+    "Refused",
+    "StoreClient",
+    "StoreServer",
+    "store_args",
+]

@@ -11,8 +11,9 @@ An :class:`Item` is a stable id (a content hash unless the caller gives one, see
 Writes are upserts by id, so re-indexing the same content never duplicates it.
 
 Lifecycle of a store: ``Store(location, options)`` opens (or creates) the data at ``location``
-cheaply; methods are synchronous and may block (steps call them off the event loop), and must
-be safe to call from several threads. A write method returns only once the write is durable
+cheaply; methods are synchronous and may block, and must be safe to call from several threads
+(steps and routes call them through :func:`mmserve.stores.async_store.as_async_store`, on a
+bounded pool off the event loop). A write method returns only once the write is durable
 (committed), which is what lets an ingest acknowledge progress.
 
 Quick start::
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mmserve.errors import EmbeddingSpaceMismatchError, InputError, StoreError
 from mmserve.models.base import EmbeddingSpace
+from mmserve.models.identity import same_model
 
 Modality = Literal["text", "image"]
 MODALITIES: tuple[Modality, ...] = get_args(Modality)
@@ -139,7 +141,12 @@ class VectorStore(Protocol):
     def search(
         self, name: str, vector: Vector, *, space: EmbeddingSpace, top_k: int = 5
     ) -> list[Match]:
-        """The ``top_k`` items closest to ``vector``, best first."""
+        """The ``top_k`` items closest to ``vector``, best first.
+
+        A store may also take ``include_images: bool = True`` and, when it is False, leave
+        out the image bytes (the shipped stores do); for a store that does not, the server
+        drops them from its answer (:mod:`mmserve.stores.async_store`).
+        """
         ...
 
     def optimize(self, name: str) -> None:
@@ -163,9 +170,20 @@ def check_collection_name(name: str) -> str:
     return name
 
 
+def same_space(recorded: EmbeddingSpace, current: EmbeddingSpace) -> bool:
+    """Whether vectors of ``current`` belong in a collection recorded with ``recorded``: the
+    same backend, dimension and weights (see :mod:`mmserve.models.identity`; a folder path
+    recorded by an older mmserve counts when it holds the same weights here)."""
+    return (
+        recorded.backend == current.backend
+        and recorded.dim == current.dim
+        and same_model(recorded.model_id, current.model_id)
+    )
+
+
 def check_space(collection: Collection, space: EmbeddingSpace) -> None:
     """Raise EmbeddingSpaceMismatchError unless ``space`` is the collection's space."""
-    if space != collection.space:
+    if not same_space(collection.space, space):
         raise EmbeddingSpaceMismatchError(
             left=f"collection {collection.name!r} ({collection.space})",
             right=f"the given vectors ({space})",
@@ -248,5 +266,6 @@ __all__ = [
     "check_space",
     "content_id",
     "image_content_id",
+    "same_space",
     "validate_top_k",
 ]

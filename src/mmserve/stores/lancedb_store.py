@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -58,6 +59,7 @@ from mmserve.stores.base import (
 _SPACE_KEY = b"mmserve.space"
 _MODALITY_KEY = b"mmserve.modality"
 _SELECT = ["id", "text", "image", "metadata", "_distance"]
+_SELECT_NO_IMAGE = ["id", "text", "metadata", "_distance"]
 
 
 class LanceDBOptions(BaseModel):
@@ -85,6 +87,10 @@ def _schema(space: EmbeddingSpace, modality: Modality) -> pa.Schema:
         ],
         metadata={_SPACE_KEY: space.model_dump_json().encode(), _MODALITY_KEY: modality.encode()},
     )
+
+
+def _space_key(collection: Collection) -> bytes:
+    return collection.space.model_dump_json().encode()
 
 
 def _quote(value: str) -> str:
@@ -124,10 +130,24 @@ class LanceDBStore:
                 return sorted(names)
 
     def _open(self, name: str) -> tuple[Any, Collection]:
+        """The table and collection of ``name``; a cached handle is checked first.
+
+        Another process (a CLI beside the server) may have dropped the table, or dropped and
+        re-created it with another space, since it was cached: reading the schema of the
+        cached handle reloads the latest manifest (the consistency interval is 0), so a gone
+        table is found here and a changed space makes the handle be opened afresh.
+        """
         with self._lock:
             cached = self._tables.get(name)
             if cached is not None:
-                return cached
+                table, collection = cached
+                try:
+                    current = table.schema.metadata or {}
+                except Exception:  # lance reports a dropped table in several ways
+                    current = None
+                if current is not None and current.get(_SPACE_KEY) == _space_key(collection):
+                    return cached
+                self._tables.pop(name, None)
             check_collection_name(name)
             try:
                 table = self._db.open_table(name)
@@ -136,6 +156,18 @@ class LanceDBStore:
             collection = _collection_of(name, table.schema)
             self._tables[name] = (table, collection)
             return table, collection
+
+    @contextmanager
+    def _table_use(self, name: str) -> Iterator[None]:
+        """Turn lance's errors for a table dropped while in use into CollectionNotFoundError."""
+        try:
+            yield
+        except (OSError, RuntimeError, ValueError) as exc:
+            if name in self._names():
+                raise
+            with self._lock:
+                self._tables.pop(name, None)
+            raise CollectionNotFoundError(name=name, known=self._names()) from exc
 
     def create_collection(
         self, name: str, *, space: EmbeddingSpace, modality: Modality, exist_ok: bool = True
@@ -161,7 +193,8 @@ class LanceDBStore:
 
     def get_collection(self, name: str) -> Collection:
         table, collection = self._open(name)
-        return collection.model_copy(update={"count": table.count_rows()})
+        with self._table_use(name):
+            return collection.model_copy(update={"count": table.count_rows()})
 
     def list_collections(self) -> list[Collection]:
         """Every collection; tables in the folder that other tools made are left out."""
@@ -199,12 +232,13 @@ class LanceDBStore:
             ],
             schema=table.schema,
         )
-        result = (
-            table.merge_insert("id")
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute(data)
-        )
+        with self._table_use(name):
+            result = (
+                table.merge_insert("id")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(data)
+            )
         return UpsertResult(inserted=result.num_inserted_rows, updated=result.num_updated_rows)
 
     def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
@@ -214,13 +248,21 @@ class LanceDBStore:
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             predicate = f"id IN ({', '.join(_quote(i) for i in chunk)})"
-            rows = table.search().where(predicate).select(["id"]).limit(None).to_arrow()
+            with self._table_use(name):
+                rows = table.search().where(predicate).select(["id"]).limit(None).to_arrow()
             found.update(rows.column("id").to_pylist())
         return found
 
     def search(
-        self, name: str, vector: Vector, *, space: EmbeddingSpace, top_k: int = 5
+        self,
+        name: str,
+        vector: Vector,
+        *,
+        space: EmbeddingSpace,
+        top_k: int = 5,
+        include_images: bool = True,
     ) -> list[Match]:
+        """The closest items; image bytes are read only with ``include_images``."""
         validate_top_k(top_k)
         table, collection = self._open(name)
         check_space(collection, space)
@@ -230,11 +272,12 @@ class LanceDBStore:
             .limit(top_k)
             .nprobes(self.options.nprobes)
             .ef(self.options.ef)
-            .select(_SELECT)
+            .select(_SELECT if include_images else _SELECT_NO_IMAGE)
         )
         if self.options.refine_factor is not None:
             query = query.refine_factor(self.options.refine_factor)
-        rows = query.to_arrow().to_pylist()
+        with self._table_use(name):
+            rows = query.to_arrow().to_pylist()
         return [
             Match(
                 id=row["id"],
@@ -242,7 +285,7 @@ class LanceDBStore:
                 score=1.0 - float(row["_distance"]),
                 payload=Payload(
                     text=row["text"],
-                    image=row["image"],
+                    image=row.get("image"),
                     metadata=json.loads(row["metadata"] or "{}"),
                 ),
             )

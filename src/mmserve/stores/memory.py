@@ -117,9 +117,16 @@ class MemoryStore:
             return {i for i in ids if i in table.rows}
 
     def search(
-        self, name: str, vector: Vector, *, space: EmbeddingSpace, top_k: int = 5
+        self,
+        name: str,
+        vector: Vector,
+        *,
+        space: EmbeddingSpace,
+        top_k: int = 5,
+        include_images: bool = True,
     ) -> list[Match]:
         validate_top_k(top_k)
+        drop = None if include_images else {"image": None}
         with self._lock:
             table = self._table(name)
             check_space(table.collection, space)
@@ -137,7 +144,7 @@ class MemoryStore:
                 Match(
                     id=table.ids[row],
                     score=float(scores[row]),
-                    payload=table.payloads[row].model_copy(deep=True),
+                    payload=table.payloads[row].model_copy(update=drop, deep=True),
                 )
                 for row in order
             ]

@@ -84,6 +84,7 @@ class _Run:
         deadline = None if timeout_s is None else loop.time() + timeout_s
         waiting = list(self.workflow.order)
         try:
+            await self._check_ahead()
             while waiting or self.tasks:
                 for step in [
                     s for s in waiting if self.workflow.dependencies[s] <= self.outputs.keys()
@@ -111,6 +112,29 @@ class _Run:
             attach_trace(error, self._trace())
             raise error from exc
         return RunResult(outputs=outputs, trace=self._trace())
+
+    async def _check_ahead(self) -> None:
+        """Before any step runs, let the later steps refuse what is already known to fail.
+
+        A step class may define ``async check_ahead(known, ctx)`` (a classmethod): ``known``
+        holds those of its inputs that depend only on the workflow's inputs and literals
+        (unvalidated). The ``retrieve`` step uses it to answer an unknown collection with a
+        404 before the steps feeding its query have run. Steps that start at once anyway
+        are not checked ahead.
+        """
+        checks = []
+        for step, spec in self.workflow.spec.steps.items():
+            check = getattr(self.classes[step], "check_ahead", None)
+            if check is None or not self.workflow.dependencies[step]:
+                continue
+            known = {}
+            for key, value in spec.with_.items():
+                try:
+                    known[key] = resolve(value, self.values, {})
+                except (ResolveError, KeyError):
+                    continue  # it refers to a step's output: known only when that step ran
+            checks.append(check(known, StepContext(step, self.engine.gateway, self.engine.store)))
+        await asyncio.gather(*checks)
 
     def _collect(self, done: set[asyncio.Task[BaseModel]]) -> None:
         """Keep the outputs of finished steps; raise the first failure (declaration order)."""

@@ -11,7 +11,7 @@ from ray.serve.schema import ServeDeploySchema
 
 from mmserve.config import AppConfig
 from mmserve.errors import ConfigError
-from mmserve.serving.plan import deployment_of, grpc_max_message_bytes, plan_models
+from mmserve.serving.plan import deployment_of, grpc_max_message_bytes, plan_models, proxy_env
 from mmserve.serving.preflight import (
     check_cluster_resources,
     embedded_cpus,
@@ -222,6 +222,9 @@ def test_every_deployment_gets_the_transport_of_the_config() -> None:
     containers += [g["template"]["spec"]["containers"][0] for g in cluster["workerGroupSpecs"]]
     for container in containers:
         assert {"name": "RAY_SERVE_PROXY_USE_GRPC", "value": "1"} in container["env"]
+        # the proxy's channel to the ingress reads its receive limit there too (answers > 4 MiB)
+        limit = {"name": "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH", "value": str(2**31 - 1)}
+        assert limit in container["env"]
 
 
 def test_actor_transport_turns_grpc_off_and_huge_limits_stay_within_grpc() -> None:
@@ -235,3 +238,11 @@ def test_actor_transport_turns_grpc_off_and_huge_limits_stay_within_grpc() -> No
     assert grpc_max_message_bytes(huge) == 2**31 - 1
     with pytest.raises(ConfigError, match="transport"):
         _config({"captioner": _fake()}, server={"transport": "http"})
+
+
+def test_cluster_docs_give_hand_started_clusters_the_proxys_environment() -> None:
+    """docs/cluster.md tells operators what to export before `ray start`: what the app sets."""
+    text = (ROOT / "docs" / "cluster.md").read_text(encoding="utf-8")
+    env = proxy_env(_config({"captioner": _fake()}))
+    for name, value in env.items():
+        assert f"{name}={value}" in text, name

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mmserve.errors import StoreError
+from mmserve.errors import CollectionNotFoundError, EmbeddingSpaceMismatchError, StoreError
 from mmserve.models.base import EmbeddingSpace
 from mmserve.stores import Item, Payload, open_store_at
 from mmserve.stores.lancedb_store import LanceDBStore
@@ -98,3 +98,30 @@ def test_hnsw_index_variant(tmp_path: Path) -> None:
     store.optimize("graph")
     assert store.has_index("graph")
     assert store.search("graph", vectors[42], space=SPACE, top_k=1)[0].id == "g42"
+
+
+def test_a_collection_dropped_or_recreated_by_another_process_is_seen(tmp_path: Path) -> None:
+    # Two store instances on one folder: the server's, and a CLI's beside it (`index drop`).
+    server = open_store_at("lancedb", str(tmp_path))
+    cli = open_store_at("lancedb", str(tmp_path))
+    server.create_collection("pics", space=SPACE, modality="image")
+    vectors = _vectors(2)
+    item = Item(id="a", vector=vectors[0], payload=Payload(image=b"img"))
+    server.upsert("pics", [item], space=SPACE)
+    assert server.get_collection("pics").count == 1  # the server now holds a handle
+
+    cli.drop_collection("pics")
+    with pytest.raises(CollectionNotFoundError):
+        server.get_collection("pics")
+    with pytest.raises(CollectionNotFoundError):
+        server.search("pics", vectors[0], space=SPACE)
+
+    # re-created elsewhere with another encoder: the server reports and writes the new space
+    other = EmbeddingSpace(backend="clip", model_id="tiny://other", dim=8)
+    cli.create_collection("pics", space=other, modality="image")
+    assert server.get_collection("pics").space == other
+    new = Item(id="b", vector=np.ones(8, dtype=np.float32), payload=Payload(image=b"img"))
+    assert server.upsert("pics", [new], space=other).inserted == 1
+    assert cli.get_collection("pics").count == 1
+    with pytest.raises(EmbeddingSpaceMismatchError):
+        server.upsert("pics", [item], space=SPACE)

@@ -6,6 +6,10 @@ A step is a class registered with :func:`mmserve.registry.register_step` that de
 * ``Outputs`` -- a pydantic model: the fields later steps may reference as ``${step.field}``;
 * ``async run(self, inputs, ctx) -> Outputs``.
 
+Optionally, a classmethod ``async check_ahead(known, ctx)`` lets a step refuse a run before
+any step runs (the ``retrieve`` step: an unknown collection), given those of its inputs that
+come only from the workflow's inputs and literals.
+
 The loader type-checks workflow references against these models before anything runs, so
 annotate them precisely (``list[str]``, ``float``, nested models). The engine constructs the
 step class with no arguments for each run: keep ``__init__`` cheap and stateless, and reach

@@ -20,31 +20,33 @@ from mmserve.errors import (
 )
 from mmserve.gateway.base import ModelGateway
 from mmserve.models.base import Role
-from mmserve.stores.base import Collection, Modality, VectorStore
+from mmserve.stores.async_store import AsyncVectorStore, as_async_store
+from mmserve.stores.base import Collection, Modality, VectorStore, same_space
 
 T = TypeVar("T")
 
 ENCODER_ROLE: dict[Modality, Role] = {"text": "text_encoder", "image": "image_encoder"}
 
 
-def require_store(store: Any) -> VectorStore:
-    """The run's store, or a clear error when the app config has none."""
+def require_store(store: Any) -> AsyncVectorStore:
+    """The run's store, awaitable (see :func:`as_async_store`), or a clear error when the
+    app config has none."""
     if store is None:
         raise StoreError(
             "this step needs a vector store, and none is configured",
             hint="add `store: {kind: lancedb, path: ...}` to the app config",
         )
-    return store  # type: ignore[no-any-return]
+    return as_async_store(store)
 
 
 async def blocking(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a (blocking) store call off the event loop."""
+    """Run a blocking call off the event loop (store calls go through ``require_store``)."""
     return await asyncio.to_thread(func, *args, **kwargs)
 
 
-async def find_collection(store: VectorStore, name: str) -> Collection | None:
+async def find_collection(store: VectorStore | AsyncVectorStore, name: str) -> Collection | None:
     try:
-        return await blocking(store.get_collection, name)
+        return await as_async_store(store).get_collection(name)
     except CollectionNotFoundError:
         return None
 
@@ -76,7 +78,7 @@ async def encoder_for(
     spaces = []
     for name in candidates:
         space = await gateway.space(name)
-        if space == collection.space:
+        if same_space(collection.space, space):
             return name
         spaces.append(f"{name} ({space})")
     raise EmbeddingSpaceMismatchError(

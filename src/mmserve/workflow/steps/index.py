@@ -18,8 +18,9 @@ from pydantic import Field, model_validator
 
 from mmserve.errors import InputError
 from mmserve.gateway.base import Batched, ModelGateway
-from mmserve.media import ImageValue
+from mmserve.media import ImageValue, file_bytes
 from mmserve.registry import register_step
+from mmserve.stores.async_store import AsyncVectorStore, as_async_store, image_work
 from mmserve.stores.base import (
     Collection,
     Item,
@@ -33,7 +34,6 @@ from mmserve.workflow.context import StepContext
 from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
 from mmserve.workflow.steps.collections import (
     ENCODER_ROLE,
-    blocking,
     encoder_for,
     find_collection,
     require_store,
@@ -67,7 +67,7 @@ class Document:
         if self.text is not None:
             return Payload(text=self.text, metadata=self.metadata)
         assert self.image is not None
-        data = self.image_bytes
+        data = self.image_bytes or file_bytes(self.image)
         if data is None:
             buffer = io.BytesIO()
             self.image.save(buffer, format="PNG")
@@ -97,19 +97,25 @@ def _modality_of(documents: Sequence[Document]) -> Modality:
     return modalities.pop()
 
 
+def _ids_and_payloads(documents: Sequence[Document]) -> tuple[list[str], list[Payload]]:
+    """Content ids and payloads (image hashing and encoding: blocking, on the image pool)."""
+    return [doc.resolved_id() for doc in documents], [doc.payload() for doc in documents]
+
+
 async def open_collection(
     gateway: ModelGateway,
-    store: VectorStore,
+    store: VectorStore | AsyncVectorStore,
     name: str,
     modality: Modality,
     model: str | None = None,
 ) -> tuple[Collection, str]:
     """The collection (created in the encoder's space if new) and the encoder to fill it."""
+    store = as_async_store(store)
     collection = await find_collection(store, name)
     if collection is None:
         encoder = gateway.model_for(ENCODER_ROLE[modality], model)
         space = await gateway.space(encoder)
-        collection = await blocking(store.create_collection, name, space=space, modality=modality)
+        collection = await store.create_collection(name, space=space, modality=modality)
         return collection, encoder
     if collection.modality != modality:
         raise InputError(
@@ -123,7 +129,7 @@ async def open_collection(
 
 async def index_documents(
     gateway: ModelGateway,
-    store: VectorStore,
+    store: VectorStore | AsyncVectorStore,
     collection: str,
     documents: Sequence[Document],
     *,
@@ -132,6 +138,7 @@ async def index_documents(
     record: Callable[[Batched[Any]], Any] | None = None,
 ) -> IndexReport:
     """Embed ``documents`` in one batch and upsert them; returns once they are committed."""
+    store = as_async_store(store)
     if not documents:
         found = await find_collection(store, collection)
         if found is None:
@@ -139,28 +146,31 @@ async def index_documents(
         return IndexReport(collection=found, ids=[])
     modality = _modality_of(documents)
     target, encoder = await open_collection(gateway, store, collection, modality, model)
-    ids = [doc.resolved_id() for doc in documents]
-    todo = list(zip(ids, documents, strict=True))
+    if modality == "text":
+        ids, payloads = _ids_and_payloads(documents)
+    else:
+        ids, payloads = await image_work(_ids_and_payloads, documents)
+    todo = list(zip(ids, documents, payloads, strict=True))
     present = 0
     if skip_existing:
-        existing = await blocking(store.existing_ids, collection, ids)
-        todo = [(i, doc) for i, doc in todo if i not in existing]
+        existing = await store.existing_ids(collection, ids)
+        todo = [(i, doc, p) for i, doc, p in todo if i not in existing]
         present = len(documents) - len(todo)
     report = IndexReport(collection=target, ids=ids, present=present)
     if not todo:
         return report
     if modality == "text":
-        batched = await gateway.embed_texts(encoder, [doc.text or "" for _, doc in todo])
+        batched = await gateway.embed_texts(encoder, [doc.text or "" for _, doc, _ in todo])
     else:
-        batched = await gateway.embed_images(encoder, [doc.image for _, doc in todo])  # type: ignore[misc]
+        batched = await gateway.embed_images(encoder, [doc.image for _, doc, _ in todo])  # type: ignore[misc]
     if record is not None:
         record(batched)
     space = await gateway.space(encoder)
     items = [
-        Item(id=i, vector=vector, payload=doc.payload())
-        for (i, doc), vector in zip(todo, batched.items, strict=True)
+        Item(id=i, vector=vector, payload=payload)
+        for (i, _, payload), vector in zip(todo, batched.items, strict=True)
     ]
-    result = await blocking(store.upsert, collection, items, space=space)
+    result = await store.upsert(collection, items, space=space)
     report.inserted, report.updated = result.inserted, result.updated
     return report
 
@@ -212,7 +222,7 @@ class Index(Step):
         report = await index_documents(
             ctx.gateway, store, inputs.collection, documents, model=inputs.model, record=ctx.record
         )
-        collection = await blocking(store.get_collection, inputs.collection)
+        collection = await store.get_collection(inputs.collection)
         return self.Outputs(
             collection=inputs.collection,
             ids=report.ids,
