@@ -21,6 +21,9 @@ ANN index (``index_min_rows``); rows added after the index was built are still s
 ``nprobes``         IVF partitions probed per query (default 20)
 ``refine_factor``   re-rank this many times ``top_k`` candidates exactly (default 10)
 ``ef``              HNSW candidate list size (default 100)
+``keep_versions_s`` optimize deletes table versions older than this (default 600); readers
+                    holding an older version (another process mid-search) fail once it is
+                    gone, so keep it above your longest search or ingest batch
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class LanceDBOptions(BaseModel):
     nprobes: int = Field(default=20, ge=1)
     refine_factor: int | None = Field(default=10, ge=1)
     ef: int = Field(default=100, ge=1)
+    keep_versions_s: float = Field(default=600.0, ge=0.001)
 
 
 def _schema(space: EmbeddingSpace, modality: Modality) -> pa.Schema:
@@ -305,7 +309,9 @@ class LanceDBStore:
         indexes are brought up to date by ``table.optimize()`` itself.
         """
         table, _ = self._open(name)
-        table.optimize()
+        # Each write is a new table version; without pruning, a collection fed one item at a
+        # time keeps every one of them on disk (150 upserts: 152 versions).
+        table.optimize(cleanup_older_than=timedelta(seconds=self.options.keep_versions_s))
         if table.count_rows() < self.options.index_min_rows:
             return
         if not self.has_index(name, "id"):

@@ -44,6 +44,26 @@ def test_single_item_upserts_are_compacted_in_the_background(tmp_path: Path) -> 
     assert table.stats()["fragment_stats"]["num_fragments"] <= OPTIMIZE_EVERY
 
 
+def test_background_optimize_prunes_old_versions(tmp_path: Path) -> None:
+    writes = OPTIMIZE_EVERY + 1
+    vectors = np.random.default_rng(1).standard_normal((writes, SPACE.dim)).astype(np.float32)
+
+    async def ingest() -> None:
+        server = StoreServer("lancedb", str(tmp_path), {"keep_versions_s": 0.001})
+        await server.create_collection("notes", space=SPACE, modality="text")
+        for n, vector in enumerate(vectors):
+            item = Item(id=f"t{n}", vector=vector, payload=Payload(text=f"note {n}"))
+            await server.upsert("notes", [item], space=SPACE)
+        await server.maintenance_done()
+
+    asyncio.run(ingest())
+    table, _ = LanceDBStore(str(tmp_path))._open("notes")
+    # one version per write without pruning (34 here); the compaction's own commit and the
+    # write after it are what is left
+    assert len(table.list_versions()) <= 3
+    assert table.count_rows() == writes
+
+
 def test_an_unknown_collection_is_answered_as_a_value_not_raised(tmp_path: Path) -> None:
     # Raised in the replica, Serve would log a traceback for every caller's 404.
     server = StoreServer("memory", str(tmp_path), {})
