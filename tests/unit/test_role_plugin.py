@@ -84,6 +84,15 @@ def test_the_readme_commands_run_locally(site: Path) -> None:
     assert "image_tagger" in listed.stdout and "[tag, fingerprint]" in listed.stdout
 
 
+def test_the_main_readme_points_at_the_same_commands() -> None:
+    main = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = main.split("### Model roles are plugins too", 1)[1].split("###", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+    (guide,) = _blocks("bash")
+    # The guide's commands are run by test_the_readme_commands_run_locally.
+    assert set(block.splitlines()) <= set(guide.splitlines())
+
+
 def test_serve_refuses_an_unknown_palette_before_starting_ray(site: Path, tmp_path: Path) -> None:
     config = yaml.safe_load((PLUGIN / "deployment.yaml").read_text())
     config["models"]["image_tagger"]["source"] = "rainbow"
