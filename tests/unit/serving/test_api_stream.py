@@ -1,0 +1,195 @@
+"""Streamed runs (``Accept: text/event-stream``) of the real API app (no Ray): the events and
+the result, bad inputs as plain JSON errors, failures as an error event with the JSON error's
+code and message, and a client that disconnects cancelling the running step (through a real
+HTTP server, the Guard in front)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from api_support import AUTH, KEY, ROOT, b64, build_api, image_bytes
+from fastapi import FastAPI
+
+from mmserve.registry import Registry, registry
+from mmserve.workflow.context import StepContext
+from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
+
+pytestmark = pytest.mark.unit
+
+SSE = {**AUTH, "accept": "text/event-stream"}
+#: Set by the stuck step when it is cancelled (a threading.Event: the server runs in a thread).
+CANCELLED = threading.Event()
+
+CAPTION_THEN_STUCK = """
+name: caption_then_stuck
+inputs:
+  image: {type: image}
+steps:
+  caption:
+    uses: caption
+    with:
+      image: ${inputs.image}
+  wait:
+    uses: stuck
+    with:
+      text: ${caption.text}
+outputs:
+  text: ${wait.text}
+"""
+
+
+class Stuck(Step):
+    """Waits until it is cancelled."""
+
+    class Inputs(StepInputs):
+        text: str
+
+    class Outputs(StepOutputs):
+        text: str
+
+    async def run(self, inputs: Inputs, ctx: StepContext) -> Outputs:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            CANCELLED.set()
+            raise
+        return self.Outputs(text=inputs.text)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
+    folder = tmp_path_factory.mktemp("stream")
+    (folder / "caption_then_stuck.yaml").write_text(CAPTION_THEN_STUCK, encoding="utf-8")
+    plugins = Registry()
+    for info in registry.plugins():
+        plugins.register(info.kind, info.name, info.target, meta=info.meta)
+    plugins.register("step", "stuck", Stuck)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MMSERVE_UNIT_KEY", KEY)
+        server = {"api_key_env": "MMSERVE_UNIT_KEY"}
+        yield build_api(server, [str(ROOT / "workflows"), str(folder)], plugins)
+
+
+def parse_events(text: str) -> list[tuple[str, Any]]:
+    """(event name, decoded data) of each event of a text/event-stream body."""
+    events = []
+    for block in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+def post(app: FastAPI, workflow: str, inputs: dict[str, Any], **headers: str) -> httpx.Response:
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            return await client.post(
+                f"/v1/workflows/{workflow}/run", json={"inputs": inputs}, headers=headers
+            )
+
+    return asyncio.run(send())
+
+
+def test_a_streamed_run_sends_each_step_then_the_result(app: FastAPI) -> None:
+    inputs = {"image": b64(image_bytes())}
+    plain = post(app, "caption", inputs, **AUTH)
+    streamed = post(app, "caption", inputs, **SSE)
+    assert streamed.status_code == 200
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    events = parse_events(streamed.text)
+    assert [name for name, _ in events] == ["step_started", "step_finished", "result"]
+    assert events[0][1] == {"type": "step_started", "step": "caption", "uses": "caption"}
+    entry = events[1][1]["entry"]
+    assert (entry["step"], entry["status"]) == ("caption", "ok")
+    result = events[2][1]
+    assert result["outputs"] == plain.json()["outputs"] == {"caption": "a red image"}
+    assert result["trace"] == [entry]
+    assert result["request_id"] == streamed.headers["x-request-id"]
+
+
+def test_bad_inputs_are_refused_with_the_plain_json_error(app: FastAPI) -> None:
+    bad = {"image": b64(b"\x89PNG but truncated")}
+    plain, streamed = post(app, "caption", bad, **AUTH), post(app, "caption", bad, **SSE)
+    assert streamed.status_code == plain.status_code == 422
+    assert streamed.headers["content-type"] == "application/json"
+    assert streamed.json()["error"]["code"] == plain.json()["error"]["code"] == "invalid_input"
+    assert post(app, "caption", bad, accept="text/event-stream").status_code == 401
+
+
+def test_a_failure_after_the_start_is_an_error_event_like_the_json_error(app: FastAPI) -> None:
+    inputs = {"image": b64(image_bytes())}
+    deadline = {"x-mmserve-timeout-s": "0.3"}
+    plain = post(app, "caption_then_stuck", inputs, **AUTH, **deadline)
+    streamed = post(app, "caption_then_stuck", inputs, **SSE, **deadline)
+    assert plain.status_code == 504 and streamed.status_code == 200
+    events = parse_events(streamed.text)
+    assert [(name, data.get("step")) for name, data in events] == [
+        ("step_started", "caption"),
+        ("step_finished", "caption"),
+        ("step_started", "wait"),
+        ("step_finished", "wait"),
+        ("error", None),
+    ]
+    assert events[3][1]["entry"]["status"] == "cancelled"
+    error, expected = events[-1][1]["error"], plain.json()["error"]
+    assert (error["code"], error["message"]) == (expected["code"], expected["message"])
+    assert error["code"] == "deadline_exceeded" and error["status"] == 504
+    assert error["request_id"] == streamed.headers["x-request-id"]
+    assert [e["status"] for e in error["trace"]] == ["ok", "cancelled"]
+
+
+@pytest.fixture
+def live_url(app: FastAPI) -> Iterator[str]:
+    """The app behind a real HTTP server (uvicorn, in a thread, on a free port)."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            pytest.fail("the test server did not start")
+        threading.Event().wait(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_a_client_that_disconnects_cancels_the_running_step(live_url: str) -> None:
+    CANCELLED.clear()
+    url = f"{live_url}/v1/workflows/caption_then_stuck/run"
+    body = {"inputs": {"image": b64(image_bytes())}}
+    seen = []
+    with httpx.Client(timeout=60) as client:
+        with client.stream("POST", url, json=body, headers=SSE) as response:
+            assert response.status_code == 200
+            # the events arrive while the run goes on (nothing buffers the stream)
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    seen.append(json.loads(line[6:]))
+                if seen and seen[-1] == {"type": "step_started", "step": "wait", "uses": "stuck"}:
+                    break
+        # leaving the block closes the connection mid-run
+    assert [e["type"] for e in seen] == ["step_started", "step_finished", "step_started"]
+    assert CANCELLED.wait(timeout=60), "the stuck step was not cancelled after the disconnect"
+
+
+def test_the_openapi_document_describes_the_event_stream(app: FastAPI) -> None:
+    async def fetch() -> dict[str, Any]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            return (await client.get("/openapi.json", headers=AUTH)).json()  # type: ignore[no-any-return]
+
+    answers = asyncio.run(fetch())["paths"]["/v1/workflows/{name}/run"]["post"]["responses"]
+    content = answers["200"]["content"]
+    assert set(content) == {"application/json", "text/event-stream"}
+    assert "step_started" in content["text/event-stream"]["description"]
