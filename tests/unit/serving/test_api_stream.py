@@ -17,7 +17,10 @@ import uvicorn
 from api_support import AUTH, KEY, ROOT, b64, build_api, image_bytes
 from fastapi import FastAPI
 
+from mmserve import AsyncClient, Client, RunResult
+from mmserve.errors import ApiInputError, ApiTimeoutError
 from mmserve.registry import Registry, registry
+from mmserve.workflow import StepFinished, StepStarted
 from mmserve.workflow.context import StepContext
 from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
 
@@ -193,3 +196,46 @@ def test_the_openapi_document_describes_the_event_stream(app: FastAPI) -> None:
     content = answers["200"]["content"]
     assert set(content) == {"application/json", "text/event-stream"}
     assert "step_started" in content["text/event-stream"]["description"]
+
+
+def test_the_async_client_yields_typed_events_then_the_run_result(app: FastAPI) -> None:
+    async def scenario() -> tuple[list[object], RunResult]:
+        transport = httpx.ASGITransport(app=app)
+        async with AsyncClient("http://api", api_key=KEY, transport=transport) as client:
+            items = [item async for item in client.stream("caption", image=image_bytes())]
+            with pytest.raises(ApiInputError) as bad:
+                async for _ in client.stream("caption", image=b"\x89PNG but truncated"):
+                    pass
+            assert bad.value.status == 422 and bad.value.code == "invalid_input"
+            return items, await client.run("caption", image=image_bytes())
+
+    items, plain = asyncio.run(scenario())
+    started, finished, result = items
+    assert isinstance(started, StepStarted) and started.step == "caption"
+    assert isinstance(finished, StepFinished) and finished.entry.status == "ok"
+    assert isinstance(result, RunResult) and result.outputs == plain.outputs
+    assert result.trace == [finished.entry.model_dump(mode="json")] and result.request_id
+
+
+def test_the_sync_client_raises_the_error_event_and_its_early_exit_cancels_the_run(
+    live_url: str,
+) -> None:
+    seen: list[str] = []
+    with Client(live_url, api_key=KEY, deadline_s=0.3) as client:
+        with pytest.raises(ApiTimeoutError) as late:
+            for item in client.stream("caption_then_stuck", image=image_bytes()):
+                seen.append(f"{getattr(item, 'type', 'result')} {getattr(item, 'step', '')}")
+    assert seen == [
+        "step_started caption",
+        "step_finished caption",
+        "step_started wait",
+        "step_finished wait",
+    ]
+    assert late.value.code == "deadline_exceeded" and late.value.status == 504
+    assert "still running: step 'wait' (stuck)" in late.value.message and late.value.request_id
+    CANCELLED.clear()
+    with Client(live_url, api_key=KEY) as client:
+        for item in client.stream("caption_then_stuck", image=image_bytes()):
+            if isinstance(item, StepStarted) and item.step == "wait":
+                break  # closes the stream: a disconnect
+    assert CANCELLED.wait(timeout=60), "the stuck step was not cancelled after the disconnect"
