@@ -3,10 +3,10 @@
 The answer is Server-Sent Events, one per engine event (:mod:`mmserve.workflow.events`)::
 
     event: step_started
-    data: {"step":"caption","type":"step_started","uses":"caption"}
+    data: {"type":"step_started","step":"caption","uses":"caption"}
 
     event: step_finished
-    data: {"step":"caption","type":"step_finished","entry":{...one trace entry...}}
+    data: {"type":"step_finished","step":"caption","entry":{...one trace entry...}}
 
 then exactly one of ``result`` (the body of the JSON answer: outputs, trace, request_id) or
 ``error`` (the body of the JSON error answer, ``{"error": {"code", "message", "request_id",
@@ -48,7 +48,7 @@ EVENT_STREAM_RESPONSE: dict[str, Any] = {
     "body) or `error` (the JSON error answer's body, with `status` in `error`). Bad inputs "
     "are refused before the stream starts, with the usual JSON error and status.",
     "schema": {"type": "string"},
-    "example": 'event: step_started\ndata: {"step":"caption","type":"step_started",'
+    "example": 'event: step_started\ndata: {"type":"step_started","step":"caption",'
     '"uses":"caption"}\n\n',
 }
 

@@ -24,17 +24,18 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from mmserve.workflow.result import StepStatus, TraceEntry
 
+_STEP = "The step id in the workflow."
+
 
 class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-    step: str = Field(description="The step id in the workflow.")
 
 
 class StepStarted(_Event):
     """A step's inputs are ready and it starts running."""
 
     type: Literal["step_started"] = "step_started"
+    step: str = Field(description=_STEP)
     uses: str = Field(description="The step plugin it runs.")
 
 
@@ -42,6 +43,7 @@ class StepFinished(_Event):
     """A step ended: ok, error or cancelled; ``entry`` is its line of the run's trace."""
 
     type: Literal["step_finished"] = "step_finished"
+    step: str = Field(description=_STEP)
     entry: TraceEntry = Field(description="The step's trace entry, as the run's trace has it.")
 
 
@@ -49,6 +51,7 @@ class ItemProgress(_Event):
     """One item of a ``for_each`` step ended (items end in any order)."""
 
     type: Literal["item_progress"] = "item_progress"
+    step: str = Field(description=_STEP)
     index: int = Field(ge=0, description="The item's position in the for_each list.")
     status: StepStatus = Field(description="How this item ended.")
     done: int = Field(ge=0, description="Items ended so far, this one included.")

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -151,7 +155,13 @@ def test_a_failure_after_the_start_is_an_error_event_like_the_json_error(app: Fa
 
 @pytest.fixture
 def live_url(app: FastAPI) -> Iterator[str]:
-    """The app behind a real HTTP server (uvicorn, in a thread, on a free port)."""
+    with serving(app) as url:
+        yield url
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """``app`` behind a real HTTP server (uvicorn, in a thread, on a free port)."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -239,3 +249,38 @@ def test_the_sync_client_raises_the_error_event_and_its_early_exit_cancels_the_r
             if isinstance(item, StepStarted) and item.step == "wait":
                 break  # closes the stream: a disconnect
     assert CANCELLED.wait(timeout=60), "the stuck step was not cancelled after the disconnect"
+
+
+def _snippet(doc: str, language: str, marker: str) -> str:
+    """The one ``language`` code block of ``doc`` (relative to the repo) containing ``marker``."""
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    blocks = re.findall(rf"^```{language}\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    (found,) = [b for b in blocks if marker in b]
+    return str(found)
+
+
+def test_the_documented_curl_and_client_examples_stream_a_run() -> None:
+    curl = _snippet("docs/http-api.md", "bash", "text/event-stream")
+    example = _snippet("README.md", "python", "client.stream(")
+    with serving(build_api()) as url:  # no API key, as in the examples
+        answer = subprocess.run(
+            ["bash", "-c", curl.replace("localhost:8000", url)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        printed = subprocess.run(
+            [sys.executable, "-c", example.replace("http://127.0.0.1:8000", url)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert answer.returncode == 0, answer.stderr
+    events = parse_events(answer.stdout)
+    assert sorted(name for name, _ in events[:4]) == ["step_finished"] * 2 + ["step_started"] * 2
+    assert events[-1][0] == "result" and set(events[-1][1]["outputs"]) == {"caption", "answer"}
+    assert printed.returncode == 0, printed.stderr
+    lines = printed.stdout.splitlines()
+    assert len(lines) == 5 and lines[-1].startswith("RunResult(outputs={'caption': ")
