@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from mmserve import AsyncClient, Client, RunResult
 from mmserve.errors import ApiInputError, ApiTimeoutError
 from mmserve.registry import Registry, registry
+from mmserve.serving import run_stream
 from mmserve.workflow import StepFinished, StepStarted
 from mmserve.workflow.context import StepContext
 from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
@@ -131,7 +132,10 @@ def test_bad_inputs_are_refused_with_the_plain_json_error(app: FastAPI) -> None:
     assert post(app, "caption", bad, accept="text/event-stream").status_code == 401
 
 
-def test_a_failure_after_the_start_is_an_error_event_like_the_json_error(app: FastAPI) -> None:
+def test_a_failure_after_the_start_is_an_error_event_like_the_json_error(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_stream, "KEEPALIVE_S", 0.05)  # comments while the step is stuck
     inputs = {"image": b64(image_bytes())}
     deadline = {"x-mmserve-timeout-s": "0.3"}
     plain = post(app, "caption_then_stuck", inputs, **AUTH, **deadline)
@@ -151,6 +155,7 @@ def test_a_failure_after_the_start_is_an_error_event_like_the_json_error(app: Fa
     assert error["code"] == "deadline_exceeded" and error["status"] == 504
     assert error["request_id"] == streamed.headers["x-request-id"]
     assert [e["status"] for e in error["trace"]] == ["ok", "cancelled"]
+    assert "\n: keep-alive\n\n" in streamed.text
 
 
 @pytest.fixture
