@@ -136,3 +136,27 @@ def test_a_read_is_retried_on_any_503_with_retry_after(server: tuple[str, Script
     with Client(url, retry=FAST) as client:
         assert client.collections.list() == []
     assert [s for s in script.seen if s[0] == "GET"] == [("GET", "/v1/collections")] * 3
+
+
+STREAMED = (
+    200,
+    "text/event-stream",
+    'event: step_started\ndata: {"type":"step_started","step":"a","uses":"answer"}\n\n'
+    ": keep-alive\n\n"
+    'event: result\ndata: {"outputs":{"answer":"red"},"trace":[],"request_id":"r2"}\n\n',
+)
+
+
+def test_a_stream_follows_the_same_rule(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [PROXY_503, STREAMED]
+    with Client(url, retry=FAST) as client:
+        started, result = list(client.stream("answer", question="colour?"))
+        assert (started.type, started.step) == ("step_started", "a")  # type: ignore[union-attr]
+        assert result.outputs == {"answer": "red"} and result.request_id == "r2"  # type: ignore[union-attr]
+        assert len(_runs(script)) == 2
+        script.seen.clear()
+        script.answers = [APP_503, STREAMED]
+        with pytest.raises(ApiOverloadedError) as caught:
+            list(client.stream("answer", question="colour?"))
+    assert caught.value.code == "overloaded" and len(_runs(script)) == 1
