@@ -32,6 +32,16 @@ _BUILTIN_BACKENDS: dict[str, tuple[str, tuple[str, ...], str]] = {
         ("vqa",),
         "ViLT visual question answering, a classifier over a fixed answer vocabulary.",
     ),
+    "diffusion": (
+        "mmserve.models.diffusion:TextToImageBackend",
+        ("image_generator",),
+        "diffusers text-to-image (AutoPipelineForText2Image): SD 1.5, SD-Turbo, SDXL-Turbo.",
+    ),
+    "instruct-pix2pix": (
+        "mmserve.models.diffusion:InstructPix2PixBackend",
+        ("image_editor",),
+        "diffusers InstructPix2Pix: edit an image from a text instruction.",
+    ),
     "fake": (
         "mmserve.models.fake:FakeBackend",
         ("image_encoder", "text_encoder", "captioner", "vqa"),
