@@ -84,6 +84,8 @@ def _plugin_records(registry: Registry) -> PluginList:
         )
         if "roles" in info.meta:
             record.roles = list(info.meta["roles"])
+        if "methods" in info.meta:
+            record.methods = dict(info.meta["methods"])
         if info.kind == "step":
             step = registry.get("step", info.name)
             record.inputs = step.Inputs.model_json_schema()
