@@ -14,7 +14,7 @@ from PIL import Image
 from mmserve.errors import InputError, InputTooLargeError
 from mmserve.models.base import ModelSpec
 from mmserve.models.diffusion import InstructPix2PixBackend, TextToImageBackend
-from mmserve.models.image_roles import EditItem, GenerateItem, edit_batch_key, generate_batch_key
+from mmserve.models.roles.images import EditItem, GenerateItem, edit_batch_key, generate_batch_key
 
 pytestmark = pytest.mark.integration
 

@@ -27,35 +27,70 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from PIL import Image as PILImage
 
-from mmserve.errors import InputError, InputTooLargeError
+from mmserve.errors import InputError, InputTooLargeError, ModelLoadError
 from mmserve.models.base import ModelSpec
 from mmserve.models.device import Placement, placement_for
-from mmserve.models.image_roles import EditItem, GenerateItem
+from mmserve.models.hf import HuggingFaceBackend
+from mmserve.models.roles.images import EditItem, GenerateItem
 from mmserve.models.sources import ResolvedSource, from_pretrained, resolve_source
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
 
-def resolve_diffusion_source(spec: ModelSpec) -> ResolvedSource:
-    """The folder or hub id of ``spec.source``; the offline diffusion pipelines
-    (``tiny://stable-diffusion``, ``tiny://instruct-pix2pix``, ``random://sd-turbo``) are
-    built on first use."""
+def _offline_build(source: str) -> tuple[str, str, dict[str, Any]] | None:
+    """(scheme, arch, builders) when ``source`` names one of the offline diffusion
+    pipelines (``tiny://stable-diffusion``, ``tiny://instruct-pix2pix``, ``random://sd-turbo``)."""
     from mmserve.models.diffusion_builds import RANDOM_BUILDERS, TINY_BUILDERS
+
+    scheme, _, arch = source.partition("://")
+    builders: dict[str, Any] | None = {"tiny": TINY_BUILDERS, "random": RANDOM_BUILDERS}.get(scheme)
+    if builders is None or arch not in builders:
+        return None
+    return scheme, arch, builders
+
+
+def resolve_diffusion_source(spec: ModelSpec) -> ResolvedSource:
+    """The folder or hub id of ``spec.source``; the offline diffusion pipelines are built on
+    first use (into the same cache as every ``tiny://``/``random://`` model)."""
     from mmserve.models.tiny import scheme_model_path
 
-    scheme, _, arch = spec.source.partition("://")
-    builders = {"tiny": TINY_BUILDERS, "random": RANDOM_BUILDERS}.get(scheme)
-    if arch and builders is not None and arch in builders:
+    offline = _offline_build(spec.source)
+    if offline is not None:
+        scheme, arch, builders = offline
         folder = scheme_model_path(scheme, arch, builders, source=spec.source)
         return ResolvedSource(spec.source, str(folder))
     return resolve_source(spec.source, revision=spec.revision)
 
 
-class _Diffusion:
+class _Diffusion(HuggingFaceBackend):
     """What both backends share: loading a pipeline, the size multiple, caps, generators."""
 
     _pipeline_class: ClassVar[str]
+    #: The offline pipelines this backend builds (the other backend's are refused).
+    _offline_archs: ClassVar[frozenset[str]]
+
+    @classmethod
+    def check_source(cls, spec: ModelSpec) -> None:
+        """Fast: an offline diffusion pipeline of this backend's kind, or any Hugging Face
+        source (hub id, folder, ``pkg://``)."""
+        offline = _offline_build(spec.source)
+        if offline is None:
+            super().check_source(spec)
+        elif offline[1] not in cls._offline_archs:
+            raise ModelLoadError(
+                source=spec.source,
+                reason=f"it is not a pipeline the {cls.__name__} loads",
+                hint="offline sources: "
+                + ", ".join(f"{scheme}{arch}" for scheme, arch in sorted(cls._offline_sources())),
+            )
+
+    @classmethod
+    def _offline_sources(cls) -> set[tuple[str, str]]:
+        from mmserve.models.diffusion_builds import RANDOM_BUILDERS, TINY_BUILDERS
+
+        found = {("tiny://", arch) for arch in TINY_BUILDERS if arch in cls._offline_archs}
+        return found | {("random://", a) for a in RANDOM_BUILDERS if a in cls._offline_archs}
 
     def __init__(self, spec: ModelSpec) -> None:
         import diffusers
@@ -64,7 +99,7 @@ class _Diffusion:
         self._placement: Placement = placement_for(spec)
         resolved = resolve_diffusion_source(spec)
         loader = getattr(diffusers, self._pipeline_class)
-        pipeline = from_pretrained(loader, resolved, dtype=self._placement.dtype)
+        pipeline = from_pretrained(loader, resolved, **_load_options(self._placement))
         pipeline.set_progress_bar_config(disable=True)
         self._pipeline: Any = pipeline.to(self._placement.device)
         #: Width and height must be multiples of this (one latent pixel).
@@ -101,6 +136,23 @@ class _Diffusion:
         return [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
 
 
+def _load_options(placement: Placement) -> dict[str, Any]:
+    """``from_pretrained`` options: the dtype; and, as the CLI asks of every library
+    (``HF_HUB_DISABLE_PROGRESS_BARS``), no progress bar on stderr."""
+    import importlib.util
+    import os
+
+    from diffusers.utils import logging as diffusers_logging
+
+    if os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "").strip() in ("1", "true", "yes"):
+        diffusers_logging.disable_progress_bar()
+    options: dict[str, Any] = {"dtype": placement.dtype}
+    if importlib.util.find_spec("accelerate") is None:
+        # diffusers' default needs accelerate; saying so keeps its warning off stderr
+        options["low_cpu_mem_usage"] = False
+    return options
+
+
 def _round(value: int, multiple: int) -> int:
     return max(multiple, value // multiple * multiple)
 
@@ -115,6 +167,7 @@ class TextToImageBackend(_Diffusion):
 
     roles: ClassVar[frozenset[str]] = frozenset({"image_generator"})
     _pipeline_class = "AutoPipelineForText2Image"
+    _offline_archs = frozenset({"stable-diffusion", "sd-turbo"})
 
     def generate(self, items: Sequence[GenerateItem]) -> list[Image]:
         """One image per item, each ``width`` x ``height``."""
@@ -145,6 +198,7 @@ class InstructPix2PixBackend(_Diffusion):
 
     roles: ClassVar[frozenset[str]] = frozenset({"image_editor"})
     _pipeline_class = "StableDiffusionInstructPix2PixPipeline"
+    _offline_archs = frozenset({"instruct-pix2pix"})
 
     def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """The size an edit of an image of ``size`` comes back at (rounded down to the

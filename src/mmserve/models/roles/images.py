@@ -1,4 +1,5 @@
-"""The items of the ``image_generator`` and ``image_editor`` roles.
+"""The roles that make images: ``image_generator`` (``generate``: a prompt and settings ->
+an image) and ``image_editor`` (``edit``: an image and an instruction -> an image).
 
 One item is one image to make. Items that cannot share a model call (a diffusion pipeline
 runs a batch at one size, one step count and one guidance scale) have different batch keys,
@@ -11,8 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from PIL import Image as PILImage
 from PIL.Image import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mmserve.models.roles.base import RoleMethod, register_role
 
 #: The seed range (``torch.Generator.manual_seed`` takes 64-bit seeds; JSON readers 53-bit).
 MAX_SEED = 2**53 - 1
@@ -83,4 +87,49 @@ def edit_batch_key(item: EditItem) -> tuple[Any, ...]:
     return (item.image.size, item.steps, item.guidance, item.image_guidance)
 
 
-__all__ = ["MAX_SEED", "EditItem", "GenerateItem", "edit_batch_key", "generate_batch_key"]
+IMAGE_GENERATOR = register_role(
+    "image_generator",
+    description="Text-to-image generation (diffusion): a prompt and settings to an image.",
+    methods={
+        "generate": RoleMethod(
+            item=GenerateItem,
+            result=Image,
+            batch_key=generate_batch_key,
+            description="One image per item, width x height, the same for the same seed.",
+        )
+    },
+    sample_items={"generate": [GenerateItem(prompt="a red circle", width=64, height=64, steps=1)]},
+)
+
+IMAGE_EDITOR = register_role(
+    "image_editor",
+    description="Instruction-guided image editing: an image and an instruction to an image.",
+    methods={
+        "edit": RoleMethod(
+            item=EditItem,
+            result=Image,
+            batch_key=edit_batch_key,
+            description="One edited image per item, at the input's size rounded down to the "
+            "model's multiple (8 pixels for Stable Diffusion).",
+        )
+    },
+    sample_items={
+        "edit": [
+            EditItem(
+                image=PILImage.new("RGB", (64, 64), (200, 30, 30)),
+                instruction="make it blue",
+                steps=1,
+            )
+        ]
+    },
+)
+
+__all__ = [
+    "IMAGE_EDITOR",
+    "IMAGE_GENERATOR",
+    "MAX_SEED",
+    "EditItem",
+    "GenerateItem",
+    "edit_batch_key",
+    "generate_batch_key",
+]
