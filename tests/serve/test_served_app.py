@@ -23,6 +23,7 @@ from serve_support import ROOT, assert_close, free_port, png_base64, wait_ready,
 from mmserve.config import AppConfig
 from mmserve.errors import ModelLoadError, ModelNotConfiguredError, ServingError
 from mmserve.local_mode import LocalApp
+from mmserve.models.fake import FAIL_MARKER
 from mmserve.models.roles import CaptionItem
 from mmserve.serving.handles import _call
 from mmserve.serving.plan import APP_NAME
@@ -192,6 +193,31 @@ def test_concurrent_requests_ride_in_batches(served: Served) -> None:
     bodies = asyncio.run(served.run_many("caption", [{"image": png_base64(RED)}] * 8))
     sizes = [body["trace"][0]["batch_size"] for body in bodies]
     assert max(sizes) > 1, sizes
+
+
+def test_a_bad_item_fails_only_its_own_request(served: Served) -> None:
+    # The captioner waits 200 ms to fill its batches: the poisoned prompt rides with others.
+    prompts = ["one", FAIL_MARKER, "two", "three", "four", "five", "six", "seven"]
+
+    async def run_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=served.url, timeout=60) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        "/v1/workflows/caption/run",
+                        json={"inputs": {"image": png_base64(RED), "prompt": prompt}},
+                    )
+                    for prompt in prompts
+                )
+            )
+
+    responses = asyncio.run(run_all())
+    assert responses[1].status_code == 500, responses[1].text
+    assert "on purpose" in responses[1].json()["error"]["message"]
+    good = [r for i, r in enumerate(responses) if i != 1]
+    assert [r.status_code for r in good] == [200] * 7, [r.text for r in good]
+    expected = [f"{p} a red image" for i, p in enumerate(prompts) if i != 1]
+    assert [r.json()["outputs"]["caption"] for r in good] == expected
 
 
 def _replicas_answering(calls: int = 24) -> set[str]:
