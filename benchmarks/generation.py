@@ -79,7 +79,7 @@ def _config(workdir: Path, port: int, max_batch: int) -> Path:
             "image_generator": {
                 "backend": "diffusion",
                 "source": SOURCE,
-                "cpus": 1,
+                "cpus": 2,  # Ray sets OMP_NUM_THREADS from it: torch on both cores, as bare
                 "batch": {"max_size": max_batch, "wait_ms": 0},
                 "max_ongoing_requests": max(16, max_batch),
             }
