@@ -221,3 +221,25 @@ def test_generations_of_different_sizes_never_share_a_batch(tiny_server: TinySer
         expected = asyncio.run(local.run("generate", inputs)).outputs["image"]
         difference = np.abs(np.asarray(image, np.int16) - np.asarray(expected, np.int16))
         assert difference.max() <= 1  # batch mates may round a pixel differently (docs)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "status", "message"),
+    [
+        ({"prompt": ""}, 422, "'prompt'"),
+        ({"prompt": "  "}, 422, "prompt is empty"),
+        ({"prompt": "x", "seed": -1}, 422, "'seed'"),
+        ({"prompt": "x", "width": 60, "height": 64}, 422, "multiples of 8"),
+        ({"prompt": "x", "width": 4096, "height": 4096}, 413, "max_pixels"),
+        ({"prompt": "x", "width": 64, "height": 64, "steps": 9}, 422, "max_steps"),
+    ],
+)
+def test_bad_generation_inputs_get_a_clear_4xx(
+    tiny_server: TinyServer, inputs: dict[str, Any], status: int, message: str
+) -> None:
+    response = httpx.post(
+        f"{tiny_server.url}/v1/workflows/generate/run", json={"inputs": inputs}, timeout=120
+    )
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert message in error["message"] and error["request_id"]
