@@ -90,6 +90,49 @@ def test_the_readme_commands_run_locally(site: Path) -> None:
     assert "image_tagger" in listed.stdout and "[tag, fingerprint]" in listed.stdout
 
 
+def test_the_main_readme_points_at_the_same_commands() -> None:
+    main = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = main.split("### Model roles are plugins too", 1)[1].split("###", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+    (guide,) = _blocks("bash")
+    # The guide's commands are run by test_the_readme_commands_run_locally.
+    assert set(block.splitlines()) <= set(guide.splitlines())
+
+
+BATCH_KEY_SCRIPT = """
+import asyncio, json
+from PIL import Image
+from mmserve.config import AppConfig
+from mmserve.gateway.local import LocalGateway
+from mmserve_colour_tags.role import FingerprintItem
+
+gateway = LocalGateway(AppConfig.load("deployment.yaml"))
+images = [Image.new("RGB", (40, 30), (40 * i, 200 - 30 * i, 90)) for i in range(4)]
+items = [FingerprintItem(image=im, hash_size=s) for im, s in zip(images, [8, 4, 8, 4])]
+batch = asyncio.run(gateway.call_batch("image_tagger", "fingerprint", items))
+single = [asyncio.run(gateway.call("image_tagger", "fingerprint", i)).value for i in items]
+print(json.dumps({"batch": batch.items, "size": batch.batch_size, "single": single}))
+"""
+
+
+def test_items_of_different_batch_keys_never_share_a_local_batch(site: Path) -> None:
+    # The backend hashes a batch as one array: a batch mixing hash sizes would raise.
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    result = subprocess.run(
+        [sys.executable, "-c", BATCH_KEY_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PLUGIN,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["size"] == 2  # two groups of two, one per hash size
+    assert found["batch"] == found["single"]
+    assert [len(h) for h in found["batch"]] == [16, 4, 16, 4]
+
+
 def test_serve_refuses_an_unknown_palette_before_starting_ray(site: Path, tmp_path: Path) -> None:
     config = yaml.safe_load((PLUGIN / "deployment.yaml").read_text())
     config["models"]["image_tagger"]["source"] = "rainbow"
