@@ -65,7 +65,10 @@ def run_bare(images: int, max_batch: int) -> list[dict[str, Any]]:
             call = time.perf_counter()
             backend.generate(items[start : start + batch])
             latencies.append(time.perf_counter() - call)
-        point = summarise(latencies, wall_s=time.perf_counter() - wall, items_per_call=batch)
+        wall_s = time.perf_counter() - wall
+        point = summarise(latencies, wall_s=wall_s, items_per_call=batch)
+        # the last call may hold fewer than `batch` images: count what was made
+        point |= {"items": len(items), "throughput": round(len(items) / wall_s, 4)}
         points.append({"system": system, "batch": batch, "load_s": round(load_s, 1), **point})
         print(json.dumps(points[-1]), flush=True)
     del backend
@@ -118,6 +121,7 @@ async def _drive(url: str, images: int, concurrency: int) -> dict[str, Any]:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall_s = time.perf_counter() - wall
     point = summarise(latencies, wall_s=wall_s, errors=errors)
+    point["throughput"] = round(len(latencies) / wall_s, 4)
     point["mean_batch"] = round(sum(batches) / len(batches), 2) if batches else None
     return point
 
