@@ -163,7 +163,7 @@ def markdown(document: dict[str, Any]) -> str:
     for point in document["points"]:
         rows.append(
             f"| {point['system']} | {point['batch']} | {point.get('concurrency', 1)} "
-            f"| {point['items']} | {point['throughput']:.3f} | {point['p50_ms'] / 1000:.1f} "
+            f"| {point['items']} | {point['throughput']:.4f} | {point['p50_ms'] / 1000:.1f} "
             f"| {point.get('mean_batch') or point['batch']} |"
         )
     info = document["machine"]
