@@ -145,3 +145,20 @@ def test_generated_model_modules_do_not_import_sources_back() -> None:
             for alias in node.names
         }
         assert "mmserve.models.sources" not in imported, module
+
+
+def test_the_serve_preflight_checks_every_source_without_importing_torch() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import sys\n"
+        "from mmserve.config import AppConfig\n"
+        "from mmserve.serving.preflight import check_models\n"
+        f"check_models(AppConfig.load({str(root / 'deployments' / 'tiny.yaml')!r}))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -12,13 +12,18 @@ from mmserve.models.base import ModelSpec
 from mmserve.models.sources import ResolvedSource, check_source, resolve_source
 
 
+def check_hf_source(spec: ModelSpec) -> None:
+    """Raise ModelLoadError (with a hint) when ``spec.source`` cannot be loaded."""
+    check_source(spec.source, revision=spec.revision)
+
+
 class HuggingFaceBackend:
     """Mixin for backends loading through ``from_pretrained`` (clip, sentence, blip, vilt)."""
 
     @classmethod
     def check_source(cls, spec: ModelSpec) -> None:
         """Raise ModelLoadError (with a hint) when ``spec.source`` cannot be loaded."""
-        check_source(spec.source, revision=spec.revision)
+        check_hf_source(spec)
 
     @staticmethod
     def resolve(spec: ModelSpec) -> ResolvedSource:
@@ -26,4 +31,4 @@ class HuggingFaceBackend:
         return resolve_source(spec.source, revision=spec.revision)
 
 
-__all__ = ["HuggingFaceBackend"]
+__all__ = ["HuggingFaceBackend", "check_hf_source"]

@@ -10,6 +10,7 @@ threads at once corrupt each other ("Cannot copy out of meta tensor").
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -69,7 +70,23 @@ def load_backend(name: str, spec: ModelSpec, *, registry: Registry = registry) -
 def check_source(name: str, backend_class: Any, spec: ModelSpec) -> None:
     """Ask the backend whether it can load ``spec.source`` (fast; raises ModelLoadError).
     A backend without ``check_source`` is only judged by loading."""
-    check = getattr(backend_class, "check_source", None)
+    _run_check(name, getattr(backend_class, "check_source", None), spec)
+
+
+def check_source_of(name: str, spec: ModelSpec, *, registry: Registry = registry) -> None:
+    """:func:`check_source` of the registered backend ``name``, without importing its module
+    when its registration names a lighter check (``meta["check_source"]``, "module:attr"):
+    the built-in Hugging Face backends' check needs no torch."""
+    info = registry.info("model", name)
+    lazy = info.meta.get("check_source")
+    if lazy is not None and not info.loaded:
+        module_name, _, attr = str(lazy).partition(":")
+        _run_check(name, getattr(importlib.import_module(module_name), attr), spec)
+        return
+    check_source(name, registry.get("model", name), spec)
+
+
+def _run_check(name: str, check: Callable[[ModelSpec], None] | None, spec: ModelSpec) -> None:
     if check is None:
         return
     try:
@@ -137,6 +154,7 @@ def clear_backends() -> None:
 __all__ = [
     "check_backend_serves",
     "check_source",
+    "check_source_of",
     "clear_backends",
     "load_backend",
     "loaded_backends",

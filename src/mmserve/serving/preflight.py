@@ -38,17 +38,24 @@ def check_models(config: AppConfig) -> None:
     now and check ``tiny://``/``random://``/``pkg://`` names without building anything; a
     plugin's backend may take a URL, a name or nothing.
     """
-    from mmserve.models.loader import check_backend_serves, check_source
-    from mmserve.models.roles import role_spec
+    from mmserve.models.loader import check_source_of
     from mmserve.models.sources import absolute_source
     from mmserve.registry import registry
 
     for name, model in config.models.items():
-        backend_class = registry.get("model", model.backend)
-        check_backend_serves(name, model.backend, backend_class, role_spec(config.role_of(name)))
+        info = registry.info("model", model.backend)
+        # (the registration's roles, when it lists them: the check imports no torch)
+        roles = info.meta.get("roles") or sorted(registry.get("model", model.backend).roles)
+        role = config.role_of(name)
+        if role not in roles:
+            raise ConfigError(
+                f"model {name!r}: backend {model.backend!r} does not serve the role {role!r} "
+                f"(it serves {', '.join(sorted(roles))})",
+                hint="pick a backend for that role (`mmserve plugins` lists them)",
+            )
         spec = model.to_spec()
         source = absolute_source(spec.source, config.base_dir)
-        check_source(model.backend, backend_class, spec.model_copy(update={"source": source}))
+        check_source_of(model.backend, spec.model_copy(update={"source": source}))
 
 
 def check_port_free(host: str, port: int) -> None:
