@@ -54,6 +54,8 @@ _HF_SOURCE_CHECK = "mmserve.models.hf:check_hf_source"
 
 for _name, (_target, _roles, _description) in _BUILTIN_BACKENDS.items():
     _meta = {"roles": list(_roles), "description": _description}
-    if _name != "fake":
+    # fake and the diffusion backends (whose tiny:// and random:// pipelines the generic
+    # check does not know) are asked through their class
+    if _name not in ("fake", "diffusion", "instruct-pix2pix"):
         _meta["check_source"] = _HF_SOURCE_CHECK
     registry.register("model", _name, _target, meta=_meta)
