@@ -51,11 +51,15 @@ _BUILTIN_BACKENDS: dict[str, tuple[str, tuple[str, ...], str]] = {
 
 #: The Hugging Face backends' source check, importable without torch (see loader.check_source_of).
 _HF_SOURCE_CHECK = "mmserve.models.hf:check_hf_source"
+_DIFFUSION_SOURCE_CHECKS = {
+    "diffusion": "mmserve.models.diffusion_sources:check_text_to_image_source",
+    "instruct-pix2pix": "mmserve.models.diffusion_sources:check_instruct_pix2pix_source",
+}
 
 for _name, (_target, _roles, _description) in _BUILTIN_BACKENDS.items():
     _meta = {"roles": list(_roles), "description": _description}
-    # fake and the diffusion backends (whose tiny:// and random:// pipelines the generic
-    # check does not know) are asked through their class
-    if _name not in ("fake", "diffusion", "instruct-pix2pix"):
+    if _name in _DIFFUSION_SOURCE_CHECKS:  # their tiny:// and random:// pipelines
+        _meta["check_source"] = _DIFFUSION_SOURCE_CHECKS[_name]
+    elif _name != "fake":
         _meta["check_source"] = _HF_SOURCE_CHECK
     registry.register("model", _name, _target, meta=_meta)
