@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from PIL import Image as PILImage
 
-from mmserve.errors import InputError, InputTooLargeError, ModelLoadError
+from mmserve.errors import InputError, InputTooLargeError
 from mmserve.models.base import ModelSpec
 from mmserve.models.device import Placement, placement_for
+from mmserve.models.diffusion_sources import check_diffusion_source
 from mmserve.models.hf import HuggingFaceBackend
 from mmserve.models.roles.images import EditItem, GenerateItem
 from mmserve.models.sources import ResolvedSource, from_pretrained, resolve_source
@@ -67,30 +68,15 @@ class _Diffusion(HuggingFaceBackend):
     """What both backends share: loading a pipeline, the size multiple, caps, generators."""
 
     _pipeline_class: ClassVar[str]
-    #: The offline pipelines this backend builds (the other backend's are refused).
-    _offline_archs: ClassVar[frozenset[str]]
+
+    #: The backend's registered name (its offline pipelines: diffusion_sources).
+    _backend_name: ClassVar[str]
 
     @classmethod
     def check_source(cls, spec: ModelSpec) -> None:
         """Fast: an offline diffusion pipeline of this backend's kind, or any Hugging Face
         source (hub id, folder, ``pkg://``)."""
-        offline = _offline_build(spec.source)
-        if offline is None:
-            super().check_source(spec)
-        elif offline[1] not in cls._offline_archs:
-            raise ModelLoadError(
-                source=spec.source,
-                reason=f"it is not a pipeline the {cls.__name__} loads",
-                hint="offline sources: "
-                + ", ".join(f"{scheme}{arch}" for scheme, arch in sorted(cls._offline_sources())),
-            )
-
-    @classmethod
-    def _offline_sources(cls) -> set[tuple[str, str]]:
-        from mmserve.models.diffusion_builds import RANDOM_BUILDERS, TINY_BUILDERS
-
-        found = {("tiny://", arch) for arch in TINY_BUILDERS if arch in cls._offline_archs}
-        return found | {("random://", a) for a in RANDOM_BUILDERS if a in cls._offline_archs}
+        check_diffusion_source(cls._backend_name, spec)
 
     def __init__(self, spec: ModelSpec) -> None:
         import diffusers
@@ -167,7 +153,7 @@ class TextToImageBackend(_Diffusion):
 
     roles: ClassVar[frozenset[str]] = frozenset({"image_generator"})
     _pipeline_class = "AutoPipelineForText2Image"
-    _offline_archs = frozenset({"stable-diffusion", "sd-turbo"})
+    _backend_name = "diffusion"
 
     def generate(self, items: Sequence[GenerateItem]) -> list[Image]:
         """One image per item, each ``width`` x ``height``."""
@@ -198,7 +184,7 @@ class InstructPix2PixBackend(_Diffusion):
 
     roles: ClassVar[frozenset[str]] = frozenset({"image_editor"})
     _pipeline_class = "StableDiffusionInstructPix2PixPipeline"
-    _offline_archs = frozenset({"instruct-pix2pix"})
+    _backend_name = "instruct-pix2pix"
 
     def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """The size an edit of an image of ``size`` comes back at (rounded down to the
