@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 
 from mmserve import __version__
 from mmserve.config import ServerConfig
-from mmserve.errors import ConfigError, WorkflowNotFoundError
+from mmserve.errors import ConfigError, NotReadyError, WorkflowNotFoundError
 from mmserve.registry import PluginInfo, Registry, record_error, step_schemas
 from mmserve.serving.errors_http import ERROR_RESPONSES, error_response, install_error_handlers
 from mmserve.serving.guard import REQUEST_ID_HEADER, Guard
@@ -117,7 +117,8 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
         title="mmserve",
         version=__version__,
         description="Multimodal workflows (captioning, VQA, retrieval) over HTTP. With an API "
-        "key configured, every endpoint but /v1/health needs `Authorization: Bearer KEY`.",
+        "key configured, every endpoint but /v1/health and /v1/ready needs "
+        "`Authorization: Bearer KEY`.",
         responses=ERROR_RESPONSES,
     )
     install_error_handlers(app, retry_after_s=server.retry_after_s)
@@ -133,6 +134,15 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
     async def health() -> HealthResponse:
         """Liveness (this answer) and per-deployment readiness (``ready``)."""
         return await runtime.health()
+
+    @app.get("/v1/ready", response_model=HealthResponse, tags=["server"])
+    async def ready() -> HealthResponse:
+        """Readiness, for load balancers and probes: 200 once every deployment is ready,
+        else 503 (with Retry-After) naming the deployments that are not."""
+        health = await runtime.health()
+        if not health.ready:
+            raise NotReadyError(not_ready_message(health))
+        return health
 
     @app.get("/v1/workflows", response_model=WorkflowList, tags=["workflows"])
     async def list_workflows() -> WorkflowList:
@@ -177,6 +187,17 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
     return app
 
 
+def not_ready_message(health: HealthResponse) -> str:
+    """What keeps the app from being ready, e.g. ``captioner starting (0 replicas)``."""
+    waiting = [
+        f"{name} {d.status.lower()} ({d.replicas} replica{'s' if d.replicas != 1 else ''})"
+        for name, d in sorted(health.deployments.items())
+        if not d.ready
+    ]
+    detail = ", ".join(waiting) or "the app is not deployed yet"
+    return f"not ready ({health.status}): {detail}"
+
+
 async def always_ready() -> HealthResponse:
     """The health of an in-process runtime: there is nothing to wait for."""
     return HealthResponse(status="ok", ready=True)
@@ -189,4 +210,5 @@ __all__ = [
     "api_key_of",
     "create_api",
     "error_response",
+    "not_ready_message",
 ]
