@@ -8,9 +8,12 @@ Quick start::
         print(result.outputs["caption"], result.trace)
 
 Server errors are raised as :class:`~mmserve.errors.ApiError` subclasses carrying the
-server's ``code``, ``message``, ``status`` and ``request_id``. Requests are retried (with
-exponential backoff) only where that is safe: when the connection could not be made, and when
-the server answered 503 with a Retry-After header. The API key comes from ``api_key=`` or the
+server's ``code``, ``message``, ``status`` and ``request_id``. Requests are sent again (with
+backoff) only where that is safe (:mod:`mmserve.client_retry`): a connection that could not be
+made is retried for ``RetryPolicy.budget_s`` (30 s: a proxy or ingress restart); a request cut
+mid-way (connection reset, a proxy's plain 5xx) only when repeating it is safe, which for a
+workflow run the server's listing says (``repeatable``); else
+:class:`~mmserve.errors.RequestInterruptedError`. The API key comes from ``api_key=`` or the
 ``MMSERVE_API_KEY`` environment variable.
 """
 
@@ -29,25 +32,15 @@ from mmserve.client_base import (
     RunResult,
     encode_inputs,
     headers_for,
-    is_retryable_status,
     raise_for_error,
     resolve_api_key,
     run_result,
 )
 from mmserve.client_collections import AsyncCollections, Collections
-from mmserve.errors import ServerUnreachableError
+from mmserve.client_retry import Attempts, repeat_blocker
 
 #: Request header carrying the caller's deadline (seconds); the server may only shorten it.
 TIMEOUT_HEADER = "x-mmserve-timeout-s"
-
-_SAFE_TO_RETRY = (httpx.ConnectError, httpx.ConnectTimeout)
-
-
-def _unreachable(url: str, exc: Exception) -> ServerUnreachableError:
-    return ServerUnreachableError(
-        f"cannot reach mmserve at {url}: {exc}",
-        hint="is `mmserve serve` running there? check the URL and port",
-    )
 
 
 class Client:
@@ -64,7 +57,8 @@ class Client:
         deadline_s: float | None = None,
     ) -> None:
         """``timeout``: seconds this client waits for an answer; ``deadline_s``: the server
-        stops the work after this long and answers 504 (sent as ``x-mmserve-timeout-s``)."""
+        stops the work after this long and answers 504 (sent as ``x-mmserve-timeout-s``);
+        ``retry``: when requests are sent again (:class:`RetryPolicy`, e.g. ``budget_s``)."""
         self.url = url.rstrip("/")
         self.retry = retry or RetryPolicy()
         headers = headers_for(resolve_api_key(api_key))
@@ -74,27 +68,24 @@ class Client:
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
         self._schemas: dict[str, dict[str, Any]] = {}
+        #: The server's workflows by name: whether a run may be repeated (``repeatable``).
+        self._listing: dict[str, dict[str, Any]] = {}
         #: The server's collections: ``list()``, ``get(name)``, ``add(...)``, ``search(...)``.
         self.collections = Collections(self._request)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        for attempt in range(self.retry.attempts):
-            last = attempt == self.retry.attempts - 1
+        attempts = Attempts(self.retry, self.url, repeat_blocker(method, path, self._listing))
+        while True:
             try:
                 response = self._http.request(method, path, **kwargs)
-            except _SAFE_TO_RETRY as exc:
-                if last:
-                    raise _unreachable(self.url, exc) from exc
-                time.sleep(self.retry.delay(attempt))
-                continue
             except httpx.TransportError as exc:
-                raise _unreachable(self.url, exc) from exc
-            if is_retryable_status(response) and not last:
-                time.sleep(self.retry.delay(attempt, response.headers.get("retry-after")))
+                time.sleep(attempts.after_error(exc))
                 continue
-            raise_for_error(response)
-            return response
-        raise AssertionError("unreachable")  # the loop always returns or raises
+            wait = attempts.after_answer(response)
+            if wait is None:
+                raise_for_error(response)
+                return response
+            time.sleep(wait)
 
     def health(self) -> dict[str, Any]:
         """Liveness and per-deployment readiness."""
@@ -105,6 +96,7 @@ class Client:
         """The server's workflows with their input and output JSON Schemas."""
         listing: list[dict[str, Any]] = self._request("GET", "/v1/workflows").json()["workflows"]
         self._schemas.update({w["name"]: w["inputs"] for w in listing})
+        self._listing.update({w["name"]: w for w in listing})
         return listing
 
     def plugins(self) -> dict[str, Any]:
@@ -151,7 +143,8 @@ class AsyncClient:
         deadline_s: float | None = None,
     ) -> None:
         """``timeout``: seconds this client waits for an answer; ``deadline_s``: the server
-        stops the work after this long and answers 504 (sent as ``x-mmserve-timeout-s``)."""
+        stops the work after this long and answers 504 (sent as ``x-mmserve-timeout-s``);
+        ``retry``: when requests are sent again (:class:`RetryPolicy`, e.g. ``budget_s``)."""
         self.url = url.rstrip("/")
         self.retry = retry or RetryPolicy()
         headers = headers_for(resolve_api_key(api_key))
@@ -161,27 +154,24 @@ class AsyncClient:
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
         self._schemas: dict[str, dict[str, Any]] = {}
+        #: The server's workflows by name: whether a run may be repeated (``repeatable``).
+        self._listing: dict[str, dict[str, Any]] = {}
         #: The server's collections: awaitable ``list()``, ``get()``, ``add()``, ``search()``.
         self.collections = AsyncCollections(self._request)
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        for attempt in range(self.retry.attempts):
-            last = attempt == self.retry.attempts - 1
+        attempts = Attempts(self.retry, self.url, repeat_blocker(method, path, self._listing))
+        while True:
             try:
                 response = await self._http.request(method, path, **kwargs)
-            except _SAFE_TO_RETRY as exc:
-                if last:
-                    raise _unreachable(self.url, exc) from exc
-                await asyncio.sleep(self.retry.delay(attempt))
-                continue
             except httpx.TransportError as exc:
-                raise _unreachable(self.url, exc) from exc
-            if is_retryable_status(response) and not last:
-                await asyncio.sleep(self.retry.delay(attempt, response.headers.get("retry-after")))
+                await asyncio.sleep(attempts.after_error(exc))
                 continue
-            raise_for_error(response)
-            return response
-        raise AssertionError("unreachable")
+            wait = attempts.after_answer(response)
+            if wait is None:
+                raise_for_error(response)
+                return response
+            await asyncio.sleep(wait)
 
     async def health(self) -> dict[str, Any]:
         body: dict[str, Any] = (await self._request("GET", "/v1/health")).json()
@@ -191,6 +181,7 @@ class AsyncClient:
         response = await self._request("GET", "/v1/workflows")
         listing: list[dict[str, Any]] = response.json()["workflows"]
         self._schemas.update({w["name"]: w["inputs"] for w in listing})
+        self._listing.update({w["name"]: w for w in listing})
         return listing
 
     async def plugins(self) -> dict[str, Any]:

@@ -101,12 +101,24 @@ def _plugin_record(registry: Registry, info: PluginInfo) -> PluginRecord:
     return record
 
 
-def _workflow_info(workflow: Workflow) -> WorkflowInfo:
+def side_effect_steps(workflow: Workflow, registry: Registry) -> list[str]:
+    """The ids of ``workflow``'s steps whose plugin declares ``side_effects = True``."""
+    return [
+        step_id
+        for step_id, step in workflow.spec.steps.items()
+        if getattr(registry.get("step", step.uses), "side_effects", False) is True
+    ]
+
+
+def _workflow_info(workflow: Workflow, registry: Registry) -> WorkflowInfo:
+    unsafe = side_effect_steps(workflow, registry)
     return WorkflowInfo(
         name=workflow.name,
         description=workflow.description or "",
         inputs=workflow.input_schema(),
         outputs=workflow.output_schema(),
+        repeatable=not unsafe,
+        side_effects=unsafe,
     )
 
 
@@ -148,7 +160,7 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
     async def list_workflows() -> WorkflowList:
         """The loaded workflows with the JSON Schemas of their inputs and outputs."""
         ordered = sorted(runtime.workflows.values(), key=lambda w: w.name)
-        return WorkflowList(workflows=[_workflow_info(w) for w in ordered])
+        return WorkflowList(workflows=[_workflow_info(w, runtime.registry) for w in ordered])
 
     def lookup(name: str) -> Workflow:
         workflow = runtime.workflows.get(name)
@@ -159,7 +171,7 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
     @app.get("/v1/workflows/{name}", response_model=WorkflowInfo, tags=["workflows"])
     async def get_workflow(name: str) -> WorkflowInfo:
         """One workflow with its input and output schemas."""
-        return _workflow_info(lookup(name))
+        return _workflow_info(lookup(name), runtime.registry)
 
     @app.post(
         "/v1/workflows/{name}/run",
@@ -211,4 +223,5 @@ __all__ = [
     "create_api",
     "error_response",
     "not_ready_message",
+    "side_effect_steps",
 ]

@@ -43,7 +43,7 @@ def build_api(
     runtime = ApiRuntime(
         config=config,
         engine=Engine(LocalGateway(config), store=open_store_at("memory"), registry=plugins),
-        workflows=load_workflows(config.workflow_paths()),
+        workflows=load_workflows(config.workflow_paths(), registry=plugins),
         health=health,
         registry=plugins,
     )
