@@ -186,6 +186,7 @@ def test_the_errors_a_caller_catches_import_from_mmserve() -> None:
     import mmserve
     from mmserve import errors
 
-    for name in ("ApiInputError", "ApiTimeoutError", "ServerUnreachableError", "InputError"):
+    caught = ("ApiInputError", "ApiTimeoutError", "ServerUnreachableError", "InputError")
+    for name in (*caught, "RequestInterruptedError"):
         assert getattr(mmserve, name) is getattr(errors, name)
         assert name in mmserve.__all__
