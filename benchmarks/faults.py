@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -34,13 +35,14 @@ from mmserve.serving.plan import APP_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = ROOT / "examples" / "images" / "red_circle.png"
-#: Process kind -> the process title (Ray sets ``ray::<actor class>``) that finds it.
+#: Process kind -> the process title (Ray sets ``ray::<actor class>``) that finds it; the
+#: captioner's deployment may serve other models too (``image_encoder+captioner``).
 TITLES = {
-    "model": f"ServeReplica:{APP_NAME}:captioner",
-    "ingress": f"ServeReplica:{APP_NAME}:ingress",
+    "model": f"ServeReplica:{APP_NAME}:(?:[^ ]*\\+)?captioner\\b",
+    "ingress": f"ServeReplica:{APP_NAME}:ingress\\b",
     "proxy": "ProxyActor",
     "controller": "ServeController",
-    "store": f"ServeReplica:{APP_NAME}:store",
+    "store": f"ServeReplica:{APP_NAME}:store\\b",
 }
 
 
@@ -63,10 +65,11 @@ def _descendants(pid: int) -> set[int]:
 
 
 def _find(server: int, title: str) -> list[int]:
+    pattern = re.compile(title.encode())
     pids = []
     for pid in _descendants(server):
         try:
-            if title.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if pattern.search(Path(f"/proc/{pid}/cmdline").read_bytes()):
                 pids.append(pid)
         except OSError:
             continue
