@@ -24,6 +24,7 @@ from mmserve.cli_common import (
     usage_error,
 )
 from mmserve.cli_inputs import parse_inputs
+from mmserve.cli_progress import ProgressOption, ProgressPrinter, wants_progress
 from mmserve.registry import PluginInfo, record_error, registry, step_schemas
 
 app = typer.Typer(
@@ -73,12 +74,14 @@ def run(
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Give up after this many seconds.")
     ] = None,
+    progress: ProgressOption = None,
 ) -> None:
-    """Run a workflow and print its outputs and trace as JSON."""
+    """Run a workflow and print its outputs and trace as JSON (steps' progress on stderr)."""
     if local and url:
         usage_error("use either --local or --url, not both")
+    printer = ProgressPrinter() if wants_progress(progress) else None
     if url:
-        print_json(_run_remote(url, workflow, inputs or [], timeout))
+        print_json(_run_remote(url, workflow, inputs or [], timeout, printer))
         return
     from mmserve.local_mode import LocalApp
 
@@ -86,19 +89,33 @@ def run(
     local_app = LocalApp(app_config)
     spec = local_app.workflow(workflow)
     values = parse_inputs(inputs or [], spec.input_schema())
-    result = asyncio.run(local_app.run(spec, values, timeout_s=timeout))
+    result = asyncio.run(local_app.run(spec, values, timeout_s=timeout, on_event=printer))
     print_json(result.model_dump(mode="json"))
 
 
-def _run_remote(url: str, workflow: str, pairs: list[str], timeout: float | None) -> Any:
-    from mmserve.client import Client
+def _run_remote(
+    url: str,
+    workflow: str,
+    pairs: list[str],
+    timeout: float | None,
+    printer: ProgressPrinter | None = None,
+) -> Any:
+    from mmserve.client import Client, RunResult
     from mmserve.errors import WorkflowNotFoundError
 
     with Client(url, timeout=timeout or 600.0) as client:
         schemas = {w["name"]: w["inputs"] for w in client.workflows()}
         if workflow not in schemas:
             raise WorkflowNotFoundError(name=workflow, known=list(schemas))
-        result = client.run(workflow, **parse_inputs(pairs, schemas[workflow]))
+        values = parse_inputs(pairs, schemas[workflow])
+        if printer is None:
+            result = client.run(workflow, **values)
+        else:  # the server's event stream, each step printed as it happens
+            for item in client.stream(workflow, **values):
+                if isinstance(item, RunResult):
+                    result = item
+                else:
+                    printer(item)
     return {"outputs": result.outputs, "trace": result.trace, "request_id": result.request_id}
 
 
@@ -139,6 +156,8 @@ def _plugin_record(info: PluginInfo) -> dict[str, Any]:
     }
     if "roles" in info.meta:
         record["roles"] = info.meta["roles"]
+    if "methods" in info.meta:
+        record["methods"] = info.meta["methods"]
     if info.kind == "step":
         record["inputs"], record["outputs"] = step_schemas(registry.get("step", info.name))
     return record
@@ -149,7 +168,7 @@ def _plugin_record(info: PluginInfo) -> dict[str, Any]:
 def plugins(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """List every plugin (steps, models, stores) with its origin; broken ones by name."""
+    """List every plugin (steps, models, stores, roles) with its origin; broken ones by name."""
     records: list[dict[str, Any]] = []
     infos = registry.plugins()  # loads the plugins first, recording those that fail
     broken = [{"name": f.name, "origin": f.origin, "error": f.reason} for f in registry.failures]
@@ -163,7 +182,8 @@ def plugins(
         return
     width = max((len(r["name"]) for r in records), default=4)
     for record in records:
-        extra = f" [{', '.join(record['roles'])}]" if "roles" in record else ""
+        listed = record.get("roles") or list(record.get("methods", {}))
+        extra = f" [{', '.join(listed)}]" if listed else ""
         typer.echo(
             f"{record['kind']:<6} {record['name']:<{width}}  {record['origin']:<20} "
             f"{record['description']}{extra}"

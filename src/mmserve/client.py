@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
@@ -38,6 +39,10 @@ from mmserve.client_base import (
 )
 from mmserve.client_collections import AsyncCollections, Collections
 from mmserve.client_retry import Attempts, repeat_blocker
+from mmserve.client_stream import EVENT_STREAM, SseParser, ended_early, stream_item
+
+if TYPE_CHECKING:
+    from mmserve.client_stream import StreamItem
 
 #: Request header carrying the caller's deadline (seconds); the server may only shorten it.
 TIMEOUT_HEADER = "x-mmserve-timeout-s"
@@ -73,14 +78,23 @@ class Client:
         #: The server's collections: ``list()``, ``get(name)``, ``add(...)``, ``search(...)``.
         self.collections = Collections(self._request)
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, *, stream: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        """Send with the retry policy (:mod:`mmserve.client_retry`); ``stream``: a successful
+        answer's body is left unread (the caller reads and closes it), an error answer's is
+        read."""
         attempts = Attempts(self.retry, self.url, repeat_blocker(method, path, self._listing))
         while True:
             try:
-                response = self._http.request(method, path, **kwargs)
+                request = self._http.build_request(method, path, **kwargs)
+                response = self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
                 time.sleep(attempts.after_error(exc))
                 continue
+            if stream and not response.is_success:
+                response.read()
+                response.close()
             wait = attempts.after_answer(response)
             if wait is None:
                 raise_for_error(response)
@@ -113,6 +127,31 @@ class Client:
         payload = {"inputs": encode_inputs(inputs, self._input_schema(workflow))}
         response = self._request("POST", f"/v1/workflows/{workflow}/run", json=payload)
         return run_result(response)
+
+    def stream(self, workflow: str, /, **inputs: Any) -> Iterator[StreamItem]:
+        """Run ``workflow`` like :meth:`run`, yielding its progress as it happens: a
+        ``StepStarted`` and a ``StepFinished`` (with its trace entry) per step (and
+        ``ItemProgress`` for for_each items), then the :class:`RunResult`. A failed run
+        raises its :class:`~mmserve.errors.ApiError`; closing the generator early
+        disconnects, which cancels the run on the server."""
+        payload = {"inputs": encode_inputs(inputs, self._input_schema(workflow))}
+        path, accept = f"/v1/workflows/{workflow}/run", {"accept": EVENT_STREAM}
+        response = self._request("POST", path, stream=True, json=payload, headers=accept)
+        request_id = response.headers.get("x-request-id")
+        parser = SseParser()
+        try:
+            for line in response.iter_lines():
+                block = parser.feed(line)
+                item = stream_item(*block, request_id) if block else None
+                if item is not None:
+                    yield item
+                if isinstance(item, RunResult):
+                    return
+        except httpx.TransportError as exc:
+            raise ended_early(request_id) from exc
+        finally:
+            response.close()
+        raise ended_early(request_id)
 
     def close(self) -> None:
         self._http.close()
@@ -159,14 +198,20 @@ class AsyncClient:
         #: The server's collections: awaitable ``list()``, ``get()``, ``add()``, ``search()``.
         self.collections = AsyncCollections(self._request)
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _request(
+        self, method: str, path: str, *, stream: bool = False, **kwargs: Any
+    ) -> httpx.Response:
         attempts = Attempts(self.retry, self.url, repeat_blocker(method, path, self._listing))
         while True:
             try:
-                response = await self._http.request(method, path, **kwargs)
+                request = self._http.build_request(method, path, **kwargs)
+                response = await self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
                 await asyncio.sleep(attempts.after_error(exc))
                 continue
+            if stream and not response.is_success:
+                await response.aread()
+                await response.aclose()
             wait = attempts.after_answer(response)
             if wait is None:
                 raise_for_error(response)
@@ -194,6 +239,29 @@ class AsyncClient:
         payload = {"inputs": encode_inputs(inputs, self._schemas.get(workflow))}
         response = await self._request("POST", f"/v1/workflows/{workflow}/run", json=payload)
         return run_result(response)
+
+    async def stream(self, workflow: str, /, **inputs: Any) -> AsyncIterator[StreamItem]:
+        """The async twin of :meth:`Client.stream` (an async generator)."""
+        if workflow not in self._schemas:
+            await self.workflows()
+        payload = {"inputs": encode_inputs(inputs, self._schemas.get(workflow))}
+        path, accept = f"/v1/workflows/{workflow}/run", {"accept": EVENT_STREAM}
+        response = await self._request("POST", path, stream=True, json=payload, headers=accept)
+        request_id = response.headers.get("x-request-id")
+        parser = SseParser()
+        try:
+            async for line in response.aiter_lines():
+                block = parser.feed(line)
+                item = stream_item(*block, request_id) if block else None
+                if item is not None:
+                    yield item
+                if isinstance(item, RunResult):
+                    return
+        except httpx.TransportError as exc:
+            raise ended_early(request_id) from exc
+        finally:
+            await response.aclose()
+        raise ended_early(request_id)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -133,8 +133,13 @@ def raise_for_error(response: httpx.Response) -> None:
         request_id = error.get("request_id") or request_id
     except (ValueError, KeyError, TypeError):
         pass
+    raise api_error(status, code, message, request_id)
+
+
+def api_error(status: int, code: str, message: str, request_id: str | None) -> ApiError:
+    """The :class:`ApiError` subclass for ``status``, carrying the server's answer."""
     cls = _BY_STATUS.get(status, ApiServerError if status >= 500 else ApiInputError)
-    raise cls(message, status=status, code=code, request_id=request_id)
+    return cls(message, status=status, code=code, request_id=request_id)
 
 
 def _image_bytes(name: str, value: Any) -> bytes:
@@ -187,11 +192,15 @@ def _looks_like_image(value: Any) -> bool:
 
 
 def run_result(response: httpx.Response) -> RunResult:
-    body: dict[str, Any] = response.json()
+    return result_from_body(response.json(), response.headers.get("x-request-id"))
+
+
+def result_from_body(body: dict[str, Any], request_id: str | None) -> RunResult:
+    """A run's answer (the JSON body, or a streamed run's ``result`` event)."""
     return RunResult(
         outputs=body.get("outputs", {}),
         trace=body.get("trace", []),
-        request_id=body.get("request_id") or response.headers.get("x-request-id"),
+        request_id=body.get("request_id") or request_id,
         raw=body,
     )
 
@@ -271,6 +280,7 @@ __all__ = [
     "DEFAULT_URL",
     "RetryPolicy",
     "RunResult",
+    "api_error",
     "encode_inputs",
     "headers_for",
     "image_base64",
@@ -279,6 +289,7 @@ __all__ = [
     "items_payload",
     "raise_for_error",
     "resolve_api_key",
+    "result_from_body",
     "run_result",
     "search_payload",
 ]

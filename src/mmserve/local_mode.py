@@ -15,7 +15,14 @@ from mmserve.config import AppConfig
 from mmserve.errors import WorkflowNotFoundError
 from mmserve.gateway.local import LocalGateway
 from mmserve.registry import Registry, registry
-from mmserve.workflow import Engine, RunResult, Workflow, load_workflow, load_workflows
+from mmserve.workflow import (
+    Engine,
+    EventHook,
+    RunResult,
+    Workflow,
+    load_workflow,
+    load_workflows,
+)
 
 
 def open_configured_store(config: AppConfig) -> Any:
@@ -64,12 +71,17 @@ class LocalApp:
         return workflow
 
     async def run(
-        self, workflow: Workflow | str, inputs: Mapping[str, Any], *, timeout_s: float | None = None
+        self,
+        workflow: Workflow | str,
+        inputs: Mapping[str, Any],
+        *,
+        timeout_s: float | None = None,
+        on_event: EventHook | None = None,
     ) -> RunResult:
         if isinstance(workflow, str):
             workflow = self.workflow(workflow)
         engine = Engine(self.gateway, store=self.store, registry=self.registry)
-        return await engine.run(workflow, inputs, timeout_s=timeout_s)
+        return await engine.run(workflow, inputs, timeout_s=timeout_s, on_event=on_event)
 
 
 __all__ = ["LocalApp", "open_configured_store"]

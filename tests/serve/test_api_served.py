@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import select
 import socket
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -284,6 +287,53 @@ def test_deadline_header_ends_in_504_naming_the_step(served: Served) -> None:
     assert "step 'caption'" in message and "1s" in message
     (entry,) = response.json()["error"]["trace"]
     assert entry["step"] == "caption" and entry["status"] == "cancelled"  # the work was stopped
+
+
+def _ingress_log_lines(marker: str) -> list[str]:
+    """Lines of this module's ingress replica logs (its private Ray's) naming ``marker``."""
+    logs = Path(ray._private.worker._global_node.get_logs_dir_path()) / "serve"
+    return [
+        line
+        for path in logs.glob("replica_mmserve_ingress_*.log")
+        for line in path.read_text(errors="replace").splitlines()
+        if marker in line
+    ]
+
+
+def test_a_streamed_run_arrives_step_by_step_and_a_disconnect_cancels_it(served: Served) -> None:
+    request_id = f"stream-{uuid.uuid4().hex}"
+    body = json.dumps({"inputs": {"image": _b64(_png())}}).encode()
+    head = [
+        "POST /v1/workflows/slow_caption/run HTTP/1.1",
+        "host: 127.0.0.1",
+        *(f"{k}: {v}" for k, v in AUTH.items()),
+        "content-type: application/json",
+        "accept: text/event-stream",
+        f"x-request-id: {request_id}",
+        f"content-length: {len(body)}",
+    ]
+    received = b""
+    with socket.create_connection(("127.0.0.1", served.port), timeout=60) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        while b"event: step_started" not in received:
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+    # leaving the block closed the connection while the slow step waits for its batch (8 s)
+    assert b" 200 " in received.partition(b"\r\n")[0] and b"text/event-stream" in received
+    # through Serve's proxy each event comes as it happens: the step's end was not buffered
+    assert b"event: step_finished" not in received and b"event: result" not in received
+    # Serve's proxy saw the disconnect and cancelled the ingress's work on the request, which
+    # cancels the run and its running step (the unit tier shows the step cancelled); the
+    # access line is written once the request has ended, long before the step's 8 s batch
+    ended: list[str] = []
+    for _ in range(120):
+        ended = _ingress_log_lines(request_id)
+        if any(" -- POST /v1/workflows/" in line for line in ended):
+            break
+        time.sleep(0.5)
+    assert any("Cancelling request" in line for line in ended), ended
+    assert served.run("caption", image=_b64(_png())).status_code == 200
 
 
 def test_a_full_queue_answers_503_with_retry_after_then_recovers(served: Served) -> None:

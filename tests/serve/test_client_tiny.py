@@ -1,6 +1,7 @@
 """The Python client and `mmserve run --url` as a user meets them: a real `mmserve serve` of
 the offline tiny profile with an API key, the collections filled over HTTP, every shipped
-workflow round-tripped sync and async, and typed errors carrying the server's code and
+workflow round-tripped sync and async, streamed runs (Server-Sent Events through Serve's proxy,
+whose hop to the ingress is gRPC by default), and typed errors carrying the server's code and
 request id. One server for the module (tiny models: a few minutes on two cores)."""
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from serve_support import ROOT, assert_close, free_port, serving, write_config
 
 from mmserve.client import AsyncClient, Client, RunResult
 from mmserve.client_base import API_KEY_ENV
-from mmserve.errors import ApiAuthError, ApiInputError, ApiNotFoundError
+from mmserve.errors import ApiAuthError, ApiInputError, ApiNotFoundError, ApiTimeoutError
+from mmserve.workflow import StepFinished, StepStarted
 
 pytestmark = pytest.mark.serve
 
@@ -94,6 +96,31 @@ def test_every_shipped_workflow_round_trips_sync_and_async(server: str) -> None:
         assert_close(asynced[name].outputs, sync[name].outputs, where=name)
 
 
+def test_streamed_runs_yield_each_step_then_the_same_result(server: str) -> None:
+    image = IMAGES / "blue_square.png"
+    inputs = {"image": image, "question": "what colour is the square?"}
+    with Client(server, api_key=KEY) as client:
+        items = list(client.stream("describe", **inputs))
+        plain = client.run("describe", **inputs)
+
+    async def stream_async() -> list[object]:
+        async with AsyncClient(server, api_key=KEY) as client:
+            return [item async for item in client.stream("describe", **inputs)]
+
+    for got in (items, asyncio.run(stream_async())):
+        *events, result = got
+        assert isinstance(result, RunResult) and result.request_id
+        started = {e.step for e in events if isinstance(e, StepStarted)}
+        finished = {e.step: e.entry for e in events if isinstance(e, StepFinished)}
+        assert started == set(finished) == {"caption", "answer"} and len(events) == 4
+        assert [finished[e["step"]].model_dump(mode="json") for e in result.trace] == result.trace
+        assert_close(result.outputs, plain.outputs, where="describe")
+    with Client(server, api_key=KEY, deadline_s=0.001) as hurried:
+        with pytest.raises(ApiTimeoutError) as late:
+            list(hurried.stream("describe", **inputs))
+    assert late.value.code == "deadline_exceeded" and late.value.request_id
+
+
 def test_typed_errors_carry_the_servers_code_and_request_id(server: str) -> None:
     with Client(server, api_key=KEY) as client:
         with pytest.raises(ApiNotFoundError) as missing:
@@ -130,3 +157,14 @@ def test_mmserve_run_url_uses_the_client(server: str) -> None:
     )
     assert denied.returncode != 0 and "Traceback" not in denied.stderr
     assert "API key" in denied.stderr
+    shown = subprocess.run(
+        [mmserve, "run", "caption", "--url", server, "--input", f"image=@{image}", "--progress"],
+        env={**os.environ, API_KEY_ENV: KEY},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "step caption: started (caption)" in shown.stderr.splitlines()
+    assert "step caption: ok in " in shown.stderr
+    assert json.loads(shown.stdout)["outputs"] == json.loads(done.stdout)["outputs"]

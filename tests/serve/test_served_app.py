@@ -32,8 +32,10 @@ from serve_support import (
 )
 
 from mmserve.config import AppConfig
-from mmserve.errors import ModelNotConfiguredError, ServingError
+from mmserve.errors import ModelLoadError, ModelNotConfiguredError, ServingError
 from mmserve.local_mode import LocalApp
+from mmserve.models.fake import FAIL_MARKER
+from mmserve.models.roles import CaptionItem
 from mmserve.serving.handles import _call
 from mmserve.serving.plan import APP_NAME
 from mmserve.serving.runner import ServeSession
@@ -206,6 +208,31 @@ def test_concurrent_requests_ride_in_batches(served: Served) -> None:
     assert max(sizes) > 1, sizes
 
 
+def test_a_bad_item_fails_only_its_own_request(served: Served) -> None:
+    # The captioner waits 200 ms to fill its batches: the poisoned prompt rides with others.
+    prompts = ["one", FAIL_MARKER, "two", "three", "four", "five", "six", "seven"]
+
+    async def run_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=served.url, timeout=60) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        "/v1/workflows/caption/run",
+                        json={"inputs": {"image": png_base64(RED), "prompt": prompt}},
+                    )
+                    for prompt in prompts
+                )
+            )
+
+    responses = asyncio.run(run_all())
+    assert responses[1].status_code == 500, responses[1].text
+    assert "on purpose" in responses[1].json()["error"]["message"]
+    good = [r for i, r in enumerate(responses) if i != 1]
+    assert [r.status_code for r in good] == [200] * 7, [r.text for r in good]
+    expected = [f"{p} a red image" for i, p in enumerate(prompts) if i != 1]
+    assert [r.json()["outputs"]["caption"] for r in good] == expected
+
+
 def _replicas_answering(calls: int = 24) -> set[str]:
     handle = serve.get_deployment_handle("captioner", app_name=APP_NAME)
 
@@ -213,7 +240,10 @@ def _replicas_answering(calls: int = 24) -> set[str]:
         image = await asyncio.to_thread(_image)
         seen: set[str] = set()
         for _ in range(10):  # rounds: under light load one round may all go to one replica
-            results = await asyncio.gather(*(handle.caption.remote(image) for _ in range(calls)))
+            item = CaptionItem(image=image)
+            results = await asyncio.gather(
+                *(handle.call.remote("caption", item) for _ in range(calls))
+            )
             seen |= {result.replica for result in results}
             if len(seen) >= 2:
                 break
@@ -236,9 +266,9 @@ def test_replica_errors_come_back_as_mmserve_errors(served: Served) -> None:
     handle = serve.get_deployment_handle("captioner", app_name=APP_NAME)
 
     async def wrong_role() -> None:
-        await _call("captioner", handle.embed_text.remote("hello"))
+        await _call("captioner", handle.call.remote("embed_texts", "hello"))
 
-    with pytest.raises(ModelNotConfiguredError, match="not 'text_encoder'"):
+    with pytest.raises(ModelNotConfiguredError, match="no method 'embed_texts'"):
         asyncio.run(wrong_role())
 
 
@@ -368,6 +398,15 @@ def test_new_batch_settings_apply_without_restarting_replicas(served: Served) ->
 def test_a_model_that_cannot_load_fails_the_deploy_with_its_reason(served: Served) -> None:
     data = _config_data(served.folder, captioner_batch={"max_size": 2, "wait_ms": 1})
     data["models"]["captioner"]["source"] = "fake://bogus"
+    config = AppConfig.load(write_config(served.folder, data, name="broken.yaml"))
+    # The backend's own check_source refuses it before Ray is touched.
+    with pytest.raises(ModelLoadError, match=r"'fake://bogus': unknown fake model option"):
+        ServeSession(config, port=served.port).start()
+    # A source that passes the check but cannot load (an empty folder) fails in the replica.
+    empty = served.folder / "not-a-model"
+    empty.mkdir(exist_ok=True)
+    data["models"]["captioner"] = {**data["models"]["captioner"], "backend": "blip-caption"}
+    data["models"]["captioner"]["source"] = str(empty)
     config = AppConfig.load(write_config(served.folder, data, name="broken.yaml"))
     with pytest.raises(ServingError, match=r"deployment 'captioner': could not load model"):
         ServeSession(config, port=served.port).start()

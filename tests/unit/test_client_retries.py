@@ -274,3 +274,27 @@ def test_the_async_client_repeats_a_cut_run_only_when_safe(server: tuple[str, Sc
             assert len(_runs(script)) == 1
 
     asyncio.run(main())
+
+
+STREAMED = (
+    200,
+    "text/event-stream",
+    'event: step_started\ndata: {"type":"step_started","step":"a","uses":"answer"}\n\n'
+    ": keep-alive\n\n"
+    'event: result\ndata: {"outputs":{"answer":"red"},"trace":[],"request_id":"r2"}\n\n',
+)
+
+
+def test_a_stream_follows_the_same_rule(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [PROXY_503, STREAMED]
+    with Client(url, retry=FAST) as client:
+        started, result = list(client.stream("answer", question="colour?"))
+        assert (started.type, started.step) == ("step_started", "a")  # type: ignore[union-attr]
+        assert result.outputs == {"answer": "red"} and result.request_id == "r2"  # type: ignore[union-attr]
+        assert len(_runs(script)) == 2
+        script.seen.clear()
+        script.answers = [APP_503, STREAMED]
+        with pytest.raises(ApiOverloadedError) as caught:
+            list(client.stream("answer", question="colour?"))
+    assert caught.value.code == "overloaded" and len(_runs(script)) == 1

@@ -49,6 +49,11 @@ def _write(tmp_path: Path, text: str) -> Path:
             "must be >= batch.max_size",
         ),
         ("models: {mine: {backend: x, source: y}}", "needs a 'role'"),
+        (
+            "models: {mine: {backend: x, source: y, role: detector}}",
+            r"model 'mine': unknown role 'detector'; registered roles: captioner, "
+            r"image_encoder, text_encoder, vqa \(a plugin package can add roles",
+        ),
         ("models: {vqa: {backend: x, source: y, gpus: -1}}", "gpus"),
         ("server: {port: 99999}", "server.port"),
         ("[1, 2]", "mapping at the top level"),

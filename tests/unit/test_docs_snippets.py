@@ -2,8 +2,9 @@
 
 A snippet is one of:
 
-* a copy of a shipped file, named by a first-line comment (``# workflows/describe.yaml``):
-  it must say what the file says;
+* a copy of a shipped file, named by a first-line comment (``# workflows/describe.yaml``,
+  relative to the plugin for a plugin's README, else to the repository): it must say what the
+  file says;
 * a workflow (it has ``steps:``): it must load and pass every static check, with the steps of
   the plugin whose README it is in;
 * a piece of an app config (only app-config keys at the top): it must validate;
@@ -56,18 +57,24 @@ def _plugin_root(where: str) -> Path | None:
     return ROOT / parts[0] / parts[1] if parts[0] == "plugins" else None
 
 
-def _check_plugin_workflow(text: str, plugin: Path) -> None:
-    """Load the workflow in a fresh interpreter that has imported the plugin's entry points
-    (the package is not installed in the test environment)."""
+def _check_with_plugin(text: str, plugin: Path, kind: str) -> None:
+    """Check a workflow or app config in a fresh interpreter that has imported the plugin's
+    entry points (the package is not installed in the test environment)."""
     entry_points = tomllib.loads((plugin / "pyproject.toml").read_text(encoding="utf-8"))
     modules = entry_points["project"]["entry-points"]["mmserve.plugins"].values()
+    check = {
+        "workflow": "load_workflow_text(text, file='snippet')",
+        "config": "AppConfig.from_dict(yaml.safe_load(text), source='snippet')",
+    }[kind]
     program = (
-        "import importlib, sys\n"
+        "import importlib, sys, yaml\n"
+        "from mmserve.config import AppConfig\n"
         "from mmserve.workflow import load_workflow_text\n"
         f"sys.path.insert(0, {str(plugin / 'src')!r})\n"
         f"for module in {sorted(modules)!r}:\n"
         "    importlib.import_module(module)\n"
-        "load_workflow_text(sys.stdin.read(), file='snippet')\n"
+        "text = sys.stdin.read()\n"
+        f"{check}\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", program], input=text, capture_output=True, text=True, timeout=120
@@ -86,26 +93,30 @@ def test_yaml_snippet_is_valid(where: str, text: str) -> None:
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         pytest.fail(f"{where}: not valid YAML: {exc}")
+    plugin = _plugin_root(where)
     first_line = text.splitlines()[0].strip()
     named = _FILE_COMMENT.match(first_line)
     if named is not None:
-        file = ROOT / named.group(1)
+        candidates = [base / named.group(1) for base in (plugin, ROOT) if base is not None]
+        file = next((c for c in candidates if c.is_file()), candidates[-1])
         assert file.is_file(), f"{where}: names {named.group(1)}, which does not exist"
         assert data == yaml.safe_load(file.read_text(encoding="utf-8")), (
             f"{where}: differs from {named.group(1)}"
         )
     assert isinstance(data, dict), f"{where}: a snippet is a mapping"
     if "steps" in data:
-        plugin = _plugin_root(where)
         if plugin is None:
             load_workflow_text(text, file=where)
         else:
-            _check_plugin_workflow(text, plugin)
+            _check_with_plugin(text, plugin, "workflow")
         return
     config_keys = set(AppConfig.model_fields) - {"base_dir"}
     unknown = set(data) - config_keys
     assert not unknown, f"{where}: neither a workflow nor app config (keys {sorted(unknown)})"
-    AppConfig.from_dict(data, base_dir=ROOT / "deployments", source=where)
+    if plugin is None:
+        AppConfig.from_dict(data, base_dir=ROOT / "deployments", source=where)
+    else:
+        _check_with_plugin(text, plugin, "config")
 
 
 @pytest.mark.parametrize(("where", "text"), TOML_SNIPPETS, ids=[w for w, _ in TOML_SNIPPETS])

@@ -99,3 +99,66 @@ def test_hub_id_already_cached_loads_offline(monkeypatch: pytest.MonkeyPatch) ->
 def test_malformed_names_are_neither_folders_nor_hub_ids() -> None:
     with pytest.raises(ModelLoadError, match="neither an existing folder nor a valid hub id"):
         resolve_source("not a model id!")
+
+
+def test_check_source_checks_generated_models_without_building_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmserve.models.base import ModelSpec
+    from mmserve.models.hf import HuggingFaceBackend
+
+    monkeypatch.setenv("MMSERVE_CACHE", str(tmp_path / "cache"))
+    HuggingFaceBackend.check_source(ModelSpec(source="tiny://clip"))
+    HuggingFaceBackend.check_source(ModelSpec(source="random://blip-base"))
+    assert not (tmp_path / "cache").exists()  # nothing was built
+    with pytest.raises(ModelLoadError, match="unknown tiny architecture 'nope'") as caught:
+        HuggingFaceBackend.check_source(ModelSpec(source="tiny://nope"))
+    assert caught.value.hint is not None and "tiny://clip" in caught.value.hint
+    with pytest.raises(ModelLoadError, match="'no_such_package_xyz' is not installed"):
+        HuggingFaceBackend.check_source(ModelSpec(source="pkg://no_such_package_xyz/model"))
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        HuggingFaceBackend.check_source(ModelSpec(source=str(tmp_path / "missing") + "/"))
+
+
+def test_every_hugging_face_backend_checks_its_source_the_same_way() -> None:
+    from mmserve.models.hf import HuggingFaceBackend
+    from mmserve.registry import registry
+
+    for name in ("clip", "sentence", "blip-caption", "blip-vqa", "vilt-vqa"):
+        assert issubclass(registry.get("model", name), HuggingFaceBackend)
+
+
+def test_generated_model_modules_do_not_import_sources_back() -> None:
+    """sources.py imports tiny, random_arch and packages (its scheme table); none of them,
+    nor the tokenizers they use, imports sources back, even lazily: no import circle."""
+    import ast
+
+    import mmserve.models
+
+    folder = Path(mmserve.models.__file__).parent
+    for module in ("tiny", "random_arch", "offline_tokenizers", "packages"):
+        tree = ast.parse((folder / f"{module}.py").read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        }
+        assert "mmserve.models.sources" not in imported, module
+
+
+def test_the_serve_preflight_checks_every_source_without_importing_torch() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import sys\n"
+        "from mmserve.config import AppConfig\n"
+        "from mmserve.serving.preflight import check_models\n"
+        f"check_models(AppConfig.load({str(root / 'deployments' / 'tiny.yaml')!r}))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -39,7 +39,11 @@ _BUILTIN_BACKENDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     ),
 }
 
+#: The Hugging Face backends' source check, importable without torch (see loader.check_source_of).
+_HF_SOURCE_CHECK = "mmserve.models.hf:check_hf_source"
+
 for _name, (_target, _roles, _description) in _BUILTIN_BACKENDS.items():
-    registry.register(
-        "model", _name, _target, meta={"roles": list(_roles), "description": _description}
-    )
+    _meta = {"roles": list(_roles), "description": _description}
+    if _name != "fake":
+        _meta["check_source"] = _HF_SOURCE_CHECK
+    registry.register("model", _name, _target, meta=_meta)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 
 from mmserve import __version__
 from mmserve.config import ServerConfig
@@ -26,6 +26,12 @@ from mmserve.serving.guard import REQUEST_ID_HEADER, Guard
 from mmserve.serving.limits import check_inputs, json_limits
 from mmserve.serving.routes_collections import collection_routes
 from mmserve.serving.run_request import TIMEOUT_PARAMETER, deadline_s, run_inputs
+from mmserve.serving.run_stream import (
+    EVENT_STREAM,
+    EVENT_STREAM_RESPONSE,
+    stream_run,
+    wants_event_stream,
+)
 from mmserve.serving.runtime import ApiRuntime, request_id_of
 from mmserve.serving.schemas import (
     BrokenPlugin,
@@ -57,6 +63,7 @@ _RUN_BODY: dict[str, Any] = {
         },
     },
     "parameters": [TIMEOUT_PARAMETER],
+    "responses": {"200": {"content": {EVENT_STREAM: EVENT_STREAM_RESPONSE}}},
 }
 
 
@@ -96,6 +103,8 @@ def _plugin_record(registry: Registry, info: PluginInfo) -> PluginRecord:
     )
     if "roles" in info.meta:
         record.roles = list(info.meta["roles"])
+    if "methods" in info.meta:
+        record.methods = dict(info.meta["methods"])
     if info.kind == "step":
         record.inputs, record.outputs = step_schemas(registry.get("step", info.name))
     return record
@@ -179,13 +188,21 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
         tags=["workflows"],
         openapi_extra=_RUN_BODY,
     )
-    async def run_workflow(name: str, request: Request) -> dict[str, Any]:
+    async def run_workflow(name: str, request: Request) -> dict[str, Any] | Response:
         """Run a workflow: JSON ``{"inputs": {...}}`` with images as base64 text, or a
-        multipart upload with one part per input. Returns the outputs and the trace."""
+        multipart upload with one part per input. Returns the outputs and the trace, or
+        with ``Accept: text/event-stream`` streams step events, then the result."""
         workflow = lookup(name)
         timeout_s = deadline_s(request, server)
         raw = await run_inputs(request, workflow, server.limits)
         inputs = await check_inputs(workflow, raw, server.limits)
+        if wants_event_stream(request):
+            return await stream_run(
+                lambda hook: runtime.engine.run(
+                    workflow, inputs, timeout_s=timeout_s, on_event=hook
+                ),
+                request_id_of(request),
+            )
         result = await runtime.engine.run(workflow, inputs, timeout_s=timeout_s)
         return {**result.model_dump(mode="json"), "request_id": request_id_of(request)}
 

@@ -66,6 +66,27 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(problems) or "invalid request"
 
 
+def error_event_body(exc: BaseException, request_id: str) -> dict[str, Any]:
+    """The body of the error answer ``exc`` would get, with its ``status`` added: what a
+    streamed run sends as its ``error`` event once the 200 has gone out."""
+    if isinstance(exc, MmserveError):
+        status, code, message = exc.status, exc.code, str(exc)
+    else:
+        logger.error("unexpected error (request %s)", request_id, exc_info=exc)
+        status, code = 500, "internal_error"
+        message = f"internal error ({type(exc).__name__}); the server log has the details"
+    error: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "request_id": request_id,
+        "status": status,
+    }
+    trace = trace_of(exc)
+    if trace:
+        error["trace"] = [e.model_dump(mode="json") for e in trace]
+    return {"error": error}
+
+
 def install_error_handlers(app: FastAPI, *, retry_after_s: int = RETRY_AFTER_S) -> None:
     """Route every exception of ``app`` to one JSON error answer."""
 
@@ -108,4 +129,10 @@ def install_error_handlers(app: FastAPI, *, retry_after_s: int = RETRY_AFTER_S) 
     app.add_exception_handler(Exception, on_unexpected)
 
 
-__all__ = ["ERROR_RESPONSES", "ERROR_STATUSES", "error_response", "install_error_handlers"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "ERROR_STATUSES",
+    "error_event_body",
+    "error_response",
+    "install_error_handlers",
+]

@@ -10,6 +10,14 @@ Quick start::
 
 from mmserve.workflow.definition import Workflow
 from mmserve.workflow.engine import Engine
+from mmserve.workflow.events import (
+    RUN_EVENT,
+    EventHook,
+    ItemProgress,
+    RunEvent,
+    StepFinished,
+    StepStarted,
+)
 from mmserve.workflow.loader import (
     load_workflow,
     load_workflow_text,
@@ -21,10 +29,16 @@ from mmserve.workflow.result import RunResult, TraceEntry, to_jsonable, trace_of
 from mmserve.workflow.spec import InputSpec, StepSpec, WorkflowSpec
 
 __all__ = [
+    "RUN_EVENT",
     "Engine",
+    "EventHook",
     "InputSpec",
+    "ItemProgress",
+    "RunEvent",
     "RunResult",
+    "StepFinished",
     "StepSpec",
+    "StepStarted",
     "TraceEntry",
     "Workflow",
     "WorkflowSpec",

@@ -32,6 +32,7 @@ from mmserve.gateway.base import ModelGateway
 from mmserve.registry import Registry, registry
 from mmserve.workflow.context import StepContext
 from mmserve.workflow.definition import Workflow
+from mmserve.workflow.events import EventHook, StepFinished, StepStarted, emit
 from mmserve.workflow.input_values import validate_inputs
 from mmserve.workflow.issues import pydantic_message
 from mmserve.workflow.references import parse_template, walk_strings
@@ -51,17 +52,24 @@ class Engine:
         self.registry = registry
 
     async def run(
-        self, workflow: Workflow, inputs: Mapping[str, Any], *, timeout_s: float | None = None
+        self,
+        workflow: Workflow,
+        inputs: Mapping[str, Any],
+        *,
+        timeout_s: float | None = None,
+        on_event: EventHook | None = None,
     ) -> RunResult:
         """Validate ``inputs``, run every step, return the outputs and the trace.
 
         Raises :class:`InputError` for bad inputs (before any step runs), the step's own
         :class:`MmserveError` or a :class:`StepFailedError` wrapping anything else, and
         :class:`DeadlineExceededError` naming the steps still running at ``timeout_s``.
+        ``on_event`` hears each step start and finish (:mod:`mmserve.workflow.events`).
         """
         values = validate_inputs(workflow.spec.inputs, inputs)
         classes = {sid: self.registry.get("step", s.uses) for sid, s in workflow.spec.steps.items()}
         run = _Run(self, workflow, values, classes)
+        run.on_event = on_event
         return await run.execute(timeout_s)
 
 
@@ -78,6 +86,7 @@ class _Run:
         self.outputs: dict[str, BaseModel] = {}
         self.tasks: dict[str, asyncio.Task[BaseModel]] = {}
         self.trace: dict[str, TraceEntry] = {}
+        self.on_event: EventHook | None = None
 
     async def execute(self, timeout_s: float | None) -> RunResult:
         loop = asyncio.get_running_loop()
@@ -90,7 +99,7 @@ class _Run:
                     s for s in waiting if self.workflow.dependencies[s] <= self.outputs.keys()
                 ]:
                     waiting.remove(step)
-                    self.tasks[step] = asyncio.create_task(self._step(step), name=step)
+                    self.tasks[step] = asyncio.create_task(self._observed(step), name=step)
                 remaining = None if deadline is None else max(0.0, deadline - loop.time())
                 done, _ = await asyncio.wait(
                     self.tasks.values(), timeout=remaining, return_when=asyncio.FIRST_COMPLETED
@@ -169,6 +178,16 @@ class _Run:
             task.cancel()
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         self.tasks.clear()
+
+    async def _observed(self, step: str) -> BaseModel:
+        """Run ``step``, telling ``on_event`` when it starts and how it finished."""
+        await emit(self.on_event, StepStarted(step=step, uses=self.workflow.spec.steps[step].uses))
+        try:
+            return await self._step(step)
+        finally:
+            entry = self.trace.get(step)
+            if entry is not None:
+                await emit(self.on_event, StepFinished(step=step, entry=entry))
 
     def _trace(self) -> list[TraceEntry]:
         entries = []

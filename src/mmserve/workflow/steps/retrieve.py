@@ -73,15 +73,15 @@ async def search_collection(
         check_modality(target, modality)
     if text is not None:
         encoder = await encoder_for(gateway, target, "text", model)
-        batched = await gateway.embed_texts(encoder, [text])
+        called = await gateway.call(encoder, "embed_texts", text)
     else:
         encoder = await encoder_for(gateway, target, "image", model)
-        batched = await gateway.embed_images(encoder, [image])
+        called = await gateway.call(encoder, "embed_images", image)
     if ctx is not None:
-        ctx.record(batched)
+        ctx.record(called)
     space = await gateway.space(encoder)
     return await store.search(
-        collection, batched.items[0], space=space, top_k=top_k, include_images=include_images
+        collection, called.value, space=space, top_k=top_k, include_images=include_images
     )
 
 
