@@ -17,6 +17,7 @@ from mmserve.errors import (
     ConfigError,
     InputError,
     MmserveError,
+    RequestInterruptedError,
     ServerUnreachableError,
     WorkflowValidationError,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "ConfigError",
     "InputError",
     "MmserveError",
+    "RequestInterruptedError",
     "RetryPolicy",
     "RunResult",
     "ServerUnreachableError",

@@ -27,6 +27,9 @@ from mmserve.cli_inputs import parse_inputs
 from mmserve.cli_progress import ProgressOption, ProgressPrinter, wants_progress
 from mmserve.registry import PluginInfo, record_error, registry, step_schemas
 
+#: How long ``mmserve run --url`` keeps trying to reach a server that does not answer.
+CLI_CONNECT_BUDGET_S = 3.0
+
 app = typer.Typer(
     name="mmserve",
     help="A plugin-based multimodal workflow server on Ray Serve.",
@@ -118,10 +121,13 @@ def _run_remote(
     output_dir: Path | None,
     printer: ProgressPrinter | None = None,
 ) -> Any:
-    from mmserve.client import Client, RunResult
+    from mmserve.client import Client, RetryPolicy, RunResult
     from mmserve.errors import WorkflowNotFoundError
 
-    with Client(url, timeout=timeout or 600.0) as client:
+    # A person at a terminal wants to hear at once that nothing answers: a few seconds of
+    # reconnecting, not the client's default budget for riding out a proxy restart.
+    retry = RetryPolicy(budget_s=CLI_CONNECT_BUDGET_S)
+    with Client(url, timeout=timeout or 600.0, retry=retry) as client:
         schemas = {w["name"]: w["inputs"] for w in client.workflows()}
         if workflow not in schemas:
             raise WorkflowNotFoundError(name=workflow, known=list(schemas))

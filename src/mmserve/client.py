@@ -9,9 +9,12 @@ Quick start::
         image = client.run("generate", prompt="a red circle").outputs["image"]  # a PIL image
 
 Server errors are raised as :class:`~mmserve.errors.ApiError` subclasses carrying the
-server's ``code``, ``message``, ``status`` and ``request_id``. Requests are retried (with
-exponential backoff) only where that is safe: when the connection could not be made, and when
-the server answered 503 with a Retry-After header. The API key comes from ``api_key=`` or the
+server's ``code``, ``message``, ``status`` and ``request_id``. Requests are sent again (with
+backoff) only where that is safe (:mod:`mmserve.client_retry`): a connection that could not be
+made is retried for ``RetryPolicy.budget_s`` (30 s: a proxy or ingress restart); a request cut
+mid-way (connection reset, a proxy's plain 5xx) only when repeating it is safe, which for a
+workflow run the server's listing says (``repeatable``); else
+:class:`~mmserve.errors.RequestInterruptedError`. The API key comes from ``api_key=`` or the
 ``MMSERVE_API_KEY`` environment variable.
 """
 
@@ -31,30 +34,27 @@ from mmserve.client_base import (
     RunResult,
     encode_inputs,
     headers_for,
-    is_retryable_status,
     raise_for_error,
     resolve_api_key,
     run_result,
 )
 from mmserve.client_collections import AsyncCollections, Collections
 from mmserve.client_outputs import decode_outputs
+from mmserve.client_retry import Attempts, repeat_blocker
 from mmserve.client_stream import EVENT_STREAM, SseParser, ended_early, stream_item
-from mmserve.errors import ServerUnreachableError
 
 if TYPE_CHECKING:
     from mmserve.client_stream import StreamItem
 
+
+def _outputs_schema(listing: dict[str, dict[str, Any]], workflow: str) -> dict[str, Any] | None:
+    """A listed workflow's output JSON Schema (image outputs are decoded by it)."""
+    schema: dict[str, Any] | None = listing.get(workflow, {}).get("outputs")
+    return schema
+
+
 #: Request header carrying the caller's deadline (seconds); the server may only shorten it.
 TIMEOUT_HEADER = "x-mmserve-timeout-s"
-
-_SAFE_TO_RETRY = (httpx.ConnectError, httpx.ConnectTimeout)
-
-
-def _unreachable(url: str, exc: Exception) -> ServerUnreachableError:
-    return ServerUnreachableError(
-        f"cannot reach mmserve at {url}: {exc}",
-        hint="is `mmserve serve` running there? check the URL and port",
-    )
 
 
 class Client:
@@ -71,7 +71,8 @@ class Client:
         deadline_s: float | None = None,
     ) -> None:
         """``timeout``: seconds this client waits for an answer; ``deadline_s``: the server
-        stops the work after this long and answers 504 (sent as ``x-mmserve-timeout-s``)."""
+        stops the work after this long and answers 504 (sent as ``x-mmserve-timeout-s``);
+        ``retry``: when requests are sent again (:class:`RetryPolicy`, e.g. ``budget_s``)."""
         self.url = url.rstrip("/")
         self.retry = retry or RetryPolicy()
         headers = headers_for(resolve_api_key(api_key))
@@ -81,36 +82,33 @@ class Client:
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
         self._schemas: dict[str, dict[str, Any]] = {}
-        self._output_schemas: dict[str, dict[str, Any]] = {}
+        #: The server's workflows by name: whether a run may be repeated (``repeatable``).
+        self._listing: dict[str, dict[str, Any]] = {}
         #: The server's collections: ``list()``, ``get(name)``, ``add(...)``, ``search(...)``.
         self.collections = Collections(self._request)
 
     def _request(
         self, method: str, path: str, *, stream: bool = False, **kwargs: Any
     ) -> httpx.Response:
-        """Send with the retry policy; ``stream``: a successful answer's body is left
-        unread (the caller reads and closes it), an error answer's is read."""
-        for attempt in range(self.retry.attempts):
-            last = attempt == self.retry.attempts - 1
+        """Send with the retry policy (:mod:`mmserve.client_retry`); ``stream``: a successful
+        answer's body is left unread (the caller reads and closes it), an error answer's is
+        read."""
+        attempts = Attempts(self.retry, self.url, repeat_blocker(method, path, self._listing))
+        while True:
             try:
                 request = self._http.build_request(method, path, **kwargs)
                 response = self._http.send(request, stream=stream)
-            except _SAFE_TO_RETRY as exc:
-                if last:
-                    raise _unreachable(self.url, exc) from exc
-                time.sleep(self.retry.delay(attempt))
-                continue
             except httpx.TransportError as exc:
-                raise _unreachable(self.url, exc) from exc
+                time.sleep(attempts.after_error(exc))
+                continue
             if stream and not response.is_success:
                 response.read()
                 response.close()
-            if is_retryable_status(response) and not last:
-                time.sleep(self.retry.delay(attempt, response.headers.get("retry-after")))
-                continue
-            raise_for_error(response)
-            return response
-        raise AssertionError("unreachable")  # the loop always returns or raises
+            wait = attempts.after_answer(response)
+            if wait is None:
+                raise_for_error(response)
+                return response
+            time.sleep(wait)
 
     def health(self) -> dict[str, Any]:
         """Liveness and per-deployment readiness."""
@@ -121,7 +119,7 @@ class Client:
         """The server's workflows with their input and output JSON Schemas."""
         listing: list[dict[str, Any]] = self._request("GET", "/v1/workflows").json()["workflows"]
         self._schemas.update({w["name"]: w["inputs"] for w in listing})
-        self._output_schemas.update({w["name"]: w.get("outputs") or {} for w in listing})
+        self._listing.update({w["name"]: w for w in listing})
         return listing
 
     def plugins(self) -> dict[str, Any]:
@@ -139,7 +137,7 @@ class Client:
         payload = {"inputs": encode_inputs(inputs, self._input_schema(workflow))}
         response = self._request("POST", f"/v1/workflows/{workflow}/run", json=payload)
         result = run_result(response)
-        result.outputs = decode_outputs(result.outputs, self._output_schemas.get(workflow))
+        result.outputs = decode_outputs(result.outputs, _outputs_schema(self._listing, workflow))
         return result
 
     def stream(self, workflow: str, /, **inputs: Any) -> Iterator[StreamItem]:
@@ -158,7 +156,7 @@ class Client:
                 block = parser.feed(line)
                 item = stream_item(*block, request_id) if block else None
                 if isinstance(item, RunResult):
-                    schema = self._output_schemas.get(workflow)
+                    schema = _outputs_schema(self._listing, workflow)
                     item.outputs = decode_outputs(item.outputs, schema)
                 if item is not None:
                     yield item
@@ -199,7 +197,8 @@ class AsyncClient:
         deadline_s: float | None = None,
     ) -> None:
         """``timeout``: seconds this client waits for an answer; ``deadline_s``: the server
-        stops the work after this long and answers 504 (sent as ``x-mmserve-timeout-s``)."""
+        stops the work after this long and answers 504 (sent as ``x-mmserve-timeout-s``);
+        ``retry``: when requests are sent again (:class:`RetryPolicy`, e.g. ``budget_s``)."""
         self.url = url.rstrip("/")
         self.retry = retry or RetryPolicy()
         headers = headers_for(resolve_api_key(api_key))
@@ -209,34 +208,30 @@ class AsyncClient:
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
         self._schemas: dict[str, dict[str, Any]] = {}
-        self._output_schemas: dict[str, dict[str, Any]] = {}
+        #: The server's workflows by name: whether a run may be repeated (``repeatable``).
+        self._listing: dict[str, dict[str, Any]] = {}
         #: The server's collections: awaitable ``list()``, ``get()``, ``add()``, ``search()``.
         self.collections = AsyncCollections(self._request)
 
     async def _request(
         self, method: str, path: str, *, stream: bool = False, **kwargs: Any
     ) -> httpx.Response:
-        for attempt in range(self.retry.attempts):
-            last = attempt == self.retry.attempts - 1
+        attempts = Attempts(self.retry, self.url, repeat_blocker(method, path, self._listing))
+        while True:
             try:
                 request = self._http.build_request(method, path, **kwargs)
                 response = await self._http.send(request, stream=stream)
-            except _SAFE_TO_RETRY as exc:
-                if last:
-                    raise _unreachable(self.url, exc) from exc
-                await asyncio.sleep(self.retry.delay(attempt))
-                continue
             except httpx.TransportError as exc:
-                raise _unreachable(self.url, exc) from exc
+                await asyncio.sleep(attempts.after_error(exc))
+                continue
             if stream and not response.is_success:
                 await response.aread()
                 await response.aclose()
-            if is_retryable_status(response) and not last:
-                await asyncio.sleep(self.retry.delay(attempt, response.headers.get("retry-after")))
-                continue
-            raise_for_error(response)
-            return response
-        raise AssertionError("unreachable")
+            wait = attempts.after_answer(response)
+            if wait is None:
+                raise_for_error(response)
+                return response
+            await asyncio.sleep(wait)
 
     async def health(self) -> dict[str, Any]:
         body: dict[str, Any] = (await self._request("GET", "/v1/health")).json()
@@ -246,7 +241,7 @@ class AsyncClient:
         response = await self._request("GET", "/v1/workflows")
         listing: list[dict[str, Any]] = response.json()["workflows"]
         self._schemas.update({w["name"]: w["inputs"] for w in listing})
-        self._output_schemas.update({w["name"]: w.get("outputs") or {} for w in listing})
+        self._listing.update({w["name"]: w for w in listing})
         return listing
 
     async def plugins(self) -> dict[str, Any]:
@@ -259,7 +254,7 @@ class AsyncClient:
         payload = {"inputs": encode_inputs(inputs, self._schemas.get(workflow))}
         response = await self._request("POST", f"/v1/workflows/{workflow}/run", json=payload)
         result = run_result(response)
-        result.outputs = decode_outputs(result.outputs, self._output_schemas.get(workflow))
+        result.outputs = decode_outputs(result.outputs, _outputs_schema(self._listing, workflow))
         return result
 
     async def stream(self, workflow: str, /, **inputs: Any) -> AsyncIterator[StreamItem]:
@@ -276,7 +271,7 @@ class AsyncClient:
                 block = parser.feed(line)
                 item = stream_item(*block, request_id) if block else None
                 if isinstance(item, RunResult):
-                    schema = self._output_schemas.get(workflow)
+                    schema = _outputs_schema(self._listing, workflow)
                     item.outputs = decode_outputs(item.outputs, schema)
                 if item is not None:
                     yield item

@@ -53,14 +53,21 @@ class RunResult:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retries only where repeating is safe: the request never reached the server
-    (connection refused / connect timeout), or a 503 with Retry-After that
-    :func:`is_retryable_status` accepts (never mmserve's own 503 to a POST: its earlier
-    steps may have committed side effects)."""
+    """When a request is sent again (:mod:`mmserve.client_retry` has the rules).
+
+    ``budget_s``: how long a request that could not be sent, or was cut mid-way where
+    repeating is safe, is tried again (30 s covers a restart of Serve's proxy or ingress);
+    ``attempts``: sends in all on a 503 with Retry-After (the proxy's backpressure; never
+    mmserve's own 503 to a POST: its earlier steps may have committed side effects);
+    ``backoff_s`` doubles per try up to ``max_backoff_s``; ``max_wait_s`` caps a Retry-After.
+    ``RetryPolicy(budget_s=0, attempts=1)`` never sends a request twice.
+    """
 
     attempts: int = 3
     backoff_s: float = 0.25
     max_wait_s: float = 10.0
+    budget_s: float = 30.0
+    max_backoff_s: float = 2.0
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         if retry_after is not None:
@@ -69,7 +76,7 @@ class RetryPolicy:
             except ValueError:
                 pass
         jitter = random.uniform(0.5, 1.0)
-        return float(min(self.backoff_s * (2**attempt) * jitter, self.max_wait_s))
+        return float(min(self.backoff_s * (2 ** min(attempt, 30)) * jitter, self.max_backoff_s))
 
 
 def resolve_api_key(api_key: str | None) -> str | None:
@@ -98,10 +105,10 @@ def is_retryable_status(response: httpx.Response) -> bool:
     """
     if response.status_code != 503 or "retry-after" not in response.headers:
         return False
-    return response.request.method in _SAFE_METHODS or not _is_app_error(response)
+    return response.request.method in _SAFE_METHODS or not is_app_error(response)
 
 
-def _is_app_error(response: httpx.Response) -> bool:
+def is_app_error(response: httpx.Response) -> bool:
     """Whether ``response`` is mmserve's JSON error answer (the app handled the request)."""
     try:
         error = response.json()["error"]
@@ -277,6 +284,7 @@ __all__ = [
     "encode_inputs",
     "headers_for",
     "image_base64",
+    "is_app_error",
     "is_retryable_status",
     "items_payload",
     "raise_for_error",

@@ -307,6 +307,12 @@ class ServiceUnavailableError(ServingError):
     status = 503
 
 
+class NotReadyError(ServiceUnavailableError):
+    """``GET /v1/ready``: not every deployment of the app is ready yet (or any more)."""
+
+    code = "not_ready"
+
+
 class AuthError(MmserveError):
     """Missing or wrong API key."""
 
@@ -363,6 +369,12 @@ class ApiServerError(ApiError):
     """500 and other server-side failures."""
 
 
+class RequestInterruptedError(ApiServerError):
+    """A request was cut before its answer (connection reset, a proxy's plain 5xx) and the
+    client did not send it again, since repeating it is not safe (a workflow with side
+    effects): it may or may not have run."""
+
+
 class ServerUnreachableError(MmserveError):
     """The client could not connect to the server at all."""
 
@@ -389,12 +401,14 @@ __all__ = [
     "ModelError",
     "ModelLoadError",
     "ModelNotConfiguredError",
+    "NotReadyError",
     "OverloadedError",
     "PluginError",
     "PluginLoadError",
     "PluginNotFoundError",
     "PluginRegistrationError",
     "RequestError",
+    "RequestInterruptedError",
     "ServerUnreachableError",
     "ServiceUnavailableError",
     "ServingError",

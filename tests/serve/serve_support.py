@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +50,24 @@ def write_config(folder: Path, data: dict[str, Any], name: str = "app.yaml") -> 
     return path
 
 
-def wait_ready(url: str, *, timeout_s: float = 240.0, process: Any = None) -> dict[str, Any]:
-    """Poll /v1/health until every deployment is ready (fails early if ``process`` exits)."""
+def wait_ready(
+    url: str,
+    *,
+    timeout_s: float = 240.0,
+    process: Any = None,
+    ready_log: list[httpx.Response] | None = None,
+) -> dict[str, Any]:
+    """Poll /v1/health until every deployment is ready (fails early if ``process`` exits);
+    with ``ready_log``, /v1/ready's answers on the way are appended to it (the proxy's
+    answers before the app exists included; refused connections are not answers)."""
     deadline = time.monotonic() + timeout_s
     last: Any = None
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             pytest.fail(f"the server exited with {process.returncode} before it was ready")
+        if ready_log is not None:
+            with suppress(httpx.HTTPError):
+                ready_log.append(httpx.get(f"{url}/v1/ready", timeout=5))
         try:
             last = httpx.get(f"{url}/v1/health", timeout=5).json()
             if last.get("ready"):
@@ -69,10 +80,16 @@ def wait_ready(url: str, *, timeout_s: float = 240.0, process: Any = None) -> di
 
 @contextmanager
 def serving(
-    config_path: Path, *, port: int, log_path: Path, env: dict[str, str] | None = None
+    config_path: Path,
+    *,
+    port: int,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    ready_log: list[httpx.Response] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`mmserve serve` on ``config_path`` as a child process, ready; then SIGTERM, and SIGKILL
-    of its process group if it has not stopped within 90 s. Yields the process and its URL."""
+    of its process group if it has not stopped within 90 s. Yields the process and its URL.
+    ``ready_log``: see :func:`wait_ready`."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*MMSERVE_SERVE, "--config", str(config_path), "--port", str(port)],
@@ -83,7 +100,7 @@ def serving(
         )
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_ready(url, timeout_s=420, process=process)
+            wait_ready(url, timeout_s=420, process=process, ready_log=ready_log)
             yield process, url
         finally:
             if process.poll() is None:

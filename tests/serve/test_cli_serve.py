@@ -81,8 +81,16 @@ def _alive(pid: int) -> bool:
 
 
 class TinyServer:
-    def __init__(self, process: subprocess.Popen[bytes], url: str, config: AppConfig) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        url: str,
+        config: AppConfig,
+        ready_log: list[httpx.Response],
+    ) -> None:
         self.process, self.url, self.config = process, url, config
+        #: /v1/ready's answers from the start of `mmserve serve` until it was ready.
+        self.ready_log = ready_log
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +103,13 @@ def tiny_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyServer
     config_path = write_config(folder, data)
     config = AppConfig.load(config_path)
     _seed_store(config, folder)
-    with serving(config_path, port=free_port(), log_path=folder / "serve.log") as (process, url):
-        yield TinyServer(process, url, config)
+    ready_log: list[httpx.Response] = []
+    log_path = folder / "serve.log"
+    with serving(config_path, port=free_port(), log_path=log_path, ready_log=ready_log) as (
+        process,
+        url,
+    ):
+        yield TinyServer(process, url, config, ready_log)
 
 
 def _seed_store(config: AppConfig, folder: Path) -> None:
@@ -128,6 +141,26 @@ def test_real_models_without_network_fail_fast_pointing_at_the_tiny_profile(
     assert done.returncode == 1
     assert "deployments/tiny.yaml" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_ready_is_503_while_starting_and_200_once_every_deployment_is(
+    tiny_server: TinyServer,
+) -> None:
+    answers = tiny_server.ready_log
+    # before the app exists Serve's proxy answers for it (404/503 in plain text); once the
+    # ingress runs, mmserve answers 503 not_ready with Retry-After until the models are up
+    ours = [a for a in answers if a.headers.get("content-type") == "application/json"]
+    starting = [a for a in ours if a.status_code == 503]
+    assert starting, [(a.status_code, a.text[:80]) for a in answers]
+    for answer in starting:
+        assert answer.json()["error"]["code"] == "not_ready"
+        assert answer.headers["retry-after"]
+    assert all(a.status_code != 200 for a in answers[: answers.index(starting[-1])])
+    ready = httpx.get(f"{tiny_server.url}/v1/ready", timeout=30)
+    assert ready.status_code == 200
+    assert ready.json()["ready"] is True
+    deployments = set(ready.json()["deployments"])
+    assert {"ingress", "captioner", "vqa", "store"} <= deployments
 
 
 def test_every_shipped_workflow_answers_like_local_mode(tiny_server: TinyServer) -> None:

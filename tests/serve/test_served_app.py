@@ -1,11 +1,14 @@
 """The served app's mechanics on a real Ray Serve, with the weight-free ``fake`` models:
 health, every workflow over HTTP (equal to local mode), replicas, dynamic batching, live
-batch settings, the shared store under concurrent ingests, errors, and `serve run` of the
-config `mmserve build` writes."""
+batch settings, the shared store under concurrent ingests, errors, model replicas killed
+under load, and `serve run` of the config `mmserve build` writes; over the ``actor``
+transport (the other serve modules run the default, grpc)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,7 +21,15 @@ import pytest
 import ray
 import yaml
 from ray import serve
-from serve_support import ROOT, assert_close, free_port, png_base64, wait_ready, write_config
+from serve_support import (
+    ROOT,
+    assert_close,
+    descendants,
+    free_port,
+    png_base64,
+    wait_ready,
+    write_config,
+)
 
 from mmserve.config import AppConfig
 from mmserve.errors import ModelLoadError, ModelNotConfiguredError, ServingError
@@ -93,7 +104,9 @@ def _config_data(folder: Path, *, captioner_batch: dict[str, Any]) -> dict[str, 
         "store": {"kind": "lancedb", "path": str(folder / "store")},
         "workflows": [str(ROOT / "workflows" / f"{n}.yaml") for n in SHIPPED]
         + [str(folder / name) for name in INDEX_WORKFLOWS],
-        "server": {"ingress_replicas": 2},
+        # the actor transport (ingress -> models as Ray actor calls); grpc is what the other
+        # serve modules run
+        "server": {"ingress_replicas": 2, "transport": "actor"},
     }
 
 
@@ -257,6 +270,55 @@ def test_replica_errors_come_back_as_mmserve_errors(served: Served) -> None:
 
     with pytest.raises(ModelNotConfiguredError, match="no method 'embed_texts'"):
         asyncio.run(wrong_role())
+
+
+def _replica_pids(deployment: str) -> list[int]:
+    """The processes of ``deployment``'s replicas: among this test's own descendants (its
+    private Ray), those whose title names the replica."""
+    title = f"ServeReplica:{APP_NAME}:{deployment}".encode()
+    pids = []
+    for pid in descendants(os.getpid()):
+        try:
+            if title in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.append(pid)
+        except OSError:
+            continue
+    return pids
+
+
+def test_a_model_replica_killed_under_load_costs_no_request(served: Served) -> None:
+    """Model calls are pure: the ingress sends the calls the dead replica held again."""
+    victims = _replica_pids("captioner")
+    assert len(victims) == 2
+    images = [png_base64(colour) for colour in (RED, BLUE, GREEN, YELLOW)]
+
+    async def load() -> list[int]:
+        statuses: list[int] = []
+        stop = asyncio.Event()
+
+        async def worker(client: httpx.AsyncClient, n: int) -> None:
+            while not stop.is_set():
+                inputs = {"image": images[n % len(images)]}
+                answer = await client.post("/v1/workflows/caption/run", json={"inputs": inputs})
+                statuses.append(answer.status_code)
+
+        async with httpx.AsyncClient(base_url=served.url, timeout=120) as client:
+            workers = [asyncio.ensure_future(worker(client, n)) for n in range(6)]
+            while len(statuses) < 12:  # under way: each replica holds a batch (wait_ms 200)
+                await asyncio.sleep(0.05)
+            for victim in victims:  # both: the calls they held have nowhere else to go
+                os.kill(victim, signal.SIGKILL)
+            before = len(statuses)
+            while len(statuses) < before + 24:
+                await asyncio.sleep(0.05)
+            stop.set()
+            await asyncio.gather(*workers)
+        return statuses
+
+    statuses = asyncio.run(load())
+    assert statuses.count(200) == len(statuses), sorted(set(statuses))
+    wait_ready(served.url)  # Serve replaces the replica; the later tests want both
+    assert not set(victims) & set(_replica_pids("captioner"))
 
 
 def _settings(replicas: int = 2, calls: int = 16) -> dict[str, dict[str, Any]]:

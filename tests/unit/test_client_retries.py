@@ -3,13 +3,17 @@
 The server answers like the two sources of a 503 with Retry-After in production: Ray Serve's
 proxy refusing a request when the ingress queue is full (plain text, the app never saw it:
 safe to repeat) and mmserve itself reporting overload mid-run (its JSON error shape: earlier
-steps may have committed, so a POST must not be sent again).
+steps may have committed, so a POST must not be sent again). And like a restart: a
+connection reset mid-request, a proxy's plain 502, nothing listening for a while; a run cut
+so is repeated only when the server's listing says the workflow is ``repeatable``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +21,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from mmserve import AsyncClient, Client, RetryPolicy
-from mmserve.errors import ApiOverloadedError
+from mmserve.errors import (
+    ApiOverloadedError,
+    ApiServerError,
+    RequestInterruptedError,
+    ServerUnreachableError,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -36,6 +45,11 @@ class Script:
     def __init__(self) -> None:
         self.answers: list[tuple[int, str, str]] = []
         self.seen: list[tuple[str, str]] = []
+        #: GET /v1/workflows: "answer" is safe to repeat, "notify" has a side-effect step
+        self.listing = [
+            {"name": "answer", "inputs": {}, "repeatable": True, "side_effects": []},
+            {"name": "notify", "inputs": {}, "repeatable": False, "side_effects": ["send"]},
+        ]
 
 
 def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
@@ -45,10 +59,18 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
             self.rfile.read(length)
             self.script_seen()
             if self.path == "/v1/workflows":
-                self._send(200, "application/json", json.dumps({"workflows": []}))
+                self._send(200, "application/json", json.dumps({"workflows": script.listing}))
                 return
             runs = [s for s in script.seen if s[1] != "/v1/workflows"]
             status, kind, body = script.answers[min(len(runs), len(script.answers)) - 1]
+            if status == RESET:
+                # an abortive close (RST) with no answer: a replica or proxy dying mid-request
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                self.close_connection = True
+                self.connection.close()
+                return
             self._send(status, kind, body)
 
         def script_seen(self) -> None:
@@ -87,9 +109,18 @@ def server() -> Iterator[tuple[str, Script]]:
         thread.join()
 
 
+RESET = 0  # not an HTTP status: the server resets the connection instead of answering
 OK = (200, "application/json", json.dumps({"outputs": {"answer": "red"}, "trace": []}))
 PROXY_503 = (503, "text/plain; charset=utf-8", PROXY_BACKPRESSURE)
 APP_503 = (503, "application/json", json.dumps(MMSERVE_OVERLOADED))
+CUT = (RESET, "", "")
+PROXY_502 = (502, "text/plain", "Bad Gateway")
+PROXY_500 = (500, "text/plain; charset=utf-8", "Internal Server Error")
+APP_500 = (
+    500,
+    "application/json",
+    json.dumps({"error": {"code": "internal_error", "message": "boom", "request_id": "r2"}}),
+)
 
 
 def _runs(script: Script) -> list[tuple[str, str]]:
@@ -136,6 +167,113 @@ def test_a_read_is_retried_on_any_503_with_retry_after(server: tuple[str, Script
     with Client(url, retry=FAST) as client:
         assert client.collections.list() == []
     assert [s for s in script.seen if s[0] == "GET"] == [("GET", "/v1/collections")] * 3
+
+
+def test_a_repeatable_run_cut_mid_request_is_sent_again(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [CUT, PROXY_502, PROXY_500, OK]
+    with Client(url, retry=FAST) as client:
+        assert client.run("answer", question="colour?").outputs == {"answer": "red"}
+    assert len(_runs(script)) == 4
+
+
+def test_a_run_with_side_effects_cut_mid_request_is_not_repeated_and_says_so(
+    server: tuple[str, Script],
+) -> None:
+    url, script = server
+    for cut in (PROXY_502, CUT):
+        script.seen.clear()
+        script.answers = [cut, OK]
+        with Client(url, retry=FAST) as client, pytest.raises(RequestInterruptedError) as caught:
+            client.run("notify", question="colour?")
+        assert caught.value.code == "interrupted"
+        assert "side effects (send)" in str(caught.value)
+        assert "may or may not have run" in str(caught.value)
+        assert isinstance(caught.value, ApiServerError)  # callers catching 5xx still do
+        assert len(_runs(script)) == 1
+
+
+def test_mmserves_own_500_is_an_answer_not_a_cut(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [APP_500, OK]
+    with Client(url, retry=FAST) as client, pytest.raises(ApiServerError) as caught:
+        client.run("answer", question="colour?")
+    assert caught.value.code == "internal_error" and caught.value.request_id == "r2"
+    assert len(_runs(script)) == 1
+
+
+def test_collection_writes_cut_mid_request_are_sent_again(server: tuple[str, Script]) -> None:
+    url, script = server
+    added = {"ids": ["a"], "inserted": 1, "updated": 0, "count": 1}
+    script.answers = [CUT, PROXY_502, (200, "application/json", json.dumps(added))]
+    with Client(url, retry=FAST) as client:
+        assert client.collections.add("notes", texts=["a red car"])["ids"] == ["a"]
+    assert len(_runs(script)) == 3
+
+
+def test_a_restarting_server_is_waited_for_within_the_budget() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = Script()
+    script.answers = [OK]
+    started = threading.Event()
+    holder: list[ThreadingHTTPServer] = []
+
+    def come_back() -> None:  # nothing listens until the client was refused 4 times
+        refused.wait(timeout=30)
+        httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(script))
+        holder.append(httpd)
+        started.set()
+        httpd.serve_forever()
+
+    refused = threading.Event()
+    thread = threading.Thread(target=come_back, daemon=True)
+    thread.start()
+
+    class Counting(RetryPolicy):
+        def delay(self, attempt: int, retry_after: str | None = None) -> float:
+            if attempt >= 3:  # more refusals than the old fixed 3 attempts allowed
+                refused.set()
+            return 0.05
+
+    try:
+        with Client(f"http://127.0.0.1:{port}", retry=Counting(budget_s=60)) as client:
+            assert client.run("answer", question="colour?").outputs == {"answer": "red"}
+    finally:
+        started.wait(timeout=30)
+        holder[0].shutdown()
+        holder[0].server_close()
+        thread.join()
+
+
+def test_the_budget_ends_the_wait_with_a_clear_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with (
+        Client(f"http://127.0.0.1:{port}", retry=RetryPolicy(budget_s=0.3, backoff_s=0.01)) as c,
+        pytest.raises(ServerUnreachableError) as caught,
+    ):
+        c.health()
+    assert f"127.0.0.1:{port}" in str(caught.value)
+
+
+def test_the_async_client_repeats_a_cut_run_only_when_safe(server: tuple[str, Script]) -> None:
+    url, script = server
+
+    async def main() -> None:
+        async with AsyncClient(url, retry=FAST) as client:
+            script.answers = [CUT, PROXY_502, OK]
+            assert (await client.run("answer", question="c?")).outputs == {"answer": "red"}
+            assert len(_runs(script)) == 3
+            script.seen.clear()
+            script.answers = [CUT, OK]
+            with pytest.raises(RequestInterruptedError):
+                await client.run("notify", question="c?")
+            assert len(_runs(script)) == 1
+
+    asyncio.run(main())
 
 
 STREAMED = (

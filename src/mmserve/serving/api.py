@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request, Response
 
 from mmserve import __version__
 from mmserve.config import ServerConfig
-from mmserve.errors import ConfigError, WorkflowNotFoundError
+from mmserve.errors import ConfigError, NotReadyError, WorkflowNotFoundError
 from mmserve.registry import PluginInfo, Registry, record_error, step_schemas
 from mmserve.serving.errors_http import ERROR_RESPONSES, error_response, install_error_handlers
 from mmserve.serving.guard import REQUEST_ID_HEADER, Guard
@@ -110,12 +110,24 @@ def _plugin_record(registry: Registry, info: PluginInfo) -> PluginRecord:
     return record
 
 
-def _workflow_info(workflow: Workflow) -> WorkflowInfo:
+def side_effect_steps(workflow: Workflow, registry: Registry) -> list[str]:
+    """The ids of ``workflow``'s steps whose plugin declares ``side_effects = True``."""
+    return [
+        step_id
+        for step_id, step in workflow.spec.steps.items()
+        if getattr(registry.get("step", step.uses), "side_effects", False) is True
+    ]
+
+
+def _workflow_info(workflow: Workflow, registry: Registry) -> WorkflowInfo:
+    unsafe = side_effect_steps(workflow, registry)
     return WorkflowInfo(
         name=workflow.name,
         description=workflow.description or "",
         inputs=workflow.input_schema(),
         outputs=workflow.output_schema(),
+        repeatable=not unsafe,
+        side_effects=unsafe,
     )
 
 
@@ -126,7 +138,8 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
         title="mmserve",
         version=__version__,
         description="Multimodal workflows (captioning, VQA, retrieval) over HTTP. With an API "
-        "key configured, every endpoint but /v1/health needs `Authorization: Bearer KEY`.",
+        "key configured, every endpoint but /v1/health and /v1/ready needs "
+        "`Authorization: Bearer KEY`.",
         responses=ERROR_RESPONSES,
     )
     install_error_handlers(app, retry_after_s=server.retry_after_s)
@@ -143,11 +156,20 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
         """Liveness (this answer) and per-deployment readiness (``ready``)."""
         return await runtime.health()
 
+    @app.get("/v1/ready", response_model=HealthResponse, tags=["server"])
+    async def ready() -> HealthResponse:
+        """Readiness, for load balancers and probes: 200 once every deployment is ready,
+        else 503 (with Retry-After) naming the deployments that are not."""
+        health = await runtime.health()
+        if not health.ready:
+            raise NotReadyError(not_ready_message(health))
+        return health
+
     @app.get("/v1/workflows", response_model=WorkflowList, tags=["workflows"])
     async def list_workflows() -> WorkflowList:
         """The loaded workflows with the JSON Schemas of their inputs and outputs."""
         ordered = sorted(runtime.workflows.values(), key=lambda w: w.name)
-        return WorkflowList(workflows=[_workflow_info(w) for w in ordered])
+        return WorkflowList(workflows=[_workflow_info(w, runtime.registry) for w in ordered])
 
     def lookup(name: str) -> Workflow:
         workflow = runtime.workflows.get(name)
@@ -158,7 +180,7 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
     @app.get("/v1/workflows/{name}", response_model=WorkflowInfo, tags=["workflows"])
     async def get_workflow(name: str) -> WorkflowInfo:
         """One workflow with its input and output schemas."""
-        return _workflow_info(lookup(name))
+        return _workflow_info(lookup(name), runtime.registry)
 
     @app.post(
         "/v1/workflows/{name}/run",
@@ -194,6 +216,17 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
     return app
 
 
+def not_ready_message(health: HealthResponse) -> str:
+    """What keeps the app from being ready, e.g. ``captioner starting (0 replicas)``."""
+    waiting = [
+        f"{name} {d.status.lower()} ({d.replicas} replica{'s' if d.replicas != 1 else ''})"
+        for name, d in sorted(health.deployments.items())
+        if not d.ready
+    ]
+    detail = ", ".join(waiting) or "the app is not deployed yet"
+    return f"not ready ({health.status}): {detail}"
+
+
 async def always_ready() -> HealthResponse:
     """The health of an in-process runtime: there is nothing to wait for."""
     return HealthResponse(status="ok", ready=True)
@@ -206,4 +239,6 @@ __all__ = [
     "api_key_of",
     "create_api",
     "error_response",
+    "not_ready_message",
+    "side_effect_steps",
 ]

@@ -5,8 +5,8 @@ body is read and wrap the body as it streams:
 
 * every request gets a request id (the caller's ``x-request-id`` when it is sane, else a new
   one), kept in ``scope["state"]`` and echoed on every response;
-* with an API key configured, every path but ``/v1/health`` needs ``Authorization: Bearer
-  KEY`` (compared in constant time), else 401 before anything else happens;
+* with an API key configured, every path but ``/v1/health`` and ``/v1/ready`` needs
+  ``Authorization: Bearer KEY`` (compared in constant time), else 401 before anything else happens;
 * a ``Content-Length`` over the limit is refused (413) before one body byte is read; a body
   without one (chunked) is counted as it arrives and refused as soon as it passes the limit,
   so memory stays bounded by the limit;
@@ -37,7 +37,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID_HEADER = "x-request-id"
 #: Paths anyone may call, key or not (load balancers and probes need no secret).
-PUBLIC_PATHS = frozenset({"/v1/health"})
+PUBLIC_PATHS = frozenset({"/v1/health", "/v1/ready"})
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: Bodies scanned in a worker thread rather than on the event loop (~8 ms per MiB).
 _SCAN_IN_THREAD_BYTES = 1 << 20

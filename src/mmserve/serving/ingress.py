@@ -3,7 +3,8 @@
 Each ingress replica rebuilds the app config, loads the workflows, and runs one workflow
 :class:`~mmserve.workflow.Engine` whose gateway is a
 :class:`~mmserve.serving.handles.HandleGateway` over the model deployments and whose store
-is a :class:`~mmserve.serving.store.StoreClient` of the single store deployment. The engine
+is a :class:`~mmserve.serving.store.StoreClient` of the single store deployment. Model calls
+whose replica dies are sent again (:mod:`mmserve.serving.replica_retry`). The engine
 itself never sees Ray.
 """
 
@@ -23,6 +24,7 @@ from mmserve.serving.api import ApiRuntime, create_api
 from mmserve.serving.handles import HandleGateway, with_transport
 from mmserve.serving.health import app_health_async
 from mmserve.serving.plan import APP_NAME, scale_to_zero_deployments
+from mmserve.serving.replica_retry import again_if_replica_dies
 from mmserve.serving.store import StoreClient
 from mmserve.workflow import Engine, load_workflows
 
@@ -44,7 +46,11 @@ class IngressServer:
         registry.ensure_loaded()
         workflows = load_workflows([p for p in config.workflow_paths() if p.exists()])
         transport = config.server.transport
-        models = {name: with_transport(handle, transport) for name, handle in models.items()}
+        # model calls are pure: sent again if their replica dies (never the store's writes)
+        models = {
+            name: again_if_replica_dies(with_transport(handle, transport), model=name)
+            for name, handle in models.items()
+        }
         store_client = StoreClient(with_transport(store, transport)) if store is not None else None
         engine = Engine(HandleGateway(config, models), store=store_client, registry=registry)
         try:

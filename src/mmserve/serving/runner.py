@@ -2,8 +2,9 @@
 
 :class:`ServeSession` checks the config (:mod:`mmserve.serving.preflight`), starts an embedded
 local Ray when no address is given (or connects to ``address``), deploys the app and waits
-until every deployment is ready. A Ray it starts gets the HTTP proxy's switch for
-``server.transport`` in its environment (:func:`mmserve.serving.plan.proxy_env`).
+until every deployment is ready (what ``GET /v1/ready`` reports). A Ray it starts gets the
+HTTP proxy's switch for ``server.transport`` in its environment
+(:func:`mmserve.serving.plan.proxy_env`).
 :meth:`ServeSession.stop` undoes exactly what ``start`` did: an embedded Ray is shut down with
 Serve; on a cluster, Serve is shut down if this session started it, else only this app is
 deleted.
@@ -31,8 +32,10 @@ from ray import serve
 
 from mmserve.config import AppConfig
 from mmserve.errors import ServingError
+from mmserve.serving.api import not_ready_message
 from mmserve.serving.app import build_app
-from mmserve.serving.plan import APP_NAME, proxy_env
+from mmserve.serving.health import app_health
+from mmserve.serving.plan import APP_NAME, proxy_env, scale_to_zero_deployments
 from mmserve.serving.preflight import (
     check_address_reachable,
     check_cluster_resources,
@@ -115,7 +118,23 @@ class ServeSession:
                 f"the app failed to deploy: {_deploy_failures() or exc}",
                 hint="the replica log above has the full traceback",
             ) from exc
+        self._wait_ready()
         return self.url
+
+    def _wait_ready(self, timeout_s: float = 600.0) -> None:
+        """Block until ``GET /v1/ready`` would answer 200 (``serve.run`` returns when Serve
+        calls the app running; this checks what the API reports, scale-to-zero included)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            health = app_health(APP_NAME, {}, scale_to_zero_deployments(self.config))
+            if health.ready:
+                return
+            if health.status == "unhealthy" or time.monotonic() > deadline:
+                raise ServingError(
+                    f"the app is not ready: {not_ready_message(health)}",
+                    hint="the replica logs have the details",
+                )
+            time.sleep(0.5)
 
     def _init_ray(self) -> None:
         if self.address is None:

@@ -44,6 +44,14 @@ class WorkflowInfo(BaseModel):
     description: str = ""
     inputs: dict[str, Any] = Field(description="JSON Schema of the workflow's inputs.")
     outputs: dict[str, Any] = Field(description="JSON Schema of the workflow's outputs.")
+    repeatable: bool = Field(
+        default=True,
+        description="Safe to run again after a failure mid-request: no step declares side "
+        "effects. The clients repeat only such runs.",
+    )
+    side_effects: list[str] = Field(
+        default_factory=list, description="The ids of the steps that declare side effects."
+    )
 
 
 class WorkflowList(BaseModel):

@@ -68,18 +68,38 @@ def dump_yaml(data: dict[str, Any], *, header: str = "") -> str:
     return header + body
 
 
+def ready_probe(port: int) -> dict[str, Any]:
+    """A readiness probe on ``GET /v1/ready`` (200 once every deployment is ready; no API key
+    needed): Kubernetes sends a node's traffic to its Serve proxy only while the app is ready."""
+    return {
+        "httpGet": {"path": "/v1/ready", "port": port},
+        "initialDelaySeconds": 10,
+        "periodSeconds": 5,
+        "timeoutSeconds": 3,
+        "failureThreshold": 3,
+    }
+
+
 def _container(
-    name: str, image: str, cpu: str, memory: str, gpus: int, env: dict[str, str]
+    name: str,
+    image: str,
+    cpu: str,
+    memory: str,
+    gpus: int,
+    env: dict[str, str],
+    probe: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     limits: dict[str, Any] = {"cpu": cpu, "memory": memory}
     if gpus:
         limits["nvidia.com/gpu"] = gpus
+    extra = {"readinessProbe": probe} if probe else {}
     return {
         "name": name,
         "image": image,
         # Read by Serve's HTTP proxy, which runs on every node (server.transport).
         "env": [{"name": key, "value": value} for key, value in sorted(env.items())],
         "resources": {"limits": limits, "requests": {"cpu": cpu, "memory": memory}},
+        **extra,
     }
 
 
@@ -92,7 +112,9 @@ def rayservice_manifest(
     max_workers: int = 4,
 ) -> dict[str, Any]:
     """A KubeRay ``RayService`` running the app: a head that schedules no replicas and an
-    autoscaled group of one-GPU workers advertising the config's custom resources."""
+    autoscaled group of one-GPU workers advertising the config's custom resources, ready
+    (in the Serve service's endpoints) once ``GET /v1/ready`` answers 200. The head keeps
+    KubeRay's own probes: it must be ready before the app can be deployed at all."""
     custom = {r: 1000 for r in required_resources_names(config)}
     worker_params: dict[str, str] = {}
     if custom:
@@ -124,7 +146,17 @@ def rayservice_manifest(
                         "rayStartParams": worker_params,
                         "template": {
                             "spec": {
-                                "containers": [_container("ray-worker", image, "8", "32Gi", 1, env)]
+                                "containers": [
+                                    _container(
+                                        "ray-worker",
+                                        image,
+                                        "8",
+                                        "32Gi",
+                                        1,
+                                        env,
+                                        probe=ready_probe(config.server.port),
+                                    )
+                                ]
                             }
                         },
                     }
@@ -140,5 +172,6 @@ __all__ = [
     "RAY_VERSION",
     "dump_yaml",
     "rayservice_manifest",
+    "ready_probe",
     "serve_config",
 ]

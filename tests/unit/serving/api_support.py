@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from mmserve.config import AppConfig
 from mmserve.gateway.local import LocalGateway
 from mmserve.registry import Registry, registry
 from mmserve.serving.api import ApiRuntime, always_ready, create_api
+from mmserve.serving.schemas import HealthResponse
 from mmserve.stores import open_store_at
 from mmserve.workflow import Engine, load_workflows
 
@@ -26,6 +28,7 @@ def build_api(
     server: dict[str, Any] | None = None,
     workflows: list[str] | None = None,
     plugins: Registry = registry,
+    health: Callable[[], Awaitable[HealthResponse]] = always_ready,
 ) -> FastAPI:
     fake = {"backend": "fake", "source": "fake://"}
     config = AppConfig.from_dict(
@@ -41,7 +44,7 @@ def build_api(
         config=config,
         engine=Engine(LocalGateway(config), store=open_store_at("memory"), registry=plugins),
         workflows=load_workflows(config.workflow_paths(), registry=plugins),
-        health=always_ready,
+        health=health,
         registry=plugins,
     )
     return create_api(runtime)

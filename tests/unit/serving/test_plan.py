@@ -120,6 +120,15 @@ def test_committed_rayservice_manifest_matches_the_cluster_profile() -> None:
     ServeDeploySchema.model_validate(serve_part)
 
 
+def test_rayservice_workers_are_ready_only_when_the_app_is() -> None:
+    manifest = rayservice_manifest(AppConfig.load(CLUSTER), config_path="/app/c.yaml")
+    cluster = manifest["spec"]["rayClusterConfig"]
+    (worker,) = cluster["workerGroupSpecs"][0]["template"]["spec"]["containers"]
+    assert worker["readinessProbe"]["httpGet"] == {"path": "/v1/ready", "port": 8000}
+    (head,) = cluster["headGroupSpec"]["template"]["spec"]["containers"]
+    assert "readinessProbe" not in head  # KubeRay's own: the head must be up to deploy
+
+
 def test_custom_resources_are_advertised_by_the_rayservice_workers() -> None:
     config = _config({"vqa": _fake(resources={"accel": 1})})
     manifest = rayservice_manifest(config, config_path="/app/c.yaml")

@@ -6,6 +6,12 @@ A step is a class registered with :func:`mmserve.registry.register_step` that de
 * ``Outputs`` -- a pydantic model: the fields later steps may reference as ``${step.field}``;
 * ``async run(self, inputs, ctx) -> Outputs``.
 
+A step that changes something outside its outputs in a way repeating it would change again
+(sends a message, appends to a log, charges a card) declares ``side_effects = True``: the
+clients then never send a run of a workflow using it twice after a failure mid-request
+(steps calling models are pure; ``index`` writes, but upserts by content-hash id, so a
+repeat adds nothing twice).
+
 Optionally, a classmethod ``async check_ahead(known, ctx)`` lets a step refuse a run before
 any step runs (the ``retrieve`` step: an unknown collection), given those of its inputs that
 come only from the workflow's inputs and literals.
@@ -58,6 +64,8 @@ class Step(ABC):
 
     Inputs: ClassVar[type[BaseModel]]
     Outputs: ClassVar[type[BaseModel]]
+    #: True when running the step twice has effects running it once does not (see above).
+    side_effects: ClassVar[bool] = False
 
     @abstractmethod
     async def run(self, inputs: Any, ctx: StepContext) -> BaseModel:

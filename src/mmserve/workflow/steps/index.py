@@ -183,6 +183,9 @@ async def index_documents(
 class Index(Step):
     """Add texts or images to a collection (embedded with the collection's encoder)."""
 
+    #: It writes, but upserts by id (content hashes by default): a repeat adds nothing twice.
+    side_effects = False
+
     class Inputs(StepInputs):
         collection: str = Field(description="Collection name; created on first use.")
         text: str | None = Field(default=None, description="One text to index.")

@@ -1,0 +1,129 @@
+"""When the clients send a request again: one :class:`Attempts` per request.
+
+Three kinds of failure, three rules (:class:`~mmserve.client_base.RetryPolicy` sets the
+numbers):
+
+* **the request never reached the server** (connection refused, connect timeout): sent again
+  with backoff until ``budget_s`` has passed since the first failure, which covers a restart
+  of Serve's proxy, the ingress or a load balancer in front;
+* **a 503 with Retry-After** that :func:`~mmserve.client_base.is_retryable_status` accepts
+  (the proxy's backpressure: the app never ran it): up to ``attempts`` sends;
+* **the request was cut mid-way** (connection reset or closed before the answer, or a 5xx
+  that is not mmserve's JSON error, i.e. a proxy's own answer: the app may or may not have
+  run it): sent again within ``budget_s`` only when repeating is safe. Reads are; collection
+  writes are (items are upserted by id, content hashes by default); a workflow run is when
+  the server's listing says so (``repeatable``: none of its steps declares side effects).
+  Otherwise :class:`~mmserve.errors.RequestInterruptedError` says the run was not repeated
+  and why.
+
+A timeout waiting for the answer (``timeout=``) is never repeated: the work may be running.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from mmserve.client_base import RetryPolicy, is_app_error, is_retryable_status
+from mmserve.errors import RequestInterruptedError, ServerUnreachableError
+
+#: The request was never sent: repeating it is always safe.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+#: Sent, and cut before the answer came: repeat only where that is safe.
+_CUT = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError, httpx.WriteTimeout)
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_RUN = re.compile(r"^/v1/workflows/([^/]+)/run$")
+
+
+def repeat_blocker(method: str, path: str, listing: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """Why a request cut mid-way must not be sent again, or None when that is safe.
+    ``listing``: the server's workflows by name (``GET /v1/workflows``)."""
+    if method.upper() in _SAFE_METHODS or path.startswith("/v1/collections"):
+        return None
+    match = _RUN.match(path)
+    if match is None:
+        return f"{method} {path} is not known to be safe to repeat"
+    name = match.group(1)
+    info = listing.get(name)
+    if info is None or "repeatable" not in info:
+        return f"the server does not say whether workflow {name!r} is safe to repeat"
+    if info["repeatable"]:
+        return None
+    steps = ", ".join(info.get("side_effects") or []) or "some steps"
+    return f"workflow {name!r} has steps with side effects ({steps})"
+
+
+def _unreachable(url: str, exc: Exception) -> ServerUnreachableError:
+    return ServerUnreachableError(
+        f"cannot reach mmserve at {url}: {exc}",
+        hint="is `mmserve serve` running there? check the URL and port",
+    )
+
+
+def _interrupted(blocker: str, cut: str, status: int) -> RequestInterruptedError:
+    return RequestInterruptedError(
+        f"the request was cut before its answer ({cut}) and was not sent again: {blocker}, "
+        "so it may or may not have run; check its effects before running it again",
+        status=status,
+        code="interrupted",
+    )
+
+
+class Attempts:
+    """The retry state of one request: call :meth:`after_error` or :meth:`after_answer`,
+    sleep the seconds returned, and send again (they raise, or return None, when not to)."""
+
+    def __init__(self, policy: RetryPolicy, url: str, blocker: str | None) -> None:
+        self.policy, self.url, self.blocker = policy, url, blocker
+        self.sent = 0
+        self._first_failure: float | None = None
+
+    def _within_budget(self) -> float | None:
+        """The backoff before the next send, or None when the budget is spent."""
+        now = time.monotonic()
+        if self._first_failure is None:
+            self._first_failure = now
+        left = self._first_failure + self.policy.budget_s - now
+        if left <= 0:
+            return None
+        return min(self.policy.delay(self.sent - 1), left)
+
+    def after_error(self, exc: httpx.TransportError) -> float:
+        """Seconds to wait before sending again after ``exc``; raises when not to."""
+        self.sent += 1
+        if isinstance(exc, _NOT_SENT):
+            wait = self._within_budget()
+            if wait is None:
+                raise _unreachable(self.url, exc) from exc
+            return wait
+        if isinstance(exc, _CUT):
+            if self.blocker is not None:
+                raise _interrupted(self.blocker, type(exc).__name__, 502) from exc
+            wait = self._within_budget()
+            if wait is None:
+                raise _unreachable(self.url, exc) from exc
+            return wait
+        raise _unreachable(self.url, exc) from exc
+
+    def after_answer(self, response: httpx.Response) -> float | None:
+        """Seconds to wait before sending again, or None: the answer is final (an error
+        answer is then raised by :func:`~mmserve.client_base.raise_for_error`)."""
+        self.sent += 1
+        if is_retryable_status(response):
+            if self.sent >= self.policy.attempts:
+                return None
+            return self.policy.delay(self.sent - 1, response.headers.get("retry-after"))
+        if response.status_code < 500 or is_app_error(response):
+            return None
+        # a proxy's own 5xx (plain text): the request may have been cut mid-way
+        if self.blocker is not None:
+            cut = f"{response.status_code} from a proxy: {response.text[:120].strip()!r}"
+            raise _interrupted(self.blocker, cut, response.status_code)
+        return self._within_budget()
+
+
+__all__ = ["Attempts", "repeat_blocker"]
