@@ -8,6 +8,7 @@ with :func:`register_role`, from its package's entry-point module.
 from mmserve.models.roles.base import RoleMethod, RoleSpec, register_role, role_spec, type_name
 from mmserve.models.roles.captioner import CaptionItem
 from mmserve.models.roles.encoders import IMAGE_ENCODER, TEXT_ENCODER
+from mmserve.models.roles.samples import sample_image
 from mmserve.models.roles.vqa import VqaItem
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "VqaItem",
     "register_role",
     "role_spec",
+    "sample_image",
     "type_name",
 ]
