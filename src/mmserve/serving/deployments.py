@@ -121,8 +121,10 @@ class ModelServer:
         from mmserve.models.loader import run_batch
         from mmserve.serving.warmup import warm_up
 
+        # Serve's logger: a replica drops other loggers' INFO lines.
+        serve_log = logging.getLogger("ray.serve")
         if not self._warmup_roles:
-            _log.info("%s: warm-up off", self._source)
+            serve_log.info("%s: warm-up off", self._source)
             return
         self._warmup_s = warm_up(
             self._backend,
@@ -131,6 +133,7 @@ class ModelServer:
             label=f"{self._source} ({self._replica})",
             source=self._source,
             run=run_batch,
+            log=serve_log,
         )
 
     def settings(self) -> dict[str, Any]:

@@ -61,19 +61,22 @@ def warm_up(
     label: str,
     source: str,
     run: Callable[..., list[Any]],
+    log: logging.Logger = _log,
 ) -> float:
     """Run the warm-up batches of ``roles`` on ``backend``; the seconds it took.
 
     ``run(func, items, method=...)`` calls one backend method on one batch (the loader's
-    checked ``run_batch``). Raises ModelLoadError naming the role, method and batch size."""
+    checked ``run_batch``); ``log`` gets the lines (a replica passes Serve's logger, whose
+    INFO lines reach the replica's log and the console). Raises ModelLoadError naming the
+    role, method and batch size."""
     start = time.perf_counter()
     for role in roles:
         if not role.sample_items:
-            _log.info("%s: role %r has no sample items; not warmed up", label, role.name)
+            log.info("%s: role %r has no sample items; not warmed up", label, role.name)
             continue
         unwarmed = sorted(set(role.methods) - set(role.sample_items))
         if unwarmed:
-            _log.info("%s: role %r has no sample items for %s", label, role.name, unwarmed)
+            log.info("%s: role %r has no sample items for %s", label, role.name, unwarmed)
         for method, items in warmup_batches(role, max_batch_size):
             try:
                 run(getattr(backend, method), items, method=method)
@@ -86,7 +89,7 @@ def warm_up(
                     "'warmup: false' on its model entry to start it without warming up",
                 ) from exc
     seconds = time.perf_counter() - start
-    _log.info("%s: warmed up in %.2f s (%s)", label, seconds, ", ".join(r.name for r in roles))
+    log.info("%s: warmed up in %.2f s (%s)", label, seconds, ", ".join(r.name for r in roles))
     return seconds
 
 
