@@ -77,6 +77,12 @@ class ModelConfig(ModelSpec):
     max_ongoing_requests: int = Field(default=16, ge=1)
     max_queued_requests: int = Field(default=-1, ge=-1, description="-1: unbounded.")
     batch: BatchConfig = Field(default_factory=BatchConfig)
+    warmup: bool = Field(
+        default=True,
+        description="Served: each replica runs its role's sample items (batch sizes 1 and "
+        "batch.max_size, at most 8) before it reports ready, so the first request is not "
+        "slow; false: ready as soon as loaded. Models differing only here share a deployment.",
+    )
 
     @model_validator(mode="after")
     def _scaling(self) -> Self:

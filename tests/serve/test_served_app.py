@@ -379,6 +379,8 @@ def test_new_batch_settings_apply_without_restarting_replicas(served: Served) ->
     output = served.folder / "serve.yaml"
     before = _settings()
     assert {s["max_batch_size"] for s in before.values()} == {8}
+    # every replica warmed up (in its first reconfigure) before Serve marked it healthy
+    assert all(isinstance(s["warmup_s"], float) for s in before.values()), before
     built = yaml.safe_load(output.read_text())
     (captioner,) = [d for d in built["applications"][0]["deployments"] if d["name"] == "captioner"]
     captioner["user_config"] = {"max_batch_size": 3, "batch_wait_timeout_s": 0.02}
@@ -390,6 +392,10 @@ def test_new_batch_settings_apply_without_restarting_replicas(served: Served) ->
         time.sleep(0.5)
         after = _settings()
     assert set(after) == set(before)  # the same replicas, reconfigured in place
+    # and a live change does not warm them up again
+    assert {r: s["warmup_s"] for r, s in after.items()} == {
+        r: s["warmup_s"] for r, s in before.items()
+    }
     assert {(s["max_batch_size"], s["batch_wait_timeout_s"]) for s in after.values()} == {(3, 0.02)}
     bodies = asyncio.run(served.run_many("caption", [{"image": png_base64(BLUE)}] * 8))
     assert max(body["trace"][0]["batch_size"] for body in bodies) <= 3

@@ -133,6 +133,45 @@ def test_items_of_different_batch_keys_never_share_a_local_batch(site: Path) -> 
     assert [len(h) for h in found["batch"]] == [16, 4, 16, 4]
 
 
+WARMUP_SCRIPT = """
+import json, logging
+from mmserve.models.base import ModelSpec
+from mmserve.models.loader import load_backend, run_batch
+from mmserve.serving.warmup import warm_up, warmup_batches
+from mmserve_colour_tags.role import IMAGE_TAGGER
+
+backend = load_backend("colour-tagger", ModelSpec(source="basic"))
+seconds = warm_up(backend, [IMAGE_TAGGER], 4, label="t", source="basic", run=run_batch)
+batches = [(m, [getattr(i, "hash_size", None) for i in items])
+           for m, items in warmup_batches(IMAGE_TAGGER, 4)]
+print(json.dumps({"seconds": seconds, "batches": batches}))
+"""
+
+
+def test_the_plugins_own_sample_items_warm_its_backend(site: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    result = subprocess.run(
+        [sys.executable, "-c", WARMUP_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PLUGIN,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["seconds"] >= 0
+    # each hash size (batch key) warmed in batches of its own, at sizes 1 and 4
+    assert found["batches"] == [
+        ["fingerprint", [8]],
+        ["fingerprint", [8, 8, 8, 8]],
+        ["fingerprint", [16]],
+        ["fingerprint", [16, 16, 16, 16]],
+        ["tag", [None]],
+        ["tag", [None, None, None, None]],
+    ]
+
+
 def test_serve_refuses_an_unknown_palette_before_starting_ray(site: Path, tmp_path: Path) -> None:
     config = yaml.safe_load((PLUGIN / "deployment.yaml").read_text())
     config["models"]["image_tagger"]["source"] = "rainbow"

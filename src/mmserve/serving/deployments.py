@@ -8,6 +8,9 @@ request to :meth:`ModelServer.call`; Serve's batching merges concurrent requests
 batched backend call of up to ``max_batch_size`` items, and every item comes back with the
 size of the batch it rode in and the replica that ran it.
 
+Before Serve marks a replica healthy it warms up: its first ``reconfigure`` runs the sample
+items of the roles it warms (:mod:`mmserve.serving.warmup`; ``warmup: false`` turns it off).
+
 A batch that fails is retried item by item, so a bad item fails only its own caller: Ray's
 batching would otherwise set one item's exception on every request of the batch.
 
@@ -69,7 +72,13 @@ def _replica_id() -> str:
 class ModelServer:
     """A replica of one model deployment (see the module docstring)."""
 
-    def __init__(self, backend: str, spec: dict[str, Any], roles: list[str]) -> None:
+    def __init__(
+        self,
+        backend: str,
+        spec: dict[str, Any],
+        roles: list[str],
+        warmup_roles: Sequence[str] = (),
+    ) -> None:
         # Imported here so that building the app (on the driver) never imports torch.
         from mmserve.models.loader import check_backend_serves, load_backend
         from mmserve.models.roles import RoleMethod, role_spec
@@ -82,7 +91,13 @@ class ModelServer:
             role = role_spec(name)
             check_backend_serves(backend, backend, backend_class, role)
             self._methods.update(role.methods)
+        self._source = str(spec.get("source", backend))
         self._backend: Any = load_backend(backend, ModelSpec.model_validate(spec))
+        # Warmed in the first reconfigure (it knows the batch size), before Serve marks the
+        # replica healthy; see mmserve.serving.warmup.
+        self._warmup_roles = [role_spec(name) for name in sorted(set(warmup_roles))]
+        self._warmup_s: float | None = None
+        self._warmed = False
         self._replica = _replica_id()
         self._queues: dict[tuple[str, Hashable], Any] = {}
         self._batch_settings: dict[str, float] = {
@@ -98,6 +113,28 @@ class ModelServer:
         for queue in self._queues.values():
             queue.set_max_batch_size(max_size)
             queue.set_batch_wait_timeout_s(wait_s)
+        if not self._warmed:
+            self._warmed = True
+            self._warm_up(max_size)
+
+    def _warm_up(self, max_batch_size: int) -> None:
+        from mmserve.models.loader import run_batch
+        from mmserve.serving.warmup import warm_up
+
+        # Serve's logger: a replica drops other loggers' INFO lines.
+        serve_log = logging.getLogger("ray.serve")
+        if not self._warmup_roles:
+            serve_log.info("%s: warm-up off", self._source)
+            return
+        self._warmup_s = warm_up(
+            self._backend,
+            self._warmup_roles,
+            max_batch_size,
+            label=f"{self._source} ({self._replica})",
+            source=self._source,
+            run=run_batch,
+            log=serve_log,
+        )
 
     def settings(self) -> dict[str, Any]:
         """This replica's id, node, roles, methods and batching settings (for diagnostics)."""
@@ -107,6 +144,7 @@ class ModelServer:
             "node_id": ray.get_runtime_context().get_node_id() if ray.is_initialized() else "",
             "roles": sorted(self._roles),
             "methods": sorted(self._methods),
+            "warmup_s": self._warmup_s,
             **self._batch_settings,
         }
 
@@ -193,7 +231,9 @@ def as_deployment(cls: type, name: str, options: dict[str, Any]) -> Deployment:
 def model_deployment(plan: ModelDeploymentPlan) -> Application:
     """The bound Serve application node of one model deployment plan."""
     deployment = as_deployment(ModelServer, plan.name, plan.options)
-    return deployment.bind(plan.backend, plan.spec.model_dump(), list(plan.roles))
+    return deployment.bind(
+        plan.backend, plan.spec.model_dump(), list(plan.roles), list(plan.warmup_roles)
+    )
 
 
 __all__ = ["ModelServer", "Served", "as_deployment", "model_deployment"]

@@ -96,6 +96,8 @@ class ModelDeploymentPlan:
     #: Deployment options in Ray Serve's config-file schema (``name`` excluded); the same
     #: keys are accepted by ``Deployment.options``.
     options: dict[str, Any] = field(default_factory=dict)
+    #: The roles its replicas warm up before ready: those of its models with ``warmup`` on.
+    warmup_roles: tuple[str, ...] = ()
 
 
 def batch_user_config(batch: BatchConfig) -> dict[str, Any]:
@@ -128,7 +130,10 @@ def model_options(model: ModelConfig) -> dict[str, Any]:
 
 
 def _sharing_key(model: ModelConfig) -> str:
-    """Models with equal keys load the same weights and are served the same way."""
+    """Models with equal keys load the same weights and are served the same way.
+
+    ``warmup`` is not part of it: models differing only there still share a deployment, whose
+    replicas warm the roles of the models that have it on."""
     return json.dumps(
         {"backend": model.backend, "spec": model.to_spec().model_dump(), **model_options(model)},
         sort_keys=True,
@@ -163,6 +168,9 @@ def plan_models(config: AppConfig) -> list[ModelDeploymentPlan]:
                 backend=first.backend,
                 spec=spec,
                 options=_model_options_in(config, first),
+                warmup_roles=tuple(
+                    sorted({config.role_of(n) for n in names if config.models[n].warmup})
+                ),
             )
         )
     return plans

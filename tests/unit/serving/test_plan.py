@@ -255,3 +255,19 @@ def test_cluster_docs_give_hand_started_clusters_the_proxys_environment() -> Non
     env = proxy_env(_config({"captioner": _fake()}))
     for name, value in env.items():
         assert f"{name}={value}" in text, name
+
+
+def test_warmup_is_not_part_of_sharing_and_the_plan_warms_the_roles_that_ask() -> None:
+    config = _config(
+        {
+            "image_encoder": _fake(),
+            "text_encoder": _fake(warmup=False),
+            "captioner": _fake(replicas=2, warmup=False),
+            "vqa": _fake(replicas=3),
+        }
+    )
+    plans = {plan.name: plan for plan in plan_models(config)}
+    assert set(plans) == {"image_encoder+text_encoder", "captioner", "vqa"}
+    assert plans["image_encoder+text_encoder"].warmup_roles == ("image_encoder",)
+    assert plans["captioner"].warmup_roles == ()
+    assert plans["vqa"].warmup_roles == ("vqa",)

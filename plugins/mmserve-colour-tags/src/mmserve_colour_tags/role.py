@@ -9,7 +9,7 @@ from __future__ import annotations
 from PIL.Image import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmserve.models.roles import RoleMethod, register_role
+from mmserve.models.roles import RoleMethod, register_role, sample_image
 
 
 class TagItem(BaseModel):
@@ -54,6 +54,15 @@ IMAGE_TAGGER = register_role(
             batch_key=lambda item: item.hash_size,
             description="A difference hash as hex: near-duplicate images get near-equal hashes.",
         ),
+    },
+    # Served replicas run these before they report ready (warm-up); two hash sizes, as
+    # items of different batch keys are warmed in batches of their own.
+    sample_items={
+        "tag": [TagItem(image=sample_image())],
+        "fingerprint": [
+            FingerprintItem(image=sample_image()),
+            FingerprintItem(image=sample_image(), hash_size=16),
+        ],
     },
 )
 

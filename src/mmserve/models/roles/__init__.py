@@ -10,6 +10,7 @@ from mmserve.models.roles.base import RoleMethod, RoleSpec, register_role, role_
 from mmserve.models.roles.captioner import CaptionItem
 from mmserve.models.roles.encoders import IMAGE_ENCODER, TEXT_ENCODER
 from mmserve.models.roles.images import IMAGE_EDITOR, IMAGE_GENERATOR, EditItem, GenerateItem
+from mmserve.models.roles.samples import sample_image
 from mmserve.models.roles.vqa import VqaItem
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "VqaItem",
     "register_role",
     "role_spec",
+    "sample_image",
     "type_name",
 ]

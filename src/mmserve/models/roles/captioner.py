@@ -6,6 +6,7 @@ from PIL.Image import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmserve.models.roles.base import RoleMethod, register_role
+from mmserve.models.roles.samples import sample_image
 
 
 class CaptionItem(BaseModel):
@@ -28,6 +29,13 @@ CAPTIONER = register_role(
             result=str,
             description="One caption per item; a batch without any prompt is unconditional.",
         )
+    },
+    # Both paths: an unconditional caption and one continuing a prompt.
+    sample_items={
+        "caption": [
+            CaptionItem(image=sample_image()),
+            CaptionItem(image=sample_image(), prompt="a picture of"),
+        ]
     },
 )
 

@@ -11,6 +11,7 @@ import numpy as np
 from PIL.Image import Image
 
 from mmserve.models.roles.base import RoleMethod, register_role
+from mmserve.models.roles.samples import sample_image
 
 IMAGE_ENCODER = register_role(
     "image_encoder",
@@ -20,6 +21,7 @@ IMAGE_ENCODER = register_role(
             item=Image, result=np.ndarray, description="One unit-norm vector per image."
         )
     },
+    sample_items={"embed_images": [sample_image()]},
     has_space=True,
 )
 
@@ -33,7 +35,7 @@ TEXT_ENCODER = register_role(
             description="One unit-norm vector per text.",
         )
     },
-    sample_items={"embed_texts": ["a photo of a cat"]},
+    sample_items={"embed_texts": ["a photo of a cat", "a red ball on green grass"]},
     has_space=True,
 )
 

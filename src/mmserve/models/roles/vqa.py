@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mmserve.models.base import Answer
 from mmserve.models.roles.base import RoleMethod, register_role
+from mmserve.models.roles.samples import sample_image
 
 
 class VqaItem(BaseModel):
@@ -26,6 +27,7 @@ VQA = register_role(
             item=VqaItem, result=Answer, description="One answer (text, score) per item."
         )
     },
+    sample_items={"answer": [VqaItem(image=sample_image(), question="what colour is the ball?")]},
 )
 
 __all__ = ["VQA", "VqaItem"]
