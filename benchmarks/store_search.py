@@ -157,7 +157,8 @@ def bench_ingest(n_texts: int, folder: Path) -> dict[str, Any]:
     gateway = LocalGateway(config)
     store = LanceDBStore(config.store_location())
     plan = plan_ingest([source])
-    asyncio.run(gateway.embed_texts("text_encoder", ["warm up"]))  # load weights outside the timing
+    # Load the weights outside the timing.
+    asyncio.run(gateway.call("text_encoder", "embed_texts", "warm up"))
     start = time.perf_counter()
     report = asyncio.run(ingest(gateway, store, "texts", plan, batch_size=64))
     seconds = time.perf_counter() - start

@@ -93,11 +93,13 @@ def _blip(preset: Preset, device: str) -> Predict:
 def _fake(preset: Preset, device: str) -> Predict:
     from mmserve.models.base import ModelSpec
     from mmserve.models.fake import FakeBackend
+    from mmserve.models.roles import CaptionItem
 
     model = FakeBackend(ModelSpec(source=preset.source))
 
     def predict(batch: list[Any]) -> list[Any]:
-        return [{"caption": text} for text in model.caption(batch)]
+        items = [CaptionItem(image=image) for image in batch]
+        return [{"caption": text} for text in model.caption(items)]
 
     return predict
 

@@ -40,7 +40,11 @@ def _values(preset: Preset, inputs: Inputs) -> list[Any]:
         return list(inputs.raw)
     from PIL import Image
 
-    return [Image.open(io.BytesIO(png)).convert("RGB") for png in inputs.raw]
+    from mmserve.models.roles import CaptionItem
+
+    images = [Image.open(io.BytesIO(png)).convert("RGB") for png in inputs.raw]
+    # The image presets caption: the captioner role's items are (image, prompt?) pairs.
+    return [CaptionItem(image=image) for image in images]
 
 
 def _timed_loop(

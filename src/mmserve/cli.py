@@ -139,6 +139,8 @@ def _plugin_record(info: PluginInfo) -> dict[str, Any]:
     }
     if "roles" in info.meta:
         record["roles"] = info.meta["roles"]
+    if "methods" in info.meta:
+        record["methods"] = info.meta["methods"]
     if info.kind == "step":
         record["inputs"], record["outputs"] = step_schemas(registry.get("step", info.name))
     return record
@@ -149,7 +151,7 @@ def _plugin_record(info: PluginInfo) -> dict[str, Any]:
 def plugins(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """List every plugin (steps, models, stores) with its origin; broken ones by name."""
+    """List every plugin (steps, models, stores, roles) with its origin; broken ones by name."""
     records: list[dict[str, Any]] = []
     infos = registry.plugins()  # loads the plugins first, recording those that fail
     broken = [{"name": f.name, "origin": f.origin, "error": f.reason} for f in registry.failures]
@@ -163,7 +165,8 @@ def plugins(
         return
     width = max((len(r["name"]) for r in records), default=4)
     for record in records:
-        extra = f" [{', '.join(record['roles'])}]" if "roles" in record else ""
+        listed = record.get("roles") or list(record.get("methods", {}))
+        extra = f" [{', '.join(listed)}]" if listed else ""
         typer.echo(
             f"{record['kind']:<6} {record['name']:<{width}}  {record['origin']:<20} "
             f"{record['description']}{extra}"

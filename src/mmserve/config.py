@@ -23,7 +23,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mmserve.errors import ConfigError, ModelNotConfiguredError
-from mmserve.models.base import ROLES, ModelSpec, Role
+from mmserve.models.base import ModelSpec
+from mmserve.registry import registry
 
 
 class _Strict(BaseModel):
@@ -60,8 +61,10 @@ class AutoscalingConfig(_Strict):
 class ModelConfig(ModelSpec):
     """One model: what to load (the :class:`ModelSpec` fields) and how to serve it."""
 
-    role: Role | None = Field(
-        default=None, description="Role served; defaults to the key when the key is a role."
+    role: str | None = Field(
+        default=None,
+        description="Role served (any registered role: `mmserve plugins` lists them); "
+        "defaults to the key when the key is a role name.",
     )
     backend: str = Field(description="Model plugin name: clip, sentence, blip-caption, ...")
     replicas: int | None = Field(default=None, ge=1, description="Fixed replica count.")
@@ -194,26 +197,32 @@ class AppConfig(_Strict):
         """A model keyed by a role name serves that role unless it says otherwise."""
         if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
             return data
+        roles = registry.names("role")
         models = {}
         for key, model in data["models"].items():
             if isinstance(model, dict) and model.get("role") is None:
-                if key not in ROLES:
+                if key not in roles:
                     raise ValueError(
-                        f"model {key!r} needs a 'role' (one of {', '.join(ROLES)}); it can be "
+                        f"model {key!r} needs a 'role' (one of {', '.join(roles)}); it can be "
                         "left out only when the model's key is itself a role name"
                     )
                 model = {**model, "role": key}
+            if isinstance(model, dict) and model["role"] not in roles:
+                raise ValueError(
+                    f"model {key!r}: unknown role {model['role']!r}; registered roles: "
+                    f"{', '.join(roles)} (a plugin package can add roles: `mmserve plugins`)"
+                )
             models[key] = model
         return {**data, "models": models}
 
     # -- lookups ----------------------------------------------------------------------------
 
-    def role_of(self, name: str) -> Role:
+    def role_of(self, name: str) -> str:
         role = self.models[name].role
         assert role is not None  # set by the validator
         return role
 
-    def model_for(self, role: Role, name: str | None = None) -> str:
+    def model_for(self, role: str, name: str | None = None) -> str:
         """Config name of the model serving ``role``: ``name`` if given, else the default
         (the model keyed by the role's name, else the only model of that role)."""
         if name is not None:

@@ -1,11 +1,12 @@
 """The plugin registry: one place that knows every step, model backend and vector store.
 
-Three kinds of plugin exist:
+Four kinds of plugin exist:
 
 * ``step``  -- a workflow operation (a class with ``Inputs``/``Outputs`` pydantic models and an
   ``async run(inputs, ctx)``), see :mod:`mmserve.workflow.steps.base`;
 * ``model`` -- a model backend for one or more roles, see :mod:`mmserve.models.base`;
-* ``store`` -- a vector store, see :mod:`mmserve.stores.base`.
+* ``store`` -- a vector store, see :mod:`mmserve.stores.base`;
+* ``role``  -- a kind of model (its batched methods), see :mod:`mmserve.models.roles`.
 
 Built-ins register with the decorators below (or lazily by import path, so that listing the
 registry does not import torch). Third-party packages register through the entry-point group
@@ -38,7 +39,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -48,12 +49,13 @@ from pydantic import BaseModel
 
 from mmserve.errors import PluginLoadError, PluginNotFoundError, PluginRegistrationError
 
-PluginKind = Literal["step", "model", "store"]
+PluginKind = Literal["step", "model", "store", "role"]
 PLUGIN_KINDS: tuple[PluginKind, ...] = get_args(PluginKind)
 ENTRY_POINT_GROUP = "mmserve.plugins"
 
 #: Modules whose import registers the built-in plugins. They must stay cheap to import.
 BUILTIN_MODULES: tuple[str, ...] = (
+    "mmserve.models.roles",
     "mmserve.workflow.steps",
     "mmserve.models",
     "mmserve.stores",
@@ -127,10 +129,20 @@ def _check_store(name: str, target: Any) -> None:
         )
 
 
+def _check_role(name: str, target: Any) -> None:
+    methods = getattr(target, "methods", None)
+    if not isinstance(methods, Mapping) or not methods:
+        raise PluginRegistrationError(
+            f"role plugin {name!r} ({target!r}) has no methods",
+            hint="register roles with mmserve.models.roles.register_role",
+        )
+
+
 _CHECKS: dict[PluginKind, Callable[[str, Any], None]] = {
     "step": _check_step,
     "model": _check_model,
     "store": _check_store,
+    "role": _check_role,
 }
 
 

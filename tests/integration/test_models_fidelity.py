@@ -26,6 +26,7 @@ from transformers import (
 
 from mmserve.config import AppConfig
 from mmserve.gateway.local import LocalGateway
+from mmserve.models.roles import CaptionItem, VqaItem
 
 pytestmark = pytest.mark.integration
 
@@ -78,6 +79,17 @@ def unit(rows: torch.Tensor) -> np.ndarray:
     return (rows / rows.norm(dim=-1, keepdim=True)).numpy()
 
 
+def caption_items(
+    images: list[Image.Image], prompts: list[str | None] | None = None
+) -> list[CaptionItem]:
+    wanted = prompts if prompts is not None else [None] * len(images)
+    return [CaptionItem(image=im, prompt=p) for im, p in zip(images, wanted, strict=True)]
+
+
+def vqa_items(images: Any, questions: Any) -> list[VqaItem]:
+    return [VqaItem(image=im, question=q) for im, q in zip(images, questions, strict=True)]
+
+
 def stacked(items: list[np.ndarray]) -> np.ndarray:
     assert all(item.shape == items[0].shape and item.dtype == np.float32 for item in items)
     return np.stack(items)
@@ -96,7 +108,7 @@ def test_clip_image_vectors_equal_transformers(
     gateway: LocalGateway, clip: tuple[Any, Any], images: list[Image.Image]
 ) -> None:
     processor, model = clip
-    result = run(gateway.embed_images("image_encoder", images))
+    result = run(gateway.call_batch("image_encoder", "embed_images", images))
     assert result.batch_size == len(images)
     with torch.no_grad():
         expected = [
@@ -110,7 +122,7 @@ def test_clip_image_vectors_equal_transformers(
 
 def test_clip_text_vectors_equal_transformers(gateway: LocalGateway, clip: tuple[Any, Any]) -> None:
     processor, model = clip
-    result = run(gateway.embed_texts("text_encoder", TEXTS))
+    result = run(gateway.call_batch("text_encoder", "embed_texts", TEXTS))
     with torch.no_grad():
         expected = [
             unit(model.get_text_features(**processor(text=[t], return_tensors="pt")).pooler_output)[
@@ -134,9 +146,9 @@ def test_clip_roles_share_one_model_and_one_space(gateway: LocalGateway) -> None
 
 def test_vectors_are_unit_norm(gateway: LocalGateway, images: list[Image.Image]) -> None:
     for result in (
-        run(gateway.embed_images("image_encoder", images)),
-        run(gateway.embed_texts("text_encoder", TEXTS)),
-        run(gateway.embed_texts("minilm", TEXTS)),
+        run(gateway.call_batch("image_encoder", "embed_images", images)),
+        run(gateway.call_batch("text_encoder", "embed_texts", TEXTS)),
+        run(gateway.call_batch("minilm", "embed_texts", TEXTS)),
     ):
         np.testing.assert_allclose(np.linalg.norm(stacked(result.items), axis=1), 1.0, atol=1e-5)
 
@@ -144,12 +156,12 @@ def test_vectors_are_unit_norm(gateway: LocalGateway, images: list[Image.Image])
 def test_batch_equals_single_calls_for_encoders(
     gateway: LocalGateway, images: list[Image.Image]
 ) -> None:
-    batch = stacked(run(gateway.embed_images("image_encoder", images)).items)
-    singles = [run(gateway.embed_images("image_encoder", [im])).items[0] for im in images]
+    batch = stacked(run(gateway.call_batch("image_encoder", "embed_images", images)).items)
+    singles = [run(gateway.call("image_encoder", "embed_images", im)).value for im in images]
     np.testing.assert_allclose(batch, np.stack(singles), atol=1e-5)
     for model in ("text_encoder", "minilm"):
-        batch = stacked(run(gateway.embed_texts(model, TEXTS)).items)
-        singles = [run(gateway.embed_texts(model, [t])).items[0] for t in TEXTS]
+        batch = stacked(run(gateway.call_batch(model, "embed_texts", TEXTS)).items)
+        singles = [run(gateway.call(model, "embed_texts", t)).value for t in TEXTS]
         np.testing.assert_allclose(batch, np.stack(singles), atol=1e-5)
 
 
@@ -165,7 +177,7 @@ def test_sentence_equals_sentence_transformers(gateway: LocalGateway) -> None:
     long_text = " ".join(["the quick brown fox jumps over the lazy dog"] * 40)  # > 256 tokens
     texts = [*TEXTS, long_text]
     expected = SentenceTransformer(folder, device="cpu").encode(texts, normalize_embeddings=True)
-    result = run(gateway.embed_texts("minilm", texts))
+    result = run(gateway.call_batch("minilm", "embed_texts", texts))
     np.testing.assert_allclose(stacked(result.items), expected, atol=1e-5)
     space = run(gateway.space("minilm"))
     assert (space.backend, space.dim) == ("sentence", 384)
@@ -188,12 +200,13 @@ def test_blip_captions_equal_transformers(
             out = model.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
         return str(processor.decode(out[0], skip_special_tokens=True)).strip()
 
-    result = run(gateway.caption("captioner", images, prompts))
+    result = run(gateway.call_batch("captioner", "caption", caption_items(images, prompts)))
     assert result.items == [reference(im, p) for im, p in zip(images, prompts, strict=True)]
     assert result.items[1].startswith("a photo of")
     # Without prompts, and one image at a time, the captions are the same.
-    plain = run(gateway.caption("captioner", images)).items
-    assert plain == [run(gateway.caption("captioner", [im])).items[0] for im in images]
+    plain = run(gateway.call_batch("captioner", "caption", caption_items(images))).items
+    alone = [CaptionItem(image=im) for im in images]
+    assert plain == [run(gateway.call("captioner", "caption", item)).value for item in alone]
     assert plain[0] == result.items[0] and len(set(plain)) > 1
 
 
@@ -213,12 +226,13 @@ def test_blip_answers_equal_transformers(
             out = model.generate(**inputs, max_new_tokens=5, do_sample=False)
         return str(processor.decode(out[0], skip_special_tokens=True)).strip()
 
-    batch = run(gateway.answer("vqa", images, QUESTIONS)).items
+    batch = run(gateway.call_batch("vqa", "answer", vqa_items(images, QUESTIONS))).items
     assert [a.text for a in batch] == [
         reference(im, q) for im, q in zip(images, QUESTIONS, strict=True)
     ]
-    pairs = list(zip(images, QUESTIONS, strict=True))
-    singles = [run(gateway.answer("vqa", [im], [q])).items[0] for im, q in pairs]
+    singles = [
+        run(gateway.call("vqa", "answer", item)).value for item in vqa_items(images, QUESTIONS)
+    ]
     for got, alone in zip(batch, singles, strict=True):
         assert got.score is not None and alone.score is not None and 0 < got.score <= 1
         assert got.score == pytest.approx(alone.score, rel=1e-4)
@@ -238,7 +252,7 @@ def test_vilt_answers_equal_transformers(
         best = int(probs.argmax())
         return model.config.id2label[best], float(probs[best])
 
-    batch = run(gateway.answer("vilt", images, QUESTIONS)).items
+    batch = run(gateway.call_batch("vilt", "answer", vqa_items(images, QUESTIONS))).items
     for got, (image, question) in zip(batch, zip(images, QUESTIONS, strict=True), strict=True):
         text, score = reference(image, question)
         assert got.text == text

@@ -12,9 +12,11 @@ import pytest
 from PIL import Image
 
 from mmserve.config import AppConfig
-from mmserve.errors import ConfigError, InputError, ModelNotConfiguredError
+from mmserve.errors import ConfigError, ModelNotConfiguredError
 from mmserve.gateway.local import LocalGateway
+from mmserve.models.fake import FAIL_MARKER
 from mmserve.models.loader import load_backend
+from mmserve.models.roles import CaptionItem, VqaItem
 
 pytestmark = pytest.mark.integration
 
@@ -51,31 +53,36 @@ def test_lookups_delegate_to_the_config(fake: LocalGateway) -> None:
 
 
 def test_each_call_is_one_batch_of_its_items(fake: LocalGateway) -> None:
-    vectors = asyncio.run(fake.embed_images("image_encoder", [RED, BLUE, RED]))
+    vectors = asyncio.run(fake.call_batch("image_encoder", "embed_images", [RED, BLUE, RED]))
     assert vectors.batch_size == 3 and len(vectors.items) == 3
     assert all(v.shape == (16,) and v.dtype == np.float32 for v in vectors.items)
-    captions = asyncio.run(fake.caption("captioner", [RED, BLUE], ["look:", None]))
+    items = [CaptionItem(image=RED, prompt="look:"), CaptionItem(image=BLUE)]
+    captions = asyncio.run(fake.call_batch("captioner", "caption", items))
     assert captions.items == ["look: a red image", "a blue image"]
-    answers = asyncio.run(fake.answer("vqa", [BLUE], ["what color is it?"]))
-    assert [a.text for a in answers.items] == ["blue"] and answers.batch_size == 1
-    empty = asyncio.run(fake.embed_texts("text_encoder", []))
+    answer = asyncio.run(fake.call("vqa", "answer", VqaItem(image=BLUE, question="what color?")))
+    assert answer.value.text == "blue" and answer.batch_size == 1
+    assert answer.replica == "local"
+    empty = asyncio.run(fake.call_batch("text_encoder", "embed_texts", []))
     assert empty.items == [] and empty.batch_size == 0
 
 
 def test_calling_a_model_for_another_role_is_refused(fake: LocalGateway) -> None:
-    with pytest.raises(ModelNotConfiguredError, match="serves 'captioner'"):
-        asyncio.run(fake.embed_images("captioner", [RED]))
+    with pytest.raises(
+        ModelNotConfiguredError,
+        match="serves the role 'captioner', which has no method 'embed_images' "
+        r"\(its methods: caption\)",
+    ):
+        asyncio.run(fake.call("captioner", "embed_images", RED))
     with pytest.raises(ModelNotConfiguredError, match="no model named 'nope'"):
-        asyncio.run(fake.embed_texts("nope", ["x"]))
+        asyncio.run(fake.call_batch("nope", "embed_texts", ["x"]))
     with pytest.raises(ModelNotConfiguredError, match="no embedding space"):
         asyncio.run(fake.space("vqa"))
 
 
-def test_mismatched_lengths_are_input_errors(fake: LocalGateway) -> None:
-    with pytest.raises(InputError, match="2 images but 1 questions"):
-        asyncio.run(fake.answer("vqa", [RED, BLUE], ["why?"]))
-    with pytest.raises(InputError, match="1 images but 2 prompts"):
-        asyncio.run(fake.caption("captioner", [RED], ["a", "b"]))
+def test_a_failing_item_fails_its_call(fake: LocalGateway) -> None:
+    items = [VqaItem(image=RED, question="why?"), VqaItem(image=RED, question=FAIL_MARKER)]
+    with pytest.raises(ValueError, match="on purpose"):
+        asyncio.run(fake.call_batch("vqa", "answer", items))
 
 
 def test_a_backend_that_cannot_serve_the_role_is_a_config_error() -> None:
@@ -95,12 +102,12 @@ def test_concurrent_calls_share_one_instance_and_all_complete() -> None:
     assert gateway.backend("image_encoder") is gateway.backend("text_encoder")
 
     async def many() -> list[np.ndarray]:
-        calls = [gateway.embed_texts("text_encoder", [f"text {i}"]) for i in range(6)]
-        calls += [gateway.embed_images("image_encoder", [RED]) for _ in range(6)]
-        return [result.items[0] for result in await asyncio.gather(*calls)]
+        calls = [gateway.call("text_encoder", "embed_texts", f"text {i}") for i in range(6)]
+        calls += [gateway.call("image_encoder", "embed_images", RED) for _ in range(6)]
+        return [result.value for result in await asyncio.gather(*calls)]
 
     results = asyncio.run(many())
-    expected_red = asyncio.run(gateway.embed_images("image_encoder", [RED])).items[0]
+    expected_red = asyncio.run(gateway.call("image_encoder", "embed_images", RED)).value
     for vector in results[6:]:
         np.testing.assert_allclose(vector, expected_red, atol=1e-6)
 
@@ -126,8 +133,8 @@ def test_every_model_call_runs_on_the_one_model_thread(monkeypatch: pytest.Monke
         monkeypatch.setattr(instance, method, record)
 
     async def many() -> None:
-        calls = [gateway.caption("captioner", [RED]) for _ in range(8)]
-        calls += [gateway.embed_texts("text_encoder", [f"text {i}"]) for i in range(8)]
+        calls = [gateway.call("captioner", "caption", CaptionItem(image=RED)) for _ in range(8)]
+        calls += [gateway.call("text_encoder", "embed_texts", f"text {i}") for i in range(8)]
         await asyncio.gather(*calls)
 
     asyncio.run(many())
@@ -146,7 +153,8 @@ def test_relative_folder_sources_resolve_against_the_config_folder(tmp_path: Pat
     gateway = gateway_for(
         {"vqa": {"backend": "vilt-vqa", "source": "./models/vilt"}}, base_dir=tmp_path
     )
-    answer = asyncio.run(gateway.answer("vqa", [RED], ["what is it?"])).items[0]
+    item = VqaItem(image=RED, question="what is it?")
+    answer = asyncio.run(gateway.call("vqa", "answer", item)).value
     assert answer.score is not None and 0 <= answer.score <= 1
 
 

@@ -21,8 +21,9 @@ from ray import serve
 from serve_support import ROOT, assert_close, free_port, png_base64, wait_ready, write_config
 
 from mmserve.config import AppConfig
-from mmserve.errors import ModelNotConfiguredError, ServingError
+from mmserve.errors import ModelLoadError, ModelNotConfiguredError, ServingError
 from mmserve.local_mode import LocalApp
+from mmserve.models.roles import CaptionItem
 from mmserve.serving.handles import _call
 from mmserve.serving.plan import APP_NAME
 from mmserve.serving.runner import ServeSession
@@ -200,7 +201,10 @@ def _replicas_answering(calls: int = 24) -> set[str]:
         image = await asyncio.to_thread(_image)
         seen: set[str] = set()
         for _ in range(10):  # rounds: under light load one round may all go to one replica
-            results = await asyncio.gather(*(handle.caption.remote(image) for _ in range(calls)))
+            item = CaptionItem(image=image)
+            results = await asyncio.gather(
+                *(handle.call.remote("caption", item) for _ in range(calls))
+            )
             seen |= {result.replica for result in results}
             if len(seen) >= 2:
                 break
@@ -223,9 +227,9 @@ def test_replica_errors_come_back_as_mmserve_errors(served: Served) -> None:
     handle = serve.get_deployment_handle("captioner", app_name=APP_NAME)
 
     async def wrong_role() -> None:
-        await _call("captioner", handle.embed_text.remote("hello"))
+        await _call("captioner", handle.call.remote("embed_texts", "hello"))
 
-    with pytest.raises(ModelNotConfiguredError, match="not 'text_encoder'"):
+    with pytest.raises(ModelNotConfiguredError, match="no method 'embed_texts'"):
         asyncio.run(wrong_role())
 
 
@@ -306,6 +310,15 @@ def test_new_batch_settings_apply_without_restarting_replicas(served: Served) ->
 def test_a_model_that_cannot_load_fails_the_deploy_with_its_reason(served: Served) -> None:
     data = _config_data(served.folder, captioner_batch={"max_size": 2, "wait_ms": 1})
     data["models"]["captioner"]["source"] = "fake://bogus"
+    config = AppConfig.load(write_config(served.folder, data, name="broken.yaml"))
+    # The backend's own check_source refuses it before Ray is touched.
+    with pytest.raises(ModelLoadError, match=r"'fake://bogus': unknown fake model option"):
+        ServeSession(config, port=served.port).start()
+    # A source that passes the check but cannot load (an empty folder) fails in the replica.
+    empty = served.folder / "not-a-model"
+    empty.mkdir(exist_ok=True)
+    data["models"]["captioner"] = {**data["models"]["captioner"], "backend": "blip-caption"}
+    data["models"]["captioner"]["source"] = str(empty)
     config = AppConfig.load(write_config(served.folder, data, name="broken.yaml"))
     with pytest.raises(ServingError, match=r"deployment 'captioner': could not load model"):
         ServeSession(config, port=served.port).start()

@@ -8,10 +8,12 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
-from mmserve.errors import InputError, ModelLoadError
-from mmserve.models.base import ROLE_PROTOCOLS, ModelSpec
-from mmserve.models.fake import DEFAULT_DIM, FakeBackend, dominant_colours
+from mmserve.errors import ModelLoadError
+from mmserve.models.base import ModelSpec
+from mmserve.models.fake import DEFAULT_DIM, FAIL_MARKER, FakeBackend, dominant_colours
+from mmserve.models.roles import CaptionItem, VqaItem, role_spec
 from mmserve.registry import registry
 
 pytestmark = pytest.mark.unit
@@ -31,11 +33,12 @@ def fake() -> FakeBackend:
     return FakeBackend(ModelSpec(source="fake://"))
 
 
-def test_registered_for_every_role_and_satisfies_the_protocols(fake: FakeBackend) -> None:
+def test_registered_for_every_builtin_role_with_all_their_methods(fake: FakeBackend) -> None:
     assert registry.get("model", "fake") is FakeBackend
-    for role, protocol in ROLE_PROTOCOLS.items():
+    for role in ("image_encoder", "text_encoder", "captioner", "vqa"):
         assert role in FakeBackend.roles
-        assert isinstance(fake, protocol)
+        spec = role_spec(role)
+        assert spec.methods and spec.missing_methods(fake) == []
 
 
 def test_importing_it_does_not_import_torch() -> None:
@@ -66,6 +69,8 @@ def test_dim_comes_from_the_source() -> None:
 @pytest.mark.parametrize("source", ["fake://dim=0", "fake://size=3", "fake://dim=x", "tiny://clip"])
 def test_bad_sources_are_refused_clearly(source: str) -> None:
     with pytest.raises(ModelLoadError, match="fake"):
+        FakeBackend.check_source(ModelSpec(source=source))
+    with pytest.raises(ModelLoadError, match="fake"):
         FakeBackend(ModelSpec(source=source))
 
 
@@ -78,24 +83,30 @@ def test_a_colour_word_retrieves_the_image_of_that_colour(fake: FakeBackend) -> 
 
 def test_captions_name_the_dominant_colours(fake: FakeBackend) -> None:
     mixed = half_and_half((230, 20, 20), (250, 250, 250))
-    assert fake.caption([RED, BLUE, mixed]) == [
+    assert fake.caption([CaptionItem(image=im) for im in (RED, BLUE, mixed)]) == [
         "a red image",
         "a blue image",
         "a red and white image",
     ]
-    assert fake.caption([RED, BLUE], ["a photo of", "  "]) == [
-        "a photo of a red image",
-        "a blue image",
-    ]
+    prompted = [CaptionItem(image=RED, prompt="a photo of"), CaptionItem(image=BLUE, prompt="  ")]
+    assert fake.caption(prompted) == ["a photo of a red image", "a blue image"]
     assert set(dominant_colours(mixed)) == {"red", "white"}
-    with pytest.raises(InputError):
-        fake.caption([RED], ["a", "b"])
 
 
 def test_answers_follow_simple_rules(fake: FakeBackend) -> None:
     questions = ["What color is it?", "Is it red?", "is it blue?", "how many cats?"]
-    answers = fake.answer([RED] * 4, questions)
+    answers = fake.answer([VqaItem(image=RED, question=q) for q in questions])
     assert [a.text for a in answers] == ["red", "yes", "no", "1"]
     assert all(a.score == 1.0 for a in answers)
-    with pytest.raises(InputError, match="one question per image"):
-        fake.answer([RED, BLUE], ["why?"])
+    with pytest.raises(ValidationError, match="question"):
+        VqaItem(image=RED, question="")
+
+
+def test_the_fail_marker_fails_every_method_that_takes_text(fake: FakeBackend) -> None:
+    with pytest.raises(ValueError, match="on purpose"):
+        fake.embed_texts(["fine", f"bad {FAIL_MARKER}"])
+    with pytest.raises(ValueError, match="on purpose"):
+        fake.caption([CaptionItem(image=RED, prompt=FAIL_MARKER)])
+    with pytest.raises(ValueError, match="on purpose"):
+        fake.answer([VqaItem(image=RED, question=f"is it {FAIL_MARKER}?")])
+    assert fake.caption([CaptionItem(image=RED, prompt="fake fail")]) == ["fake fail a red image"]

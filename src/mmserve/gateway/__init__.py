@@ -4,6 +4,6 @@
 this process (local mode, tests) and ``serving.handles`` calls Ray Serve deployments.
 """
 
-from mmserve.gateway.base import Batched, ModelGateway
+from mmserve.gateway.base import Batched, Called, ModelGateway
 
-__all__ = ["Batched", "ModelGateway"]
+__all__ = ["Batched", "Called", "ModelGateway"]

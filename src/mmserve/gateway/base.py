@@ -1,27 +1,41 @@
 """The interface the workflow engine uses to call models, whatever hosts them.
 
-Models are addressed by their *name* in the app config (``models:`` keys). Each call is
-batched and returns a :class:`Batched` carrying the results and the size of the batch the
-items actually rode in (in served mode, Serve's dynamic batching may merge requests).
+Models are addressed by their *name* in the app config (``models:`` keys) and called by the
+name of a method of their role (see :mod:`mmserve.models.roles`): ``call`` sends one item,
+``call_batch`` a list (ingest). Each result comes with the size of the batch it rode in (in
+served mode, Serve's dynamic batching merges the items of concurrent calls).
+
+Quick start (inside a step's ``run``)::
+
+    model = ctx.gateway.model_for("captioner", inputs.model)
+    called = ctx.record(await ctx.gateway.call(model, "caption", CaptionItem(image=image)))
+    called.value        # the caption
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from mmserve.models.base import Answer, EmbeddingSpace, Role, Vectors
-
-if TYPE_CHECKING:
-    from PIL.Image import Image
+from mmserve.models.base import EmbeddingSpace
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class Called(Generic[T]):
+    """The result of one item, the size of the batch it rode in and the replica that ran it
+    (``"local"`` in process)."""
+
+    value: T
+    batch_size: int
+    replica: str = "local"
+
+
+@dataclass(frozen=True)
 class Batched(Generic[T]):
-    """Results of one batched call, in input order, and the batch size they rode in."""
+    """Results of a list of items, in input order, and the largest batch they rode in."""
 
     items: list[T]
     batch_size: int
@@ -30,32 +44,27 @@ class Batched(Generic[T]):
 class ModelGateway(Protocol):
     """Calls models by config name. Implementations must be safe to use concurrently."""
 
-    def model_for(self, role: Role, name: str | None = None) -> str:
+    def model_for(self, role: str, name: str | None = None) -> str:
         """The config name of the model to use for ``role``: ``name`` if given (checked to
         serve that role), else the role's default. Raises ModelNotConfiguredError."""
         ...
 
-    def models(self) -> dict[str, Role]:
+    def models(self) -> dict[str, str]:
         """Every configured model name and its role."""
         ...
 
     async def space(self, model: str) -> EmbeddingSpace:
-        """The embedding space of an encoder model."""
+        """The embedding space of an encoder model (one whose backend has a ``space``)."""
         ...
 
-    async def embed_images(self, model: str, images: Sequence[Image]) -> Batched[Vectors]:
-        """Unit-norm vectors, one row per image (``items`` holds one (dim,) array each)."""
+    async def call(self, model: str, method: str, item: Any) -> Called[Any]:
+        """Run ``method`` of the model's role on one item. Raises ModelNotConfiguredError for
+        an unknown model or a method its role does not have."""
         ...
 
-    async def embed_texts(self, model: str, texts: Sequence[str]) -> Batched[Vectors]: ...
-
-    async def caption(
-        self, model: str, images: Sequence[Image], prompts: Sequence[str | None] | None = None
-    ) -> Batched[str]: ...
-
-    async def answer(
-        self, model: str, images: Sequence[Image], questions: Sequence[str]
-    ) -> Batched[Answer]: ...
+    async def call_batch(self, model: str, method: str, items: Sequence[Any]) -> Batched[Any]:
+        """Run ``method`` on every item (one result each, in order)."""
+        ...
 
 
-__all__ = ["Batched", "ModelGateway"]
+__all__ = ["Batched", "Called", "ModelGateway"]

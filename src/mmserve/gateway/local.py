@@ -8,8 +8,8 @@ several threads at once, and torch on CPU runs a model ~20-25% slower once more 
 thread of the process has run it (all-MiniLM-L6-v2 on 2 cores, ``python -m
 benchmarks.suite.torch_threads``: 36-40 ms a call while one thread has run it, 44-50 ms on
 either thread after a second one did), which a pool of worker threads (``asyncio.to_thread``)
-always ends up doing. Every call is one batch: ``Batched.batch_size`` is the number of items
-passed in.
+always ends up doing. A call's items are one batch (one per batch key of the role method):
+``batch_size`` is the size of the largest.
 """
 
 from __future__ import annotations
@@ -17,20 +17,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from mmserve.config import AppConfig
-from mmserve.errors import ConfigError, InputError, ModelNotConfiguredError
-from mmserve.gateway.base import Batched
-from mmserve.models.base import ROLE_PROTOCOLS, Answer, EmbeddingSpace, Role, Vectors
-from mmserve.models.loader import load_backend
+from mmserve.gateway.base import Batched, Called
+from mmserve.gateway.methods import method_of, require_model, require_space
+from mmserve.models.base import EmbeddingSpace
+from mmserve.models.loader import check_backend_serves, load_backend, run_batch, space_of
+from mmserve.models.roles import role_spec
 from mmserve.models.sources import absolute_source
 from mmserve.registry import Registry, registry
-
-if TYPE_CHECKING:
-    from PIL.Image import Image
 
 T = TypeVar("T")
 
@@ -62,38 +60,24 @@ class LocalGateway:
 
     # -- configuration ----------------------------------------------------------------------
 
-    def model_for(self, role: Role, name: str | None = None) -> str:
+    def model_for(self, role: str, name: str | None = None) -> str:
         return self.config.model_for(role, name)
 
-    def models(self) -> dict[str, Role]:
+    def models(self) -> dict[str, str]:
         return {name: self.config.role_of(name) for name in self.config.models}
 
     def backend(self, model: str) -> Any:
         """The loaded backend of the config entry ``model`` (loading it on first use)."""
-        entry = self.config.models.get(model)
-        if entry is None:
-            raise ModelNotConfiguredError(
-                f"no model named {model!r} in the config; configured: "
-                f"{', '.join(sorted(self.config.models)) or '(none)'}"
-            )
+        require_model(self.config, model)
+        entry = self.config.models[model]
         backend_class = self._registry.get("model", entry.backend)
-        role = self.config.role_of(model)
-        if role not in backend_class.roles:
-            raise ConfigError(
-                f"model {model!r}: backend {entry.backend!r} does not serve the role {role!r} "
-                f"(it serves {', '.join(sorted(backend_class.roles))})",
-                hint="pick a backend for that role (`mmserve plugins` lists them)",
-            )
+        role = role_spec(self.config.role_of(model), registry=self._registry)
+        check_backend_serves(model, entry.backend, backend_class, role)
         spec = entry.to_spec()
         source = absolute_source(spec.source, self.config.base_dir)
         if source != spec.source:
             spec = spec.model_copy(update={"source": source})
-        instance = load_backend(entry.backend, spec, registry=self._registry)
-        if not isinstance(instance, ROLE_PROTOCOLS[role]):
-            raise ConfigError(
-                f"model {model!r}: backend {entry.backend!r} lacks the methods of {role!r}"
-            )
-        return instance
+        return load_backend(entry.backend, spec, registry=self._registry)
 
     def warm(self) -> None:
         """Load every configured model now (e.g. before serving the first request)."""
@@ -102,54 +86,34 @@ class LocalGateway:
 
     # -- calls ------------------------------------------------------------------------------
 
-    async def _call(self, role: Role, model: str, method: str, *args: Any) -> Any:
-        name = self.model_for(role, model)
-
-        def run() -> Any:
-            call: Callable[..., Any] = getattr(self.backend(name), method)
-            return call(*args)
-
-        return await on_model_thread(run)
-
     async def space(self, model: str) -> EmbeddingSpace:
-        if model not in self.config.models:
-            self.model_for("text_encoder", model)  # raises, listing the configured models
-        role = self.config.role_of(model)
-        if role not in ("image_encoder", "text_encoder"):
-            raise ModelNotConfiguredError(
-                f"model {model!r} serves {role!r}, which has no embedding space",
-                hint="name an image_encoder or text_encoder model",
-            )
+        require_space(self.config, model, registry=self._registry)
         instance = await on_model_thread(self.backend, model)
-        space: EmbeddingSpace = instance.space
-        return space
+        return space_of(model, instance)
 
-    async def embed_images(self, model: str, images: Sequence[Image]) -> Batched[Vectors]:
-        vectors: Vectors = await self._call("image_encoder", model, "embed_images", list(images))
-        return Batched(items=list(vectors), batch_size=len(images))
+    async def call(self, model: str, method: str, item: Any) -> Called[Any]:
+        batched = await self.call_batch(model, method, [item])
+        return Called(value=batched.items[0], batch_size=batched.batch_size)
 
-    async def embed_texts(self, model: str, texts: Sequence[str]) -> Batched[Vectors]:
-        vectors: Vectors = await self._call("text_encoder", model, "embed_texts", list(texts))
-        return Batched(items=list(vectors), batch_size=len(texts))
+    async def call_batch(self, model: str, method: str, items: Sequence[Any]) -> Batched[Any]:
+        """One backend call per batch key among ``items`` (all of them when the method has
+        no key); ``batch_size`` is the largest such group."""
+        role_method = method_of(self.config, model, method, registry=self._registry)
+        groups: dict[Hashable, list[int]] = {}
+        for index, item in enumerate(items):
+            groups.setdefault(role_method.key_of(item), []).append(index)
 
-    async def caption(
-        self, model: str, images: Sequence[Image], prompts: Sequence[str | None] | None = None
-    ) -> Batched[str]:
-        if prompts is not None and len(prompts) != len(images):
-            raise InputError(f"caption got {len(images)} images but {len(prompts)} prompts")
-        wanted = list(prompts) if prompts is not None else None
-        texts: list[str] = await self._call("captioner", model, "caption", list(images), wanted)
-        return Batched(items=texts, batch_size=len(images))
+        def run() -> list[Any]:
+            func: Callable[[list[Any]], Sequence[Any]] = getattr(self.backend(model), method)
+            results: list[Any] = [None] * len(items)
+            for indices in groups.values():
+                outputs = run_batch(func, [items[i] for i in indices], method=method)
+                for index, output in zip(indices, outputs, strict=True):
+                    results[index] = output
+            return results
 
-    async def answer(
-        self, model: str, images: Sequence[Image], questions: Sequence[str]
-    ) -> Batched[Answer]:
-        if len(questions) != len(images):
-            raise InputError(f"answer got {len(images)} images but {len(questions)} questions")
-        answers: list[Answer] = await self._call(
-            "vqa", model, "answer", list(images), list(questions)
-        )
-        return Batched(items=answers, batch_size=len(images))
+        values = await on_model_thread(run) if items else []
+        return Batched(items=values, batch_size=max(map(len, groups.values()), default=0))
 
 
 __all__ = ["LocalGateway", "model_thread", "on_model_thread"]

@@ -2,15 +2,19 @@
 
 Lifecycle of a backend (a ``model`` plugin):
 
-1. ``Backend(spec)`` -- the constructor resolves ``spec.source`` (a hub id, a local folder,
-   ``tiny://...``, ``random://...`` or ``pkg://...``) and loads weights *once*, through
-   Hugging Face ``from_pretrained`` with ``trust_remote_code`` off. It picks CUDA with half
+1. ``Backend(spec)`` -- the constructor resolves ``spec.source`` and loads weights *once*.
+   Hugging Face backends (:class:`mmserve.models.hf.HuggingFaceBackend`) take a hub id, a
+   local folder, ``tiny://...``, ``random://...`` or ``pkg://...`` and load through
+   ``from_pretrained`` with ``trust_remote_code`` off. It picks CUDA with half
    precision when present, else CPU float32 (``spec.device`` / ``spec.dtype`` override).
-2. The role methods are then called many times, always batched: a list in, a list out, in
-   the same order. They are synchronous and may block; callers run them off the event loop.
+2. The role methods are then called many times, always batched: a list of items in, a list
+   of results out, in the same order. They are synchronous and may block; callers run them
+   off the event loop. ``check_source(spec)`` (a classmethod) says beforehand, fast and
+   without loading, whether ``spec.source`` can be loaded at all.
 
-A backend declares the roles it serves in ``roles``; one backend may serve several (CLIP
-serves both ``image_encoder`` and ``text_encoder`` from one set of weights).
+A backend declares the roles it serves in ``roles`` (any registered role names); one backend
+may serve several (CLIP serves both ``image_encoder`` and ``text_encoder`` from one set of
+weights).
 
 Quick start::
 
@@ -23,18 +27,14 @@ Quick start::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, get_args, runtime_checkable
+from typing import ClassVar, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-if TYPE_CHECKING:
-    from PIL.Image import Image
-
-Role = Literal["image_encoder", "text_encoder", "captioner", "vqa"]
-ROLES: tuple[Role, ...] = get_args(Role)
+#: A role's name: any registered ``role`` plugin (see :mod:`mmserve.models.roles`).
+Role = str
 
 #: A batch of embeddings: shape (N, dim), float32, each row of unit L2 norm.
 Vectors = npt.NDArray[np.float32]
@@ -87,62 +87,35 @@ class Answer(BaseModel):
 
 
 class ModelBackend(Protocol):
-    """Every model plugin: built from a :class:`ModelSpec`, serving ``roles``."""
+    """Every model plugin: built from a :class:`ModelSpec`, serving ``roles``.
 
-    roles: ClassVar[frozenset[Role]]
+    For each method of each role in ``roles`` (see :mod:`mmserve.models.roles`) the backend
+    has a method of that name taking a list of items and returning a list of results, same
+    order (an encoder may return a (N, dim) array: one row per item).
+    """
+
+    roles: ClassVar[frozenset[str]]
     spec: ModelSpec
 
     def __init__(self, spec: ModelSpec) -> None: ...
 
+    @classmethod
+    def check_source(cls, spec: ModelSpec) -> None:
+        """Fail fast (ModelLoadError with a hint) when ``spec.source`` cannot be loaded.
 
-@runtime_checkable
-class ImageEncoder(Protocol):
-    @property
-    def space(self) -> EmbeddingSpace: ...
+        Called by loading and by the ``mmserve serve`` preflight, on the caller's machine;
+        must not load weights. Each backend decides what its source means (a hub id, a
+        folder, a URL, a name, nothing)."""
+        ...
 
-    def embed_images(self, images: Sequence[Image]) -> Vectors: ...
-
-
-@runtime_checkable
-class TextEncoder(Protocol):
-    @property
-    def space(self) -> EmbeddingSpace: ...
-
-    def embed_texts(self, texts: Sequence[str]) -> Vectors: ...
-
-
-@runtime_checkable
-class Captioner(Protocol):
-    def caption(
-        self, images: Sequence[Image], prompts: Sequence[str | None] | None = None
-    ) -> list[str]: ...
-
-
-@runtime_checkable
-class VqaModel(Protocol):
-    def answer(self, images: Sequence[Image], questions: Sequence[str]) -> list[Answer]: ...
-
-
-ROLE_PROTOCOLS: dict[Role, type] = {
-    "image_encoder": ImageEncoder,
-    "text_encoder": TextEncoder,
-    "captioner": Captioner,
-    "vqa": VqaModel,
-}
 
 __all__ = [
-    "ROLES",
-    "ROLE_PROTOCOLS",
     "Answer",
-    "Captioner",
     "DType",
     "Device",
     "EmbeddingSpace",
-    "ImageEncoder",
     "ModelBackend",
     "ModelSpec",
     "Role",
-    "TextEncoder",
     "Vectors",
-    "VqaModel",
 ]

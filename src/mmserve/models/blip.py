@@ -31,9 +31,10 @@ from transformers import (
     BlipForQuestionAnswering,
 )
 
-from mmserve.errors import InputError
-from mmserve.models.base import Answer, ModelSpec, Role
+from mmserve.models.base import Answer, ModelSpec
 from mmserve.models.device import as_rgb, placement_for
+from mmserve.models.hf import HuggingFaceBackend
+from mmserve.models.roles import CaptionItem, VqaItem
 from mmserve.models.sources import from_pretrained, load_model, resolve_source
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 _GREEDY: dict[str, Any] = {"do_sample": False, "num_beams": 1}
 
 
-class _Blip:
+class _Blip(HuggingFaceBackend):
     def __init__(self, spec: ModelSpec, model_class: Any) -> None:
         self.spec = spec
         self._placement = placement_for(spec)
@@ -64,29 +65,21 @@ class _Blip:
 class BlipCaptionBackend(_Blip):
     """Image captioning with BlipForConditionalGeneration, optionally from a text prompt."""
 
-    roles: ClassVar[frozenset[Role]] = frozenset({"captioner"})
+    roles: ClassVar[frozenset[str]] = frozenset({"captioner"})
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec, BlipForConditionalGeneration)
 
-    def caption(
-        self, images: Sequence[Image], prompts: Sequence[str | None] | None = None
-    ) -> list[str]:
-        """One caption per image; ``prompts[i]`` (if given) is the start of caption ``i``."""
-        wanted = list(prompts) if prompts is not None else [None] * len(images)
-        if len(wanted) != len(images):
-            raise InputError(
-                f"captioning got {len(images)} images but {len(wanted)} prompts",
-                hint="pass one prompt (or None) per image",
-            )
+    def caption(self, items: Sequence[CaptionItem]) -> list[str]:
+        """One caption per item; an item's ``prompt`` (if any) is the start of its caption.
+        Items without a prompt take the unconditional path."""
         groups: dict[str | None, list[int]] = {}
-        for index, prompt in enumerate(wanted):
-            groups.setdefault(prompt.strip() if prompt and prompt.strip() else None, []).append(
-                index
-            )
-        captions = [""] * len(images)
+        for index, item in enumerate(items):
+            prompt = item.prompt.strip() if item.prompt and item.prompt.strip() else None
+            groups.setdefault(prompt, []).append(index)
+        captions = [""] * len(items)
         for prompt, indices in groups.items():
-            texts = self._generate([images[i] for i in indices], prompt)
+            texts = self._generate([items[i].image for i in indices], prompt)
             for index, text in zip(indices, texts, strict=True):
                 captions[index] = text
         return captions
@@ -105,30 +98,25 @@ class BlipCaptionBackend(_Blip):
 class BlipVqaBackend(_Blip):
     """Generative VQA with BlipForQuestionAnswering; score = the answer's sequence probability."""
 
-    roles: ClassVar[frozenset[Role]] = frozenset({"vqa"})
+    roles: ClassVar[frozenset[str]] = frozenset({"vqa"})
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec, BlipForQuestionAnswering)
 
-    def answer(self, images: Sequence[Image], questions: Sequence[str]) -> list[Answer]:
-        """One generated answer per (image, question) pair."""
-        if len(images) != len(questions):
-            raise InputError(
-                f"vqa needs one question per image; got {len(images)} images and "
-                f"{len(questions)} questions"
-            )
-        if not images:
+    def answer(self, items: Sequence[VqaItem]) -> list[Answer]:
+        """One generated answer per (image, question) item."""
+        if not items:
             return []
         # Questions are tokenised one by one and batched only with questions of the same
         # token length, so no batch ever holds padding (see the module docstring).
-        encoded = [self._tokenizer(q, truncation=True)["input_ids"] for q in questions]
+        encoded = [self._tokenizer(item.question, truncation=True)["input_ids"] for item in items]
         groups: dict[int, list[int]] = {}
         for index, ids in enumerate(encoded):
             groups.setdefault(len(ids), []).append(index)
-        answers: list[Answer | None] = [None] * len(images)
+        answers: list[Answer | None] = [None] * len(items)
         for indices in groups.values():
             ids = torch.tensor([encoded[i] for i in indices], dtype=torch.long)
-            group = self._generate([images[i] for i in indices], ids)
+            group = self._generate([items[i].image for i in indices], ids)
             for index, answer in zip(indices, group, strict=True):
                 answers[index] = answer
         return [answer for answer in answers if answer is not None]

@@ -13,18 +13,19 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
-from mmserve.models.base import EmbeddingSpace, ModelSpec, Role, Vectors
+from mmserve.models.base import EmbeddingSpace, ModelSpec, Vectors
 from mmserve.models.device import as_rgb, empty_vectors, placement_for, unit_rows
+from mmserve.models.hf import HuggingFaceBackend
 from mmserve.models.sources import from_pretrained, load_model, resolve_source
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
 
-class ClipBackend:
+class ClipBackend(HuggingFaceBackend):
     """CLIP image and text encoder; one set of weights serves both roles."""
 
-    roles: ClassVar[frozenset[Role]] = frozenset({"image_encoder", "text_encoder"})
+    roles: ClassVar[frozenset[str]] = frozenset({"image_encoder", "text_encoder"})
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec

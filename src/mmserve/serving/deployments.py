@@ -1,22 +1,29 @@
-"""The model deployment: one Serve deployment class that hosts one backend for its roles.
+"""The model deployment: one generic Serve deployment class that hosts one backend.
 
-Each replica loads its backend's weights once, in the constructor. Callers (the
-:class:`~mmserve.serving.handles.HandleGateway`) send one item per request; ``@serve.batch``
-merges concurrent requests into one batched model call of up to ``max_batch_size`` items,
-and every item comes back with the size of the batch it rode in and the replica that ran it.
+Each replica loads its backend's weights once, in the constructor, and builds one
+``@serve.batch`` queue per method of the roles it hosts -- one per (method, batch key) in
+fact, created on first use, so items whose role method gives them different batch keys never
+share a batch. Callers (the :class:`~mmserve.serving.handles.HandleGateway`) send one item per
+request to :meth:`ModelServer.call`; Serve's batching merges concurrent requests into one
+batched backend call of up to ``max_batch_size`` items, and every item comes back with the
+size of the batch it rode in and the replica that ran it.
 
-Batching settings arrive through ``user_config`` and :meth:`ModelServer.reconfigure`, so a
-new ``user_config`` (``batch.max_size`` / ``batch.wait_ms``) deployed through a Serve config
-file (``mmserve build`` then ``serve deploy``) reaches running replicas without restarting
-them. (Deploying from code, ``serve.run``, always starts new replicas: Serve gives each
-code deployment a fresh version.)
+A batch that fails is retried item by item, so a bad item fails only its own caller: Ray's
+batching would otherwise set one item's exception on every request of the batch.
+
+Batching settings arrive through ``user_config`` and :meth:`ModelServer.reconfigure` and
+apply to every queue, so a new ``user_config`` (``batch.max_size`` / ``batch.wait_ms``)
+deployed through a Serve config file (``mmserve build`` then ``serve deploy``) reaches
+running replicas without restarting them. (Deploying from code, ``serve.run``, always starts
+new replicas: Serve gives each code deployment a fresh version.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import ray
 from ray import serve
@@ -24,17 +31,16 @@ from ray.serve import Application
 from ray.serve.deployment import Deployment
 
 from mmserve.errors import ModelNotConfiguredError
-from mmserve.models.base import Answer, EmbeddingSpace, ModelSpec, Role
+from mmserve.models.base import EmbeddingSpace, ModelSpec
 from mmserve.serving.plan import ModelDeploymentPlan
-
-if TYPE_CHECKING:
-    from PIL.Image import Image
 
 T = TypeVar("T")
 
 #: Decorator-time defaults; every replica overrides them from its user_config at start.
 _DEFAULT_MAX_BATCH = 8
 _DEFAULT_WAIT_S = 0.005
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,13 @@ class Served(Generic[T]):
     value: T
     batch_size: int
     replica: str
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """One item's failure, handed back through the batch queue and raised to its caller."""
+
+    error: Exception
 
 
 def _replica_id() -> str:
@@ -56,13 +69,22 @@ def _replica_id() -> str:
 class ModelServer:
     """A replica of one model deployment (see the module docstring)."""
 
-    def __init__(self, backend: str, spec: dict[str, Any], roles: list[Role]) -> None:
+    def __init__(self, backend: str, spec: dict[str, Any], roles: list[str]) -> None:
         # Imported here so that building the app (on the driver) never imports torch.
-        from mmserve.models.loader import load_backend
+        from mmserve.models.loader import check_backend_serves, load_backend
+        from mmserve.models.roles import RoleMethod, role_spec
+        from mmserve.registry import registry
 
         self._roles = frozenset(roles)
+        self._methods: dict[str, RoleMethod] = {}
+        backend_class = registry.get("model", backend)
+        for name in sorted(self._roles):
+            role = role_spec(name)
+            check_backend_serves(backend, backend, backend_class, role)
+            self._methods.update(role.methods)
         self._backend: Any = load_backend(backend, ModelSpec.model_validate(spec))
         self._replica = _replica_id()
+        self._queues: dict[tuple[str, Hashable], Any] = {}
         self._batch_settings: dict[str, float] = {
             "max_batch_size": _DEFAULT_MAX_BATCH,
             "batch_wait_timeout_s": _DEFAULT_WAIT_S,
@@ -72,55 +94,60 @@ class ModelServer:
         """Apply batching settings live (Serve calls this at start and on config change)."""
         max_size = int(user_config.get("max_batch_size", _DEFAULT_MAX_BATCH))
         wait_s = float(user_config.get("batch_wait_timeout_s", _DEFAULT_WAIT_S))
-        for method in (self._embed_images, self._embed_texts, self._caption, self._answer):
-            batched: Any = method  # @serve.batch adds the setters to the wrapper
-            batched.set_max_batch_size(max_size)
-            batched.set_batch_wait_timeout_s(wait_s)
         self._batch_settings = {"max_batch_size": max_size, "batch_wait_timeout_s": wait_s}
+        for queue in self._queues.values():
+            queue.set_max_batch_size(max_size)
+            queue.set_batch_wait_timeout_s(wait_s)
 
     def settings(self) -> dict[str, Any]:
-        """This replica's id, node, roles and current batching settings (for diagnostics)."""
+        """This replica's id, node, roles, methods and batching settings (for diagnostics)."""
         return {
             "replica": self._replica,
             # (only inside Ray: asking the runtime context elsewhere would start Ray)
             "node_id": ray.get_runtime_context().get_node_id() if ray.is_initialized() else "",
             "roles": sorted(self._roles),
+            "methods": sorted(self._methods),
             **self._batch_settings,
         }
 
-    def _require(self, role: Role) -> None:
-        if role not in self._roles:
-            raise ModelNotConfiguredError(
-                f"this deployment serves {', '.join(sorted(self._roles))}, not {role!r}"
-            )
-
     async def space(self) -> EmbeddingSpace:
-        space: EmbeddingSpace = self._backend.space
-        return space
+        from mmserve.models.loader import space_of
 
-    # -- one item per request; the batched methods below do the work -----------------------
+        return space_of(f"this deployment ({', '.join(sorted(self._roles))})", self._backend)
 
-    async def embed_image(self, image: Image) -> Served[Any]:
-        self._require("image_encoder")
-        result: Served[Any] = await self._embed_images(image)
-        return result
+    async def call(self, method: str, item: Any) -> Served[Any]:
+        """Run ``method`` on one item, batched with concurrent calls of the same batch key."""
+        role_method = self._methods.get(method)
+        if role_method is None:
+            raise ModelNotConfiguredError(
+                f"this deployment serves {', '.join(sorted(self._roles))}, which have no "
+                f"method {method!r} (methods: {', '.join(sorted(self._methods))})"
+            )
+        outcome: Served[Any] | _Failed = await self._queue(method, role_method.key_of(item))(item)
+        if isinstance(outcome, _Failed):
+            raise outcome.error
+        return outcome
 
-    async def embed_text(self, text: str) -> Served[Any]:
-        self._require("text_encoder")
-        result: Served[Any] = await self._embed_texts(text)
-        return result
+    def _queue(self, method: str, key: Hashable) -> Callable[[Any], Any]:
+        """The ``@serve.batch`` queue of ``method`` for items of batch key ``key``."""
+        queue = self._queues.get((method, key))
+        if queue is None:
+            func: Callable[[list[Any]], Sequence[Any]] = getattr(self._backend, method)
 
-    async def caption(self, image: Image, prompt: str | None = None) -> Served[str]:
-        self._require("captioner")
-        result: Served[str] = await self._caption((image, prompt))
-        return result
+            async def run(items: list[Any]) -> list[Served[Any] | _Failed]:
+                return self._run_batch(func, items, method)
 
-    async def answer(self, image: Image, question: str) -> Served[Answer]:
-        self._require("vqa")
-        result: Served[Answer] = await self._answer((image, question))
-        return result
+            run.__name__ = run.__qualname__ = method  # Serve's batch metrics name the method
+            queue = serve.batch(
+                max_batch_size=int(self._batch_settings["max_batch_size"]),
+                batch_wait_timeout_s=self._batch_settings["batch_wait_timeout_s"],
+            )(run)
+            self._queues[(method, key)] = queue
+        return cast(Callable[[Any], Any], queue)
 
-    async def _run_batch(self, func: Callable[..., Sequence[T]], *args: Any) -> list[Served[T]]:
+    def _run_batch(
+        self, func: Callable[[list[Any]], Sequence[Any]], items: list[Any], method: str
+    ) -> list[Served[Any] | _Failed]:
         # Called on the replica's user-code loop on purpose, as Ray Serve's batching guide
         # does: Ray 2.60's @serve.batch cuts the next batch as soon as its wait expires,
         # even while the previous batch runs, so a model call in a worker thread left the
@@ -128,32 +155,34 @@ class ModelServer:
         # batch 1.3 at concurrency 16). Blocking here lets every request that arrives during
         # the call ride in the next batch. Health checks run on Serve's own loop, not this
         # one (RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD), so they are not held up.
-        outputs = func(*args)
+        from mmserve.models.loader import run_batch
+
+        try:
+            outputs = run_batch(func, items, method=method)
+        except Exception as exc:
+            if len(items) == 1:
+                return [_Failed(exc)]
+            _log.warning(
+                "%s: a batch of %d failed (%s: %s); retrying its items one by one",
+                method,
+                len(items),
+                type(exc).__name__,
+                exc,
+            )
+            return [self._run_one(func, item, method) for item in items]
         size = len(outputs)
         return [Served(value=output, batch_size=size, replica=self._replica) for output in outputs]
 
-    @serve.batch(max_batch_size=_DEFAULT_MAX_BATCH, batch_wait_timeout_s=_DEFAULT_WAIT_S)
-    async def _embed_images(self, images: list[Image]) -> list[Served[Any]]:
-        return await self._run_batch(self._backend.embed_images, images)
+    def _run_one(
+        self, func: Callable[[list[Any]], Sequence[Any]], item: Any, method: str
+    ) -> Served[Any] | _Failed:
+        from mmserve.models.loader import run_batch
 
-    @serve.batch(max_batch_size=_DEFAULT_MAX_BATCH, batch_wait_timeout_s=_DEFAULT_WAIT_S)
-    async def _embed_texts(self, texts: list[str]) -> list[Served[Any]]:
-        return await self._run_batch(self._backend.embed_texts, texts)
-
-    @serve.batch(max_batch_size=_DEFAULT_MAX_BATCH, batch_wait_timeout_s=_DEFAULT_WAIT_S)
-    async def _caption(self, pairs: list[tuple[Image, str | None]]) -> list[Served[str]]:
-        images = [image for image, _ in pairs]
-        prompts = [prompt for _, prompt in pairs]
-        # A batch without any prompt takes the backend's unprompted path, as in local mode.
-        if all(prompt is None for prompt in prompts):
-            return await self._run_batch(self._backend.caption, images)
-        return await self._run_batch(self._backend.caption, images, prompts)
-
-    @serve.batch(max_batch_size=_DEFAULT_MAX_BATCH, batch_wait_timeout_s=_DEFAULT_WAIT_S)
-    async def _answer(self, pairs: list[tuple[Image, str]]) -> list[Served[Answer]]:
-        images = [image for image, _ in pairs]
-        questions = [question for _, question in pairs]
-        return await self._run_batch(self._backend.answer, images, questions)
+        try:
+            (output,) = run_batch(func, [item], method=method)
+        except Exception as exc:
+            return _Failed(exc)
+        return Served(value=output, batch_size=1, replica=self._replica)
 
 
 def as_deployment(cls: type, name: str, options: dict[str, Any]) -> Deployment:

@@ -1,6 +1,7 @@
 """The served-mode :class:`~mmserve.gateway.base.ModelGateway`: model calls over Serve handles.
 
-Each item of a call is sent as its own request, concurrently, so that Serve's dynamic
+Every call goes to the deployment's generic ``call(method, item)``. Each item of a
+``call_batch`` is sent as its own request, concurrently, so that Serve's dynamic
 batching (``@serve.batch`` in :mod:`mmserve.serving.deployments`) merges items of concurrent
 workflow runs into one model call; ``batch_size`` is the largest batch any item rode in.
 Errors raised inside a replica come back as the original :class:`MmserveError`; Serve's own
@@ -11,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-import numpy as np
 from grpc import StatusCode
 from grpc.aio import AioRpcError
 from ray.exceptions import RayActorError, RayTaskError
@@ -22,19 +22,16 @@ from ray.serve.handle import DeploymentHandle
 
 from mmserve.config import AppConfig
 from mmserve.errors import (
-    InputError,
     MmserveError,
     ModelNotConfiguredError,
     OverloadedError,
     ServiceUnavailableError,
     ServingError,
 )
-from mmserve.gateway.base import Batched
-from mmserve.models.base import Answer, EmbeddingSpace, Role, Vectors
+from mmserve.gateway.base import Batched, Called
+from mmserve.gateway.methods import method_of, require_space
+from mmserve.models.base import EmbeddingSpace
 from mmserve.serving.deployments import Served
-
-if TYPE_CHECKING:
-    from PIL.Image import Image
 
 T = TypeVar("T")
 
@@ -112,36 +109,38 @@ class HandleGateway:
         self._handles = dict(handles)
         self._spaces: dict[str, EmbeddingSpace] = {}
 
-    def model_for(self, role: Role, name: str | None = None) -> str:
+    def model_for(self, role: str, name: str | None = None) -> str:
         return self._config.model_for(role, name)
 
-    def models(self) -> dict[str, Role]:
+    def models(self) -> dict[str, str]:
         return {name: self._config.role_of(name) for name in self._config.models}
 
     async def space(self, model: str) -> EmbeddingSpace:
         if model not in self._spaces:
-            role = self._config.role_of(model) if model in self._config.models else None
-            if role not in ("image_encoder", "text_encoder"):
-                raise ModelNotConfiguredError(f"model {model!r} is not an encoder")
+            require_space(self._config, model)
             handle = self._handles[model]
             self._spaces[model] = await _call(model, handle.space.remote())
         return self._spaces[model]
 
-    async def _fan_out(
-        self, model: str, role: Role, method: str, calls: Sequence[tuple[Any, ...]]
-    ) -> Batched[Any]:
-        name = self.model_for(role, model)
-        handle = self._handles[name].options(method_name=method)
+    async def call(self, model: str, method: str, item: Any) -> Called[Any]:
+        method_of(self._config, model, method)
+        handle = self._handles[model].options(method_name="call")
+        served: Served[Any] = await _call(model, handle.remote(method, item))
+        return Called(value=served.value, batch_size=served.batch_size, replica=served.replica)
+
+    async def call_batch(self, model: str, method: str, items: Sequence[Any]) -> Batched[Any]:
+        method_of(self._config, model, method)
+        handle = self._handles[model].options(method_name="call")
         # At most max_ongoing_requests of one call in flight: enough to fill every batch,
         # while a large ingest does not flood the model's queue (and trip its limit) alone.
-        limit = asyncio.Semaphore(self._config.models[name].max_ongoing_requests)
+        limit = asyncio.Semaphore(self._config.models[model].max_ongoing_requests)
 
-        async def one(args: tuple[Any, ...]) -> Served[Any]:
+        async def one(item: Any) -> Served[Any]:
             async with limit:
-                result: Served[Any] = await _call(model, handle.remote(*args))
+                result: Served[Any] = await _call(model, handle.remote(method, item))
                 return result
 
-        tasks = [asyncio.ensure_future(one(args)) for args in calls]
+        tasks = [asyncio.ensure_future(one(item)) for item in items]
         try:
             served = await asyncio.gather(*tasks)
         except BaseException:
@@ -151,33 +150,6 @@ class HandleGateway:
         return Batched(
             items=[item.value for item in served],
             batch_size=max((item.batch_size for item in served), default=0),
-        )
-
-    async def embed_images(self, model: str, images: Sequence[Image]) -> Batched[Vectors]:
-        batched = await self._fan_out(model, "image_encoder", "embed_image", [(i,) for i in images])
-        return Batched([np.asarray(v, dtype=np.float32) for v in batched.items], batched.batch_size)
-
-    async def embed_texts(self, model: str, texts: Sequence[str]) -> Batched[Vectors]:
-        batched = await self._fan_out(model, "text_encoder", "embed_text", [(t,) for t in texts])
-        return Batched([np.asarray(v, dtype=np.float32) for v in batched.items], batched.batch_size)
-
-    async def caption(
-        self, model: str, images: Sequence[Image], prompts: Sequence[str | None] | None = None
-    ) -> Batched[str]:
-        prompt_list = list(prompts) if prompts is not None else [None] * len(images)
-        if len(prompt_list) != len(images):
-            raise InputError(f"caption got {len(images)} images but {len(prompt_list)} prompts")
-        return await self._fan_out(
-            model, "captioner", "caption", list(zip(images, prompt_list, strict=True))
-        )
-
-    async def answer(
-        self, model: str, images: Sequence[Image], questions: Sequence[str]
-    ) -> Batched[Answer]:
-        if len(questions) != len(images):
-            raise InputError(f"answer got {len(images)} images but {len(questions)} questions")
-        return await self._fan_out(
-            model, "vqa", "answer", list(zip(images, questions, strict=True))
         )
 
 

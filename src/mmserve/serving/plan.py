@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmserve.config import AppConfig, BatchConfig, ModelConfig
-from mmserve.models.base import ModelSpec, Role
+from mmserve.models.base import ModelSpec
 from mmserve.models.sources import absolute_source
 
 #: Serve application name and the names of the deployments that are not models.
@@ -82,7 +82,7 @@ class ModelDeploymentPlan:
 
     name: str
     models: tuple[str, ...]
-    roles: tuple[Role, ...]
+    roles: tuple[str, ...]
     backend: str
     spec: ModelSpec
     #: Deployment options in Ray Serve's config-file schema (``name`` excluded); the same

@@ -31,28 +31,24 @@ def check_workflows(config: AppConfig) -> int:
 
 
 def check_models(config: AppConfig) -> None:
-    """Check every model's backend and role, and resolve hub ids and folders now.
+    """Check every model's backend and role, and ask each backend whether its source loads.
 
-    Raises PluginNotFoundError, ConfigError or ModelLoadError. Generated sources
-    (``tiny://``, ``random://``, ``pkg://``, ``fake://``) are built or found by the replicas
-    themselves without network, so they are not touched here.
+    Raises PluginNotFoundError, ConfigError or ModelLoadError. Each backend decides what its
+    ``source`` means (``check_source``): Hugging Face backends resolve hub ids and folders
+    now and check ``tiny://``/``random://``/``pkg://`` names without building anything; a
+    plugin's backend may take a URL, a name or nothing.
     """
-    from mmserve.models.sources import absolute_source, resolve_source
+    from mmserve.models.loader import check_backend_serves, check_source
+    from mmserve.models.roles import role_spec
+    from mmserve.models.sources import absolute_source
     from mmserve.registry import registry
 
     for name, model in config.models.items():
-        info = registry.info("model", model.backend)
-        roles = info.meta.get("roles") or sorted(registry.get("model", model.backend).roles)
-        role = config.role_of(name)
-        if role not in roles:
-            raise ConfigError(
-                f"model {name!r}: backend {model.backend!r} does not serve the role {role!r} "
-                f"(it serves {', '.join(sorted(roles))})",
-                hint="pick a backend for that role (`mmserve plugins` lists them)",
-            )
-        if "://" not in model.source:
-            source = absolute_source(model.source, config.base_dir)
-            resolve_source(source, revision=model.revision)
+        backend_class = registry.get("model", model.backend)
+        check_backend_serves(name, model.backend, backend_class, role_spec(config.role_of(name)))
+        spec = model.to_spec()
+        source = absolute_source(spec.source, config.base_dir)
+        check_source(model.backend, backend_class, spec.model_copy(update={"source": source}))
 
 
 def check_port_free(host: str, port: int) -> None:

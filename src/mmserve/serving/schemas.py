@@ -72,6 +72,10 @@ class PluginRecord(BaseModel):
     roles: list[str] | None = None
     inputs: dict[str, Any] | None = Field(default=None, description="Steps: input schema.")
     outputs: dict[str, Any] | None = Field(default=None, description="Steps: output schema.")
+    methods: dict[str, Any] | None = Field(
+        default=None,
+        description="Roles: each batched method with its item and result types.",
+    )
 
 
 class BrokenPlugin(BaseModel):

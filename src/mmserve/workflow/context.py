@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from mmserve.gateway.base import Batched, ModelGateway
+from mmserve.gateway.base import Batched, Called, ModelGateway
+
+CalledT = TypeVar("CalledT", Called[Any], Batched[Any])
 
 
 @dataclass
@@ -18,10 +20,10 @@ class StepContext:
     store: Any = None
     batch_sizes: list[int] = field(default_factory=list)
 
-    def record(self, batched: Batched[Any]) -> Batched[Any]:
-        """Note the batch size of a model call; returns it for chaining."""
-        self.batch_sizes.append(batched.batch_size)
-        return batched
+    def record(self, called: CalledT) -> CalledT:
+        """Note the batch size of a model call (a Called or Batched); returns it for chaining."""
+        self.batch_sizes.append(called.batch_size)
+        return called
 
     @property
     def batch_size(self) -> int | None:

@@ -8,12 +8,13 @@ another space. Vectors are unit-norm, as the contract requires.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL.Image import Image
 
-from mmserve.gateway.base import Batched
-from mmserve.models.base import Answer, EmbeddingSpace, Role
+from mmserve.gateway.base import Batched, Called
+from mmserve.models.base import EmbeddingSpace
 
 COLOURS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
 JOINT = EmbeddingSpace(backend="fake", model_id="fake://joint", dim=3)
@@ -39,12 +40,12 @@ class FakeGateway:
     """Models: image_encoder + text_encoder (joint space), words (text, other space)."""
 
     def __init__(self, *, with_image_encoder: bool = True) -> None:
-        self._models: dict[str, Role] = {"text_encoder": "text_encoder", "words": "text_encoder"}
+        self._models: dict[str, str] = {"text_encoder": "text_encoder", "words": "text_encoder"}
         if with_image_encoder:
             self._models["image_encoder"] = "image_encoder"
         self.calls: list[tuple[str, int]] = []
 
-    def model_for(self, role: Role, name: str | None = None) -> str:
+    def model_for(self, role: str, name: str | None = None) -> str:
         from mmserve.errors import ModelNotConfiguredError
 
         if name is not None:
@@ -55,28 +56,22 @@ class FakeGateway:
             return role
         raise ModelNotConfiguredError(f"the config has no model for the role {role!r}")
 
-    def models(self) -> dict[str, Role]:
+    def models(self) -> dict[str, str]:
         return dict(self._models)
 
     async def space(self, model: str) -> EmbeddingSpace:
         return WORDS if model == "words" else JOINT
 
-    async def embed_images(self, model: str, images: Sequence[Image]) -> Batched[np.ndarray]:
-        self.calls.append((model, len(images)))
-        return Batched([image_vector(i) for i in images], len(images))
+    async def call(self, model: str, method: str, item: Any) -> Called[Any]:
+        batched = await self.call_batch(model, method, [item])
+        return Called(batched.items[0], batched.batch_size)
 
-    async def embed_texts(self, model: str, texts: Sequence[str]) -> Batched[np.ndarray]:
-        self.calls.append((model, len(texts)))
-        if model == "words":  # a different space: rotate the joint vector
-            return Batched([np.roll(text_vector(t), 1) for t in texts], len(texts))
-        return Batched([text_vector(t) for t in texts], len(texts))
-
-    async def caption(
-        self, model: str, images: Sequence[Image], prompts: Sequence[str | None] | None = None
-    ) -> Batched[str]:
-        raise NotImplementedError("not needed by these tests")
-
-    async def answer(
-        self, model: str, images: Sequence[Image], questions: Sequence[str]
-    ) -> Batched[Answer]:
-        raise NotImplementedError("not needed by these tests")
+    async def call_batch(self, model: str, method: str, items: Sequence[Any]) -> Batched[Any]:
+        self.calls.append((model, len(items)))
+        if method == "embed_images":
+            return Batched([image_vector(i) for i in items], len(items))
+        if method == "embed_texts":
+            if model == "words":  # a different space: rotate the joint vector
+                return Batched([np.roll(text_vector(t), 1) for t in items], len(items))
+            return Batched([text_vector(t) for t in items], len(items))
+        raise NotImplementedError(f"{method} is not needed by these tests")

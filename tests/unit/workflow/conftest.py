@@ -14,9 +14,10 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from mmserve.errors import ModelNotConfiguredError, WorkflowIssue, WorkflowValidationError
-from mmserve.gateway.base import Batched
+from mmserve.gateway.base import Batched, Called
 from mmserve.media import ImageValue
-from mmserve.models.base import Answer, EmbeddingSpace, Role, Vectors
+from mmserve.models.base import EmbeddingSpace
+from mmserve.models.roles import CaptionItem
 from mmserve.registry import Registry
 from mmserve.workflow import load_workflow
 from mmserve.workflow.context import StepContext
@@ -28,35 +29,29 @@ class FakeGateway:
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []
 
-    def model_for(self, role: Role, name: str | None = None) -> str:
+    def model_for(self, role: str, name: str | None = None) -> str:
         if name not in (None, "fake"):
             raise ModelNotConfiguredError(f"no model {name!r}")
         return "fake"
 
-    def models(self) -> dict[str, Role]:
+    def models(self) -> dict[str, str]:
         return {"fake": "captioner"}
 
     async def space(self, model: str) -> EmbeddingSpace:
         return EmbeddingSpace(backend="fake", model_id=model, dim=3)
 
-    async def embed_images(self, model: str, images: Sequence[Any]) -> Batched[Vectors]:
-        self.calls.append(("embed_images", len(images)))
-        return Batched([np.ones(3, dtype=np.float32) for _ in images], len(images))
+    async def call(self, model: str, method: str, item: Any) -> Called[Any]:
+        batched = await self.call_batch(model, method, [item])
+        return Called(batched.items[0], batched.batch_size)
 
-    async def embed_texts(self, model: str, texts: Sequence[str]) -> Batched[Vectors]:
-        self.calls.append(("embed_texts", len(texts)))
-        return Batched([np.ones(3, dtype=np.float32) for _ in texts], len(texts))
-
-    async def caption(
-        self, model: str, images: Sequence[Any], prompts: Sequence[str | None] | None = None
-    ) -> Batched[str]:
-        self.calls.append(("caption", len(images)))
-        return Batched([f"a {im.size[0]}x{im.size[1]} picture" for im in images], len(images))
-
-    async def answer(
-        self, model: str, images: Sequence[Any], questions: Sequence[str]
-    ) -> Batched[Answer]:
-        raise NotImplementedError
+    async def call_batch(self, model: str, method: str, items: Sequence[Any]) -> Batched[Any]:
+        self.calls.append((method, len(items)))
+        if method in ("embed_images", "embed_texts"):
+            return Batched([np.ones(3, dtype=np.float32) for _ in items], len(items))
+        if method == "caption":
+            sizes = [item.image.size for item in items]
+            return Batched([f"a {w}x{h} picture" for w, h in sizes], len(items))
+        raise NotImplementedError(method)
 
 
 class Match(BaseModel):
@@ -119,9 +114,10 @@ class Caption:
         vector: Any = None
 
     async def run(self, inputs: Inputs, ctx: StepContext) -> Outputs:
-        batch = ctx.record(await ctx.gateway.caption("fake", [inputs.image], [inputs.prompt]))
-        vectors = await ctx.gateway.embed_texts("fake", batch.items)
-        return self.Outputs(text=batch.items[0], vector=vectors.items[0])
+        item = CaptionItem(image=inputs.image, prompt=inputs.prompt)
+        called = ctx.record(await ctx.gateway.call("fake", "caption", item))
+        vectors = await ctx.gateway.call_batch("fake", "embed_texts", [called.value])
+        return self.Outputs(text=called.value, vector=vectors.items[0])
 
 
 class Join:

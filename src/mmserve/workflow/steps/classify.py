@@ -63,9 +63,9 @@ class Classify(Step):
         if image_space != text_space:
             raise EmbeddingSpaceMismatchError(left=str(image_space), right=str(text_space))
         prompts = [inputs.template.replace("{}", label) for label in inputs.labels]
-        image_vectors = ctx.record(await gateway.embed_images(image_model, [inputs.image]))
-        text_vectors = ctx.record(await gateway.embed_texts(text_model, prompts))
-        similarities = np.stack(text_vectors.items) @ image_vectors.items[0]
+        image_vector = ctx.record(await gateway.call(image_model, "embed_images", inputs.image))
+        text_vectors = ctx.record(await gateway.call_batch(text_model, "embed_texts", prompts))
+        similarities = np.stack(text_vectors.items) @ np.asarray(image_vector.value)
         logits = _LOGIT_SCALE * similarities.astype(np.float64)
         probabilities = np.exp(logits - logits.max())
         probabilities /= probabilities.sum()

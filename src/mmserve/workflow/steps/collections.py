@@ -19,12 +19,11 @@ from mmserve.errors import (
     StoreError,
 )
 from mmserve.gateway.base import ModelGateway
-from mmserve.models.base import Role
 from mmserve.stores.base import Collection, Modality, VectorStore
 
 T = TypeVar("T")
 
-ENCODER_ROLE: dict[Modality, Role] = {"text": "text_encoder", "image": "image_encoder"}
+ENCODER_ROLE: dict[Modality, str] = {"text": "text_encoder", "image": "image_encoder"}
 
 
 def require_store(store: Any) -> VectorStore:
@@ -49,7 +48,7 @@ async def find_collection(store: VectorStore, name: str) -> Collection | None:
         return None
 
 
-def _candidates(gateway: ModelGateway, role: Role) -> list[str]:
+def _candidates(gateway: ModelGateway, role: str) -> list[str]:
     """Models serving ``role``, the role's default first."""
     names = [name for name, served in gateway.models().items() if served == role]
     try:

@@ -150,9 +150,11 @@ async def index_documents(
     if not todo:
         return report
     if modality == "text":
-        batched = await gateway.embed_texts(encoder, [doc.text or "" for _, doc in todo])
+        batched = await gateway.call_batch(
+            encoder, "embed_texts", [doc.text or "" for _, doc in todo]
+        )
     else:
-        batched = await gateway.embed_images(encoder, [doc.image for _, doc in todo])  # type: ignore[misc]
+        batched = await gateway.call_batch(encoder, "embed_images", [doc.image for _, doc in todo])
     if record is not None:
         record(batched)
     space = await gateway.space(encoder)

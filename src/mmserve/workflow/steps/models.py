@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from mmserve.media import ImageValue
-from mmserve.models.base import EmbeddingSpace
+from mmserve.models.base import Answer, EmbeddingSpace
+from mmserve.models.roles import CaptionItem, VqaItem
 from mmserve.registry import register_step
 from mmserve.workflow.context import StepContext
 from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
@@ -37,9 +38,9 @@ class EmbedImage(Step):
 
     async def run(self, inputs: Inputs, ctx: StepContext) -> Embedding:
         model = ctx.gateway.model_for("image_encoder", inputs.model)
-        batched = ctx.record(await ctx.gateway.embed_images(model, [inputs.image]))
+        called = ctx.record(await ctx.gateway.call(model, "embed_images", inputs.image))
         space = await ctx.gateway.space(model)
-        return Embedding(vector=[float(v) for v in batched.items[0]], space=space)
+        return Embedding(vector=[float(v) for v in called.value], space=space)
 
 
 @register_step("embed_text")
@@ -54,9 +55,9 @@ class EmbedText(Step):
 
     async def run(self, inputs: Inputs, ctx: StepContext) -> Embedding:
         model = ctx.gateway.model_for("text_encoder", inputs.model)
-        batched = ctx.record(await ctx.gateway.embed_texts(model, [inputs.text]))
+        called = ctx.record(await ctx.gateway.call(model, "embed_texts", inputs.text))
         space = await ctx.gateway.space(model)
-        return Embedding(vector=[float(v) for v in batched.items[0]], space=space)
+        return Embedding(vector=[float(v) for v in called.value], space=space)
 
 
 @register_step("caption")
@@ -76,8 +77,9 @@ class Caption(Step):
     async def run(self, inputs: Inputs, ctx: StepContext) -> Outputs:
         model = ctx.gateway.model_for("captioner", inputs.model)
         prompt = inputs.prompt or None  # an empty prompt means unconditional captioning
-        batched = ctx.record(await ctx.gateway.caption(model, [inputs.image], [prompt]))
-        return self.Outputs(text=batched.items[0])
+        item = CaptionItem(image=inputs.image, prompt=prompt)
+        called = ctx.record(await ctx.gateway.call(model, "caption", item))
+        return self.Outputs(text=called.value)
 
 
 @register_step("answer")
@@ -97,6 +99,7 @@ class AnswerQuestion(Step):
 
     async def run(self, inputs: Inputs, ctx: StepContext) -> Outputs:
         model = ctx.gateway.model_for("vqa", inputs.model)
-        batched = ctx.record(await ctx.gateway.answer(model, [inputs.image], [inputs.question]))
-        result = batched.items[0]
+        item = VqaItem(image=inputs.image, question=inputs.question)
+        called = ctx.record(await ctx.gateway.call(model, "answer", item))
+        result: Answer = called.value
         return self.Outputs(answer=result.text, score=result.score)

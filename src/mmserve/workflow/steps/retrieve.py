@@ -51,14 +51,14 @@ async def search_collection(
     target = await blocking(store.get_collection, collection)
     if text is not None:
         encoder = await encoder_for(gateway, target, "text", model)
-        batched = await gateway.embed_texts(encoder, [text])
+        called = await gateway.call(encoder, "embed_texts", text)
     else:
         encoder = await encoder_for(gateway, target, "image", model)
-        batched = await gateway.embed_images(encoder, [image])
+        called = await gateway.call(encoder, "embed_images", image)
     if ctx is not None:
-        ctx.record(batched)
+        ctx.record(called)
     space = await gateway.space(encoder)
-    return await blocking(store.search, collection, batched.items[0], space=space, top_k=top_k)
+    return await blocking(store.search, collection, called.value, space=space, top_k=top_k)
 
 
 def to_retrieved(match: Match, *, include_image: bool = True) -> RetrievedMatch:
