@@ -1,9 +1,15 @@
 """The engine: runs a checked workflow as a DAG of asyncio tasks.
 
 A step starts as soon as every step it references has finished, so independent steps run
-concurrently (their model calls can then share batches). The first failure stops the run: the
-steps still running are cancelled, those not started are marked skipped, and the error is
-raised with the run's trace attached (:func:`mmserve.workflow.result.trace_of`).
+concurrently (their model calls can then share batches). A step whose ``when`` is false, or
+that references a skipped step, is skipped (outputs referring to it are null). A ``for_each``
+step runs once per item, concurrently (bounded), so the items' model calls share batches. The
+first failure stops the run: the steps still running are cancelled, those not started are
+marked skipped, and the error is raised with the run's trace attached
+(:func:`mmserve.workflow.result.trace_of`).
+
+Event points (one place each): :meth:`_Run._step_started`, :meth:`_Run._step_finished`,
+:meth:`_Run._item_finished`.
 
 Quick start::
 
@@ -16,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import ChainMap
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -25,59 +33,126 @@ from mmserve.errors import (
     DeadlineExceededError,
     InputError,
     MmserveError,
+    OverloadedError,
+    ServiceUnavailableError,
     StepFailedError,
     WorkflowError,
 )
 from mmserve.gateway.base import ModelGateway
 from mmserve.registry import Registry, registry
+from mmserve.workflow.cache import StepCache, cache_key, is_deterministic, process_cache
+from mmserve.workflow.conditions import evaluate, parse_condition
 from mmserve.workflow.context import StepContext
 from mmserve.workflow.definition import Workflow
 from mmserve.workflow.input_values import validate_inputs
 from mmserve.workflow.issues import pydantic_message
 from mmserve.workflow.references import parse_template, walk_strings
-from mmserve.workflow.resolve import ResolveError, resolve
-from mmserve.workflow.result import RunResult, StepStatus, TraceEntry, attach_trace
+from mmserve.workflow.resolve import ResolveError, lookup, resolve
+from mmserve.workflow.result import (
+    ItemStatus,
+    RunResult,
+    StepStatus,
+    TraceEntry,
+    attach_trace,
+)
 from mmserve.workflow.spec import StepSpec
+from mmserve.workflow.subworkflow import WorkflowStep
+
+#: Failures that may pass on another attempt (``retry``): never bad input.
+RETRYABLE: tuple[type[MmserveError], ...] = (
+    ServiceUnavailableError,
+    DeadlineExceededError,
+    OverloadedError,
+)
+#: Items of one for_each step running at once, unless the step sets ``concurrency``.
+DEFAULT_FOR_EACH_CONCURRENCY = 16
 
 
 class Engine:
-    """Runs workflows against a model gateway (local models or Ray Serve handles)."""
+    """Runs workflows against a model gateway (local models or Ray Serve handles).
+
+    ``cache`` holds ``cache: true`` results (the process's LRU unless given);
+    ``for_each_concurrency`` bounds the items of a for_each step that run at once.
+    """
 
     def __init__(
-        self, gateway: ModelGateway, *, store: Any = None, registry: Registry = registry
+        self,
+        gateway: ModelGateway,
+        *,
+        store: Any = None,
+        registry: Registry = registry,
+        cache: StepCache | None = None,
+        for_each_concurrency: int = DEFAULT_FOR_EACH_CONCURRENCY,
     ) -> None:
         self.gateway = gateway
         self.store = store
         self.registry = registry
+        self.cache = process_cache if cache is None else cache
+        self.for_each_concurrency = for_each_concurrency
 
     async def run(
-        self, workflow: Workflow, inputs: Mapping[str, Any], *, timeout_s: float | None = None
+        self,
+        workflow: Workflow,
+        inputs: Mapping[str, Any],
+        *,
+        timeout_s: float | None = None,
+        use_cache: bool = True,
     ) -> RunResult:
         """Validate ``inputs``, run every step, return the outputs and the trace.
 
-        Raises :class:`InputError` for bad inputs (before any step runs), the step's own
-        :class:`MmserveError` or a :class:`StepFailedError` wrapping anything else, and
+        ``use_cache=False`` computes every ``cache: true`` step afresh (and refreshes its
+        entry). Raises :class:`InputError` for bad inputs (before any step runs), the step's
+        own :class:`MmserveError` or a :class:`StepFailedError` wrapping anything else, and
         :class:`DeadlineExceededError` naming the steps still running at ``timeout_s``.
         """
         values = validate_inputs(workflow.spec.inputs, inputs)
-        classes = {sid: self.registry.get("step", s.uses) for sid, s in workflow.spec.steps.items()}
-        run = _Run(self, workflow, values, classes)
+        classes = {sid: workflow.step_class(sid, self.registry) for sid in workflow.spec.steps}
+        run = _Run(self, workflow, values, classes, use_cache=use_cache)
         return await run.execute(timeout_s)
+
+
+@dataclass
+class _Call:
+    """One execution of a step's work (the step, or one item of a for_each)."""
+
+    ctx: StepContext
+    attempts: int = 0
+    cached: bool | None = None
+
+
+@dataclass
+class _StepState:
+    """What a running step has done so far (its trace entry is built from it)."""
+
+    started: float
+    calls: list[_Call] = field(default_factory=list)
+    item_status: list[ItemStatus] | None = None
 
 
 class _Run:
     """The state of one run: finished outputs, running tasks, trace entries."""
 
     def __init__(
-        self, engine: Engine, workflow: Workflow, values: dict[str, Any], classes: dict[str, Any]
+        self,
+        engine: Engine,
+        workflow: Workflow,
+        values: dict[str, Any],
+        classes: dict[str, Any],
+        *,
+        use_cache: bool,
     ) -> None:
         self.engine = engine
         self.workflow = workflow
         self.values = values
         self.classes = classes
-        self.outputs: dict[str, BaseModel] = {}
-        self.tasks: dict[str, asyncio.Task[BaseModel]] = {}
+        self.use_cache = use_cache
+        #: step id -> its Outputs (a list of them for a for_each step)
+        self.outputs: dict[str, Any] = {}
+        #: step id -> why it was skipped
+        self.skipped: dict[str, str] = {}
+        self.tasks: dict[str, asyncio.Task[Any]] = {}
         self.trace: dict[str, TraceEntry] = {}
+        self.states: dict[str, _StepState] = {}
 
     async def execute(self, timeout_s: float | None) -> RunResult:
         loop = asyncio.get_running_loop()
@@ -85,11 +160,9 @@ class _Run:
         waiting = list(self.workflow.order)
         try:
             while waiting or self.tasks:
-                for step in [
-                    s for s in waiting if self.workflow.dependencies[s] <= self.outputs.keys()
-                ]:
-                    waiting.remove(step)
-                    self.tasks[step] = asyncio.create_task(self._step(step), name=step)
+                self._start_ready(waiting)
+                if not self.tasks:
+                    continue
                 remaining = None if deadline is None else max(0.0, deadline - loop.time())
                 done, _ = await asyncio.wait(
                     self.tasks.values(), timeout=remaining, return_when=asyncio.FIRST_COMPLETED
@@ -103,8 +176,7 @@ class _Run:
             raise
         try:
             outputs = {
-                name: resolve(value, self.values, self.outputs)
-                for name, value in self.workflow.spec.outputs.items()
+                name: self._output(value) for name, value in self.workflow.spec.outputs.items()
             }
         except ResolveError as exc:
             error = WorkflowError(f"workflow {self.workflow.name!r}: output {exc}")
@@ -112,7 +184,57 @@ class _Run:
             raise error from exc
         return RunResult(outputs=outputs, trace=self._trace())
 
-    def _collect(self, done: set[asyncio.Task[BaseModel]]) -> None:
+    def _output(self, value: Any) -> Any:
+        """An output's value; null when it refers to a skipped step."""
+        roots = {
+            ref.root
+            for _, text in walk_strings(value)
+            if "${" in text
+            for ref in parse_template(text).references
+        }
+        if roots & self.skipped.keys():
+            return None
+        return resolve(value, self.values, self.outputs)
+
+    def _start_ready(self, waiting: list[str]) -> None:
+        """Start (or skip) every waiting step whose dependencies have all finished."""
+        progressed = True
+        while progressed:
+            progressed = False
+            finished = self.outputs.keys() | self.skipped.keys()
+            for step in [s for s in waiting if self.workflow.dependencies[s] <= finished]:
+                waiting.remove(step)
+                reason = self._skip_reason(step)
+                if reason is not None:
+                    self._skip(step, reason)
+                    progressed = True
+                    continue
+                self.tasks[step] = asyncio.create_task(self._step(step), name=step)
+
+    def _skip_reason(self, step: str) -> str | None:
+        spec = self.workflow.spec.steps[step]
+        skipped = sorted(self.workflow.dependencies[step] & self.skipped.keys())
+        if skipped:
+            return f"it needs {', '.join(repr(s) for s in skipped)}, which did not run"
+        if spec.when is None:
+            return None
+        try:
+            holds = evaluate(
+                parse_condition(spec.when), lambda ref: lookup(ref, self.values, self.outputs)
+            )
+        except ResolveError as exc:
+            error = StepFailedError(step=step, uses=spec.uses, reason=f"when: {exc}")
+            self._record(step, "error", str(error), _StepState(time.perf_counter()))
+            raise error from None
+        return None if holds else f"when: {spec.when} is false"
+
+    def _skip(self, step: str, reason: str) -> None:
+        self.skipped[step] = reason
+        spec = self.workflow.spec.steps[step]
+        entry = TraceEntry(step=step, uses=spec.uses, status="skipped", wall_ms=0.0, error=reason)
+        self._step_finished(step, entry)
+
+    def _collect(self, done: set[asyncio.Task[Any]]) -> None:
         """Keep the outputs of finished steps; raise the first failure (declaration order)."""
         errors: dict[str, BaseException] = {}
         for task in done:
@@ -165,49 +287,159 @@ class _Run:
             entries.append(entry)
         return entries
 
-    async def _step(self, step: str) -> BaseModel:
+    # -- event points: one place where a step starts, one where it ends, one per item ----
+
+    def _step_started(self, step: str) -> _StepState:
+        state = _StepState(started=time.perf_counter())
+        self.states[step] = state
+        return state
+
+    def _step_finished(self, step: str, entry: TraceEntry) -> None:
+        self.trace[step] = entry
+
+    def _item_finished(self, step: str, index: int, status: ItemStatus) -> None:
+        state = self.states[step]
+        if state.item_status is not None:
+            state.item_status[index] = status
+
+    def _record(self, step: str, status: StepStatus, error: str | None, state: _StepState) -> None:
         spec = self.workflow.spec.steps[step]
-        ctx = StepContext(step, self.engine.gateway, self.engine.store)
-        started = time.perf_counter()
+        sizes = [size for call in state.calls for size in call.ctx.batch_sizes]
+        cached = [call.cached for call in state.calls if call.cached is not None]
+        entry = TraceEntry(
+            step=step,
+            uses=spec.uses,
+            status=status,
+            wall_ms=(time.perf_counter() - state.started) * 1000,
+            batch_size=max(sizes) if sizes else None,
+            error=error,
+            attempts=(max((c.attempts for c in state.calls), default=0) if spec.retry else None),
+            cached=(bool(cached) and all(cached)) if spec.cache else None,
+            items=None if state.item_status is None else len(state.item_status),
+            item_status=None if state.item_status is None else list(state.item_status),
+        )
+        self._step_finished(step, entry)
 
-        def record(status: StepStatus, error: str | None = None) -> None:
-            wall_ms = (time.perf_counter() - started) * 1000
-            self.trace[step] = TraceEntry(
-                step=step,
-                uses=spec.uses,
-                status=status,
-                wall_ms=wall_ms,
-                batch_size=ctx.batch_size,
-                error=error,
-            )
+    # -- running one step ----------------------------------------------------------------
 
+    async def _step(self, step: str) -> Any:
+        spec = self.workflow.spec.steps[step]
+        state = self._step_started(step)
+        result: Any
         try:
-            result = await self._invoke(step, spec, ctx)
+            if spec.for_each is not None:
+                result = await self._for_each(step, spec, state)
+            else:
+                result = await self._attempts(step, spec, {}, self._call(step, state))
         except asyncio.CancelledError:
-            record(
+            self._record(
+                step,
                 "cancelled",
                 "stopped before it finished: a failure elsewhere, the deadline or the caller",
+                state,
             )
             raise
         except MmserveError as exc:
-            record("error", str(exc))
+            self._record(step, "error", str(exc), state)
             raise
         except Exception as exc:
             error = StepFailedError(
                 step=step, uses=spec.uses, reason=f"{type(exc).__name__}: {exc}"
             )
-            record("error", str(error))
+            self._record(step, "error", str(error), state)
             raise error from exc
-        record("ok")
+        self._record(step, "ok", None, state)
         return result
 
-    async def _invoke(self, step: str, spec: StepSpec, ctx: StepContext) -> BaseModel:
+    def _call(self, step: str, state: _StepState) -> _Call:
+        call = _Call(StepContext(step, self.engine.gateway, self.engine.store))
+        state.calls.append(call)
+        return call
+
+    async def _for_each(self, step: str, spec: StepSpec, state: _StepState) -> list[Any]:
+        assert spec.for_each is not None
+        try:
+            items = resolve(spec.for_each, self.values, self.outputs)
+        except ResolveError as exc:
+            raise StepFailedError(step=step, uses=spec.uses, reason=f"for_each: {exc}") from None
+        if items is None:
+            items = []
+        if not isinstance(items, list | tuple):
+            raise StepFailedError(
+                step=step,
+                uses=spec.uses,
+                reason=f"for_each: {spec.for_each} is {type(items).__name__}, not a list",
+            )
+        statuses: list[ItemStatus] = ["pending"] * len(items)
+        state.item_status = statuses
+        calls = [self._call(step, state) for _ in items]
+        gate = asyncio.Semaphore(spec.concurrency or self.engine.for_each_concurrency)
+
+        async def one(index: int, value: Any) -> Any:
+            try:
+                async with gate:
+                    result = await self._attempts(step, spec, {spec.as_: value}, calls[index])
+            except asyncio.CancelledError:
+                self._item_finished(step, index, "cancelled")
+                raise
+            except BaseException:
+                self._item_finished(step, index, "error")
+                raise
+            self._item_finished(step, index, "cached" if calls[index].cached else "ok")
+            return result
+
+        tasks = [asyncio.create_task(one(i, v)) for i, v in enumerate(items)]
+        if not tasks:
+            return []
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in tasks:
+                task.cancel()  # no-op for finished ones
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:  # the first failure in item order
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        return [task.result() for task in tasks]
+
+    async def _attempts(
+        self, step: str, spec: StepSpec, scope: dict[str, Any], call: _Call
+    ) -> BaseModel:
+        """The step's result for one call: from the cache, or run (retried when allowed)."""
         cls = self.classes[step]
-        inputs = self._inputs(step, spec, cls)
+        inputs = self._inputs(step, spec, cls, scope)
+        key = None
+        if spec.cache and is_deterministic(cls, inputs):
+            key = cache_key(spec.uses, cls, self.engine.gateway, inputs)
+            hit = self.engine.cache.get(key) if self.use_cache else None
+            call.cached = hit is not None
+            if hit is not None:
+                return hit
+        attempts = spec.retry.attempts if spec.retry is not None else 1
+        while True:
+            call.attempts += 1
+            try:
+                result = await self._invoke(step, spec, cls, inputs, call.ctx)
+                break
+            except RETRYABLE:
+                if call.attempts >= attempts:
+                    raise
+            assert spec.retry is not None
+            await asyncio.sleep(spec.retry.backoff_s * 2 ** (call.attempts - 1))
+        if key is not None:
+            self.engine.cache.put(key, result)
+        return result
+
+    async def _invoke(
+        self, step: str, spec: StepSpec, cls: Any, inputs: BaseModel, ctx: StepContext
+    ) -> BaseModel:
         timeout = asyncio.timeout(spec.timeout_s)
         try:
             async with timeout:
-                result = await cls().run(inputs, ctx)
+                if isinstance(cls, type) and issubclass(cls, WorkflowStep):
+                    result: Any = await self._sub_workflow(step, spec, cls, inputs, ctx)
+                else:
+                    result = await cls().run(inputs, ctx)
         except TimeoutError:
             if not timeout.expired():
                 raise
@@ -226,9 +458,27 @@ class _Run:
             reason=f"run() returned {type(result).__name__}, expected {cls.Outputs.__name__}",
         )
 
-    def _inputs(self, step: str, spec: StepSpec, cls: Any) -> BaseModel:
+    async def _sub_workflow(
+        self,
+        step: str,
+        spec: StepSpec,
+        cls: type[WorkflowStep],
+        inputs: BaseModel,
+        ctx: StepContext,
+    ) -> dict[str, Any]:
+        """Run the workflow of a ``uses: workflow:NAME`` step as a nested run."""
+        given = {name: getattr(inputs, name) for name in inputs.model_fields_set}
         try:
-            raw = {key: resolve(v, self.values, self.outputs) for key, v in spec.with_.items()}
+            result = await self.engine.run(cls.workflow, given, use_cache=self.use_cache)
+        except InputError as exc:
+            raise StepFailedError(step=step, uses=spec.uses, reason=exc.message) from None
+        ctx.batch_sizes.extend(e.batch_size for e in result.trace if e.batch_size is not None)
+        return result.outputs
+
+    def _inputs(self, step: str, spec: StepSpec, cls: Any, scope: dict[str, Any]) -> BaseModel:
+        names: Mapping[str, Any] = ChainMap(scope, self.outputs) if scope else self.outputs
+        try:
+            raw = {key: resolve(v, self.values, names) for key, v in spec.with_.items()}
         except ResolveError as exc:
             raise StepFailedError(step=step, uses=spec.uses, reason=str(exc)) from None
         try:
