@@ -63,6 +63,13 @@ CASES: dict[str, dict[str, Any]] = {
     "caption_then_retrieve": {"image": _image("red_circle.png"), "top_k": 2},
     "retrieve_then_answer": {"question": "what shape is red?"},
     "search_images": {"text": "a yellow sun", "top_k": 2},
+    "answer_each": {"question": "what shape is it?", "top_k": 2},
+    "caption_matches": {"text": "a red circle", "top_k": 2},
+    "classify_then_answer": {
+        "image": _image("red_circle.png"),
+        "question": "what is it?",
+        "min_score": 0,
+    },
 }
 
 

@@ -38,6 +38,9 @@ def _cases() -> dict[str, dict[str, Any]]:
         "caption_then_retrieve": {"image": red, "top_k": 2},
         "retrieve_then_answer": {"question": "what shape is red?"},
         "search_images": {"text": "a yellow sun", "top_k": 2},
+        "answer_each": {"question": "what shape is it?", "top_k": 2},
+        "caption_matches": {"text": "a red circle", "top_k": 2},
+        "classify_then_answer": {"image": red, "question": "what is it?", "min_score": 0},
     }
 
 

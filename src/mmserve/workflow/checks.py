@@ -43,10 +43,10 @@ class CheckResult:
 
 
 def check_document(
-    doc: YamlDocument, *, registry: Registry, workflows: Mapping[str, Workflow] | None = None
+    doc: YamlDocument, *, registry: Registry, workflows: Mapping[str, Workflow | None] | None = None
 ) -> CheckResult:
     """Run every static check on a read document; ``workflows`` are the loaded workflows a
-    ``uses: workflow:NAME`` step may run."""
+    ``uses: workflow:NAME`` step may run (None for one whose file has problems)."""
     sink = IssueSink(doc)
     if doc.issues:
         return CheckResult(None, sink.issues)
@@ -58,11 +58,11 @@ def check_document(
         step_id: _plugin(sink, registry, step_id, spec, known)
         for step_id, spec in parts.steps.items()
     }
-    subworkflows = {
-        step_id: known[spec.workflow]
-        for step_id, spec in parts.steps.items()
-        if spec is not None and spec.workflow is not None and spec.workflow in known
-    }
+    subworkflows: dict[str, Workflow] = {}
+    for step_id, spec in parts.steps.items():
+        sub = known.get(spec.workflow) if spec is not None and spec.workflow else None
+        if sub is not None:
+            subworkflows[step_id] = sub
     checker = ValueChecker(sink, parts, classes)
     for step_id, spec in parts.steps.items():
         if spec is not None:
@@ -92,14 +92,22 @@ def _plugin(
     registry: Registry,
     step_id: str,
     spec: StepSpec | None,
-    workflows: Mapping[str, Workflow],
+    workflows: Mapping[str, Workflow | None],
 ) -> Any:
     if spec is None:
         return None
     if spec.workflow is not None:
+        found = workflows.get(spec.workflow)
+        if found is not None:
+            return workflow_step_class(found)
         if spec.workflow in workflows:
-            return workflow_step_class(workflows[spec.workflow])
-        hint = suggestion(spec.workflow, workflows, noun="workflows")
+            sink.add(
+                ("steps", step_id, "uses"),
+                f"step {step_id!r} uses the workflow {spec.workflow!r}, which has problems",
+                "fix the problems reported in that workflow's file first",
+            )
+            return None
+        hint = suggestion(spec.workflow, [n for n in workflows if n], noun="workflows")
         sink.add(
             ("steps", step_id, "uses"),
             f"step {step_id!r} uses an unknown workflow {spec.workflow!r}",

@@ -19,6 +19,7 @@ from mmserve.workflow.references import (
     STAR,
     Reference,
     ReferenceSyntaxError,
+    incomplete,
     parse_template,
     walk_strings,
 )
@@ -199,9 +200,12 @@ class ValueChecker:
 
     def reference_type(self, ref: Reference, path: YamlPath) -> Any | None:
         """The type ``ref`` yields; None (after an issue) when it points at nothing."""
-        first = ref.path[0]
         if ref.root in self.items:
             return self._navigate(ref, self.items[ref.root], path, start=0)
+        if not ref.path:
+            self.sink.add(path, str(incomplete(ref)), _REFERENCE_HINT, needle=ref.text)
+            return None
+        first = ref.path[0]
         if ref.is_input:
             if not isinstance(first, str) or first not in self.parts.inputs:
                 hint = suggestion(str(first), self.parts.inputs, noun="inputs")

@@ -314,7 +314,7 @@ class _Run:
             batch_size=max(sizes) if sizes else None,
             error=error,
             attempts=(max((c.attempts for c in state.calls), default=0) if spec.retry else None),
-            cached=(bool(cached) and all(cached)) if spec.cache else None,
+            cached=all(cached) if spec.cache and cached else None,
             items=None if state.item_status is None else len(state.item_status),
             item_status=None if state.item_status is None else list(state.item_status),
         )

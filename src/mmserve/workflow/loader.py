@@ -19,7 +19,10 @@ WORKFLOW_SUFFIXES = (".yaml", ".yml")
 
 
 def _check_doc(
-    doc: YamlDocument, source: Path | None, reg: Registry, workflows: Mapping[str, Workflow]
+    doc: YamlDocument,
+    source: Path | None,
+    reg: Registry,
+    workflows: Mapping[str, Workflow | None],
 ) -> tuple[Workflow | None, list[WorkflowIssue]]:
     result = check_document(doc, registry=reg, workflows=workflows)
     if result.spec is None or result.issues:
@@ -120,6 +123,7 @@ def _load_all(
 ) -> tuple[dict[str, Workflow], list[WorkflowIssue]]:
     """Check every file, each after the workflows it uses (``uses: workflow:NAME``)."""
     workflows: dict[str, Workflow] = {}
+    invalid: dict[str, Workflow | None] = {}  # names whose files have problems
     issues: list[WorkflowIssue] = []
     docs: list[tuple[Path, YamlDocument]] = []
     for path in workflow_files(paths):
@@ -134,9 +138,10 @@ def _load_all(
     for path, doc in sorted(docs, key=lambda d: ranks.get(_uses_of(d[1])[0], len(ranks))):
         if _uses_of(doc)[0] in cyclic:
             continue  # reported once as a cycle; the rest of its checks would only echo it
-        workflow, found = _check_doc(doc, path, reg, workflows)
+        workflow, found = _check_doc(doc, path, reg, {**invalid, **workflows})
         issues.extend(found)
         if workflow is None:
+            invalid.setdefault(_uses_of(doc)[0], None)
             continue
         first = workflows.get(workflow.name)
         if first is not None:

@@ -77,6 +77,13 @@ class Template:
         return None
 
 
+def incomplete(ref: Reference) -> ReferenceSyntaxError:
+    """The error for ``${NAME}`` alone where NAME is not a for_each item (those stand alone)."""
+    return ReferenceSyntaxError(
+        ref.text, f"incomplete reference {ref.text!r}: name a field, e.g. ${{{ref.root}.FIELD}}"
+    )
+
+
 def parse_reference(text: str, body: str) -> Reference:
     match = _BODY.fullmatch(body)
     if match is None:
@@ -92,11 +99,6 @@ def parse_reference(text: str, body: str) -> Reference:
             path.append(STAR)
         else:
             path.append(int(index) if index is not None else seg.group("name"))
-    if not path:
-        raise ReferenceSyntaxError(
-            text,
-            f"incomplete reference {text!r}: name a field, e.g. ${{{match.group('root')}.FIELD}}",
-        )
     return Reference(match.group("root"), tuple(path), text)
 
 
@@ -161,6 +163,7 @@ __all__ = [
     "ReferenceSyntaxError",
     "Template",
     "contains_reference",
+    "incomplete",
     "parse_reference",
     "parse_template",
     "walk_strings",

@@ -32,6 +32,7 @@ Quick start::
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -54,6 +55,11 @@ class Step(ABC):
 
     Inputs: ClassVar[type[BaseModel]]
     Outputs: ClassVar[type[BaseModel]]
+    #: Whether the same inputs always give the same result, so ``cache: true`` may reuse it:
+    #: True/False, or a function of the validated inputs (e.g. generation: only with a seed).
+    deterministic: ClassVar[bool | Callable[[Any], bool]] = False
+    #: Part of the cache key: bump it when a change gives other results for the same inputs.
+    version: ClassVar[str | None] = None
 
     @abstractmethod
     async def run(self, inputs: Any, ctx: StepContext) -> BaseModel:
