@@ -73,12 +73,16 @@ def run(
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Give up after this many seconds.")
     ] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Compute `cache: true` steps afresh (no cached result)."),
+    ] = False,
 ) -> None:
     """Run a workflow and print its outputs and trace as JSON."""
     if local and url:
         usage_error("use either --local or --url, not both")
     if url:
-        print_json(_run_remote(url, workflow, inputs or [], timeout))
+        print_json(_run_remote(url, workflow, inputs or [], timeout, use_cache=not no_cache))
         return
     from mmserve.local_mode import LocalApp
 
@@ -86,15 +90,17 @@ def run(
     local_app = LocalApp(app_config)
     spec = local_app.workflow(workflow)
     values = parse_inputs(inputs or [], spec.input_schema())
-    result = asyncio.run(local_app.run(spec, values, timeout_s=timeout))
+    result = asyncio.run(local_app.run(spec, values, timeout_s=timeout, use_cache=not no_cache))
     print_json(result.model_dump(mode="json"))
 
 
-def _run_remote(url: str, workflow: str, pairs: list[str], timeout: float | None) -> Any:
+def _run_remote(
+    url: str, workflow: str, pairs: list[str], timeout: float | None, *, use_cache: bool
+) -> Any:
     from mmserve.client import Client
     from mmserve.errors import WorkflowNotFoundError
 
-    with Client(url, timeout=timeout or 600.0) as client:
+    with Client(url, timeout=timeout or 600.0, use_cache=use_cache) as client:
         schemas = {w["name"]: w["inputs"] for w in client.workflows()}
         if workflow not in schemas:
             raise WorkflowNotFoundError(name=workflow, known=list(schemas))

@@ -25,7 +25,13 @@ from mmserve.serving.errors_http import ERROR_RESPONSES, error_response, install
 from mmserve.serving.guard import REQUEST_ID_HEADER, Guard
 from mmserve.serving.limits import check_inputs, json_limits
 from mmserve.serving.routes_collections import collection_routes
-from mmserve.serving.run_request import TIMEOUT_PARAMETER, deadline_s, run_inputs
+from mmserve.serving.run_request import (
+    CACHE_PARAMETER,
+    TIMEOUT_PARAMETER,
+    deadline_s,
+    run_inputs,
+    use_cache,
+)
 from mmserve.serving.runtime import ApiRuntime, request_id_of
 from mmserve.serving.schemas import (
     BrokenPlugin,
@@ -56,7 +62,7 @@ _RUN_BODY: dict[str, Any] = {
             },
         },
     },
-    "parameters": [TIMEOUT_PARAMETER],
+    "parameters": [TIMEOUT_PARAMETER, CACHE_PARAMETER],
 }
 
 
@@ -164,9 +170,10 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
         multipart upload with one part per input. Returns the outputs and the trace."""
         workflow = lookup(name)
         timeout_s = deadline_s(request, server)
+        cache = use_cache(request)
         raw = await run_inputs(request, workflow, server.limits)
         inputs = await check_inputs(workflow, raw, server.limits)
-        result = await runtime.engine.run(workflow, inputs, timeout_s=timeout_s)
+        result = await runtime.engine.run(workflow, inputs, timeout_s=timeout_s, use_cache=cache)
         return {**result.model_dump(mode="json"), "request_id": request_id_of(request)}
 
     app.include_router(collection_routes(runtime, ERROR_RESPONSES))
