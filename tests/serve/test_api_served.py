@@ -283,6 +283,9 @@ def _inputs(workflow: str, image: bytes) -> dict[str, Any]:
         "caption_then_retrieve": {"image": image, "collection": "captions", "top_k": 2},
         "retrieve_then_answer": {"question": "is it red?", "collection": "images"},
         "search_images": {"text": "red", "collection": "images", "top_k": 1},
+        "answer_each": {"question": "is it red?", "collection": "images", "top_k": 2},
+        "caption_matches": {"text": "red", "collection": "images", "top_k": 2},
+        "classify_then_answer": {"image": image, "question": "what is it?", "labels": ["a", "b"]},
     }[workflow]
 
 
