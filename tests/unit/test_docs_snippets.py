@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from mmserve.config import AppConfig
-from mmserve.workflow import load_workflow_text
+from mmserve.workflow import load_workflow_text, load_workflows
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted(
@@ -63,7 +63,7 @@ def _check_plugin_workflow(text: str, plugin: Path) -> None:
     modules = entry_points["project"]["entry-points"]["mmserve.plugins"].values()
     program = (
         "import importlib, sys\n"
-        "from mmserve.workflow import load_workflow_text\n"
+        "from mmserve.workflow import load_workflow_text, load_workflows\n"
         f"sys.path.insert(0, {str(plugin / 'src')!r})\n"
         f"for module in {sorted(modules)!r}:\n"
         "    importlib.import_module(module)\n"
@@ -97,8 +97,9 @@ def test_yaml_snippet_is_valid(where: str, text: str) -> None:
     assert isinstance(data, dict), f"{where}: a snippet is a mapping"
     if "steps" in data:
         plugin = _plugin_root(where)
-        if plugin is None:
-            load_workflow_text(text, file=where)
+        if plugin is None:  # it may use the shipped workflows as steps (`workflow:NAME`)
+            shipped = load_workflows([ROOT / "workflows"])
+            load_workflow_text(text, file=where, workflows=shipped)
         else:
             _check_plugin_workflow(text, plugin)
         return
