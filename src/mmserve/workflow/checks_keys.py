@@ -17,6 +17,7 @@ from mmserve.workflow.conditions import (
     Expr,
     ListOf,
     Literal,
+    Not,
     Ref,
     parse_condition,
     references,
@@ -169,9 +170,10 @@ def _check_expr(checker: ValueChecker, step_id: str, tree: Expr, types: dict[str
             _WHEN_HINT,
             needle=tree.text,
         )
+    elif isinstance(tree, Not):
+        _check_expr(checker, step_id, tree.expr, types)
     else:
-        children = [tree.expr] if hasattr(tree, "expr") else list(getattr(tree, "items", ()))
-        for child in children:
+        for child in tree.items:
             _check_expr(checker, step_id, child, types)
 
 
