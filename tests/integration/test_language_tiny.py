@@ -95,7 +95,7 @@ def test_cached_for_each_items_come_from_the_cache(app: LocalApp) -> None:
 
 
 def test_answer_each_answers_for_every_match(app: LocalApp) -> None:
-    out = run(app, "answer_each", {"question": "what shape is it?", "top_k": 3})
+    out = run(app, "answer_each", {"question": "what shape is it?", "top_k": 3}, use_cache=False)
     outputs = out["outputs"]
     assert len(outputs["answers"]) == len(outputs["image_ids"]) == 3
     assert all(isinstance(a, str) for a in outputs["answers"])
