@@ -85,13 +85,21 @@ def run(
             help="Write image outputs as PNG files here and print their paths (not base64).",
         ),
     ] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Compute `cache: true` steps afresh (no cached result)."),
+    ] = False,
 ) -> None:
     """Run a workflow and print its outputs and trace as JSON (steps' progress on stderr)."""
     if local and url:
         usage_error("use either --local or --url, not both")
     printer = ProgressPrinter() if wants_progress(progress) else None
     if url:
-        print_json(_run_remote(url, workflow, inputs or [], timeout, output_dir, printer))
+        print_json(
+            _run_remote(
+                url, workflow, inputs or [], timeout, output_dir, printer, use_cache=not no_cache
+            )
+        )
         return
     from mmserve.local_mode import LocalApp
     from mmserve.workflow.result import to_jsonable
@@ -100,7 +108,9 @@ def run(
     local_app = LocalApp(app_config)
     spec = local_app.workflow(workflow)
     values = parse_inputs(inputs or [], spec.input_schema())
-    result = asyncio.run(local_app.run(spec, values, timeout_s=timeout, on_event=printer))
+    result = asyncio.run(
+        local_app.run(spec, values, timeout_s=timeout, on_event=printer, use_cache=not no_cache)
+    )
     answer = result.model_dump(mode="json")
     if output_dir is not None:
         answer["outputs"] = to_jsonable(_written(result.outputs, output_dir))
@@ -120,6 +130,8 @@ def _run_remote(
     timeout: float | None,
     output_dir: Path | None,
     printer: ProgressPrinter | None = None,
+    *,
+    use_cache: bool = True,
 ) -> Any:
     from mmserve.client import Client, RetryPolicy, RunResult
     from mmserve.errors import WorkflowNotFoundError
@@ -127,7 +139,7 @@ def _run_remote(
     # A person at a terminal wants to hear at once that nothing answers: a few seconds of
     # reconnecting, not the client's default budget for riding out a proxy restart.
     retry = RetryPolicy(budget_s=CLI_CONNECT_BUDGET_S)
-    with Client(url, timeout=timeout or 600.0, retry=retry) as client:
+    with Client(url, timeout=timeout or 600.0, retry=retry, use_cache=use_cache) as client:
         schemas = {w["name"]: w["inputs"] for w in client.workflows()}
         if workflow not in schemas:
             raise WorkflowNotFoundError(name=workflow, known=list(schemas))

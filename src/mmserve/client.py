@@ -55,6 +55,8 @@ def _outputs_schema(listing: dict[str, dict[str, Any]], workflow: str) -> dict[s
 
 #: Request header carrying the caller's deadline (seconds); the server may only shorten it.
 TIMEOUT_HEADER = "x-mmserve-timeout-s"
+#: Sent as ``bypass`` by a client made with ``use_cache=False``.
+CACHE_HEADER = "x-mmserve-cache"
 
 
 class Client:
@@ -69,15 +71,20 @@ class Client:
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
         deadline_s: float | None = None,
+        use_cache: bool = True,
     ) -> None:
         """``timeout``: seconds this client waits for an answer; ``deadline_s``: the server
         stops the work after this long and answers 504 (sent as ``x-mmserve-timeout-s``);
-        ``retry``: when requests are sent again (:class:`RetryPolicy`, e.g. ``budget_s``)."""
+        ``retry``: when requests are sent again (:class:`RetryPolicy`, e.g. ``budget_s``).
+        ``use_cache=False``: workflows compute their ``cache: true`` steps afresh (sent as
+        ``x-mmserve-cache: bypass``)."""
         self.url = url.rstrip("/")
         self.retry = retry or RetryPolicy()
         headers = headers_for(resolve_api_key(api_key))
         if deadline_s is not None:
             headers[TIMEOUT_HEADER] = f"{deadline_s:g}"
+        if not use_cache:
+            headers[CACHE_HEADER] = "bypass"
         self._http = httpx.Client(
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
@@ -195,15 +202,20 @@ class AsyncClient:
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         deadline_s: float | None = None,
+        use_cache: bool = True,
     ) -> None:
         """``timeout``: seconds this client waits for an answer; ``deadline_s``: the server
         stops the work after this long and answers 504 (sent as ``x-mmserve-timeout-s``);
-        ``retry``: when requests are sent again (:class:`RetryPolicy`, e.g. ``budget_s``)."""
+        ``retry``: when requests are sent again (:class:`RetryPolicy`, e.g. ``budget_s``).
+        ``use_cache=False``: workflows compute their ``cache: true`` steps afresh (sent as
+        ``x-mmserve-cache: bypass``)."""
         self.url = url.rstrip("/")
         self.retry = retry or RetryPolicy()
         headers = headers_for(resolve_api_key(api_key))
         if deadline_s is not None:
             headers[TIMEOUT_HEADER] = f"{deadline_s:g}"
+        if not use_cache:
+            headers[CACHE_HEADER] = "bypass"
         self._http = httpx.AsyncClient(
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
@@ -298,4 +310,4 @@ class AsyncClient:
         await self.aclose()
 
 
-__all__ = ["TIMEOUT_HEADER", "AsyncClient", "Client", "RetryPolicy", "RunResult"]
+__all__ = ["CACHE_HEADER", "TIMEOUT_HEADER", "AsyncClient", "Client", "RetryPolicy", "RunResult"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mmserve.config import AppConfig
-from mmserve.errors import WorkflowNotFoundError
+from mmserve.errors import MmserveError, WorkflowNotFoundError
 from mmserve.gateway.local import LocalGateway
 from mmserve.registry import Registry, registry
 from mmserve.workflow import (
@@ -60,11 +60,20 @@ class LocalApp:
             self._workflows = load_workflows(paths, registry=self.registry)
         return self._workflows
 
+    def _loadable(self) -> dict[str, Workflow]:
+        """The configured workflows, or none when they do not load (a file given by path
+        must not fail for problems elsewhere; its own `uses: workflow:` then says so)."""
+        try:
+            return self.workflows
+        except MmserveError:
+            return {}
+
     def workflow(self, name_or_path: str) -> Workflow:
         """A workflow by name (from the config's workflow folders) or by file path."""
         path = Path(name_or_path)
         if path.suffix in (".yaml", ".yml") and path.exists():
-            return load_workflow(path, registry=self.registry)
+            # a file may run the configured workflows as steps (`uses: workflow:NAME`)
+            return load_workflow(path, registry=self.registry, workflows=self._loadable())
         workflow = self.workflows.get(name_or_path)
         if workflow is None:
             raise WorkflowNotFoundError(name=name_or_path, known=list(self.workflows))
@@ -77,11 +86,14 @@ class LocalApp:
         *,
         timeout_s: float | None = None,
         on_event: EventHook | None = None,
+        use_cache: bool = True,
     ) -> RunResult:
         if isinstance(workflow, str):
             workflow = self.workflow(workflow)
         engine = Engine(self.gateway, store=self.store, registry=self.registry)
-        return await engine.run(workflow, inputs, timeout_s=timeout_s, on_event=on_event)
+        return await engine.run(
+            workflow, inputs, timeout_s=timeout_s, use_cache=use_cache, on_event=on_event
+        )
 
 
 __all__ = ["LocalApp", "open_configured_store"]

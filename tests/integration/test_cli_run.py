@@ -109,3 +109,20 @@ def test_unknown_workflow_and_config_are_clear() -> None:
     assert "unknown workflow 'captoin'" in result.stderr and "caption" in result.stderr
     result = mmserve("run", "caption", "--config", "deployments/nope.yaml")
     assert result.returncode == 1 and "cannot read config" in result.stderr
+
+
+def test_no_cache_runs_cached_steps_afresh() -> None:
+    image = f"image=@{IMAGES / 'red_circle.png'}"
+    output = run_ok(
+        "classify_then_answer",
+        "--no-cache",
+        "--input",
+        image,
+        "--input",
+        "question=what is it?",
+        "--input",
+        "min_score=0",
+    )
+    classify, answer = output["trace"]
+    assert classify["cached"] is False and answer["status"] == "ok"
+    assert isinstance(output["outputs"]["answer"], str)

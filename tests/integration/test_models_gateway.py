@@ -139,7 +139,8 @@ def test_every_model_call_runs_on_the_one_model_thread(monkeypatch: pytest.Monke
 
     asyncio.run(many())
     asyncio.run(many())  # a second event loop: still the same thread
-    assert len(threads) == 32
+    # the 8 concurrent calls of each model ride in one batch: 2 models x 2 loops
+    assert len(threads) == 4
     assert set(threads) == {threads[0]}
     assert threads[0].startswith("mmserve-model")
 
@@ -164,3 +165,24 @@ def test_load_backend_caches_by_backend_and_spec() -> None:
     first = load_backend("fake", ModelSpec(source="fake://dim=8"))
     assert load_backend("fake", ModelSpec(source="fake://dim=8")) is first
     assert load_backend("fake", ModelSpec(source="fake://dim=9")) is not first
+
+
+def test_concurrent_calls_ride_in_batches_up_to_max_size_and_fail_alone() -> None:
+    gateway = gateway_for(
+        {"vqa": {"backend": "fake", "source": "fake://", "batch": {"max_size": 8}}}
+    )
+
+    async def ask(questions: list[str]) -> list[Any]:
+        calls = [gateway.call("vqa", "answer", VqaItem(image=RED, question=q)) for q in questions]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    twelve = asyncio.run(ask([f"is it red {i}?" for i in range(12)]))
+    assert sorted(c.batch_size for c in twelve) == [4] * 4 + [8] * 8
+    alone = asyncio.run(ask(["is it red?"]))
+    assert alone[0].batch_size == 1
+    mixed = asyncio.run(ask(["is it red?", FAIL_MARKER, "is it blue?"]))
+    assert isinstance(mixed[1], ValueError)  # only the bad item's caller sees the failure
+    assert [mixed[0].value.text, mixed[2].value.text] == [
+        twelve[0].value.text,
+        asyncio.run(ask(["is it blue?"]))[0].value.text,
+    ]

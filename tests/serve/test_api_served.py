@@ -388,6 +388,9 @@ def _inputs(workflow: str, image: bytes) -> dict[str, Any]:
         "edit": {"image": image, "instruction": "make it blue", "steps": 1},
         "generate_and_score": {"prompt": "red", "width": 32, "height": 32, "steps": 1},
         "caption_then_generate": {"image": image, "width": 32, "height": 32},
+        "answer_each": {"question": "is it red?", "collection": "images", "top_k": 2},
+        "caption_matches": {"text": "red", "collection": "images", "top_k": 2},
+        "classify_then_answer": {"image": image, "question": "what is it?", "labels": ["a", "b"]},
     }[workflow]
 
 

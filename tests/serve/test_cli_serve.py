@@ -69,6 +69,13 @@ CASES: dict[str, dict[str, Any]] = {
     "edit": {"image": _image("red_circle.png"), "instruction": "make it snow", "steps": 2},
     "generate_and_score": {"prompt": "a blue square", "width": 64, "height": 64, "seed": 2},
     "caption_then_generate": {"image": _image("yellow_sun.png"), "width": 48, "height": 48},
+    "answer_each": {"question": "what shape is it?", "top_k": 2},
+    "caption_matches": {"text": "a red circle", "top_k": 2},
+    "classify_then_answer": {
+        "image": _image("red_circle.png"),
+        "question": "what is it?",
+        "min_score": 0,
+    },
 }
 
 

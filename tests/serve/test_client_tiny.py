@@ -45,6 +45,9 @@ def _cases() -> dict[str, dict[str, Any]]:
         "edit": {"image": red, "instruction": "make it snow", "steps": 2},
         "generate_and_score": {"prompt": "a red circle", "width": 48, "height": 48},
         "caption_then_generate": {"image": blue, "width": 48, "height": 48},
+        "answer_each": {"question": "what shape is it?", "top_k": 2},
+        "caption_matches": {"text": "a red circle", "top_k": 2},
+        "classify_then_answer": {"image": red, "question": "what is it?", "min_score": 0},
     }
 
 

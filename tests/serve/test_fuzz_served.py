@@ -38,8 +38,18 @@ VALID: dict[str, dict[str, Any]] = {
     "describe": {"image": RED},
     "retrieve_then_answer": {"question": "what colour is it?"},
     "search_images": {"text": "red", "top_k": 2},
+    "answer_each": {"question": "what colour is it?", "top_k": 2},
+    "caption_matches": {"text": "red", "top_k": 2},
+    "classify_then_answer": {"image": RED, "question": "what is it?", "min_score": 0},
 }
-IMAGE_INPUTS = {"answer", "caption", "caption_then_retrieve", "classify", "describe"}
+IMAGE_INPUTS = {
+    "answer",
+    "caption",
+    "caption_then_retrieve",
+    "classify",
+    "classify_then_answer",
+    "describe",
+}
 #: A valid body of every collection route that takes one.
 COLLECTION_BODIES: dict[str, dict[str, Any]] = {
     "/v1/collections/captions/items": {"items": [{"text": "a red sun", "metadata": {"n": 1}}]},

@@ -10,6 +10,10 @@ benchmarks.suite.torch_threads``: 36-40 ms a call while one thread has run it, 4
 either thread after a second one did), which a pool of worker threads (``asyncio.to_thread``)
 always ends up doing. A call's items are one batch (one per batch key of the role method):
 ``batch_size`` is the size of the largest.
+
+Concurrent single-item :meth:`LocalGateway.call` s on the same model and method (the items of a
+for_each step, independent steps) that arrive within one turn of the event loop ride in one
+batch, up to the model's ``batch.max_size``, like Serve's ``@serve.batch`` with no wait.
 """
 
 from __future__ import annotations
@@ -57,6 +61,9 @@ class LocalGateway:
     def __init__(self, config: AppConfig, *, registry: Registry = registry) -> None:
         self.config = config
         self._registry = registry
+        #: (model, method) -> items waiting for the next batch, with their callers' futures
+        self._pending: dict[tuple[str, str], list[tuple[Any, asyncio.Future[Called[Any]]]]] = {}
+        self._batches: set[asyncio.Task[None]] = set()  # running batches (kept referenced)
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -92,8 +99,48 @@ class LocalGateway:
         return space_of(model, instance)
 
     async def call(self, model: str, method: str, item: Any) -> Called[Any]:
-        batched = await self.call_batch(model, method, [item])
-        return Called(value=batched.items[0], batch_size=batched.batch_size)
+        """One item; it rides in a batch with the concurrent calls of this loop turn."""
+        method_of(self.config, model, method, registry=self._registry)  # fail fast, alone
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Called[Any]] = loop.create_future()
+        pending = self._pending.setdefault((model, method), [])
+        pending.append((item, future))
+        if len(pending) == 1:  # the first of this turn: flush once the others are in
+            loop.call_soon(self._flush, model, method)
+        return await future
+
+    def _flush(self, model: str, method: str) -> None:
+        waiting = self._pending.pop((model, method), [])
+        waiting = [(item, future) for item, future in waiting if not future.cancelled()]
+        size = self.config.models[model].batch.max_size
+        for start in range(0, len(waiting), size):
+            task = asyncio.ensure_future(
+                self._run_batch(model, method, waiting[start : start + size])
+            )
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _run_batch(
+        self, model: str, method: str, waiting: list[tuple[Any, asyncio.Future[Called[Any]]]]
+    ) -> None:
+        try:
+            batched = await self.call_batch(model, method, [item for item, _ in waiting])
+        except asyncio.CancelledError:
+            for _, future in waiting:
+                future.cancel()
+            raise
+        except Exception as exc:
+            if len(waiting) == 1:
+                if not waiting[0][1].done():
+                    waiting[0][1].set_exception(exc)
+                return
+            # one bad item must not fail the others: each one again, on its own
+            for one in waiting:
+                await self._run_batch(model, method, [one])
+            return
+        for (_, future), value in zip(waiting, batched.items, strict=True):
+            if not future.done():
+                future.set_result(Called(value=value, batch_size=batched.batch_size))
 
     async def call_batch(self, model: str, method: str, items: Sequence[Any]) -> Batched[Any]:
         """One backend call per batch key among ``items`` (all of them when the method has

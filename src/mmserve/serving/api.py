@@ -25,7 +25,13 @@ from mmserve.serving.errors_http import ERROR_RESPONSES, error_response, install
 from mmserve.serving.guard import REQUEST_ID_HEADER, Guard
 from mmserve.serving.limits import check_inputs, json_limits
 from mmserve.serving.routes_collections import collection_routes
-from mmserve.serving.run_request import TIMEOUT_PARAMETER, deadline_s, run_inputs
+from mmserve.serving.run_request import (
+    CACHE_PARAMETER,
+    TIMEOUT_PARAMETER,
+    deadline_s,
+    run_inputs,
+    use_cache,
+)
 from mmserve.serving.run_stream import (
     EVENT_STREAM,
     EVENT_STREAM_RESPONSE,
@@ -62,7 +68,7 @@ _RUN_BODY: dict[str, Any] = {
             },
         },
     },
-    "parameters": [TIMEOUT_PARAMETER],
+    "parameters": [TIMEOUT_PARAMETER, CACHE_PARAMETER],
     "responses": {"200": {"content": {EVENT_STREAM: EVENT_STREAM_RESPONSE}}},
 }
 
@@ -111,12 +117,17 @@ def _plugin_record(registry: Registry, info: PluginInfo) -> PluginRecord:
 
 
 def side_effect_steps(workflow: Workflow, registry: Registry) -> list[str]:
-    """The ids of ``workflow``'s steps whose plugin declares ``side_effects = True``."""
-    return [
-        step_id
-        for step_id, step in workflow.spec.steps.items()
-        if getattr(registry.get("step", step.uses), "side_effects", False) is True
-    ]
+    """The ids of ``workflow``'s steps whose plugin declares ``side_effects = True`` (a
+    ``uses: workflow:`` step has them when one of that workflow's steps has)."""
+    unsafe = []
+    for step_id in workflow.spec.steps:
+        sub = workflow.subworkflows.get(step_id)
+        if sub is not None:
+            if side_effect_steps(sub, registry):
+                unsafe.append(step_id)
+        elif getattr(workflow.step_class(step_id, registry), "side_effects", False) is True:
+            unsafe.append(step_id)
+    return unsafe
 
 
 def _workflow_info(workflow: Workflow, registry: Registry) -> WorkflowInfo:
@@ -194,16 +205,17 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
         with ``Accept: text/event-stream`` streams step events, then the result."""
         workflow = lookup(name)
         timeout_s = deadline_s(request, server)
+        cache = use_cache(request)
         raw = await run_inputs(request, workflow, server.limits)
         inputs = await check_inputs(workflow, raw, server.limits)
         if wants_event_stream(request):
             return await stream_run(
                 lambda hook: runtime.engine.run(
-                    workflow, inputs, timeout_s=timeout_s, on_event=hook
+                    workflow, inputs, timeout_s=timeout_s, use_cache=cache, on_event=hook
                 ),
                 request_id_of(request),
             )
-        result = await runtime.engine.run(workflow, inputs, timeout_s=timeout_s)
+        result = await runtime.engine.run(workflow, inputs, timeout_s=timeout_s, use_cache=cache)
         return {**result.model_dump(mode="json"), "request_id": request_id_of(request)}
 
     app.include_router(collection_routes(runtime, ERROR_RESPONSES))

@@ -38,6 +38,31 @@ TIMEOUT_PARAMETER: dict[str, Any] = {
 }
 
 
+#: ``bypass`` computes every ``cache: true`` step afresh for this request (and refreshes it).
+CACHE_HEADER = "x-mmserve-cache"
+CACHE_PARAMETER: dict[str, Any] = {
+    "name": CACHE_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "`bypass`: compute the workflow's `cache: true` steps afresh (the fresh "
+    "results replace the cached ones); `use` (the default): reuse cached results.",
+    "schema": {"type": "string", "enum": ["use", "bypass"]},
+}
+
+
+def use_cache(request: Request) -> bool:
+    """False when the request asks to bypass the step cache (``x-mmserve-cache: bypass``)."""
+    raw = request.headers.get(CACHE_HEADER)
+    if raw is None or raw.strip().lower() == "use":
+        return True
+    if raw.strip().lower() == "bypass":
+        return False
+    raise RequestError(
+        f"header {CACHE_HEADER}: expected 'use' or 'bypass', got {raw[:40]!r}",
+        hint=f"send `{CACHE_HEADER}: bypass` to compute cached steps afresh",
+    )
+
+
 def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").partition(";")[0].strip().lower()
 

@@ -7,17 +7,23 @@ outputs -- each at its own line and column with a hint.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmserve.errors import PluginError, WorkflowIssue
 from mmserve.registry import Registry
+from mmserve.workflow.checks_keys import check_cache, check_for_each, check_when
 from mmserve.workflow.checks_structure import Parts, check_structure
 from mmserve.workflow.checks_values import ValueChecker, has_references
 from mmserve.workflow.issues import IssueSink, short, suggestion
 from mmserve.workflow.spec import StepSpec, WorkflowSpec
+from mmserve.workflow.subworkflow import workflow_step_class
 from mmserve.workflow.typecheck import field_type
 from mmserve.workflow.yaml_source import YamlDocument
+
+if TYPE_CHECKING:
+    from mmserve.workflow.definition import Workflow
 
 
 @dataclass
@@ -30,19 +36,33 @@ class CheckResult:
     dependencies: dict[str, set[str]] = field(default_factory=dict)
     #: output name -> the Python type it yields (``Any`` when unknown)
     output_types: dict[str, Any] = field(default_factory=dict)
+    #: step id -> the workflow it runs (``uses: workflow:NAME``)
+    subworkflows: dict[str, Workflow] = field(default_factory=dict)
+    #: every step declares ``deterministic = True`` (the workflow may be cached as a step)
+    deterministic: bool = False
 
 
-def check_document(doc: YamlDocument, *, registry: Registry) -> CheckResult:
-    """Run every static check on a read document."""
+def check_document(
+    doc: YamlDocument, *, registry: Registry, workflows: Mapping[str, Workflow | None] | None = None
+) -> CheckResult:
+    """Run every static check on a read document; ``workflows`` are the loaded workflows a
+    ``uses: workflow:NAME`` step may run (None for one whose file has problems)."""
     sink = IssueSink(doc)
     if doc.issues:
         return CheckResult(None, sink.issues)
     parts = check_structure(sink)
     if parts is None:
         return CheckResult(None, sink.issues)
+    known = workflows or {}
     classes = {
-        step_id: _plugin(sink, registry, step_id, spec) for step_id, spec in parts.steps.items()
+        step_id: _plugin(sink, registry, step_id, spec, known)
+        for step_id, spec in parts.steps.items()
     }
+    subworkflows: dict[str, Workflow] = {}
+    for step_id, spec in parts.steps.items():
+        sub = known.get(spec.workflow) if spec is not None and spec.workflow else None
+        if sub is not None:
+            subworkflows[step_id] = sub
     checker = ValueChecker(sink, parts, classes)
     for step_id, spec in parts.steps.items():
         if spec is not None:
@@ -51,7 +71,10 @@ def check_document(doc: YamlDocument, *, registry: Registry) -> CheckResult:
     output_types = _check_outputs(checker)
     workflow = None if sink.issues else _assemble(parts)
     issues = sorted(sink.issues, key=lambda i: (i.location.line, i.location.column))
-    return CheckResult(workflow, issues, checker.dependencies, output_types)
+    deterministic = all(getattr(c, "deterministic", False) is True for c in classes.values())
+    return CheckResult(
+        workflow, issues, checker.dependencies, output_types, subworkflows, deterministic
+    )
 
 
 def _assemble(parts: Parts) -> WorkflowSpec:
@@ -64,8 +87,33 @@ def _assemble(parts: Parts) -> WorkflowSpec:
     )
 
 
-def _plugin(sink: IssueSink, registry: Registry, step_id: str, spec: StepSpec | None) -> Any:
+def _plugin(
+    sink: IssueSink,
+    registry: Registry,
+    step_id: str,
+    spec: StepSpec | None,
+    workflows: Mapping[str, Workflow | None],
+) -> Any:
     if spec is None:
+        return None
+    if spec.workflow is not None:
+        found = workflows.get(spec.workflow)
+        if found is not None:
+            return workflow_step_class(found)
+        if spec.workflow in workflows:
+            sink.add(
+                ("steps", step_id, "uses"),
+                f"step {step_id!r} uses the workflow {spec.workflow!r}, which has problems",
+                "fix the problems reported in that workflow's file first",
+            )
+            return None
+        hint = suggestion(spec.workflow, [n for n in workflows if n], noun="workflows")
+        sink.add(
+            ("steps", step_id, "uses"),
+            f"step {step_id!r} uses an unknown workflow {spec.workflow!r}",
+            f"{hint} (a sub-workflow must be loaded together with this one: put both files "
+            "in the config's workflow folders)",
+        )
         return None
     names = registry.names("step")
     if spec.uses not in names:
@@ -90,6 +138,14 @@ def _plugin(sink: IssueSink, registry: Registry, step_id: str, spec: StepSpec | 
 def _check_step(checker: ValueChecker, step_id: str, spec: StepSpec) -> None:
     checker.current = step_id
     cls = checker.step_classes[step_id]
+    check_for_each(checker, step_id, spec)
+    _check_with(checker, step_id, spec, cls)
+    checker.items = {}
+    check_when(checker, step_id, spec)
+    check_cache(checker, step_id, spec, cls)
+
+
+def _check_with(checker: ValueChecker, step_id: str, spec: StepSpec, cls: Any) -> None:
     base = ("steps", step_id, "with")
     owner = f"step {step_id!r} ({spec.uses}) input"
     if cls is None:  # unknown plugin, reported already: still check the references

@@ -16,8 +16,10 @@ from pydantic.fields import FieldInfo
 from mmserve.workflow.checks_structure import Parts
 from mmserve.workflow.issues import IssueSink, pydantic_message, short, suggestion
 from mmserve.workflow.references import (
+    STAR,
     Reference,
     ReferenceSyntaxError,
+    incomplete,
     parse_template,
     walk_strings,
 )
@@ -82,6 +84,14 @@ class ValueChecker:
         self.dependencies: dict[str, set[str]] = {step: set() for step in parts.steps}
         #: the step whose values are being checked (None for outputs)
         self.current: str | None = None
+        #: for_each item names in scope (inside the current step's `with`) -> item type
+        self.items: dict[str, Any] = {}
+        #: steps that run for_each: their result is a list of their Outputs
+        self.foreach_steps: set[str] = {
+            step_id
+            for step_id, spec in parts.steps.items()
+            if spec is not None and spec.for_each is not None
+        }
 
     def value(
         self,
@@ -190,6 +200,11 @@ class ValueChecker:
 
     def reference_type(self, ref: Reference, path: YamlPath) -> Any | None:
         """The type ``ref`` yields; None (after an issue) when it points at nothing."""
+        if ref.root in self.items:
+            return self._navigate(ref, self.items[ref.root], path, start=0)
+        if not ref.path:
+            self.sink.add(path, str(incomplete(ref)), _REFERENCE_HINT, needle=ref.text)
+            return None
         first = ref.path[0]
         if ref.is_input:
             if not isinstance(first, str) or first not in self.parts.inputs:
@@ -212,6 +227,19 @@ class ValueChecker:
         cls = self.step_classes.get(ref.root)
         if cls is None:
             return Any  # the broken step is reported where it is declared
+        if ref.root in self.foreach_steps:
+            if not (first == STAR or isinstance(first, int)):
+                rest = ref.describe()[len("${" + ref.root) :]
+                self.sink.add(
+                    path,
+                    f"{ref.text}: step {ref.root!r} runs for_each, so its result is a list "
+                    "(one entry per item)",
+                    f"write ${{{ref.root}[*]{rest} for the list of every item's value, or "
+                    f"${{{ref.root}[0]{rest} for one item",
+                    needle=ref.text,
+                )
+                return None
+            return self._navigate(ref, list[cls.Outputs], path, start=0)  # type: ignore[name-defined]
         outputs = cls.Outputs.model_fields
         if not isinstance(first, str) or first not in outputs:
             spec = self.parts.steps[ref.root]
@@ -225,9 +253,9 @@ class ValueChecker:
             return None
         return self._navigate(ref, field_type(outputs[first]), path)
 
-    def _navigate(self, ref: Reference, base: Any, path: YamlPath) -> Any | None:
+    def _navigate(self, ref: Reference, base: Any, path: YamlPath, *, start: int = 1) -> Any | None:
         try:
-            return navigate(base, ref.path[1:], offset=1)
+            return navigate(base, ref.path[start:], offset=start)
         except NavigationError as exc:
             hint = (
                 suggestion(str(ref.path[exc.index]), exc.known, noun="fields")

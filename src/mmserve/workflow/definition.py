@@ -9,8 +9,10 @@ from typing import Any
 from pydantic import ConfigDict, TypeAdapter, create_model
 
 from mmserve.media import ImageValue
+from mmserve.registry import Registry
 from mmserve.workflow.references import ReferenceSyntaxError, parse_template, walk_strings
 from mmserve.workflow.spec import InputSpec, WorkflowSpec
+from mmserve.workflow.subworkflow import workflow_step_class
 
 _IMAGE_SCHEMA: dict[str, Any] = TypeAdapter(ImageValue).json_schema()
 _JSON_TYPES = {
@@ -67,7 +69,7 @@ def step_dependencies(spec: WorkflowSpec) -> dict[str, frozenset[str]]:
     result: dict[str, frozenset[str]] = {}
     for step_id, step in spec.steps.items():
         roots: set[str] = set()
-        for _, text in walk_strings(step.with_):
+        for _, text in walk_strings([step.with_, step.for_each, step.when]):
             if "${" not in text:
                 continue
             try:
@@ -87,15 +89,28 @@ class Workflow:
         *,
         source: Path | None = None,
         output_types: dict[str, Any] | None = None,
+        subworkflows: dict[str, Workflow] | None = None,
+        deterministic: bool = False,
     ) -> None:
         self.spec = spec
         self.source = source
+        #: step id -> the workflow it runs (``uses: workflow:NAME``)
+        self.subworkflows: dict[str, Workflow] = dict(subworkflows or {})
+        #: every step is deterministic (a ``cache: true`` on this workflow as a step is valid)
+        self.deterministic = deterministic
         #: step id -> the step ids whose outputs it references
         self.dependencies: dict[str, frozenset[str]] = step_dependencies(spec)
         self.output_types: dict[str, Any] = dict(output_types or {})
         # fails loudly on a cycle; the loader has already reported cycles with positions
         sorter = graphlib.TopologicalSorter(self.dependencies)
         self.order: tuple[str, ...] = tuple(sorter.static_order())
+
+    def step_class(self, step_id: str, registry: Registry) -> Any:
+        """The plugin class of a step (a :class:`WorkflowStep` for ``uses: workflow:``)."""
+        sub = self.subworkflows.get(step_id)
+        if sub is not None:
+            return workflow_step_class(sub)
+        return registry.get("step", self.spec.steps[step_id].uses)
 
     @property
     def name(self) -> str:

@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from mmserve.workflow.result import StepStatus, TraceEntry
+from mmserve.workflow.result import ItemStatus, TraceEntry
 
 _STEP = "The step id in the workflow."
 
@@ -53,7 +53,7 @@ class ItemProgress(_Event):
     type: Literal["item_progress"] = "item_progress"
     step: str = Field(description=_STEP)
     index: int = Field(ge=0, description="The item's position in the for_each list.")
-    status: StepStatus = Field(description="How this item ended.")
+    status: ItemStatus = Field(description="How this item ended (cached: from the step cache).")
     done: int = Field(ge=0, description="Items ended so far, this one included.")
     total: int = Field(ge=0, description="Items of the step.")
     error: str | None = Field(default=None, description="Why the item failed, if it did.")

@@ -1,6 +1,8 @@
 """``${...}`` references: parsing them out of ``with:`` and ``outputs:`` values.
 
-Grammar: ``${ROOT.NAME(.NAME | [INDEX])*}`` where ROOT is ``inputs`` or a step id. A string
+Grammar: ``${ROOT.NAME(.NAME | [INDEX] | [*])*}`` where ROOT is ``inputs``, a step id or a
+for_each item name. ``[*]`` maps the rest of the path over a list (``${step[*].field}``: one
+field of every item). A string
 that is exactly one reference keeps the referenced value's type; a string with references
 embedded in text (``"a photo of ${inputs.x}"``) is interpolated into a string. ``$${`` writes
 a literal ``${``.
@@ -16,11 +18,13 @@ from typing import Any
 from mmserve.workflow.yaml_source import PathKey, YamlPath
 
 INPUTS_ROOT = "inputs"
+#: The path segment ``[*]``: every item of a list.
+STAR = "[*]"
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_\-]*"
 _REFERENCE = re.compile(r"\$\{\s*(?P<body>[^{}]*?)\s*\}")
-_BODY = re.compile(rf"(?P<root>{_NAME})(?P<rest>(?:\.{_NAME}|\[\d+\])*)")
-_SEGMENT = re.compile(rf"\.(?P<name>{_NAME})|\[(?P<index>\d+)\]")
+_BODY = re.compile(rf"(?P<root>{_NAME})(?P<rest>(?:\.{_NAME}|\[\d+\]|\[\*\])*)")
+_SEGMENT = re.compile(rf"\.(?P<name>{_NAME})|\[(?P<index>\d+)\]|(?P<star>\[\*\])")
 
 
 class ReferenceSyntaxError(ValueError):
@@ -48,7 +52,10 @@ class Reference:
         segments = self.path if upto is None else self.path[:upto]
         out = self.root
         for seg in segments:
-            out += f"[{seg}]" if isinstance(seg, int) else f".{seg}"
+            if seg == STAR:
+                out += STAR
+            else:
+                out += f"[{seg}]" if isinstance(seg, int) else f".{seg}"
         return "${" + out + "}"
 
 
@@ -70,23 +77,28 @@ class Template:
         return None
 
 
+def incomplete(ref: Reference) -> ReferenceSyntaxError:
+    """The error for ``${NAME}`` alone where NAME is not a for_each item (those stand alone)."""
+    return ReferenceSyntaxError(
+        ref.text, f"incomplete reference {ref.text!r}: name a field, e.g. ${{{ref.root}.FIELD}}"
+    )
+
+
 def parse_reference(text: str, body: str) -> Reference:
     match = _BODY.fullmatch(body)
     if match is None:
         raise ReferenceSyntaxError(
             text,
             f"malformed reference {text!r}: expected ${{inputs.NAME}} or "
-            "${STEP.FIELD} with optional .FIELD and [INDEX] parts",
+            "${STEP.FIELD} with optional .FIELD, [INDEX] and [*] parts",
         )
     path: list[PathKey] = []
     for seg in _SEGMENT.finditer(match.group("rest")):
         index = seg.group("index")
-        path.append(int(index) if index is not None else seg.group("name"))
-    if not path:
-        raise ReferenceSyntaxError(
-            text,
-            f"incomplete reference {text!r}: name a field, e.g. ${{{match.group('root')}.FIELD}}",
-        )
+        if seg.group("star"):
+            path.append(STAR)
+        else:
+            path.append(int(index) if index is not None else seg.group("name"))
     return Reference(match.group("root"), tuple(path), text)
 
 
@@ -146,10 +158,12 @@ def contains_reference(value: Any) -> bool:
 
 __all__ = [
     "INPUTS_ROOT",
+    "STAR",
     "Reference",
     "ReferenceSyntaxError",
     "Template",
     "contains_reference",
+    "incomplete",
     "parse_reference",
     "parse_template",
     "walk_strings",

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mmserve.workflow.references import Reference, parse_template
+from mmserve.workflow.references import STAR, Reference, parse_template
 
 
 class ResolveError(Exception):
@@ -41,10 +41,21 @@ def _segment(current: Any, segment: str | int, ref: Reference, upto: int) -> Any
     raise ResolveError(ref, f"{where} has no field {segment!r}")
 
 
-def lookup(ref: Reference, inputs: Mapping[str, Any], outputs: Mapping[str, BaseModel]) -> Any:
-    """The value ``ref`` points at."""
+def lookup(ref: Reference, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> Any:
+    """The value ``ref`` points at (``outputs`` holds step results and for_each items)."""
     current: Any = inputs if ref.is_input else outputs[ref.root]
-    for index, segment in enumerate(ref.path):
+    return _follow(current, ref, 0)
+
+
+def _follow(current: Any, ref: Reference, start: int) -> Any:
+    for index in range(start, len(ref.path)):
+        segment = ref.path[index]
+        if segment == STAR:
+            if current is None:
+                return None
+            if isinstance(current, str | bytes | Mapping) or not isinstance(current, Sequence):
+                raise ResolveError(ref, f"{ref.describe(upto=index)} is not a list")
+            return [_follow(item, ref, index + 1) for item in current]
         current = _segment(current, segment, ref, index)
     return current
 
@@ -62,7 +73,7 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
-def resolve(value: Any, inputs: Mapping[str, Any], outputs: Mapping[str, BaseModel]) -> Any:
+def resolve(value: Any, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> Any:
     """``value`` with every reference replaced (a lone reference keeps the value's type)."""
     if isinstance(value, str):
         if "${" not in value:

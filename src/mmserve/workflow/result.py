@@ -12,6 +12,8 @@ from pydantic_core import to_jsonable_python
 from mmserve.media import encode_png_base64
 
 StepStatus = Literal["ok", "error", "skipped", "cancelled"]
+#: How one item of a for_each step ended ("cached": its result came from the cache).
+ItemStatus = Literal["ok", "cached", "error", "cancelled", "pending"]
 
 _TRACE_ATTRIBUTE = "mmserve_trace"
 
@@ -31,7 +33,19 @@ class TraceEntry(BaseModel):
     batch_size: int | None = Field(
         default=None, description="The largest model batch the step's calls rode in."
     )
-    error: str | None = Field(default=None, description="Why it failed or did not run.")
+    error: str | None = Field(
+        default=None, description="Why it failed, or why it did not run (skipped: the reason)."
+    )
+    attempts: int | None = Field(
+        default=None, description="Attempts made, with `retry` (the most of any item)."
+    )
+    cached: bool | None = Field(
+        default=None, description="With `cache: true`: whether the result came from the cache."
+    )
+    items: int | None = Field(default=None, description="for_each: the number of items.")
+    item_status: list[ItemStatus] | None = Field(
+        default=None, description="for_each: how each item ended, in item order."
+    )
 
 
 def _fallback(value: Any) -> Any:
@@ -76,4 +90,12 @@ def trace_of(error: BaseException) -> list[TraceEntry] | None:
     return trace if isinstance(trace, list) else None
 
 
-__all__ = ["RunResult", "StepStatus", "TraceEntry", "attach_trace", "to_jsonable", "trace_of"]
+__all__ = [
+    "ItemStatus",
+    "RunResult",
+    "StepStatus",
+    "TraceEntry",
+    "attach_trace",
+    "to_jsonable",
+    "trace_of",
+]

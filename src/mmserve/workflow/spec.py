@@ -51,10 +51,25 @@ class InputSpec(_Strict):
         return "default" not in self.model_fields_set
 
 
+class RetrySpec(_Strict):
+    """``retry: {attempts: N, backoff_s: S}``: run the step up to N times in all."""
+
+    attempts: int = Field(ge=1, le=20, description="Attempts in all (the first one included).")
+    backoff_s: float = Field(
+        default=0.5, ge=0, le=60, description="Wait before the 2nd attempt; doubles each time."
+    )
+
+
+#: ``uses: workflow:NAME`` runs another loaded workflow as a step.
+WORKFLOW_PREFIX = "workflow:"
+
+
 class StepSpec(_Strict):
     """One step: which plugin it uses and the values of that plugin's inputs."""
 
-    uses: str = Field(description="The registered name of a step plugin.")
+    uses: str = Field(
+        description="The registered name of a step plugin, or workflow:NAME for a workflow."
+    )
     with_: dict[str, Any] = Field(
         default_factory=dict,
         alias="with",
@@ -64,6 +79,33 @@ class StepSpec(_Strict):
     timeout_s: float | None = Field(
         default=None, gt=0, description="Fail the step when it runs longer than this."
     )
+    for_each: str | None = Field(
+        default=None, description="${ref to a list}: run the step once per item, concurrently."
+    )
+    as_: str = Field(
+        default="item", alias="as", description="The name of the item inside `with` (for_each)."
+    )
+    concurrency: int | None = Field(
+        default=None, ge=1, le=1024, description="for_each: items running at once (16)."
+    )
+    when: str | None = Field(
+        default=None, description="Run the step only when this condition holds."
+    )
+    retry: RetrySpec | None = Field(
+        default=None, description="Retry on failures that may pass (replica gone, timeout, 503)."
+    )
+    cache: bool = Field(
+        default=False, description="Reuse the result for identical inputs (deterministic steps)."
+    )
+
+    @property
+    def workflow(self) -> str | None:
+        """The sub-workflow's name for ``uses: workflow:NAME``."""
+        return self.uses.removeprefix(WORKFLOW_PREFIX) if self.is_workflow else None
+
+    @property
+    def is_workflow(self) -> bool:
+        return self.uses.startswith(WORKFLOW_PREFIX)
 
 
 class WorkflowSpec(_Strict):
@@ -83,6 +125,15 @@ KNOWN_KEYS: dict[str, list[str]] = {
     "workflow": list(WorkflowSpec.model_fields),
     "input": [f.alias or name for name, f in InputSpec.model_fields.items()],
     "step": [f.alias or name for name, f in StepSpec.model_fields.items()],
+    "retry": list(RetrySpec.model_fields),
 }
 
-__all__ = ["KNOWN_KEYS", "InputSpec", "InputType", "StepSpec", "WorkflowSpec"]
+__all__ = [
+    "KNOWN_KEYS",
+    "WORKFLOW_PREFIX",
+    "InputSpec",
+    "InputType",
+    "RetrySpec",
+    "StepSpec",
+    "WorkflowSpec",
+]

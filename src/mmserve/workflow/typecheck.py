@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from mmserve.media import ImageValue
+from mmserve.workflow.references import STAR
 from mmserve.workflow.spec import InputSpec
 from mmserve.workflow.yaml_source import PathKey
 
@@ -182,6 +183,14 @@ def navigate(tp: Any, path: Sequence[PathKey], *, offset: int = 0) -> Any:
     Raises :class:`NavigationError` naming the first segment that does not exist.
     """
     for position, segment in enumerate(path):
+        if segment == STAR:
+            item = list_item_type(tp)
+            if item is None:
+                raise NavigationError(
+                    offset + position, f"is {describe(tp)}, not a list: it has no [*]"
+                )
+            rest = navigate(item, path[position + 1 :], offset=offset + position + 1)
+            return list[rest]  # type: ignore[valid-type]
         tp = _step(_unwrap(tp), segment, offset + position)
     return tp
 

@@ -32,6 +32,13 @@ steps:
   add: {uses: index, with: {collection: notes, text: "${inputs.text}"}}
 outputs: {count: "${add.count}"}
 """,
+    "notify_twice.yaml": """
+name: notify_twice
+inputs: {image: {type: image}}
+steps:
+  inner: {uses: "workflow:caption_and_notify", with: {image: "${inputs.image}"}}
+outputs: {sent: "${inner.sent}"}
+""",
 }
 
 
@@ -67,6 +74,8 @@ def test_a_workflow_with_a_side_effect_step_is_listed_as_not_repeatable(tmp_path
     assert one["repeatable"] is False and one["side_effects"] == ["tell"]
     assert listed["remember"]["repeatable"] is True
     assert listed["remember"]["side_effects"] == []
+    # a sub-workflow with a side effect makes the step that uses it one
+    assert listed["notify_twice"]["side_effects"] == ["inner"]
 
 
 def test_every_shipped_workflow_is_repeatable() -> None:

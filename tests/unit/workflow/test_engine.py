@@ -243,6 +243,10 @@ def test_list_index_references_and_json_dump(engine, test_registry, png_bytes):
         "wall_ms": dumped["trace"][0]["wall_ms"],
         "batch_size": 1,
         "error": None,
+        "attempts": None,
+        "cached": None,
+        "items": None,
+        "item_status": None,
     }
 
 

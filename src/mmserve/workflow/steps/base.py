@@ -42,6 +42,7 @@ Quick start::
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -66,6 +67,11 @@ class Step(ABC):
     Outputs: ClassVar[type[BaseModel]]
     #: True when running the step twice has effects running it once does not (see above).
     side_effects: ClassVar[bool] = False
+    #: Whether the same inputs always give the same result, so ``cache: true`` may reuse it:
+    #: True/False, or a function of the validated inputs (e.g. generation: only with a seed).
+    deterministic: ClassVar[bool | Callable[[Any], bool]] = False
+    #: Part of the cache key: bump it when a change gives other results for the same inputs.
+    version: ClassVar[str | None] = None
 
     @abstractmethod
     async def run(self, inputs: Any, ctx: StepContext) -> BaseModel:

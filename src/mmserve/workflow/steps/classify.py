@@ -24,6 +24,8 @@ class LabelScore(StepOutputs):
 class Classify(Step):
     """Pick the label whose text best matches an image, zero-shot (CLIP-style)."""
 
+    deterministic = True  # encoders only: same inputs, same scores
+
     class Inputs(StepInputs):
         image: ImageValue
         labels: list[str] = Field(min_length=1, max_length=1000)

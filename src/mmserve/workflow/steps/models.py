@@ -30,6 +30,8 @@ class Embedding(StepOutputs):
 class EmbedImage(Step):
     """Embed an image with the image encoder (a unit-norm vector in its space)."""
 
+    deterministic = True  # greedy decoding / a fixed encoder: same inputs, same result
+
     class Inputs(StepInputs):
         image: ImageValue
         model: str | None = _model_field()
@@ -47,6 +49,8 @@ class EmbedImage(Step):
 class EmbedText(Step):
     """Embed a text with the text encoder (a unit-norm vector in its space)."""
 
+    deterministic = True  # greedy decoding / a fixed encoder: same inputs, same result
+
     class Inputs(StepInputs):
         text: str = Field(min_length=1)
         model: str | None = _model_field()
@@ -63,6 +67,8 @@ class EmbedText(Step):
 @register_step("caption")
 class Caption(Step):
     """Describe an image in words (optionally continuing a text prompt)."""
+
+    deterministic = True  # greedy decoding / a fixed encoder: same inputs, same result
 
     class Inputs(StepInputs):
         image: ImageValue
@@ -85,6 +91,8 @@ class Caption(Step):
 @register_step("answer")
 class AnswerQuestion(Step):
     """Answer a question about an image (visual question answering)."""
+
+    deterministic = True  # greedy decoding / a fixed encoder: same inputs, same result
 
     class Inputs(StepInputs):
         image: ImageValue
