@@ -393,3 +393,19 @@ def test_sub_workflow_runs_as_a_step(engine, reg, write, tmp_path):
     result = run(engine, workflows["outer"], {"texts": ["a", "b"]})
     assert result.outputs == {"all": ["A!", "B!"], "one": "X?"}
     assert result.trace[0].uses == "workflow:inner" and result.trace[0].items == 2
+
+
+def test_the_event_hook_hears_each_item_then_the_step_and_skipped_steps(engine, reg):
+    events: list[Any] = []
+    later = "  later: {uses: echo, when: '${inputs.n} > 5', with: {text: x}}\n"
+    text = FOR_EACH.replace("outputs:\n", later + "outputs:\n  later: ${later.text}\n")
+    result = run(engine, load_workflow_text(text, registry=reg), {}, on_event=events.append)
+    shout = [e for e in events if getattr(e, "step", None) == "shout"]
+    assert [e.type for e in shout] == ["step_started"] + ["item_progress"] * 3 + ["step_finished"]
+    items = [e for e in shout if e.type == "item_progress"]
+    assert sorted(e.index for e in items) == [0, 1, 2]
+    assert [e.done for e in items] == [1, 2, 3] and {e.total for e in items} == {3}
+    assert {e.status for e in items} == {"ok"}
+    skipped = [e for e in events if getattr(e, "step", None) == "later"]
+    assert [(e.type, e.entry.status) for e in skipped] == [("step_finished", "skipped")]
+    assert result.outputs["later"] is None
