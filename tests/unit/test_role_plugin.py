@@ -56,7 +56,14 @@ def test_every_role_is_listed_with_its_methods(site: Path) -> None:
     assert result.returncode == 0, result.stderr
     listing = json.loads(result.stdout)
     roles = {p["name"]: p for p in listing["plugins"] if p["kind"] == "role"}
-    assert set(roles) == {"image_encoder", "text_encoder", "captioner", "vqa", "image_tagger"}
+    assert set(roles) == {
+        "image_encoder",
+        "text_encoder",
+        "captioner",
+        "vqa",
+        "llm",
+        "image_tagger",
+    }
     assert roles["captioner"]["methods"]["caption"]["item"] == (
         "mmserve.models.roles.captioner.CaptionItem"
     )

@@ -37,6 +37,11 @@ _BUILTIN_BACKENDS: dict[str, tuple[str, tuple[str, ...], str]] = {
         ("image_encoder", "text_encoder", "captioner", "vqa"),
         "Deterministic weight-free model for every role, for testing workflows.",
     ),
+    "fake-llm": (
+        "mmserve.models.fake_llm:FakeLlmBackend",
+        ("llm",),
+        "Deterministic weight-free chat model with scripted tool calls, for testing agents.",
+    ),
 }
 
 #: The Hugging Face backends' source check, importable without torch (see loader.check_source_of).
@@ -44,6 +49,6 @@ _HF_SOURCE_CHECK = "mmserve.models.hf:check_hf_source"
 
 for _name, (_target, _roles, _description) in _BUILTIN_BACKENDS.items():
     _meta = {"roles": list(_roles), "description": _description}
-    if _name != "fake":
+    if not _name.startswith("fake"):  # the fake backends check their own sources
         _meta["check_source"] = _HF_SOURCE_CHECK
     registry.register("model", _name, _target, meta=_meta)

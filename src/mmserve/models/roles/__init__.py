@@ -1,21 +1,26 @@
 """Model roles: registered plugins (registry kind ``role``), see :mod:`.base`.
 
 Importing this package registers the built-in roles (one submodule each): ``image_encoder``,
-``text_encoder``, ``captioner`` and ``vqa``. A third-party role is registered the same way,
+``text_encoder``, ``captioner``, ``vqa`` and ``llm``. A third-party role is registered the same way,
 with :func:`register_role`, from its package's entry-point module.
 """
 
 from mmserve.models.roles.base import RoleMethod, RoleSpec, register_role, role_spec, type_name
 from mmserve.models.roles.captioner import CaptionItem
 from mmserve.models.roles.encoders import IMAGE_ENCODER, TEXT_ENCODER
+from mmserve.models.roles.llm import ChatItem, ChatMessage, ToolCall, ToolSpec
 from mmserve.models.roles.vqa import VqaItem
 
 __all__ = [
     "IMAGE_ENCODER",
     "TEXT_ENCODER",
     "CaptionItem",
+    "ChatItem",
+    "ChatMessage",
     "RoleMethod",
     "RoleSpec",
+    "ToolCall",
+    "ToolSpec",
     "VqaItem",
     "register_role",
     "role_spec",
