@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from api_support import b64, build_api, image_bytes
+from api_support import ROOT, b64, build_api, image_bytes
 from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
+from test_api_stream import serving
 
 from mmserve.media import ImageValue
 from mmserve.models.fake_llm import LOOP_MARKER
@@ -154,3 +158,24 @@ def test_images_the_tools_make_come_back_as_png_by_handle(tmp_path: Path) -> Non
     assert data["message"]["content"] == 'mirror: {"image": "image_2"}'
     made = Image.open(io.BytesIO(base64.b64decode(data["images"]["image_2"])))
     assert made.convert("RGB").getpixel((0, 0)) == (30, 60, 220)
+
+
+def test_the_documented_curl_example_runs_the_assistant() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```bash\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    (curl,) = [b for b in blocks if "/v1/agents/assistant/run" in b]
+    with serving(build_api()) as url:
+        answer = subprocess.run(
+            ["bash", "-c", curl.replace("localhost:8000", url)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert answer.returncode == 0, answer.stderr
+    decoder = json.JSONDecoder()
+    listing, end = decoder.raw_decode(answer.stdout)  # curl prints the two answers back to back
+    run_answer, _ = decoder.raw_decode(answer.stdout, end)
+    assert [a["name"] for a in listing["agents"]] == ["assistant"]
+    assert run_answer["status"] == "ok"
+    assert run_answer["message"]["content"] == 'caption: {"caption": "a white and red image"}'
