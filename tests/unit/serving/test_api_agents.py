@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -11,12 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from api_support import ROOT, b64, build_api, image_bytes
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 from test_api_stream import serving
 
+from mmserve import AsyncClient, Client
+from mmserve.errors import ApiNotFoundError
 from mmserve.media import ImageValue
 from mmserve.models.fake_llm import LOOP_MARKER
 from mmserve.registry import Registry, registry
@@ -138,7 +143,8 @@ outputs:
 """
 
 
-def test_images_the_tools_make_come_back_as_png_by_handle(tmp_path: Path) -> None:
+def mirror_app(tmp_path: Path) -> FastAPI:
+    """The API with a `mirror` workflow and an agent `m` that may call it."""
     (tmp_path / "mirror.yaml").write_text(MIRROR, encoding="utf-8")
     (tmp_path / "agents").mkdir()
     (tmp_path / "agents" / "m.yaml").write_text("name: m\nmodel: llm\ntools: [mirror]\n")
@@ -146,11 +152,19 @@ def test_images_the_tools_make_come_back_as_png_by_handle(tmp_path: Path) -> Non
     for info in registry.plugins():
         plugins.register(info.kind, info.name, info.target, meta=info.meta)
     plugins.register("step", "mirror", Mirror)
-    app = build_api(None, [str(tmp_path)], plugins, agents=[str(tmp_path / "agents")])
+    return build_api(None, [str(tmp_path)], plugins, agents=[str(tmp_path / "agents")])
+
+
+def half_red_half_blue() -> Image.Image:
     half = Image.new("RGB", (20, 10), (220, 30, 30))
     half.paste(Image.new("RGB", (10, 10), (30, 60, 220)), (10, 0))
+    return half
+
+
+def test_images_the_tools_make_come_back_as_png_by_handle(tmp_path: Path) -> None:
+    app = mirror_app(tmp_path)
     buffer = io.BytesIO()
-    half.save(buffer, "PNG")
+    half_red_half_blue().save(buffer, "PNG")
     with TestClient(app) as client:
         body = {"messages": [{"content": "mirror image_1"}], "images": [b64(buffer.getvalue())]}
         data = run(client, body, name="m").json()
@@ -179,3 +193,22 @@ def test_the_documented_curl_example_runs_the_assistant() -> None:
     assert [a["name"] for a in listing["agents"]] == ["assistant"]
     assert run_answer["status"] == "ok"
     assert run_answer["message"]["content"] == 'caption: {"caption": "a white and red image"}'
+
+
+def test_the_clients_run_agents_and_return_pil_images(tmp_path: Path) -> None:
+    app = mirror_app(tmp_path)
+    with serving(app) as url, Client(url) as client:
+        assert [a["name"] for a in client.agents.list()] == ["m"]
+        result = client.agents.run("m", "mirror image_1", images=[half_red_half_blue()])
+    assert (result.status, result.turns) == ("ok", 2)
+    assert result.images["image_2"].convert("RGB").getpixel((0, 0)) == (30, 60, 220)
+    assert result.trace[0]["tool"] == "mirror" and result.request_id
+
+    async def scenario() -> Any:
+        transport = httpx.ASGITransport(app=app)
+        async with AsyncClient("http://api", transport=transport) as client:
+            with pytest.raises(ApiNotFoundError, match="known agents: m"):
+                await client.agents.run("nobody", "hi")
+            return await client.agents.run("m", [{"role": "user", "content": "hello"}])
+
+    assert asyncio.run(scenario()).message["content"] == "You said: hello"
