@@ -32,6 +32,11 @@ _BUILTIN_BACKENDS: dict[str, tuple[str, tuple[str, ...], str]] = {
         ("vqa",),
         "ViLT visual question answering, a classifier over a fixed answer vocabulary.",
     ),
+    "causal-lm": (
+        "mmserve.models.causal_lm:CausalLmBackend",
+        ("llm",),
+        "A chat model (AutoModelForCausalLM + its chat template), Qwen2.5-style tool calls.",
+    ),
     "fake": (
         "mmserve.models.fake:FakeBackend",
         ("image_encoder", "text_encoder", "captioner", "vqa"),
