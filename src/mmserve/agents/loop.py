@@ -21,7 +21,7 @@ from PIL.Image import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmserve.agents.definition import Agent
-from mmserve.errors import DeadlineExceededError, InputError, MmserveError
+from mmserve.errors import DeadlineExceededError, InputError, MmserveError, ModelError
 from mmserve.models.roles import ChatItem, ChatMessage, ToolCall, ToolSpec
 from mmserve.workflow import Engine, Workflow
 from mmserve.workflow.result import TraceEntry, to_jsonable, trace_of
@@ -124,10 +124,7 @@ class AgentRun:
         reply = ChatMessage(role="assistant")
         for turn in range(1, self.agent.spec.max_turns + 1):
             item = ChatItem(messages=conversation, tools=specs, max_new_tokens=self.max_new_tokens)
-            called = await self._bounded(
-                self.engine.gateway.call(model, "chat", item), deadline, timeout_s, "the LLM"
-            )
-            reply = called.value
+            reply = await self._bounded(self._chat(model, item), deadline, timeout_s, "the LLM")
             conversation.append(reply)
             if not reply.tool_calls:
                 return self._result("ok", reply, turn)
@@ -163,6 +160,18 @@ class AgentRun:
         if self.agent.spec.system:
             conversation.insert(0, ChatMessage(role="system", content=self.agent.spec.system))
         return conversation
+
+    async def _chat(self, model: str, item: ChatItem) -> ChatMessage:
+        try:
+            called = await self.engine.gateway.call(model, "chat", item)
+        except MmserveError:
+            raise
+        except Exception as exc:  # the model's own bug: say whose, keep the cause
+            raise ModelError(
+                f"the agent's model {model!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        reply: ChatMessage = called.value
+        return reply
 
     @staticmethod
     async def _bounded(work: Any, deadline: float, timeout_s: float, doing: str) -> Any:

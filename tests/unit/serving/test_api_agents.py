@@ -105,6 +105,11 @@ def test_bad_requests_get_clear_errors_and_the_next_request_is_served(client: Te
     )
     assert broken.status_code == 422
 
+    failed = run(client, {"messages": [{"content": "hello fake:fail"}]})
+    assert failed.status_code == 500
+    assert failed.json()["error"]["code"] == "model_error"
+    assert "the agent's model 'llm' failed: ValueError" in failed.json()["error"]["message"]
+
     ok = run(client, {"messages": [{"content": "hello"}]})
     assert ok.status_code == 200
     assert ok.json()["message"]["content"] == "You said: hello"
