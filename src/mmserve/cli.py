@@ -75,22 +75,39 @@ def run(
         float | None, typer.Option("--timeout", help="Give up after this many seconds.")
     ] = None,
     progress: ProgressOption = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-dir",
+            help="Write image outputs as PNG files here and print their paths (not base64).",
+        ),
+    ] = None,
 ) -> None:
     """Run a workflow and print its outputs and trace as JSON (steps' progress on stderr)."""
     if local and url:
         usage_error("use either --local or --url, not both")
     printer = ProgressPrinter() if wants_progress(progress) else None
     if url:
-        print_json(_run_remote(url, workflow, inputs or [], timeout, printer))
+        print_json(_run_remote(url, workflow, inputs or [], timeout, output_dir, printer))
         return
     from mmserve.local_mode import LocalApp
+    from mmserve.workflow.result import to_jsonable
 
     app_config = load_config(config or default_config())
     local_app = LocalApp(app_config)
     spec = local_app.workflow(workflow)
     values = parse_inputs(inputs or [], spec.input_schema())
     result = asyncio.run(local_app.run(spec, values, timeout_s=timeout, on_event=printer))
-    print_json(result.model_dump(mode="json"))
+    answer = result.model_dump(mode="json")
+    if output_dir is not None:
+        answer["outputs"] = to_jsonable(_written(result.outputs, output_dir))
+    print_json(answer)
+
+
+def _written(outputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+    from mmserve.client_outputs import write_images
+
+    return write_images(outputs, output_dir)
 
 
 def _run_remote(
@@ -98,6 +115,7 @@ def _run_remote(
     workflow: str,
     pairs: list[str],
     timeout: float | None,
+    output_dir: Path | None,
     printer: ProgressPrinter | None = None,
 ) -> Any:
     from mmserve.client import Client, RunResult
@@ -116,7 +134,12 @@ def _run_remote(
                     result = item
                 else:
                     printer(item)
-    return {"outputs": result.outputs, "trace": result.trace, "request_id": result.request_id}
+    outputs = (
+        _written(result.outputs, output_dir)
+        if output_dir is not None
+        else result.raw.get("outputs", {})  # images as the server sent them: base64 PNG
+    )
+    return {"outputs": outputs, "trace": result.trace, "request_id": result.request_id}
 
 
 @app.command()

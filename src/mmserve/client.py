@@ -6,6 +6,7 @@ Quick start::
     with Client("http://127.0.0.1:8000") as client:
         result = client.run("caption", image="cat.jpg")   # a path, bytes or a PIL image
         print(result.outputs["caption"], result.trace)
+        image = client.run("generate", prompt="a red circle").outputs["image"]  # a PIL image
 
 Server errors are raised as :class:`~mmserve.errors.ApiError` subclasses carrying the
 server's ``code``, ``message``, ``status`` and ``request_id``. Requests are retried (with
@@ -37,6 +38,7 @@ from mmserve.client_base import (
     run_result,
 )
 from mmserve.client_collections import AsyncCollections, Collections
+from mmserve.client_outputs import decode_outputs
 from mmserve.client_stream import EVENT_STREAM, SseParser, ended_early, stream_item
 from mmserve.errors import ServerUnreachableError
 
@@ -80,6 +82,7 @@ class Client:
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
         self._schemas: dict[str, dict[str, Any]] = {}
+        self._output_schemas: dict[str, dict[str, Any]] = {}
         #: The server's collections: ``list()``, ``get(name)``, ``add(...)``, ``search(...)``.
         self.collections = Collections(self._request)
         #: The server's agents: ``list()``, ``run(agent, messages, images=...)``.
@@ -121,6 +124,7 @@ class Client:
         """The server's workflows with their input and output JSON Schemas."""
         listing: list[dict[str, Any]] = self._request("GET", "/v1/workflows").json()["workflows"]
         self._schemas.update({w["name"]: w["inputs"] for w in listing})
+        self._output_schemas.update({w["name"]: w.get("outputs") or {} for w in listing})
         return listing
 
     def plugins(self) -> dict[str, Any]:
@@ -133,10 +137,13 @@ class Client:
         return self._schemas.get(workflow)
 
     def run(self, workflow: str, /, **inputs: Any) -> RunResult:
-        """Run ``workflow`` with ``inputs``; image inputs may be paths, bytes or PIL images."""
+        """Run ``workflow`` with ``inputs``; image inputs may be paths, bytes or PIL images.
+        Image outputs come back as PIL images (``result.raw`` keeps the base64 PNG)."""
         payload = {"inputs": encode_inputs(inputs, self._input_schema(workflow))}
         response = self._request("POST", f"/v1/workflows/{workflow}/run", json=payload)
-        return run_result(response)
+        result = run_result(response)
+        result.outputs = decode_outputs(result.outputs, self._output_schemas.get(workflow))
+        return result
 
     def stream(self, workflow: str, /, **inputs: Any) -> Iterator[StreamItem]:
         """Run ``workflow`` like :meth:`run`, yielding its progress as it happens: a
@@ -153,6 +160,9 @@ class Client:
             for line in response.iter_lines():
                 block = parser.feed(line)
                 item = stream_item(*block, request_id) if block else None
+                if isinstance(item, RunResult):
+                    schema = self._output_schemas.get(workflow)
+                    item.outputs = decode_outputs(item.outputs, schema)
                 if item is not None:
                     yield item
                 if isinstance(item, RunResult):
@@ -202,6 +212,7 @@ class AsyncClient:
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
         self._schemas: dict[str, dict[str, Any]] = {}
+        self._output_schemas: dict[str, dict[str, Any]] = {}
         #: The server's collections: awaitable ``list()``, ``get()``, ``add()``, ``search()``.
         self.collections = AsyncCollections(self._request)
         #: The server's agents: awaitable ``list()``, ``run(...)``.
@@ -240,6 +251,7 @@ class AsyncClient:
         response = await self._request("GET", "/v1/workflows")
         listing: list[dict[str, Any]] = response.json()["workflows"]
         self._schemas.update({w["name"]: w["inputs"] for w in listing})
+        self._output_schemas.update({w["name"]: w.get("outputs") or {} for w in listing})
         return listing
 
     async def plugins(self) -> dict[str, Any]:
@@ -251,7 +263,9 @@ class AsyncClient:
             await self.workflows()
         payload = {"inputs": encode_inputs(inputs, self._schemas.get(workflow))}
         response = await self._request("POST", f"/v1/workflows/{workflow}/run", json=payload)
-        return run_result(response)
+        result = run_result(response)
+        result.outputs = decode_outputs(result.outputs, self._output_schemas.get(workflow))
+        return result
 
     async def stream(self, workflow: str, /, **inputs: Any) -> AsyncIterator[StreamItem]:
         """The async twin of :meth:`Client.stream` (an async generator)."""
@@ -266,6 +280,9 @@ class AsyncClient:
             async for line in response.aiter_lines():
                 block = parser.feed(line)
                 item = stream_item(*block, request_id) if block else None
+                if isinstance(item, RunResult):
+                    schema = self._output_schemas.get(workflow)
+                    item.outputs = decode_outputs(item.outputs, schema)
                 if item is not None:
                     yield item
                 if isinstance(item, RunResult):

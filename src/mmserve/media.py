@@ -248,7 +248,8 @@ def _validate(value: Any) -> PILImage.Image:
         raise ValueError(exc.message) from exc
 
 
-#: A pydantic field type for images: validated from bytes/base64/PIL, serialised as base64 PNG.
+#: A pydantic field type for images: validated from bytes/base64/PIL, serialised as base64 PNG
+#: (its JSON Schema says ``image/*`` for inputs and ``image/png`` for outputs).
 ImageValue = Annotated[
     PILImage.Image,
     PlainValidator(_validate),
@@ -259,7 +260,18 @@ ImageValue = Annotated[
             "contentEncoding": "base64",
             "contentMediaType": "image/*",
             "description": "An image file (PNG, JPEG, ...), base64-encoded.",
-        }
+        },
+        mode="validation",
+    ),
+    # Images in answers are always PNG (see encode_png_base64): clients decode them by this.
+    WithJsonSchema(
+        {
+            "type": "string",
+            "contentEncoding": "base64",
+            "contentMediaType": "image/png",
+            "description": "A PNG image, base64-encoded.",
+        },
+        mode="serialization",
     ),
 ]
 

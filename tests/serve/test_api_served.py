@@ -90,6 +90,20 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             "text_encoder": fake,
             "captioner": fake,
             "vqa": fake,
+            # the tiny diffusion pipelines, capped so that a generated request stays cheap
+            **{
+                role: {
+                    "backend": backend,
+                    "source": source,
+                    "cpus": 0.1,
+                    "max_pixels": 64 * 64,
+                    "max_steps": 2,
+                }
+                for role, backend, source in (
+                    ("image_generator", "diffusion", "tiny://stable-diffusion"),
+                    ("image_editor", "instruct-pix2pix", "tiny://instruct-pix2pix"),
+                )
+            },
             # a batch that waits 8 s to fill: a slow step for the deadline and queue tests
             "slow": {
                 **fake,
@@ -370,6 +384,10 @@ def _inputs(workflow: str, image: bytes) -> dict[str, Any]:
         "caption_then_retrieve": {"image": image, "collection": "captions", "top_k": 2},
         "retrieve_then_answer": {"question": "is it red?", "collection": "images"},
         "search_images": {"text": "red", "collection": "images", "top_k": 1},
+        "generate": {"prompt": "a red square", "width": 32, "height": 24, "seed": 4},
+        "edit": {"image": image, "instruction": "make it blue", "steps": 1},
+        "generate_and_score": {"prompt": "red", "width": 32, "height": 32, "steps": 1},
+        "caption_then_generate": {"image": image, "width": 32, "height": 32},
     }[workflow]
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from PIL import Image
 from serve_support import ROOT, assert_close, free_port, serving, write_config
 
 from mmserve.client import AsyncClient, Client, RunResult
@@ -41,6 +42,10 @@ def _cases() -> dict[str, dict[str, Any]]:
         "caption_then_retrieve": {"image": red, "top_k": 2},
         "retrieve_then_answer": {"question": "what shape is red?"},
         "search_images": {"text": "a yellow sun", "top_k": 2},
+        "generate": {"prompt": "a red circle", "width": 64, "height": 48, "seed": 1},
+        "edit": {"image": red, "instruction": "make it snow", "steps": 2},
+        "generate_and_score": {"prompt": "a red circle", "width": 48, "height": 48},
+        "caption_then_generate": {"image": blue, "width": 48, "height": 48},
     }
 
 
@@ -91,6 +96,11 @@ def test_every_shipped_workflow_round_trips_sync_and_async(server: str) -> None:
             return {name: await client.run(name, **inputs) for name, inputs in cases.items()}
 
     asynced = asyncio.run(run_all())
+    # image outputs come back as PIL images (the output schema marks them as base64 PNG)
+    assert isinstance(sync["generate"].outputs["image"], Image.Image)
+    assert sync["generate"].outputs["image"].size == (64, 48)
+    assert sync["edit"].outputs["image"].size == (96, 96)  # the input's size
+    assert isinstance(sync["generate_and_score"].outputs["score"], float)
     for name in cases:
         assert sync[name].request_id and sync[name].request_id != asynced[name].request_id
         assert [e["status"] for e in sync[name].trace] == ["ok"] * len(sync[name].trace)
@@ -186,3 +196,30 @@ def test_mmserve_run_url_uses_the_client(server: str) -> None:
     assert "step caption: started (caption)" in shown.stderr.splitlines()
     assert "step caption: ok in " in shown.stderr
     assert json.loads(shown.stdout)["outputs"] == json.loads(done.stdout)["outputs"]
+
+
+def test_mmserve_run_url_writes_image_outputs_as_files(server: str, tmp_path: Path) -> None:
+    """`--output-dir` against a server writes the same PNG bytes as in local mode."""
+    mmserve = str(Path(sys.executable).with_name("mmserve"))
+    inputs = ["--input", "prompt=a red circle", "--input", "width=64", "--input", "seed=1"]
+    inputs += ["--input", "height=48"]
+    env = {**os.environ, API_KEY_ENV: KEY}
+    tiny = str(ROOT / "deployments" / "tiny.yaml")
+    runs = {
+        "served": ["--url", server, "--output-dir", str(tmp_path / "served")],
+        "local": ["--config", tiny, "--output-dir", str(tmp_path / "local")],
+    }
+    for where, args in runs.items():
+        done = subprocess.run(
+            [mmserve, "run", "generate", *inputs, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["outputs"]["image"] == str(tmp_path / where / "image.png")
+    served, local = (tmp_path / "served" / "image.png"), (tmp_path / "local" / "image.png")
+    assert served.read_bytes() == local.read_bytes()
+    with Image.open(served) as image:
+        assert image.size == (64, 48)

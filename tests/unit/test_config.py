@@ -51,8 +51,9 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("models: {mine: {backend: x, source: y}}", "needs a 'role'"),
         (
             "models: {mine: {backend: x, source: y, role: detector}}",
-            r"model 'mine': unknown role 'detector'; registered roles: captioner, "
-            r"image_encoder, llm, text_encoder, vqa \(a plugin package can add roles",
+            r"model 'mine': unknown role 'detector'; registered roles: captioner, image_editor, "
+            r"image_encoder, image_generator, llm, text_encoder, vqa \(a plugin package can add "
+            r"roles",
         ),
         ("models: {vqa: {backend: x, source: y, gpus: -1}}", "gpus"),
         ("server: {port: 99999}", "server.port"),

@@ -37,6 +37,16 @@ _BUILTIN_BACKENDS: dict[str, tuple[str, tuple[str, ...], str]] = {
         ("llm",),
         "A chat model (AutoModelForCausalLM + its chat template), Qwen2.5-style tool calls.",
     ),
+    "diffusion": (
+        "mmserve.models.diffusion:TextToImageBackend",
+        ("image_generator",),
+        "diffusers text-to-image (AutoPipelineForText2Image): SD 1.5, SD-Turbo, SDXL-Turbo.",
+    ),
+    "instruct-pix2pix": (
+        "mmserve.models.diffusion:InstructPix2PixBackend",
+        ("image_editor",),
+        "diffusers InstructPix2Pix: edit an image from a text instruction.",
+    ),
     "fake": (
         "mmserve.models.fake:FakeBackend",
         ("image_encoder", "text_encoder", "captioner", "vqa"),
@@ -51,9 +61,15 @@ _BUILTIN_BACKENDS: dict[str, tuple[str, tuple[str, ...], str]] = {
 
 #: The Hugging Face backends' source check, importable without torch (see loader.check_source_of).
 _HF_SOURCE_CHECK = "mmserve.models.hf:check_hf_source"
+_DIFFUSION_SOURCE_CHECKS = {
+    "diffusion": "mmserve.models.diffusion_sources:check_text_to_image_source",
+    "instruct-pix2pix": "mmserve.models.diffusion_sources:check_instruct_pix2pix_source",
+}
 
 for _name, (_target, _roles, _description) in _BUILTIN_BACKENDS.items():
     _meta = {"roles": list(_roles), "description": _description}
-    if not _name.startswith("fake"):  # the fake backends check their own sources
+    if _name in _DIFFUSION_SOURCE_CHECKS:  # their tiny:// and random:// pipelines
+        _meta["check_source"] = _DIFFUSION_SOURCE_CHECKS[_name]
+    elif not _name.startswith("fake"):  # the fake backends check their own sources
         _meta["check_source"] = _HF_SOURCE_CHECK
     registry.register("model", _name, _target, meta=_meta)

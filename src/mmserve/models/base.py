@@ -60,6 +60,18 @@ class ModelSpec(BaseModel):
     max_new_tokens: int = Field(
         default=30, ge=1, le=512, description="Generation length for captioning and VQA."
     )
+    max_pixels: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description="Image generators and editors: the largest image (width x height) one "
+        "request may ask for.",
+    )
+    max_steps: int = Field(
+        default=50,
+        ge=1,
+        description="Image generators and editors: the most denoising steps one request may "
+        "ask for.",
+    )
 
 
 class EmbeddingSpace(BaseModel):

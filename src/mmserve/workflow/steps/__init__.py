@@ -1,5 +1,5 @@
 """Built-in workflow steps. Importing this package registers them."""
 
-from mmserve.workflow.steps import classify, index, models, retrieve
+from mmserve.workflow.steps import classify, images, index, models, retrieve, score
 
-__all__ = ["classify", "index", "models", "retrieve"]
+__all__ = ["classify", "images", "index", "models", "retrieve", "score"]
