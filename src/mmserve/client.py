@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
+from mmserve.client_agents import Agents, AsyncAgents
 from mmserve.client_base import (
     DEFAULT_URL,
     RetryPolicy,
@@ -93,6 +94,8 @@ class Client:
         self._listing: dict[str, dict[str, Any]] = {}
         #: The server's collections: ``list()``, ``get(name)``, ``add(...)``, ``search(...)``.
         self.collections = Collections(self._request)
+        #: The server's agents: ``list()``, ``run(agent, messages, images=...)``.
+        self.agents = Agents(self._request)
 
     def _request(
         self, method: str, path: str, *, stream: bool = False, **kwargs: Any
@@ -224,6 +227,8 @@ class AsyncClient:
         self._listing: dict[str, dict[str, Any]] = {}
         #: The server's collections: awaitable ``list()``, ``get()``, ``add()``, ``search()``.
         self.collections = AsyncCollections(self._request)
+        #: The server's agents: awaitable ``list()``, ``run(...)``.
+        self.agents = AsyncAgents(self._request)
 
     async def _request(
         self, method: str, path: str, *, stream: bool = False, **kwargs: Any

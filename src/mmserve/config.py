@@ -193,6 +193,11 @@ class AppConfig(_Strict):
         default_factory=lambda: ["../workflows"],
         description="Workflow files or folders, relative to the config file.",
     )
+    agents: list[str] = Field(
+        default_factory=lambda: ["../agents"],
+        description="Agent files or folders, relative to the config file (missing ones are "
+        "skipped).",
+    )
     server: ServerConfig = Field(default_factory=ServerConfig)
     #: Folder the config file lives in; relative paths resolve against it.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -263,6 +268,9 @@ class AppConfig(_Strict):
 
     def workflow_paths(self) -> list[Path]:
         return [self.resolve_path(p) for p in self.workflows]
+
+    def agent_paths(self) -> list[Path]:
+        return [self.resolve_path(p) for p in self.agents]
 
     def store_location(self) -> str:
         """The store path resolved against the config folder; URIs (s3://...) pass through."""

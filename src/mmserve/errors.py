@@ -160,6 +160,28 @@ class WorkflowValidationError(WorkflowError):
         super().__init__("\n".join(str(issue) for issue in self.issues))
 
 
+class AgentNotFoundError(WorkflowError):
+    """An agent name that is not loaded."""
+
+    code = "agent_not_found"
+    status = 404
+
+    def __init__(self, *, name: str, known: list[str]) -> None:
+        listing = ", ".join(sorted(known)) or "(none)"
+        super().__init__(
+            f"unknown agent {name!r}; known agents: {listing}",
+            hint="GET /v1/agents lists them; agents come from the config's `agents:` folders",
+        )
+        self.name = name
+        self.known = sorted(known)
+
+
+class AgentValidationError(WorkflowValidationError):
+    """An agent file failed the static checks; carries every issue found."""
+
+    code = "agent_invalid"
+
+
 class StepFailedError(WorkflowError):
     """A step raised while running; the original error is chained as ``__cause__``."""
 
@@ -383,6 +405,8 @@ class ServerUnreachableError(MmserveError):
 
 
 __all__ = [
+    "AgentNotFoundError",
+    "AgentValidationError",
     "ApiAuthError",
     "ApiError",
     "ApiInputError",

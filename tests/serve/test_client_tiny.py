@@ -2,7 +2,8 @@
 the offline tiny profile with an API key, the collections filled over HTTP, every shipped
 workflow round-tripped sync and async, streamed runs (Server-Sent Events through Serve's proxy,
 whose hop to the ingress is gRPC by default), and typed errors carrying the server's code and
-request id. One server for the module (tiny models: a few minutes on two cores)."""
+request id, an agent run over the served models. One server for the module (tiny models: a
+few minutes on two cores)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = yaml.safe_load((ROOT / "deployments" / "tiny.yaml").read_text())
     data["store"] = {**data.get("store", {}), "path": str(folder / "store")}
     data["workflows"] = [str(ROOT / "workflows")]
+    data["agents"] = [str(ROOT / "agents")]
     data["server"] = {"api_key_env": API_KEY_ENV}
     config_path = write_config(folder, data)
     env = {**os.environ, API_KEY_ENV: KEY, "RAY_AUTH_MODE": "disabled"}
@@ -147,6 +149,22 @@ def test_typed_errors_carry_the_servers_code_and_request_id(server: str) -> None
         anonymous.health()  # open to all
         anonymous.workflows()
     assert denied.value.status == 401 and denied.value.request_id
+
+
+def test_an_agent_runs_its_tools_through_the_served_models(server: str) -> None:
+    # the fake llm (tiny.yaml) calls the tools named, in order, on the image sent; the served
+    # tiny models' results are nonsense text, quoted as they are in the final message
+    with Client(server, api_key=KEY) as client:
+        assert [a["name"] for a in client.agents.list()] == ["assistant"]
+        said = 'caption and answer question="what colour?" about image_1'
+        run = client.agents.run("assistant", said, images=[IMAGES / "red_circle.png"])
+        with pytest.raises(ApiNotFoundError, match="known agents: assistant"):
+            client.agents.run("nobody", "hi")
+    assert (run.status, run.turns) == ("ok", 2)
+    assert [(t["tool"], t["status"]) for t in run.trace] == [("caption", "ok"), ("answer", "ok")]
+    assert run.trace[0]["arguments"] == {"image": "image_1"}
+    quoted = [f"{t['tool']}: {json.dumps(t['result'], ensure_ascii=False)}" for t in run.trace]
+    assert run.message["content"] == "; ".join(quoted)
 
 
 def test_mmserve_run_url_uses_the_client(server: str) -> None:

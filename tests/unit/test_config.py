@@ -52,7 +52,8 @@ def _write(tmp_path: Path, text: str) -> Path:
         (
             "models: {mine: {backend: x, source: y, role: detector}}",
             r"model 'mine': unknown role 'detector'; registered roles: captioner, image_editor, "
-            r"image_encoder, image_generator, text_encoder, vqa \(a plugin package can add roles",
+            r"image_encoder, image_generator, llm, text_encoder, vqa \(a plugin package can add "
+            r"roles",
         ),
         ("models: {vqa: {backend: x, source: y, gpus: -1}}", "gpus"),
         ("server: {port: 99999}", "server.port"),

@@ -7,6 +7,8 @@ A snippet is one of:
   file says;
 * a workflow (it has ``steps:``): it must load and pass every static check, with the steps of
   the plugin whose README it is in;
+* an agent (it has ``model:`` and ``name:``): it must pass the agent checks against the shipped
+  workflows and ``deployments/tiny.yaml``;
 * a piece of an app config (only app-config keys at the top): it must validate;
 * TOML: it must parse.
 
@@ -26,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mmserve.agents import check_agent_text
 from mmserve.config import AppConfig
 from mmserve.workflow import load_workflow_text, load_workflows
 
@@ -110,6 +113,12 @@ def test_yaml_snippet_is_valid(where: str, text: str) -> None:
             load_workflow_text(text, file=where, workflows=shipped)
         else:
             _check_with_plugin(text, plugin, "workflow")
+        return
+    if {"name", "model"} <= set(data) and plugin is None:
+        config = AppConfig.load(ROOT / "deployments" / "tiny.yaml")
+        workflows = load_workflows(config.workflow_paths())
+        spec, issues = check_agent_text(text, file=where, workflows=workflows, config=config)
+        assert spec is not None, "\n".join(str(issue) for issue in issues)
         return
     config_keys = set(AppConfig.model_fields) - {"base_dir"}
     unknown = set(data) - config_keys

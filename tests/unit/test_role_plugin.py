@@ -58,7 +58,7 @@ def test_every_role_is_listed_with_its_methods(site: Path) -> None:
     roles = {p["name"]: p for p in listing["plugins"] if p["kind"] == "role"}
     assert set(roles) == {
         *("image_encoder", "text_encoder", "captioner", "vqa"),
-        *("image_generator", "image_editor", "image_tagger"),
+        *("image_generator", "image_editor", "llm", "image_tagger"),
     }
     generate = roles["image_generator"]["methods"]["generate"]
     assert generate["item"] == "mmserve.models.roles.images.GenerateItem"

@@ -32,6 +32,11 @@ _BUILTIN_BACKENDS: dict[str, tuple[str, tuple[str, ...], str]] = {
         ("vqa",),
         "ViLT visual question answering, a classifier over a fixed answer vocabulary.",
     ),
+    "causal-lm": (
+        "mmserve.models.causal_lm:CausalLmBackend",
+        ("llm",),
+        "A chat model (AutoModelForCausalLM + its chat template), Qwen2.5-style tool calls.",
+    ),
     "diffusion": (
         "mmserve.models.diffusion:TextToImageBackend",
         ("image_generator",),
@@ -47,6 +52,11 @@ _BUILTIN_BACKENDS: dict[str, tuple[str, tuple[str, ...], str]] = {
         ("image_encoder", "text_encoder", "captioner", "vqa"),
         "Deterministic weight-free model for every role, for testing workflows.",
     ),
+    "fake-llm": (
+        "mmserve.models.fake_llm:FakeLlmBackend",
+        ("llm",),
+        "Deterministic weight-free chat model with scripted tool calls, for testing agents.",
+    ),
 }
 
 #: The Hugging Face backends' source check, importable without torch (see loader.check_source_of).
@@ -60,6 +70,6 @@ for _name, (_target, _roles, _description) in _BUILTIN_BACKENDS.items():
     _meta = {"roles": list(_roles), "description": _description}
     if _name in _DIFFUSION_SOURCE_CHECKS:  # their tiny:// and random:// pipelines
         _meta["check_source"] = _DIFFUSION_SOURCE_CHECKS[_name]
-    elif _name != "fake":
+    elif not _name.startswith("fake"):  # the fake backends check their own sources
         _meta["check_source"] = _HF_SOURCE_CHECK
     registry.register("model", _name, _target, meta=_meta)

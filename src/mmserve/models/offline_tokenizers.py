@@ -108,3 +108,40 @@ def bert_tokenizer(*, max_length: int, decoder_bos: bool) -> Any:
 
 
 __all__ = ["bert_tokenizer", "bert_vocab", "clip_tokenizer"]
+
+
+#: The special tokens of the Qwen2 chat format (after ``<|endoftext|>``, the padding token).
+QWEN_SPECIALS = ("<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>")
+
+
+def qwen2_tokenizer() -> Any:
+    """A Qwen2-style byte-level BPE (merges learned from :data:`_CORPUS`, every byte in the
+    vocab) with Qwen's chat special tokens and a chat template that supports ``tools=``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from mmserve.models.chat_template import QWEN_TOOLS_TEMPLATE
+
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    words: Counter[tuple[str, ...]] = Counter()
+    for line in _CORPUS:
+        for piece, _ in byte_level.pre_tokenize_str(line):
+            words[tuple(piece)] += 1
+    merges = _learn_merges(words, limit=300)
+    vocab: dict[str, int] = {}
+    for token in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab.setdefault(token, len(vocab))
+    for left, right in merges:
+        vocab.setdefault(left + right, len(vocab))
+    pairs: Any = merges
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=pairs))
+    backend.pre_tokenizer = byte_level
+    backend.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=QWEN_TOOLS_TEMPLATE,
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": list(QWEN_SPECIALS)})
+    return tokenizer

@@ -143,11 +143,33 @@ def _build_vilt_vqa(dest: Path) -> None:
     ViltProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(dest)
 
 
+def _build_qwen2(dest: Path) -> None:
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from mmserve.models.offline_tokenizers import qwen2_tokenizer
+
+    tokenizer = qwen2_tokenizer()
+    options: dict[str, Any] = dict(_HIDDEN)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        num_attention_heads=_HEADS,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+        **options,
+    )
+    Qwen2ForCausalLM(config).save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+
+
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "clip": _build_clip,
     "blip-caption": _build_blip_caption,
     "blip-vqa": _build_blip_vqa,
     "vilt-vqa": _build_vilt_vqa,
+    "qwen2": _build_qwen2,
 }
 
 

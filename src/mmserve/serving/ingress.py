@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from mmserve.agents import load_agents
 from mmserve.config import AppConfig
 from mmserve.registry import registry
 from mmserve.serving.api import ApiRuntime, create_api
@@ -66,6 +67,9 @@ class IngressServer:
             ),
             registry=registry,
             behind_serve_proxy=True,
+            agents=load_agents(
+                [p for p in config.agent_paths() if p.exists()], workflows=workflows, config=config
+            ),
         )
 
     def __serve_build_asgi_app__(self) -> FastAPI:

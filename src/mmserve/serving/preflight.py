@@ -24,10 +24,15 @@ from mmserve.serving.plan import (
 
 
 def check_workflows(config: AppConfig) -> int:
-    """Load every workflow of the config (raises WorkflowValidationError); returns the count."""
+    """Load every workflow and agent of the config (raises WorkflowValidationError or its
+    subclass AgentValidationError); returns the count of workflows."""
+    from mmserve.agents import load_agents
     from mmserve.workflow import load_workflows
 
-    return len(load_workflows([p for p in config.workflow_paths() if p.exists()]))
+    workflows = load_workflows([p for p in config.workflow_paths() if p.exists()])
+    # the agents are checked against these workflows and the models (AgentValidationError)
+    load_agents([p for p in config.agent_paths() if p.exists()], workflows=workflows, config=config)
+    return len(workflows)
 
 
 def check_models(config: AppConfig) -> None:

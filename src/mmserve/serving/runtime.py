@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from fastapi import Request
 
+from mmserve.agents import Agent
 from mmserve.config import AppConfig
 from mmserve.errors import DeadlineExceededError
 from mmserve.registry import Registry
@@ -32,6 +33,8 @@ class ApiRuntime:
     registry: Registry
     #: True behind Ray Serve's proxy, which sets and echoes ``x-request-id`` itself.
     behind_serve_proxy: bool = False
+    #: The agents (``GET /v1/agents``), checked against ``workflows`` and the config.
+    agents: Mapping[str, Agent] = field(default_factory=dict)
 
 
 def request_id_of(request: Request) -> str:

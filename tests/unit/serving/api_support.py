@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from PIL import Image
 
+from mmserve.agents import load_agents
 from mmserve.config import AppConfig
 from mmserve.gateway.local import LocalGateway
 from mmserve.registry import Registry, registry
@@ -29,23 +30,32 @@ def build_api(
     workflows: list[str] | None = None,
     plugins: Registry = registry,
     health: Callable[[], Awaitable[HealthResponse]] = always_ready,
+    agents: list[str] | None = None,
 ) -> FastAPI:
     fake = {"backend": "fake", "source": "fake://"}
+    models: dict[str, Any] = {
+        r: fake for r in ("image_encoder", "text_encoder", "captioner", "vqa")
+    }
+    models["llm"] = {"backend": "fake-llm", "source": "fake-llm://"}
     config = AppConfig.from_dict(
         {
-            "models": {r: fake for r in ("image_encoder", "text_encoder", "captioner", "vqa")},
+            "models": models,
             "store": {"kind": "memory"},
             "workflows": workflows or [str(ROOT / "workflows")],
+            # the shipped agents need the shipped workflows
+            "agents": agents if agents is not None else [] if workflows else [str(ROOT / "agents")],
             "server": server or {},
         },
         base_dir=ROOT,
     )
+    loaded = load_workflows(config.workflow_paths(), registry=plugins)
     runtime = ApiRuntime(
         config=config,
         engine=Engine(LocalGateway(config), store=open_store_at("memory"), registry=plugins),
-        workflows=load_workflows(config.workflow_paths(), registry=plugins),
+        workflows=loaded,
         health=health,
         registry=plugins,
+        agents=load_agents(config.agent_paths(), workflows=loaded, config=config),
     )
     return create_api(runtime)
 
