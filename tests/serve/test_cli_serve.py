@@ -220,20 +220,6 @@ def test_concurrent_requests_share_model_batches(tiny_server: TinyServer) -> Non
     assert max(asyncio.run(burst())) > 1
 
 
-def test_sigterm_stops_everything_it_started(tiny_server: TinyServer) -> None:
-    process = tiny_server.process
-    started = descendants(process.pid)
-    assert started, "the server should run Ray's processes as its descendants"
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=120) == 0
-    deadline = time.monotonic() + 60
-    while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
-        time.sleep(1)
-    assert not [pid for pid in started if _alive(pid)]
-    with pytest.raises(httpx.HTTPError):
-        httpx.get(f"{tiny_server.url}/v1/health", timeout=5)
-
-
 def test_generations_of_different_sizes_never_share_a_batch(tiny_server: TinyServer) -> None:
     """Concurrent requests of two sizes: each comes back at its size (a batch mixing sizes
     would fail: the backend refuses one), equal to local mode within float rounding."""
@@ -283,3 +269,18 @@ def test_bad_generation_inputs_get_a_clear_4xx(
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert message in error["message"] and error["request_id"]
+
+
+# Last in the module: it stops the server every test above shares.
+def test_sigterm_stops_everything_it_started(tiny_server: TinyServer) -> None:
+    process = tiny_server.process
+    started = descendants(process.pid)
+    assert started, "the server should run Ray's processes as its descendants"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 0
+    deadline = time.monotonic() + 60
+    while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not [pid for pid in started if _alive(pid)]
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{tiny_server.url}/v1/health", timeout=5)
