@@ -31,7 +31,7 @@ from ray.serve.handle import DeploymentHandle
 from mmserve.errors import MmserveError
 from mmserve.models.base import EmbeddingSpace
 from mmserve.serving.handles import translate_error
-from mmserve.stores.async_store import accepts_include_images, without_images
+from mmserve.stores.async_store import accepts_include_images, search_store
 from mmserve.stores.base import Collection, Item, Match, Modality, UpsertResult, Vector
 
 T = TypeVar("T")
@@ -143,17 +143,16 @@ class StoreServer:
         top_k: int = 5,
         include_images: bool = True,
     ) -> list[Match] | Refused:
-        if self._include_images:
-            return await self._read(
-                self._store.search,
-                name,
-                vector,
-                space=space,
-                top_k=top_k,
-                include_images=include_images,
-            )
-        found = await self._read(self._store.search, name, vector, space=space, top_k=top_k)
-        return found if include_images or isinstance(found, Refused) else without_images(found)
+        return await self._read(
+            search_store,
+            self._store,
+            self._include_images,
+            name,
+            vector,
+            space=space,
+            top_k=top_k,
+            include_images=include_images,
+        )
 
     async def optimize(self, name: str) -> Refused | None:
         return await self._write(self._store.optimize, name)

@@ -110,6 +110,28 @@ def without_images(matches: list[Match]) -> list[Match]:
     ]
 
 
+def search_store(
+    store: Any,
+    takes_include_images: bool,
+    name: str,
+    vector: Vector,
+    *,
+    space: EmbeddingSpace,
+    top_k: int,
+    include_images: bool,
+) -> list[Match]:
+    """``store.search`` (blocking), leaving images out as asked even when the store's
+    ``search`` has no ``include_images`` (``takes_include_images``: see
+    :func:`accepts_include_images`)."""
+    if takes_include_images:
+        found: list[Match] = store.search(
+            name, vector, space=space, top_k=top_k, include_images=include_images
+        )
+        return found
+    matches: list[Match] = store.search(name, vector, space=space, top_k=top_k)
+    return matches if include_images else without_images(matches)
+
+
 class AsyncStore:
     """A synchronous store plugin behind awaitable calls on a bounded thread pool."""
 
@@ -155,17 +177,16 @@ class AsyncStore:
         top_k: int = 5,
         include_images: bool = True,
     ) -> list[Match]:
-        if self._include_images:
-            return await self._call(
-                self.store.search,
-                name,
-                vector,
-                space=space,
-                top_k=top_k,
-                include_images=include_images,
-            )
-        matches = await self._call(self.store.search, name, vector, space=space, top_k=top_k)
-        return matches if include_images else without_images(matches)
+        return await self._call(
+            search_store,
+            self.store,
+            self._include_images,
+            name,
+            vector,
+            space=space,
+            top_k=top_k,
+            include_images=include_images,
+        )
 
     async def optimize(self, name: str) -> None:
         await self._call(self.store.optimize, name)
@@ -186,5 +207,6 @@ __all__ = [
     "accepts_include_images",
     "as_async_store",
     "image_work",
+    "search_store",
     "without_images",
 ]
