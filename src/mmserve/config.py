@@ -184,6 +184,11 @@ class ServerConfig(_Strict):
         "calls through the object store).",
     )
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    web: bool = Field(
+        default=True,
+        description="Serve the web page (run workflows, browse collections, chat) at / and "
+        "its files under /web/; false leaves only the API.",
+    )
 
 
 class AppConfig(_Strict):

@@ -299,6 +299,25 @@ class CollectionNotFoundError(StoreError):
         self.known = sorted(known)
 
 
+class ItemNotFoundError(StoreError):
+    """An item id a collection does not hold, or an image asked of an item that has none."""
+
+    code = "item_not_found"
+    status = 404
+
+    def __init__(self, message: str, *, collection: str, item_id: str) -> None:
+        super().__init__(message)
+        self.collection = collection
+        self.item_id = item_id
+
+
+class StoreFeatureMissingError(StoreError):
+    """The configured store plugin lacks an optional operation (e.g. listing items)."""
+
+    code = "not_implemented"
+    status = 501
+
+
 # --- serving -------------------------------------------------------------------------------
 
 
@@ -421,6 +440,7 @@ __all__ = [
     "EmbeddingSpaceMismatchError",
     "InputError",
     "InputTooLargeError",
+    "ItemNotFoundError",
     "MmserveError",
     "ModelError",
     "ModelLoadError",
@@ -439,6 +459,7 @@ __all__ = [
     "SourceLocation",
     "StepFailedError",
     "StoreError",
+    "StoreFeatureMissingError",
     "UnsupportedMediaTypeError",
     "WorkflowError",
     "WorkflowIssue",

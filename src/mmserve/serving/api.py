@@ -26,6 +26,7 @@ from mmserve.serving.guard import REQUEST_ID_HEADER, Guard
 from mmserve.serving.limits import check_inputs, json_limits
 from mmserve.serving.routes_agents import agent_routes
 from mmserve.serving.routes_collections import collection_routes
+from mmserve.serving.routes_items import item_routes
 from mmserve.serving.run_request import (
     CACHE_PARAMETER,
     TIMEOUT_PARAMETER,
@@ -50,6 +51,7 @@ from mmserve.serving.schemas import (
     WorkflowInfo,
     WorkflowList,
 )
+from mmserve.serving.web import web_routes
 from mmserve.workflow import Workflow
 
 _RUN_BODY: dict[str, Any] = {
@@ -220,7 +222,11 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
         return {**result.model_dump(mode="json"), "request_id": request_id_of(request)}
 
     app.include_router(collection_routes(runtime, ERROR_RESPONSES))
+    app.include_router(item_routes(runtime, ERROR_RESPONSES))
     app.include_router(agent_routes(runtime, ERROR_RESPONSES))
+
+    if server.web:
+        app.include_router(web_routes())
 
     @app.get("/v1/plugins", response_model=PluginList, tags=["server"])
     async def plugins() -> PluginList:

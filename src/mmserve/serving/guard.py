@@ -5,7 +5,8 @@ body is read and wrap the body as it streams:
 
 * every request gets a request id (the caller's ``x-request-id`` when it is sane, else a new
   one), kept in ``scope["state"]`` and echoed on every response;
-* with an API key configured, every path but ``/v1/health`` and ``/v1/ready`` needs
+* with an API key configured, every path but ``/v1/health``, ``/v1/ready`` and the web
+  page's static files (``/`` and ``/web/...``, which hold no secret) needs
   ``Authorization: Bearer KEY`` (compared in constant time), else 401 before anything else happens;
 * a ``Content-Length`` over the limit is refused (413) before one body byte is read; a body
   without one (chunked) is counted as it arrives and refused as soon as it passes the limit,
@@ -37,7 +38,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID_HEADER = "x-request-id"
 #: Paths anyone may call, key or not (load balancers and probes need no secret).
-PUBLIC_PATHS = frozenset({"/v1/health", "/v1/ready"})
+PUBLIC_PATHS = frozenset({"/v1/health", "/v1/ready", "/"})
+#: The web page's static files (:mod:`mmserve.serving.web`), public like ``/``.
+WEB_PREFIX = "/web/"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: Bodies scanned in a worker thread rather than on the event loop (~8 ms per MiB).
 _SCAN_IN_THREAD_BYTES = 1 << 20
@@ -50,6 +53,11 @@ def error_body(
     (plus ``extra`` keys, e.g. the trace of a failed run)."""
     error = {"code": code, "message": message, "request_id": request_id, **(extra or {})}
     return json.dumps({"error": error}).encode()
+
+
+def is_public(path: str) -> bool:
+    """Whether ``path`` is served without the API key (probes and the page's files)."""
+    return path in PUBLIC_PATHS or path.startswith(WEB_PREFIX)
 
 
 class _BodyTooLarge(Exception):
@@ -89,7 +97,7 @@ class Guard:
         if self._echo:
             send = _with_request_id(send, request_id)
 
-        if self._key is not None and scope.get("path") not in PUBLIC_PATHS:
+        if self._key is not None and not is_public(str(scope.get("path", ""))):
             problem = self._auth_problem(headers.get("authorization", b""))
             if problem:
                 await _answer(send, 401, "unauthorized", problem, request_id, auth=True)

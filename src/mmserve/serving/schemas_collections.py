@@ -132,12 +132,35 @@ class SearchResponse(BaseModel):
     request_id: str
 
 
+class ItemRecord(BaseModel):
+    id: str
+    text: str | None = Field(default=None, description="The text, for text items.")
+    has_image: bool = Field(
+        description="Whether the item is an image (GET .../items/{id}/image returns it)."
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ItemPage(BaseModel):
+    collection: str
+    total: int = Field(description="Items in the collection.")
+    offset: int
+    limit: int
+    items: list[ItemRecord] = Field(
+        description="At most `limit` items from `offset`, in the store's order (insertion "
+        "order between writes)."
+    )
+    request_id: str
+
+
 __all__ = [
     "COLLECTION_NAME",
     "AddItemsRequest",
     "AddItemsResponse",
     "CollectionInfo",
     "CollectionList",
+    "ItemPage",
+    "ItemRecord",
     "NewItem",
     "SearchMatch",
     "SearchRequest",

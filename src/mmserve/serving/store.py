@@ -28,11 +28,20 @@ from typing import Any, TypeVar
 
 from ray.serve.handle import DeploymentHandle
 
-from mmserve.errors import MmserveError
+from mmserve.errors import MmserveError, StoreFeatureMissingError
 from mmserve.models.base import EmbeddingSpace
 from mmserve.serving.handles import translate_error
 from mmserve.stores.async_store import accepts_include_images, search_store
-from mmserve.stores.base import Collection, Item, Match, Modality, UpsertResult, Vector
+from mmserve.stores.base import (
+    Collection,
+    Item,
+    Match,
+    Modality,
+    StoredItem,
+    UpsertResult,
+    Vector,
+)
+from mmserve.stores.browse import get_store_item, list_store_items
 
 T = TypeVar("T")
 
@@ -74,7 +83,7 @@ class StoreServer:
         try:
             return await asyncio.to_thread(func, *args, **kwargs)
         except MmserveError as exc:
-            if exc.status >= 500:
+            if exc.status >= 500 and not isinstance(exc, StoreFeatureMissingError):
                 raise
             return Refused(exc)
 
@@ -154,6 +163,14 @@ class StoreServer:
             include_images=include_images,
         )
 
+    async def list_items(
+        self, name: str, *, offset: int = 0, limit: int = 50
+    ) -> list[StoredItem] | Refused:
+        return await self._read(list_store_items, self._store, name, offset=offset, limit=limit)
+
+    async def get_item(self, name: str, item_id: str) -> StoredItem | Refused:
+        return await self._read(get_store_item, self._store, name, item_id)
+
     async def optimize(self, name: str) -> Refused | None:
         return await self._write(self._store.optimize, name)
 
@@ -226,6 +243,14 @@ class StoreClient:
         result: list[Match] = await self._call(
             "search", name, vector, space=space, top_k=top_k, include_images=include_images
         )
+        return result
+
+    async def list_items(self, name: str, *, offset: int = 0, limit: int = 50) -> list[StoredItem]:
+        result: list[StoredItem] = await self._call("list_items", name, offset=offset, limit=limit)
+        return result
+
+    async def get_item(self, name: str, item_id: str) -> StoredItem:
+        result: StoredItem = await self._call("get_item", name, item_id)
         return result
 
     async def optimize(self, name: str) -> None:

@@ -27,7 +27,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from mmserve.models.base import EmbeddingSpace
-from mmserve.stores.base import Collection, Item, Match, Modality, UpsertResult, Vector
+from mmserve.stores.base import (
+    Collection,
+    Item,
+    Match,
+    Modality,
+    StoredItem,
+    UpsertResult,
+    Vector,
+)
+from mmserve.stores.browse import get_store_item, list_store_items
 
 T = TypeVar("T")
 
@@ -89,6 +98,12 @@ class AsyncVectorStore(Protocol):
         top_k: int = 5,
         include_images: bool = True,
     ) -> list[Match]: ...
+
+    async def list_items(self, name: str, *, offset: int = 0, limit: int = 50) -> list[StoredItem]:
+        """A page of items without images (501 for a store plugin that cannot list)."""
+        ...
+
+    async def get_item(self, name: str, item_id: str) -> StoredItem: ...
 
     async def optimize(self, name: str) -> None: ...
 
@@ -187,6 +202,12 @@ class AsyncStore:
             top_k=top_k,
             include_images=include_images,
         )
+
+    async def list_items(self, name: str, *, offset: int = 0, limit: int = 50) -> list[StoredItem]:
+        return await self._call(list_store_items, self.store, name, offset=offset, limit=limit)
+
+    async def get_item(self, name: str, item_id: str) -> StoredItem:
+        return await self._call(get_store_item, self.store, name, item_id)
 
     async def optimize(self, name: str) -> None:
         await self._call(self.store.optimize, name)

@@ -99,6 +99,15 @@ class Match(BaseModel):
     payload: Payload
 
 
+class StoredItem(BaseModel):
+    """One item as a store lists it: its id and payload (no vector)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    payload: Payload
+
+
 class UpsertResult(BaseModel):
     """How an upsert changed a collection."""
 
@@ -154,6 +163,16 @@ class VectorStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    # Optional (stores written before mmserve could browse collections may lack them; the
+    # server then answers 501, see mmserve.stores.browse):
+    #
+    # def list_items(self, name: str, *, offset: int = 0, limit: int = 50) -> list[StoredItem]:
+    #     """A page of items in a stable order (insertion order between writes), images left
+    #     out (``payload.image`` None); raises CollectionNotFoundError."""
+    #
+    # def get_item(self, name: str, item_id: str) -> StoredItem:
+    #     """One item with its image bytes; raises ItemNotFoundError for an unknown id."""
 
 
 # --- helpers shared by the store implementations ------------------------------------------
@@ -257,6 +276,7 @@ __all__ = [
     "Match",
     "Modality",
     "Payload",
+    "StoredItem",
     "UpsertResult",
     "Vector",
     "VectorStore",

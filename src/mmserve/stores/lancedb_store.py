@@ -42,7 +42,7 @@ import pyarrow as pa
 from lancedb.index import BTree, HnswSq, IvfPq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mmserve.errors import CollectionNotFoundError, StoreError
+from mmserve.errors import CollectionNotFoundError, ItemNotFoundError, StoreError
 from mmserve.models.base import EmbeddingSpace
 from mmserve.stores.base import (
     Collection,
@@ -50,6 +50,7 @@ from mmserve.stores.base import (
     Match,
     Modality,
     Payload,
+    StoredItem,
     UpsertResult,
     Vector,
     as_vector,
@@ -296,6 +297,31 @@ class LanceDBStore:
             for row in rows
         ]
 
+    def list_items(self, name: str, *, offset: int = 0, limit: int = 50) -> list[StoredItem]:
+        """A page of items in storage order (insertion order between writes), no images."""
+        table, _ = self._open(name)
+        query = table.search().select(["id", "text", "metadata"]).offset(offset).limit(limit)
+        with self._table_use(name):
+            rows = query.to_arrow().to_pylist()
+        return [_stored(row) for row in rows]
+
+    def get_item(self, name: str, item_id: str) -> StoredItem:
+        """One item with its image bytes."""
+        table, _ = self._open(name)
+        query = (
+            table.search()
+            .where(f"id = {_quote(item_id)}")
+            .select(["id", "text", "image", "metadata"])
+            .limit(1)
+        )
+        with self._table_use(name):
+            rows = query.to_arrow().to_pylist()
+        if not rows:
+            raise ItemNotFoundError(
+                f"collection {name!r} has no item {item_id!r}", collection=name, item_id=item_id
+            )
+        return _stored(rows[0])
+
     # -- maintenance -----------------------------------------------------------------------
 
     def has_index(self, name: str, column: str = "vector") -> bool:
@@ -338,6 +364,17 @@ class LanceDBStore:
     def close(self) -> None:
         with self._lock:
             self._tables.clear()
+
+
+def _stored(row: dict[str, Any]) -> StoredItem:
+    return StoredItem(
+        id=row["id"],
+        payload=Payload(
+            text=row["text"],
+            image=row.get("image"),
+            metadata=json.loads(row["metadata"] or "{}"),
+        ),
+    )
 
 
 def _sub_vectors(dim: int) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mmserve.errors import CollectionNotFoundError, StoreError
+from mmserve.errors import CollectionNotFoundError, ItemNotFoundError, StoreError
 from mmserve.models.base import EmbeddingSpace
 from mmserve.stores.base import (
     Collection,
@@ -22,6 +22,7 @@ from mmserve.stores.base import (
     Match,
     Modality,
     Payload,
+    StoredItem,
     UpsertResult,
     Vector,
     as_vector,
@@ -148,6 +149,29 @@ class MemoryStore:
                 )
                 for row in order
             ]
+
+    def list_items(self, name: str, *, offset: int = 0, limit: int = 50) -> list[StoredItem]:
+        """A page of items in insertion order, without their images."""
+        with self._lock:
+            table = self._table(name)
+            rows = range(len(table.ids))[offset : offset + limit]
+            return [
+                StoredItem(
+                    id=table.ids[row],
+                    payload=table.payloads[row].model_copy(update={"image": None}, deep=True),
+                )
+                for row in rows
+            ]
+
+    def get_item(self, name: str, item_id: str) -> StoredItem:
+        with self._lock:
+            table = self._table(name)
+            row = table.rows.get(item_id)
+            if row is None:
+                raise ItemNotFoundError(
+                    f"collection {name!r} has no item {item_id!r}", collection=name, item_id=item_id
+                )
+            return StoredItem(id=item_id, payload=table.payloads[row].model_copy(deep=True))
 
     def optimize(self, name: str) -> None:
         with self._lock:

@@ -31,6 +31,7 @@ def build_api(
     plugins: Registry = registry,
     health: Callable[[], Awaitable[HealthResponse]] = always_ready,
     agents: list[str] | None = None,
+    store: Any = None,
 ) -> FastAPI:
     fake = {"backend": "fake", "source": "fake://"}
     models: dict[str, Any] = {
@@ -51,7 +52,11 @@ def build_api(
     loaded = load_workflows(config.workflow_paths(), registry=plugins)
     runtime = ApiRuntime(
         config=config,
-        engine=Engine(LocalGateway(config), store=open_store_at("memory"), registry=plugins),
+        engine=Engine(
+            LocalGateway(config),
+            store=open_store_at("memory") if store is None else store,
+            registry=plugins,
+        ),
         workflows=loaded,
         health=health,
         registry=plugins,

@@ -1,0 +1,78 @@
+"""The web page: static files shipped in the package (``mmserve/web``), served at ``/``.
+
+Plain HTML, CSS and JavaScript modules, no build step and nothing fetched from elsewhere: the
+page calls the same HTTP API as any client (with the API key a person types in, kept in the
+tab's session storage). The files hold no secret, so :class:`~mmserve.serving.guard.Guard`
+serves them without a key; every API call the page makes still needs it. ``server.web: false``
+leaves the routes out.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+
+from fastapi import APIRouter, Response
+
+from mmserve.errors import MmserveError
+from mmserve.serving.guard import WEB_PREFIX
+
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".txt": "text/plain; charset=utf-8",
+}
+_FILE_NAME = re.compile(r"^[a-z0-9_-]+\.[a-z]+$")
+#: No third-party origin at all; images come as data: or blob: URLs made by the page.
+_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+class WebFileNotFoundError(MmserveError):
+    code = "not_found"
+    status = 404
+
+
+def web_folder() -> Traversable:
+    """The folder of the page's files inside the installed package."""
+    return files("mmserve").joinpath("web")
+
+
+def _answer(name: str) -> Response:
+    suffix = name[name.rfind(".") :]
+    path = web_folder().joinpath(name)
+    if not _FILE_NAME.match(name) or suffix not in _TYPES or not path.is_file():
+        raise WebFileNotFoundError(f"no web file {name!r}")
+    return Response(
+        content=path.read_bytes(),
+        media_type=_TYPES[suffix],
+        headers={
+            "cache-control": "no-cache",
+            "content-security-policy": _POLICY,
+            "x-content-type-options": "nosniff",
+        },
+    )
+
+
+def web_routes() -> APIRouter:
+    """``GET /`` (the page) and ``GET /web/{file}`` (its scripts and styles)."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.api_route("/", methods=["GET", "HEAD"])
+    async def page() -> Response:
+        return _answer("index.html")
+
+    @router.api_route(WEB_PREFIX + "{name}", methods=["GET", "HEAD"])
+    async def web_file(name: str) -> Response:
+        return _answer(name)
+
+    return router
+
+
+__all__ = ["web_folder", "web_routes"]
