@@ -40,7 +40,7 @@ function control(id, schema, kind) {
   }
   if (kind === "string") {
     const long = (schema.maxLength || 0) > 200 || /question|prompt|text|instruction/i.test(id);
-    const field = h(long ? "textarea" : "input", { id, rows: long ? "2" : null });
+    const field = h(long ? "textarea" : "input", { id, rows: long ? "2" : null, type: long ? null : "text" });
     if (schema.minLength !== undefined) field.minLength = schema.minLength;
     if (schema.maxLength !== undefined) field.maxLength = schema.maxLength;
     if (typeof schema.default === "string") field.value = schema.default;

@@ -52,13 +52,12 @@ function choose(name) {
     h("h3", { id: "workflow-title" }, workflow.name),
     h("p", { class: "desc" }, workflow.description),
     workflow.side_effects.length ? h("p", { class: "hint" }, `Writes data (steps: ${workflow.side_effects.join(", ")}).`) : null,
-    form,
-    progress,
-    result,
+    h("div", { class: "run-grid" }, form, h("div", { class: "run-out" }, progress, result)),
     ].filter(Boolean),
   );
   const fields = schemaForm(workflow.inputs, fieldset, `in-${workflow.name}`);
-  view.scrollIntoView({ block: "nearest" });
+  // on a phone the form is below the long list: bring it up
+  if (view.getBoundingClientRect().top > window.innerHeight * 0.6) view.scrollIntoView({ block: "start" });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     fields.clearErrors();
