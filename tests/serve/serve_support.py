@@ -86,10 +86,11 @@ def serving(
     log_path: Path,
     env: dict[str, str] | None = None,
     ready_log: list[httpx.Response] | None = None,
+    ready_timeout_s: float = 420,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`mmserve serve` on ``config_path`` as a child process, ready; then SIGTERM, and SIGKILL
     of its process group if it has not stopped within 90 s. Yields the process and its URL.
-    ``ready_log``: see :func:`wait_ready`."""
+    ``ready_log``: see :func:`wait_ready`; ``ready_timeout_s``: how long it may take to start."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*MMSERVE_SERVE, "--config", str(config_path), "--port", str(port)],
@@ -100,7 +101,7 @@ def serving(
         )
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_ready(url, timeout_s=420, process=process, ready_log=ready_log)
+            wait_ready(url, timeout_s=ready_timeout_s, process=process, ready_log=ready_log)
             yield process, url
         finally:
             if process.poll() is None:

@@ -42,9 +42,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("web")
     data = yaml.safe_load((ROOT / "deployments" / "tiny.yaml").read_text())
     data["store"] = {**data.get("store", {}), "path": str(folder / "store")}
-    # the diffusion models take minutes to start on two cores and no test here uses them, so
-    # they and the workflows that need them are left out
-    for model in ("image_generator", "image_editor"):
+    # the diffusion models (and the sentence encoder) take minutes to start on two cores and
+    # no test here uses them, so they and the workflows that need them are left out
+    for model in ("image_generator", "image_editor", "sentence"):
         data["models"].pop(model)
     workflows = folder / "workflows"
     workflows.mkdir()
@@ -55,7 +55,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data["server"] = {"api_key_env": KEY_ENV}
     config_path = write_config(folder, data)
     env = {**os.environ, KEY_ENV: KEY, "RAY_AUTH_MODE": "disabled"}
-    with serving(config_path, port=free_port(), log_path=folder / "serve.log", env=env) as (_, url):
+    log_path = folder / "serve.log"
+    with serving(
+        config_path, port=free_port(), log_path=log_path, env=env, ready_timeout_s=900
+    ) as (
+        _,
+        url,
+    ):
         items = [
             {
                 "id": p.stem,
