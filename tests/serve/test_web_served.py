@@ -183,6 +183,10 @@ def test_collections_browse_search_by_text_and_add_by_upload(page: Page) -> None
     )
     page.wait_for_function("() => document.querySelectorAll('#browse .card').length === 4")
     page.wait_for_function(LOADED, arg="#browse img.thumb")
+    assert page.inner_text("#collection-count") == "image · 4 items"
+    page.wait_for_function(
+        "() => document.querySelector('[data-collection=uploads] td.num').textContent === '4'"
+    )
     _shot(page, "collections-added")
 
 

@@ -39,6 +39,10 @@ export async function loadCollections(banner) {
   }
 }
 
+function sized(modality, total) {
+  return `${modality} · ${total} item${total === 1 ? "" : "s"}`;
+}
+
 /** A thumbnail <img> loaded through the API (with the key), or a note why not. */
 function thumbnail(name, id) {
   const img = h("img", { alt: id, class: "thumb", loading: "lazy" });
@@ -54,11 +58,17 @@ function open(collection, banner) {
   const name = collection.name;
   const view = document.getElementById("collection-view");
   const browse = h("div", { id: "browse" });
+  const count = h("span", { class: "hint", id: "collection-count" }, sized(collection.modality, collection.count));
+
+  function added() {
+    page(0);
+    loadCollections(banner);
+  }
   view.replaceChildren(
     ...[
-    h("h3", { id: "collection-title" }, name, h("span", { class: "hint" }, ` ${collection.modality} · ${collection.count} items`)),
+    h("h3", { id: "collection-title" }, name, " ", count),
     searchForm(collection),
-    collection.modality === "image" ? addForm(collection, () => page(0)) : null,
+    collection.modality === "image" ? addForm(collection, added) : null,
     h("h4", {}, "Items"),
     browse,
     ].filter(Boolean),
@@ -84,6 +94,7 @@ function open(collection, banner) {
       if (meta.length) card.append(h("p", { class: "hint" }, meta.map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ")));
       grid.append(card);
     }
+    count.textContent = sized(collection.modality, answer.total);
     const last = Math.min(offset + answer.items.length, answer.total);
     const nav = h(
       "nav",
