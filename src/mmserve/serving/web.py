@@ -13,9 +13,8 @@ import re
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Response
 
-from mmserve.errors import MmserveError
 from mmserve.serving.guard import WEB_PREFIX
 
 _TYPES = {
@@ -34,11 +33,6 @@ _POLICY = (
 )
 
 
-class WebFileNotFoundError(MmserveError):
-    code = "not_found"
-    status = 404
-
-
 def web_folder() -> Traversable:
     """The folder of the page's files inside the installed package."""
     return files("mmserve").joinpath("web")
@@ -48,7 +42,8 @@ def _answer(name: str) -> Response:
     suffix = name[name.rfind(".") :]
     path = web_folder().joinpath(name)
     if not _FILE_NAME.match(name) or suffix not in _TYPES or not path.is_file():
-        raise WebFileNotFoundError(f"no web file {name!r}")
+        # the app's 404 handler answers it in the error shape, like any unknown path
+        raise HTTPException(status_code=404)
     return Response(
         content=path.read_bytes(),
         media_type=_TYPES[suffix],
