@@ -95,6 +95,15 @@ class ModelConfig(ModelSpec):
             )
         return self
 
+    @model_validator(mode="after")
+    def _endpoint(self) -> Self:
+        if self.backend == "openai" and self.endpoint is None:
+            raise ValueError(
+                "the 'openai' backend needs 'endpoint: {model: <name at the endpoint>}' "
+                "(and api_key_env: <VARIABLE> when the endpoint wants a key)"
+            )
+        return self
+
     def to_spec(self) -> ModelSpec:
         return ModelSpec(**{name: getattr(self, name) for name in ModelSpec.model_fields})
 
