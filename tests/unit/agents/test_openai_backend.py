@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openai_fake_server import FakeEndpoint, Reply, completion, fake_endpoint
 from PIL import Image
 
 from mmserve.agents import Agent, AgentRun, AgentSpec
@@ -29,6 +28,7 @@ from mmserve.models.base import EndpointSpec, ModelSpec
 from mmserve.models.openai_chat import OpenAIChatBackend
 from mmserve.models.roles import ChatItem, ChatMessage, ToolSpec
 from mmserve.workflow import Engine, load_workflows
+from openai_fake_server import FakeEndpoint, Reply, completion, fake_endpoint
 
 pytestmark = pytest.mark.unit
 
@@ -192,3 +192,16 @@ def test_bad_sources_and_entries_are_refused_before_any_request(
                 }
             }
         )
+
+
+def test_a_remote_model_is_not_warmed_up_unless_its_entry_says_so() -> None:
+    endpoint = {"model": "m"}
+    remote = {"backend": "openai", "source": "http://x/v1", "endpoint": endpoint}
+    config = AppConfig.from_dict(
+        {"models": {"llm": remote, "other": {**remote, "role": "llm", "warmup": True}}}
+    )
+    assert (config.models["llm"].warmup, config.models["other"].warmup) == (False, True)
+    local = AppConfig.from_dict(
+        {"models": {"llm": {"backend": "fake-llm", "source": "fake-llm://"}}}
+    )
+    assert local.models["llm"].warmup is True
