@@ -81,7 +81,8 @@ class ModelConfig(ModelSpec):
         default=True,
         description="Served: each replica runs its role's sample items (batch sizes 1 and "
         "batch.max_size, at most 8) before it reports ready, so the first request is not "
-        "slow; false: ready as soon as loaded. Models differing only here share a deployment.",
+        "slow; false: ready as soon as loaded. Models differing only here share a deployment. "
+        "Default false for the `openai` backend (no requests to the endpoint at start).",
     )
 
     @model_validator(mode="after")
@@ -92,6 +93,24 @@ class ModelConfig(ModelSpec):
             raise ValueError(
                 f"max_ongoing_requests ({self.max_ongoing_requests}) must be >= batch.max_size "
                 f"({self.batch.max_size}), or batches can never fill"
+            )
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _remote_warmup(cls, data: Any) -> Any:
+        """A remote endpoint needs no warming, and warm-up would send it requests at every
+        replica start: the ``openai`` backend warms up only when the entry says so."""
+        if isinstance(data, dict) and data.get("backend") == "openai" and "warmup" not in data:
+            return {**data, "warmup": False}
+        return data
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> Self:
+        if self.backend == "openai" and self.endpoint is None:
+            raise ValueError(
+                "the 'openai' backend needs 'endpoint: {model: <name at the endpoint>}' "
+                "(and api_key_env: <VARIABLE> when the endpoint wants a key)"
             )
         return self
 

@@ -274,6 +274,41 @@ class EmbeddingSpaceMismatchError(ModelError):
         self.right = right
 
 
+class RemoteModelError(ModelError):
+    """A remote model endpoint (the ``openai`` backend) failed or answered nonsense."""
+
+    code = "remote_model_error"
+    status = 502
+
+
+class RemoteModelTimeoutError(RemoteModelError):
+    """A remote model endpoint did not answer within the model entry's ``timeout_s``."""
+
+    code = "remote_model_timeout"
+    status = 504
+
+
+class RemoteModelAuthError(RemoteModelError):
+    """A remote model endpoint refused mmserve's API key (its 401 or 403)."""
+
+    code = "remote_model_auth"
+
+
+class RemoteModelBusyError(RemoteModelError):
+    """A remote model endpoint answered 429 (rate limit, overload): worth a retry later."""
+
+    code = "remote_model_busy"
+    status = 503
+
+
+class AgentMaxTurnsError(WorkflowError):
+    """An agent was still calling tools when it reached its ``max_turns`` (where the caller
+    needs an answer, as OpenAI's chat completions do)."""
+
+    code = "agent_max_turns"
+    status = 422
+
+
 # --- stores --------------------------------------------------------------------------------
 
 
@@ -424,6 +459,7 @@ class ServerUnreachableError(MmserveError):
 
 
 __all__ = [
+    "AgentMaxTurnsError",
     "AgentNotFoundError",
     "AgentValidationError",
     "ApiAuthError",
@@ -451,6 +487,10 @@ __all__ = [
     "PluginLoadError",
     "PluginNotFoundError",
     "PluginRegistrationError",
+    "RemoteModelAuthError",
+    "RemoteModelBusyError",
+    "RemoteModelError",
+    "RemoteModelTimeoutError",
     "RequestError",
     "RequestInterruptedError",
     "ServerUnreachableError",

@@ -8,6 +8,7 @@ few minutes on two cores)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import subprocess
@@ -165,6 +166,43 @@ def test_an_agent_runs_its_tools_through_the_served_models(server: str) -> None:
     assert run.trace[0]["arguments"] == {"image": "image_1"}
     quoted = [f"{t['tool']}: {json.dumps(t['result'], ensure_ascii=False)}" for t in run.trace]
     assert run.message["content"] == "; ".join(quoted)
+
+
+def test_the_official_openai_client_runs_the_agent_streamed_and_not(server: str) -> None:
+    # /v1/chat/completions through Serve's proxy: the image as a data URL becomes image_1, the
+    # fake llm calls caption then answer on it and quotes their (tiny, nonsense) results
+    import openai
+
+    data = base64.b64encode((IMAGES / "red_circle.png").read_bytes()).decode("ascii")
+    message: Any = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": 'caption and answer question="what colour?"'},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}},
+        ],
+    }
+    with openai.OpenAI(base_url=f"{server}/v1", api_key=KEY, max_retries=0) as api:
+        assert [m.id for m in api.models.list()] == ["assistant"]
+        done = api.chat.completions.create(model="assistant", messages=[message])
+        chunks = list(
+            api.chat.completions.create(model="assistant", messages=[message], stream=True)
+        )
+        with pytest.raises(openai.NotFoundError, match="known agents: assistant"):
+            api.chat.completions.create(model="nobody", messages=[message])
+    trace = (done.model_extra or {})["mmserve"]["trace"]
+    assert [(t["tool"], t["status"], t["arguments"]["image"]) for t in trace] == [
+        ("caption", "ok", "image_1"),
+        ("answer", "ok", "image_1"),
+    ]
+    quoted = [f"{t['tool']}: {json.dumps(t['result'], ensure_ascii=False)}" for t in trace]
+    assert done.choices[0].message.content == "; ".join(quoted)
+    calls = [c for chunk in chunks for c in chunk.choices[0].delta.tool_calls or []]
+    assert [c.function.name for c in calls if c.function] == ["caption", "answer"]
+    results = [(c.model_extra or {}).get("mmserve", {}).get("tool_result") for c in chunks]
+    streamed = [f"{r['tool']}: {json.dumps(r['result'], ensure_ascii=False)}" for r in results if r]
+    assert [line.split(":")[0] for line in streamed] == ["caption", "answer"]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "; ".join(streamed)
+    assert chunks[-1].choices[0].finish_reason == "stop"
 
 
 def test_mmserve_run_url_uses_the_client(server: str) -> None:

@@ -14,7 +14,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from PIL.Image import Image
@@ -103,8 +103,11 @@ class AgentRun:
         workflows: Mapping[str, Workflow],
         *,
         max_new_tokens: int = 512,
+        on_event: Callable[[ChatMessage | ToolTrace], None] | None = None,
     ) -> None:
+        """``on_event`` hears each LLM reply and each finished tool call as they come."""
         self.agent = agent
+        self.on_event = on_event
         self.engine = engine
         self.tools = {name: workflows[name] for name in agent.spec.tools}
         self.max_new_tokens = max_new_tokens
@@ -126,6 +129,7 @@ class AgentRun:
             item = ChatItem(messages=conversation, tools=specs, max_new_tokens=self.max_new_tokens)
             reply = await self._bounded(self._chat(model, item), deadline, timeout_s, "the LLM")
             conversation.append(reply)
+            self._tell(reply)
             if not reply.tool_calls:
                 return self._result("ok", reply, turn)
             for call in reply.tool_calls:
@@ -213,7 +217,12 @@ class AgentRun:
             content = json.dumps({"error": str(exc)}, ensure_ascii=False)
         entry.wall_ms = (time.perf_counter() - started) * 1000
         self.trace.append(entry)
+        self._tell(entry)
         return content
+
+    def _tell(self, event: ChatMessage | ToolTrace) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
 
     def _inputs(self, workflow: Workflow, arguments: Mapping[str, Any]) -> dict[str, Any]:
         inputs = dict(arguments)

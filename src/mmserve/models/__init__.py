@@ -37,6 +37,11 @@ _BUILTIN_BACKENDS: dict[str, tuple[str, tuple[str, ...], str]] = {
         ("llm",),
         "A chat model (AutoModelForCausalLM + its chat template), Qwen2.5-style tool calls.",
     ),
+    "openai": (
+        "mmserve.models.openai_chat:OpenAIChatBackend",
+        ("llm",),
+        "Any OpenAI-compatible chat endpoint (vLLM, Ray Serve LLM, a hosted API) by base URL.",
+    ),
     "diffusion": (
         "mmserve.models.diffusion:TextToImageBackend",
         ("image_generator",),
@@ -70,6 +75,6 @@ for _name, (_target, _roles, _description) in _BUILTIN_BACKENDS.items():
     _meta = {"roles": list(_roles), "description": _description}
     if _name in _DIFFUSION_SOURCE_CHECKS:  # their tiny:// and random:// pipelines
         _meta["check_source"] = _DIFFUSION_SOURCE_CHECKS[_name]
-    elif not _name.startswith("fake"):  # the fake backends check their own sources
+    elif not _name.startswith("fake") and _name != "openai":  # these check their own sources
         _meta["check_source"] = _HF_SOURCE_CHECK
     registry.register("model", _name, _target, meta=_meta)

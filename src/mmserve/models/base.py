@@ -43,6 +43,26 @@ Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "float32", "float16", "bfloat16"]
 
 
+class EndpointSpec(BaseModel):
+    """How to talk to a remote model endpoint (the ``openai`` backend): the model's name
+    there, the environment variable holding its API key, how long to wait for an answer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(
+        min_length=1, description="The model's name at the endpoint (the request's `model`)."
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the environment variable holding the endpoint's API key (sent "
+        "as `Authorization: Bearer`); never the key itself. None: no key is sent.",
+    )
+    timeout_s: float = Field(
+        default=120.0, gt=0, le=3600, description="Longest wait for one answer, in seconds."
+    )
+
+
 class ModelSpec(BaseModel):
     """What a backend needs to load one model."""
 
@@ -50,7 +70,8 @@ class ModelSpec(BaseModel):
 
     source: str = Field(
         description="Hub id (e.g. 'openai/clip-vit-base-patch32'), local folder, "
-        "'tiny://<arch>', 'random://<arch>' or 'pkg://<python_package>/<subfolder>'."
+        "'tiny://<arch>', 'random://<arch>' or 'pkg://<python_package>/<subfolder>'; "
+        "for the 'openai' backend the endpoint's base URL (e.g. 'http://host:8000/v1')."
     )
     device: Device = Field(default="auto", description="'auto' picks CUDA when present.")
     dtype: DType = Field(
@@ -71,6 +92,11 @@ class ModelSpec(BaseModel):
         ge=1,
         description="Image generators and editors: the most denoising steps one request may "
         "ask for.",
+    )
+    endpoint: EndpointSpec | None = Field(
+        default=None,
+        description="Remote backends (`openai`): the model's name at the endpoint, the API "
+        "key's environment variable, the timeout.",
     )
 
 
@@ -126,6 +152,7 @@ __all__ = [
     "DType",
     "Device",
     "EmbeddingSpace",
+    "EndpointSpec",
     "ModelBackend",
     "ModelSpec",
     "Role",

@@ -27,6 +27,7 @@ from mmserve.serving.limits import check_inputs, json_limits
 from mmserve.serving.routes_agents import agent_routes
 from mmserve.serving.routes_collections import collection_routes
 from mmserve.serving.routes_items import item_routes
+from mmserve.serving.routes_openai import openai_routes
 from mmserve.serving.run_request import (
     CACHE_PARAMETER,
     TIMEOUT_PARAMETER,
@@ -224,6 +225,7 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
     app.include_router(collection_routes(runtime, ERROR_RESPONSES))
     app.include_router(item_routes(runtime, ERROR_RESPONSES))
     app.include_router(agent_routes(runtime, ERROR_RESPONSES))
+    app.include_router(openai_routes(runtime, ERROR_RESPONSES))
 
     if server.web:
         app.include_router(web_routes())

@@ -26,7 +26,7 @@ from mmserve.workflow import trace_of
 logger = logging.getLogger(__name__)
 
 #: The error answers any route may give; documented on every operation of the OpenAPI.
-ERROR_STATUSES = (400, 401, 404, 405, 413, 415, 422, 500, 503, 504)
+ERROR_STATUSES = (400, 401, 404, 405, 413, 415, 422, 500, 502, 503, 504)
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in ERROR_STATUSES
 }
