@@ -207,9 +207,19 @@ def _plugin_record(info: PluginInfo) -> dict[str, Any]:
 @app.command()
 @friendly
 def plugins(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="One plugin: print its fields, their types, defaults and meaning."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """List every plugin (steps, models, stores, roles) with its origin; broken ones by name."""
+    """List every plugin (steps, models, stores, roles) with its origin; broken ones by name.
+
+    With a NAME, print that plugin's reference: a step's inputs and outputs, a role's methods.
+    """
+    if name is not None:
+        _plugin_reference(name, as_json)
+        return
     records: list[dict[str, Any]] = []
     infos = registry.plugins()  # loads the plugins first, recording those that fail
     broken = [{"name": f.name, "origin": f.origin, "error": f.reason} for f in registry.failures]
@@ -222,15 +232,42 @@ def plugins(
         print_json({"plugins": records, "broken": broken})
         return
     width = max((len(r["name"]) for r in records), default=4)
+    origin_width = max((len(r["origin"]) for r in records), default=7)
     for record in records:
         listed = record.get("roles") or list(record.get("methods", {}))
         extra = f" [{', '.join(listed)}]" if listed else ""
         typer.echo(
-            f"{record['kind']:<6} {record['name']:<{width}}  {record['origin']:<20} "
+            f"{record['kind']:<6} {record['name']:<{width}}  {record['origin']:<{origin_width}}  "
             f"{record['description']}{extra}"
         )
     for failure in broken:
         echo_err(f"broken {failure['name']} ({failure['origin']}): {failure['error']}")
+
+
+def _plugin_reference(name: str, as_json: bool) -> None:
+    from difflib import get_close_matches
+
+    from mmserve.errors import PluginError
+    from mmserve.plugin_reference import kinds_named, text_lines
+
+    found = kinds_named(registry, name)
+    if not found:
+        failed = [f for f in registry.failures if f.name == name]
+        if failed:
+            raise failed[0]
+        close = get_close_matches(name, sorted({i.name for i in registry.plugins()}), n=3)
+        suggestion = f"did you mean {' or '.join(close)}? " if close else ""
+        raise PluginError(
+            f"no plugin named {name!r}", hint=f"{suggestion}`mmserve plugins` lists them all"
+        )
+    if as_json:
+        print_json({"plugins": [_plugin_record(info) for info in found]})
+        return
+    for number, info in enumerate(found):
+        if number:
+            typer.echo("")
+        for line in text_lines(info, registry.get(info.kind, info.name)):
+            typer.echo(line)
 
 
 def _mount_subcommands() -> None:
