@@ -108,13 +108,31 @@ def run(
     local_app = LocalApp(app_config)
     spec = local_app.workflow(workflow)
     values = parse_inputs(inputs or [], spec.input_schema())
-    result = asyncio.run(
-        local_app.run(spec, values, timeout_s=timeout, on_event=printer, use_cache=not no_cache)
-    )
+    try:
+        result = asyncio.run(
+            local_app.run(spec, values, timeout_s=timeout, on_event=printer, use_cache=not no_cache)
+        )
+    except Exception as exc:
+        _print_failed_trace(exc)
+        raise
     answer = result.model_dump(mode="json")
     if output_dir is not None:
         answer["outputs"] = to_jsonable(_written(result.outputs, output_dir))
     print_json(answer)
+
+
+def _print_failed_trace(exc: BaseException) -> None:
+    """A failed run that got as far as running steps prints, as JSON on stdout, the error and
+    its trace (which steps ran, which failed and why, which were skipped), as HTTP answers."""
+    from mmserve.errors import MmserveError
+    from mmserve.workflow import trace_of
+
+    trace = trace_of(exc)
+    if not trace:
+        return
+    code = exc.code if isinstance(exc, MmserveError) else "internal_error"
+    error = {"code": code, "message": str(exc)}
+    print_json({"error": error, "trace": [entry.model_dump(mode="json") for entry in trace]})
 
 
 def _written(outputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
