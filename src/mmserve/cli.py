@@ -121,6 +121,19 @@ def run(
     print_json(answer)
 
 
+def _served_hint(workflow: str) -> str:
+    """What to do when ``--url`` names a workflow the server does not have."""
+    if not workflow.endswith((".yaml", ".yml")) and not Path(workflow).exists():
+        return "pass the name of a workflow the server lists (GET /v1/workflows)"
+    folder = Path(workflow).resolve().parent.as_posix()
+    return (
+        "a server runs the workflows of its app config, by name: to serve this file, add its "
+        f"folder to the config's `workflows:` (e.g. `workflows: [{folder}]`, paths relative "
+        "to the config), restart `mmserve serve --config ...` and run it by its `name:`; "
+        "or run the file here, without --url"
+    )
+
+
 def _print_failed_trace(exc: BaseException) -> None:
     """A failed run that got as far as running steps prints, as JSON on stdout, the error and
     its trace (which steps ran, which failed and why, which were skipped), as HTTP answers."""
@@ -160,7 +173,9 @@ def _run_remote(
     with Client(url, timeout=timeout or 600.0, retry=retry, use_cache=use_cache) as client:
         schemas = {w["name"]: w["inputs"] for w in client.workflows()}
         if workflow not in schemas:
-            raise WorkflowNotFoundError(name=workflow, known=list(schemas))
+            error = WorkflowNotFoundError(name=workflow, known=list(schemas))
+            error.hint = _served_hint(workflow)
+            raise error
         values = parse_inputs(pairs, schemas[workflow])
         if printer is None:
             result = client.run(workflow, **values)
