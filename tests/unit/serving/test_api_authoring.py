@@ -139,3 +139,11 @@ def test_run_of_a_file_with_url_says_how_to_serve_your_own_workflows(
     assert f"unknown workflow {str(flow)!r}" in line
     assert f"workflows: [{flow.parent.resolve().as_posix()}]" in line
     assert "without --url" in line
+
+
+def test_every_bad_input_of_a_run_is_named_in_one_answer(client: TestClient) -> None:
+    response = client.post("/v1/workflows/caption/run", json={"inputs": {"colour": 1}})
+    assert response.status_code == 422
+    message = response.json()["error"]["message"]
+    assert message.startswith("2 bad inputs: ")
+    assert "unexpected input 'colour'" in message and "missing required input 'image'" in message
