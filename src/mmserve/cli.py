@@ -165,7 +165,7 @@ def _run_remote(
     use_cache: bool = True,
 ) -> Any:
     from mmserve.client import Client, RetryPolicy, RunResult
-    from mmserve.errors import WorkflowNotFoundError
+    from mmserve.errors import ApiError, WorkflowNotFoundError
 
     # A person at a terminal wants to hear at once that nothing answers: a few seconds of
     # reconnecting, not the client's default budget for riding out a proxy restart.
@@ -178,7 +178,13 @@ def _run_remote(
             raise error
         values = parse_inputs(pairs, schemas[workflow])
         if printer is None:
-            result = client.run(workflow, **values)
+            try:
+                result = client.run(workflow, **values)
+            except ApiError as exc:
+                if exc.trace:  # as a local run: the error and the trace, as JSON
+                    said = {"code": exc.code, "message": exc.message}
+                    print_json({"error": said, "trace": exc.trace})
+                raise
         else:  # the server's event stream, each step printed as it happens
             for item in client.stream(workflow, **values):
                 if isinstance(item, RunResult):

@@ -353,6 +353,8 @@ class ApiError(MmserveError):
     """
 
     code = "api_error"
+    #: The failed run's trace, when the server sent one (which steps ran, failed, skipped).
+    trace: list[dict[str, object]] | None = None
 
     def __init__(
         self, message: str, *, status: int, code: str, request_id: str | None = None

@@ -4,6 +4,7 @@ answers 422 (a failure 500), a body without the "inputs" wrapper says how to wra
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from api_support import ROOT, b64, build_api, image_bytes
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
@@ -56,9 +58,8 @@ outputs:
 """
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    folder = tmp_path_factory.mktemp("workflows")
+def _shout_api(folder: Path) -> FastAPI:
+    """The app with the shout step and workflow (and the shipped caption workflow)."""
     (folder / "shout.yaml").write_text(SHOUT, encoding="utf-8")
     (folder / "caption.yaml").write_text(
         (ROOT / "workflows" / "caption.yaml").read_text(encoding="utf-8"), encoding="utf-8"
@@ -67,7 +68,12 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     for info in registry.plugins():
         plugins.register(info.kind, info.name, info.target, meta=info.meta)
     plugins.register("step", "shout", Shout)
-    with TestClient(build_api(workflows=[str(folder)], plugins=plugins)) as test_client:
+    return build_api(workflows=[str(folder)], plugins=plugins)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    with TestClient(_shout_api(tmp_path_factory.mktemp("workflows"))) as test_client:
         yield test_client
 
 
@@ -107,12 +113,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def url() -> Iterator[str]:
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app served over real HTTP (uvicorn in a thread), as `mmserve run --url` meets it."""
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(build_api(), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = _shout_api(tmp_path_factory.mktemp("served"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started and thread.is_alive():
@@ -147,3 +152,18 @@ def test_every_bad_input_of_a_run_is_named_in_one_answer(client: TestClient) -> 
     message = response.json()["error"]["message"]
     assert message.startswith("2 bad inputs: ")
     assert "unexpected input 'colour'" in message and "missing required input 'image'" in message
+
+
+def test_a_failed_run_with_url_prints_its_trace(url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mmserve", "run", "shout", "--url", url, "--input", "text=crash"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert "a bug in the step" in line
+    answer = json.loads(result.stdout)
+    assert answer["error"]["code"] == "step_failed"
+    assert [(e["step"], e["status"]) for e in answer["trace"]] == [("loud", "error")]
