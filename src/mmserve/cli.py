@@ -25,6 +25,7 @@ from mmserve.cli_common import (
 )
 from mmserve.cli_inputs import parse_inputs
 from mmserve.cli_progress import ProgressOption, ProgressPrinter, wants_progress
+from mmserve.cli_reports import plugin_reference, print_failed_trace, served_hint
 from mmserve.registry import PluginInfo, record_error, registry, step_schemas
 
 #: How long ``mmserve run --url`` keeps trying to reach a server that does not answer.
@@ -113,39 +114,12 @@ def run(
             local_app.run(spec, values, timeout_s=timeout, on_event=printer, use_cache=not no_cache)
         )
     except Exception as exc:
-        _print_failed_trace(exc)
+        print_failed_trace(exc)
         raise
     answer = result.model_dump(mode="json")
     if output_dir is not None:
         answer["outputs"] = to_jsonable(_written(result.outputs, output_dir))
     print_json(answer)
-
-
-def _served_hint(workflow: str) -> str:
-    """What to do when ``--url`` names a workflow the server does not have."""
-    if not workflow.endswith((".yaml", ".yml")) and not Path(workflow).exists():
-        return "pass the name of a workflow the server lists (GET /v1/workflows)"
-    folder = Path(workflow).resolve().parent.as_posix()
-    return (
-        "a server runs the workflows of its app config, by name: to serve this file, add its "
-        f"folder to the config's `workflows:` (e.g. `workflows: [{folder}]`, paths relative "
-        "to the config), restart `mmserve serve --config ...` and run it by its `name:`; "
-        "or run the file here, without --url"
-    )
-
-
-def _print_failed_trace(exc: BaseException) -> None:
-    """A failed run that got as far as running steps prints, as JSON on stdout, the error and
-    its trace (which steps ran, which failed and why, which were skipped), as HTTP answers."""
-    from mmserve.errors import MmserveError
-    from mmserve.workflow import trace_of
-
-    trace = trace_of(exc)
-    if not trace:
-        return
-    code = exc.code if isinstance(exc, MmserveError) else "internal_error"
-    error = {"code": code, "message": str(exc)}
-    print_json({"error": error, "trace": [entry.model_dump(mode="json") for entry in trace]})
 
 
 def _written(outputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
@@ -174,7 +148,7 @@ def _run_remote(
         schemas = {w["name"]: w["inputs"] for w in client.workflows()}
         if workflow not in schemas:
             error = WorkflowNotFoundError(name=workflow, known=list(schemas))
-            error.hint = _served_hint(workflow)
+            error.hint = served_hint(workflow)
             raise error
         values = parse_inputs(pairs, schemas[workflow])
         if printer is None:
@@ -257,7 +231,7 @@ def plugins(
     With a NAME, print that plugin's reference: a step's inputs and outputs, a role's methods.
     """
     if name is not None:
-        _plugin_reference(name, as_json)
+        plugin_reference(name, as_json, _plugin_record)
         return
     records: list[dict[str, Any]] = []
     infos = registry.plugins()  # loads the plugins first, recording those that fail
@@ -281,32 +255,6 @@ def plugins(
         )
     for failure in broken:
         echo_err(f"broken {failure['name']} ({failure['origin']}): {failure['error']}")
-
-
-def _plugin_reference(name: str, as_json: bool) -> None:
-    from difflib import get_close_matches
-
-    from mmserve.errors import PluginError
-    from mmserve.plugin_reference import kinds_named, text_lines
-
-    found = kinds_named(registry, name)
-    if not found:
-        failed = [f for f in registry.failures if f.name == name]
-        if failed:
-            raise failed[0]
-        close = get_close_matches(name, sorted({i.name for i in registry.plugins()}), n=3)
-        suggestion = f"did you mean {' or '.join(close)}? " if close else ""
-        raise PluginError(
-            f"no plugin named {name!r}", hint=f"{suggestion}`mmserve plugins` lists them all"
-        )
-    if as_json:
-        print_json({"plugins": [_plugin_record(info) for info in found]})
-        return
-    for number, info in enumerate(found):
-        if number:
-            typer.echo("")
-        for line in text_lines(info, registry.get(info.kind, info.name)):
-            typer.echo(line)
 
 
 def _mount_subcommands() -> None:
