@@ -25,6 +25,7 @@ from mmserve.cli_common import (
 )
 from mmserve.cli_inputs import parse_inputs
 from mmserve.cli_progress import ProgressOption, ProgressPrinter, wants_progress
+from mmserve.cli_reports import plugin_reference, print_failed_trace, served_hint
 from mmserve.registry import PluginInfo, record_error, registry, step_schemas
 
 #: How long ``mmserve run --url`` keeps trying to reach a server that does not answer.
@@ -108,9 +109,13 @@ def run(
     local_app = LocalApp(app_config)
     spec = local_app.workflow(workflow)
     values = parse_inputs(inputs or [], spec.input_schema())
-    result = asyncio.run(
-        local_app.run(spec, values, timeout_s=timeout, on_event=printer, use_cache=not no_cache)
-    )
+    try:
+        result = asyncio.run(
+            local_app.run(spec, values, timeout_s=timeout, on_event=printer, use_cache=not no_cache)
+        )
+    except Exception as exc:
+        print_failed_trace(exc)
+        raise
     answer = result.model_dump(mode="json")
     if output_dir is not None:
         answer["outputs"] = to_jsonable(_written(result.outputs, output_dir))
@@ -134,7 +139,7 @@ def _run_remote(
     use_cache: bool = True,
 ) -> Any:
     from mmserve.client import Client, RetryPolicy, RunResult
-    from mmserve.errors import WorkflowNotFoundError
+    from mmserve.errors import ApiError, WorkflowNotFoundError
 
     # A person at a terminal wants to hear at once that nothing answers: a few seconds of
     # reconnecting, not the client's default budget for riding out a proxy restart.
@@ -142,10 +147,18 @@ def _run_remote(
     with Client(url, timeout=timeout or 600.0, retry=retry, use_cache=use_cache) as client:
         schemas = {w["name"]: w["inputs"] for w in client.workflows()}
         if workflow not in schemas:
-            raise WorkflowNotFoundError(name=workflow, known=list(schemas))
+            error = WorkflowNotFoundError(name=workflow, known=list(schemas))
+            error.hint = served_hint(workflow)
+            raise error
         values = parse_inputs(pairs, schemas[workflow])
         if printer is None:
-            result = client.run(workflow, **values)
+            try:
+                result = client.run(workflow, **values)
+            except ApiError as exc:
+                if exc.trace:  # as a local run: the error and the trace, as JSON
+                    said = {"code": exc.code, "message": exc.message}
+                    print_json({"error": said, "trace": exc.trace})
+                raise
         else:  # the server's event stream, each step printed as it happens
             for item in client.stream(workflow, **values):
                 if isinstance(item, RunResult):
@@ -207,9 +220,19 @@ def _plugin_record(info: PluginInfo) -> dict[str, Any]:
 @app.command()
 @friendly
 def plugins(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="One plugin: print its fields, their types, defaults and meaning."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """List every plugin (steps, models, stores, roles) with its origin; broken ones by name."""
+    """List every plugin (steps, models, stores, roles) with its origin; broken ones by name.
+
+    With a NAME, print that plugin's reference: a step's inputs and outputs, a role's methods.
+    """
+    if name is not None:
+        plugin_reference(name, as_json, _plugin_record)
+        return
     records: list[dict[str, Any]] = []
     infos = registry.plugins()  # loads the plugins first, recording those that fail
     broken = [{"name": f.name, "origin": f.origin, "error": f.reason} for f in registry.failures]
@@ -222,11 +245,12 @@ def plugins(
         print_json({"plugins": records, "broken": broken})
         return
     width = max((len(r["name"]) for r in records), default=4)
+    origin_width = max((len(r["origin"]) for r in records), default=7)
     for record in records:
         listed = record.get("roles") or list(record.get("methods", {}))
         extra = f" [{', '.join(listed)}]" if listed else ""
         typer.echo(
-            f"{record['kind']:<6} {record['name']:<{width}}  {record['origin']:<20} "
+            f"{record['kind']:<6} {record['name']:<{width}}  {record['origin']:<{origin_width}}  "
             f"{record['description']}{extra}"
         )
     for failure in broken:

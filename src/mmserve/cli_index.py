@@ -9,6 +9,7 @@ committed, so an interrupted ingest can simply be run again: it adds what is mis
 from __future__ import annotations
 
 import asyncio
+import base64
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -97,15 +98,15 @@ def add(
     )
 
 
-def _match_record(rank: int, match: Match) -> dict[str, Any]:
+def _match_record(match: Match) -> dict[str, Any]:
+    """A match in the one shape of every match (the retrieve step's, HTTP's, the client's):
+    ``{id, score, payload: {text, image, metadata}}``, the image as base64."""
     payload = match.payload
+    image = base64.b64encode(payload.image).decode("ascii") if payload.image else None
     return {
-        "rank": rank,
         "id": match.id,
         "score": round(match.score, 6),
-        "text": payload.text,
-        "image_bytes": len(payload.image) if payload.image is not None else None,
-        "metadata": payload.metadata,
+        "payload": {"text": payload.text, "image": image, "metadata": payload.metadata},
     }
 
 
@@ -144,13 +145,13 @@ def search(
             model=model,
         )
     )
-    records = [_match_record(rank, m) for rank, m in enumerate(matches, start=1)]
     if as_json:
-        print_json({"collection": collection, "matches": records})
+        print_json({"collection": collection, "matches": [_match_record(m) for m in matches]})
         return
-    for record in records:
-        shown = record["text"] if record["text"] is not None else record["metadata"].get("source")
-        typer.echo(f"{record['rank']:>3}. {record['score']:.4f}  {record['id']}  {shown}")
+    for rank, match in enumerate(matches, start=1):
+        text = match.payload.text
+        shown = text if text is not None else match.payload.metadata.get("source")
+        typer.echo(f"{rank:>3}. {match.score:.4f}  {match.id}  {shown}")
 
 
 @index_app.command("list")

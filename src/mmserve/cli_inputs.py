@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mmserve.errors import InputError
+from mmserve.workflow.input_values import combined
 
 _JSON_TYPES = {"integer", "number", "boolean", "array", "object"}
 
@@ -71,16 +72,22 @@ def parse_inputs(pairs: list[str], input_schema: dict[str, Any]) -> dict[str, An
     """``["k=v", ...]`` -> ``{k: typed v}``; raises InputError on malformed pairs."""
     properties: dict[str, Any] = input_schema.get("properties", {})
     inputs: dict[str, Any] = {}
+    errors: list[InputError] = []
     for pair in pairs:
         name, sep, raw = pair.partition("=")
         name = name.strip()
-        if not sep or not name:
-            raise InputError(
-                f"--input {pair!r} is not of the form name=value", hint="e.g. --input top_k=3"
-            )
-        if name in inputs:
-            raise InputError(f"input {name!r} is given twice", name=name)
-        inputs[name] = parse_value(name, raw, properties.get(name))
+        try:
+            if not sep or not name:
+                raise InputError(
+                    f"--input {pair!r} is not of the form name=value", hint="e.g. --input top_k=3"
+                )
+            if name in inputs:
+                raise InputError(f"input {name!r} is given twice", name=name)
+            inputs[name] = parse_value(name, raw, properties.get(name))
+        except InputError as exc:
+            errors.append(exc)
+    if errors:
+        raise combined(errors)
     return inputs
 
 

@@ -41,7 +41,7 @@ from mmserve.client_base import (
 )
 from mmserve.client_collections import AsyncCollections, Collections
 from mmserve.client_outputs import decode_outputs
-from mmserve.client_retry import Attempts, repeat_blocker
+from mmserve.client_retry import Attempts, repeat_blocker, timed_out
 from mmserve.client_stream import EVENT_STREAM, SseParser, ended_early, stream_item
 
 if TYPE_CHECKING:
@@ -103,7 +103,8 @@ class Client:
         """Send with the retry policy (:mod:`mmserve.client_retry`); ``stream``: a successful
         answer's body is left unread (the caller reads and closes it), an error answer's is
         read."""
-        attempts = Attempts(self.retry, self.url, repeat_blocker(method, path, self._listing))
+        blocker = repeat_blocker(method, path, self._listing)
+        attempts = Attempts(self.retry, self.url, blocker, self._http.timeout.read)
         while True:
             try:
                 request = self._http.build_request(method, path, **kwargs)
@@ -172,6 +173,8 @@ class Client:
                     yield item
                 if isinstance(item, RunResult):
                     return
+        except httpx.ReadTimeout as exc:
+            raise timed_out(self.url, self._http.timeout.read) from exc
         except httpx.TransportError as exc:
             raise ended_early(request_id) from exc
         finally:
@@ -233,7 +236,8 @@ class AsyncClient:
     async def _request(
         self, method: str, path: str, *, stream: bool = False, **kwargs: Any
     ) -> httpx.Response:
-        attempts = Attempts(self.retry, self.url, repeat_blocker(method, path, self._listing))
+        blocker = repeat_blocker(method, path, self._listing)
+        attempts = Attempts(self.retry, self.url, blocker, self._http.timeout.read)
         while True:
             try:
                 request = self._http.build_request(method, path, **kwargs)
@@ -294,6 +298,8 @@ class AsyncClient:
                     yield item
                 if isinstance(item, RunResult):
                     return
+        except httpx.ReadTimeout as exc:
+            raise timed_out(self.url, self._http.timeout.read) from exc
         except httpx.TransportError as exc:
             raise ended_early(request_id) from exc
         finally:

@@ -127,13 +127,17 @@ def raise_for_error(response: httpx.Response) -> None:
     code = _PLAIN_CODES.get(status, "http_error")
     message = response.text[:500] or response.reason_phrase
     request_id = response.headers.get("x-request-id")
+    trace = None
     try:
         error = response.json()["error"]
         code, message = str(error["code"]), str(error["message"])
         request_id = error.get("request_id") or request_id
+        trace = error.get("trace") if isinstance(error.get("trace"), list) else None
     except (ValueError, KeyError, TypeError):
         pass
-    raise api_error(status, code, message, request_id)
+    failure = api_error(status, code, message, request_id)
+    failure.trace = trace
+    raise failure
 
 
 def api_error(status: int, code: str, message: str, request_id: str | None) -> ApiError:

@@ -73,7 +73,8 @@ class Collections:
         model: str | None = None,
         include_images: bool = True,
     ) -> builtins.list[dict[str, Any]]:
-        """The ``top_k`` matches of a text or image query, best first."""
+        """The ``top_k`` matches of a text or image query, best first: each
+        ``{"id", "score", "payload": {"text", "image" (base64), "metadata"}}``."""
         payload = search_payload(
             text=text, image=image, top_k=top_k, model=model, include_images=include_images
         )

@@ -16,7 +16,8 @@ numbers):
   Otherwise :class:`~mmserve.errors.RequestInterruptedError` says the run was not repeated
   and why.
 
-A timeout waiting for the answer (``timeout=``) is never repeated: the work may be running.
+A timeout waiting for the answer (``timeout=``) is never repeated: the work may be running;
+it raises :class:`~mmserve.errors.ClientTimeoutError` (an ``ApiTimeoutError``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 import httpx
 
 from mmserve.client_base import RetryPolicy, is_app_error, is_retryable_status
-from mmserve.errors import RequestInterruptedError, ServerUnreachableError
+from mmserve.errors import ClientTimeoutError, RequestInterruptedError, ServerUnreachableError
 
 #: The request was never sent: repeating it is always safe.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -64,6 +65,15 @@ def _unreachable(url: str, exc: Exception) -> ServerUnreachableError:
     )
 
 
+def timed_out(url: str, timeout_s: float | None) -> ClientTimeoutError:
+    waited = f"{timeout_s:g} s" if timeout_s is not None else "its timeout"
+    return ClientTimeoutError(
+        f"mmserve at {url} did not answer within {waited} (the client's timeout)",
+        hint="the server is up; the run may still finish there. Wait longer: "
+        "Client(timeout=...), `mmserve run --timeout`",
+    )
+
+
 def _interrupted(blocker: str, cut: str, status: int) -> RequestInterruptedError:
     return RequestInterruptedError(
         f"the request was cut before its answer ({cut}) and was not sent again: {blocker}, "
@@ -77,8 +87,11 @@ class Attempts:
     """The retry state of one request: call :meth:`after_error` or :meth:`after_answer`,
     sleep the seconds returned, and send again (they raise, or return None, when not to)."""
 
-    def __init__(self, policy: RetryPolicy, url: str, blocker: str | None) -> None:
+    def __init__(
+        self, policy: RetryPolicy, url: str, blocker: str | None, timeout_s: float | None = None
+    ) -> None:
         self.policy, self.url, self.blocker = policy, url, blocker
+        self.timeout_s = timeout_s
         self.sent = 0
         self._first_failure: float | None = None
 
@@ -95,6 +108,8 @@ class Attempts:
     def after_error(self, exc: httpx.TransportError) -> float:
         """Seconds to wait before sending again after ``exc``; raises when not to."""
         self.sent += 1
+        if isinstance(exc, httpx.ReadTimeout):  # sent and taken: never sent again
+            raise timed_out(self.url, self.timeout_s) from exc
         if isinstance(exc, _NOT_SENT):
             wait = self._within_budget()
             if wait is None:
@@ -126,4 +141,4 @@ class Attempts:
         return self._within_budget()
 
 
-__all__ = ["Attempts", "repeat_blocker"]
+__all__ = ["Attempts", "repeat_blocker", "timed_out"]

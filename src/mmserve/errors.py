@@ -407,6 +407,8 @@ class ApiError(MmserveError):
     """
 
     code = "api_error"
+    #: The failed run's trace, when the server sent one (which steps ran, failed, skipped).
+    trace: list[dict[str, object]] | None = None
 
     def __init__(
         self, message: str, *, status: int, code: str, request_id: str | None = None
@@ -451,6 +453,18 @@ class RequestInterruptedError(ApiServerError):
     effects): it may or may not have run."""
 
 
+class ClientTimeoutError(ApiTimeoutError):
+    """The server did not answer within the client's ``timeout`` (``Client(timeout=...)``,
+    ``mmserve run --timeout``). It was reached: the work may still be running there."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, status=504, code="client_timeout")
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return MmserveError.__str__(self)
+
+
 class ServerUnreachableError(MmserveError):
     """The client could not connect to the server at all."""
 
@@ -470,6 +484,7 @@ __all__ = [
     "ApiServerError",
     "ApiTimeoutError",
     "AuthError",
+    "ClientTimeoutError",
     "CollectionNotFoundError",
     "ConfigError",
     "DeadlineExceededError",

@@ -111,7 +111,7 @@ def test_search_list_drop(config_file: Path, images: Path, texts: Path) -> None:
     assert by_text.exit_code == 0, by_text.output
     matches = json.loads(by_text.stdout)["matches"]
     assert len(matches) == 2
-    assert Path(matches[0]["metadata"]["source"]).name == "blue.png"
+    assert Path(matches[0]["payload"]["metadata"]["source"]).name == "blue.png"
     assert matches[0]["score"] >= matches[1]["score"]
 
     by_image = _cli(

@@ -66,7 +66,7 @@ def test_the_semantically_closest_sentence_comes_first(config_file: Path, query:
     )
     assert result.exit_code == 0, result.output
     matches = json.loads(result.stdout)["matches"]
-    assert matches[0]["text"] == CORPUS[QUERIES[query]]
+    assert matches[0]["payload"]["text"] == CORPUS[QUERIES[query]]
     assert matches[0]["score"] > matches[1]["score"]
 
 

@@ -283,12 +283,14 @@ def test_answers_larger_than_grpcs_default_message_reach_the_client(served: Serv
     assert found.status_code == 200, found.text[:300]
     assert len(found.content) > 4 * 2**20
     # the stored files come back as they were sent, not re-encoded
-    assert sorted(m["image"] for m in found.json()["matches"]) == sorted(map(_b64, photos))
+    assert sorted(m["payload"]["image"] for m in found.json()["matches"]) == sorted(
+        map(_b64, photos)
+    )
     bare = served.http.post(
         "/v1/collections/bignoise/search", json={**body, "include_images": False}
     )
     assert bare.status_code == 200 and len(bare.content) < 10_000
-    assert [m["image"] for m in bare.json()["matches"]] == [None, None]
+    assert [m["payload"]["image"] for m in bare.json()["matches"]] == [None, None]
 
 
 def test_deadline_header_ends_in_504_naming_the_step(served: Served) -> None:
@@ -424,7 +426,7 @@ def test_client_round_trips_every_shipped_workflow_sync_and_async(
     async def run_async() -> dict[str, Any]:
         async with AsyncClient(served.url, api_key=KEY) as client:
             found = await client.collections.search("images", text="red", top_k=1)
-            assert found[0]["metadata"] == {"set": "test"}
+            assert found[0]["payload"]["metadata"] == {"set": "test"}
             return {w: await client.run(w, **_inputs(w, red.read_bytes())) for w in SHIPPED}
 
     asynced = asyncio.run(run_async())

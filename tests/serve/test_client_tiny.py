@@ -84,7 +84,7 @@ def _fill_collections(client: Client) -> None:
     assert listing["images"]["modality"] == "image" and listing["images"]["count"] == len(names)
     assert listing["images"]["space"]["backend"] == "clip"
     top = client.collections.search("images", image=IMAGES / "red_circle.png", top_k=1)
-    assert top[0]["id"] == "red_circle" and top[0]["metadata"] == {"set": "ex"}
+    assert top[0]["id"] == "red_circle" and top[0]["payload"]["metadata"] == {"set": "ex"}
 
 
 def test_every_shipped_workflow_round_trips_sync_and_async(server: str) -> None:

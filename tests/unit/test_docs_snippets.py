@@ -10,7 +10,9 @@ A snippet is one of:
 * an agent (it has ``model:`` and ``name:``): it must pass the agent checks against the shipped
   workflows and ``deployments/tiny.yaml``;
 * a piece of an app config (only app-config keys at the top): it must validate;
-* TOML: it must parse.
+* TOML: it must parse;
+* a file of the plugin guide's example package (``# file: mmserve-notes/...``, docs/plugins.md):
+  built, installed and run by tests/unit/test_docs_plugin_guide.py instead.
 
 Anything else fails, so that a new kind of snippet gets a check before it ships (a README
 workflow that was not valid YAML shipped once).
@@ -38,6 +40,8 @@ DOCS = sorted(
 )
 _FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 _FILE_COMMENT = re.compile(r"^#\s*(\S+\.(?:ya?ml|toml))\s*$")
+#: A file of the plugin guide's package (checked by building and running that package).
+GUIDE_FILE = re.compile(r"^#\s*file:\s*(\S+)\s*$")
 
 
 def _snippets(language: str) -> list[tuple[str, str]]:
@@ -98,6 +102,8 @@ def test_yaml_snippet_is_valid(where: str, text: str) -> None:
         pytest.fail(f"{where}: not valid YAML: {exc}")
     plugin = _plugin_root(where)
     first_line = text.splitlines()[0].strip()
+    if GUIDE_FILE.match(first_line) and where.startswith("docs/plugins.md"):
+        return  # built, installed and run by tests/unit/test_docs_plugin_guide.py
     named = _FILE_COMMENT.match(first_line)
     if named is not None:
         candidates = [base / named.group(1) for base in (plugin, ROOT) if base is not None]

@@ -151,3 +151,22 @@ def test_a_step_without_a_json_schema_is_listed_as_broken_by_the_cli(tmp_path: P
     assert "caption" in {p["name"] for p in listing["plugins"]}
     text = _run(["plugins"], site)
     assert text.returncode == 0 and "broken raw_pixels (raw-pkg 1.0)" in text.stderr
+
+
+def test_the_listing_keeps_its_columns_with_a_long_origin(keywords_site: Path) -> None:
+    result = _run(["plugins"], keywords_site)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    keywords = next(line for line in lines if line.split()[1] == "keywords")
+    assert "mmserve-keywords 0.1.0" in keywords
+    # every description starts in the same column, however long the origin
+    starts = {line.index(line.split("  ")[-1].strip()) for line in lines if "builtin" in line}
+    column = keywords.index("Keep the most frequent")
+    assert starts == {column}
+
+
+def test_plugins_name_describes_an_installed_plugin(keywords_site: Path) -> None:
+    result = _run(["plugins", "keywords"], keywords_site)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "step keywords  (mmserve-keywords 0.1.0)"
+    assert "top_k" in result.stdout

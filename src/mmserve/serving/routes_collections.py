@@ -33,6 +33,7 @@ from mmserve.serving.schemas_collections import (
     CollectionList,
     NewItem,
     SearchMatch,
+    SearchPayload,
     SearchRequest,
     SearchResponse,
     SpaceInfo,
@@ -89,9 +90,11 @@ def _match(match: Match, include_images: bool) -> SearchMatch:
     return SearchMatch(
         id=match.id,
         score=match.score,
-        text=match.payload.text,
-        image=base64.b64encode(image).decode("ascii") if image and include_images else None,
-        metadata=match.payload.metadata,
+        payload=SearchPayload(
+            text=match.payload.text,
+            image=base64.b64encode(image).decode("ascii") if image and include_images else None,
+            metadata=match.payload.metadata,
+        ),
     )
 
 

@@ -100,6 +100,22 @@ async def read_json(request: Request) -> Any:
         ) from exc
 
 
+def unwrapped_inputs(data: Any, workflow: Workflow) -> list[dict[str, Any]] | None:
+    """The validation error for a body that holds the inputs without the ``"inputs"``
+    wrapper (``{"image": ...}``), saying how to wrap them; None for other mistakes."""
+    if not isinstance(data, dict) or "inputs" in data:
+        return None
+    names = [key for key in data if key in workflow.spec.inputs]
+    if not names:
+        return None
+    example = ", ".join(f'"{name}": ...' for name in names)
+    message = (
+        f'the inputs must sit under "inputs": send {{"inputs": {{{example}}}}} '
+        f"(the body has {', '.join(repr(n) for n in names)} at its top level)"
+    )
+    return [{"loc": ("body",), "msg": message, "type": "missing_inputs_wrapper"}]
+
+
 async def run_inputs(request: Request, workflow: Workflow, limits: LimitsConfig) -> dict[str, Any]:
     """The raw input values of a run request (JSON or multipart), not yet checked."""
     kind = media_type(request)
@@ -109,7 +125,8 @@ async def run_inputs(request: Request, workflow: Workflow, limits: LimitsConfig)
             return RunRequest.model_validate(data).inputs
         except ValidationError as exc:
             # the same answer as for the other JSON endpoints: 422 invalid_request, by field
-            raise RequestValidationError(exc.errors(include_url=False), body=data) from exc
+            errors = unwrapped_inputs(data, workflow) or exc.errors(include_url=False)
+            raise RequestValidationError(errors, body=data) from exc
     if kind == "multipart/form-data":
         return await _multipart_inputs(request, workflow, limits)
     raise UnsupportedMediaTypeError(

@@ -118,12 +118,21 @@ class SearchRequest(_Request):
         return self
 
 
-class SearchMatch(BaseModel):
-    id: str
-    score: float = Field(description="Cosine similarity; higher is closer.")
+class SearchPayload(BaseModel):
+    """What a match holds (the ``retrieve`` step's ``MatchPayload``, images as base64)."""
+
     text: str | None = Field(default=None, description="The text, for text items.")
     image: str | None = Field(default=None, description="The stored image file, base64.")
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SearchMatch(BaseModel):
+    """One match, in the one shape of every match: the ``retrieve`` step's, the client's,
+    ``mmserve index search --json``'s."""
+
+    id: str
+    score: float = Field(description="Cosine similarity; higher is closer.")
+    payload: SearchPayload
 
 
 class SearchResponse(BaseModel):
@@ -163,6 +172,7 @@ __all__ = [
     "ItemRecord",
     "NewItem",
     "SearchMatch",
+    "SearchPayload",
     "SearchRequest",
     "SearchResponse",
     "SpaceInfo",

@@ -52,7 +52,10 @@ def _mismatch_hint(ref: Reference, source: Any, target: Any) -> str:
         return f"it is a single item: wrap it in a list, `[{ref.text}]`"
     if scalar_base(target) is str and scalar_base(source) in (int, float, bool):
         return f'to pass it as text, embed it in a string, e.g. "k={ref.text}"'
-    return "reference a value of the expected type (`mmserve plugins` shows each step's fields)"
+    return (
+        "reference a value of the expected type (`mmserve plugins STEP_NAME` prints a step's "
+        "fields and types; docs/steps.md lists the built-in ones)"
+    )
 
 
 def has_references(value: Any) -> bool:

@@ -206,11 +206,38 @@ class StepRunner:
             raw = {key: resolve(v, self.values, names) for key, v in spec.with_.items()}
         except ResolveError as exc:
             raise StepFailedError(step=step, uses=spec.uses, reason=str(exc)) from None
+        model: type[BaseModel] = cls.Inputs
         try:
-            model: type[BaseModel] = cls.Inputs
             return model.model_validate(raw)
         except ValidationError as exc:
+            if not _holds_model(raw):
+                raise _input_error(step, spec, exc) from None
+        try:  # a step's output model into a dict or a same-shaped model: by its fields
+            return model.model_validate(as_fields(raw))
+        except ValidationError as exc:
             raise _input_error(step, spec, exc) from None
+
+
+def _holds_model(value: Any) -> bool:
+    if isinstance(value, BaseModel):
+        return True
+    if isinstance(value, list | tuple):
+        return any(_holds_model(v) for v in value)
+    if isinstance(value, Mapping):
+        return any(_holds_model(v) for v in value.values())
+    return False
+
+
+def as_fields(value: Any) -> Any:
+    """``value`` with every pydantic model replaced by a dict of its fields (recursively;
+    images and other leaves stay as they are, unlike ``model_dump``'s serialisers)."""
+    if isinstance(value, BaseModel):
+        return {name: as_fields(getattr(value, name)) for name in type(value).model_fields}
+    if isinstance(value, list | tuple):
+        return [as_fields(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: as_fields(v) for k, v in value.items()}
+    return value
 
 
 def _input_error(step: str, spec: StepSpec, exc: ValidationError) -> MmserveError:

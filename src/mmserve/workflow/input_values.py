@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mmserve.errors import InputError
@@ -147,26 +147,42 @@ def validate_value(spec: InputSpec, value: Any, *, name: str) -> Any:
 
 
 def validate_inputs(specs: Mapping[str, InputSpec], values: Mapping[str, Any]) -> dict[str, Any]:
-    """All workflow inputs validated, defaults applied; raises on the first bad one."""
+    """All workflow inputs validated, defaults applied; raises one InputError naming every
+    bad input (so a caller fixes them all at once)."""
     if not isinstance(values, Mapping):
         raise InputError(f"inputs must be an object of name -> value, got {type(values).__name__}")
-    unexpected = sorted(set(values) - set(specs))
-    if unexpected:
-        declared = ", ".join(sorted(specs)) or "(none)"
-        raise InputError(
-            f"unexpected input {unexpected[0]!r}; this workflow takes: {declared}",
-            name=unexpected[0],
+    errors: list[InputError] = []
+    declared = ", ".join(sorted(specs)) or "(none)"
+    for name in sorted(set(values) - set(specs)):
+        errors.append(
+            InputError(f"unexpected input {name!r}; this workflow takes: {declared}", name=name)
         )
     result: dict[str, Any] = {}
     for name, spec in specs.items():
-        if name in values:
-            result[name] = validate_value(spec, values[name], name=name)
-        elif spec.required:
-            raise InputError(f"missing required input {name!r} ({spec.type})", name=name)
-        else:
-            # a copy, so that a step mutating a list default cannot change later runs
-            result[name] = validate_value(spec, copy.deepcopy(spec.default), name=name)
+        try:
+            if name in values:
+                result[name] = validate_value(spec, values[name], name=name)
+            elif spec.required:
+                raise InputError(f"missing required input {name!r} ({spec.type})", name=name)
+            else:
+                # a copy, so that a step mutating a list default cannot change later runs
+                result[name] = validate_value(spec, copy.deepcopy(spec.default), name=name)
+        except InputError as exc:
+            errors.append(exc)
+    if errors:
+        raise combined(errors)
     return result
 
 
-__all__ = ["validate_inputs", "validate_value"]
+def combined(errors: Sequence[InputError]) -> InputError:
+    """One error for several bad inputs: the single error itself, or one naming them all
+    (``name`` of the first, every hint). Errors of another kind (too large: 413) go alone."""
+    first = errors[0]
+    if len(errors) == 1 or any(type(e) is not InputError for e in errors):
+        return next((e for e in errors if type(e) is not InputError), first)
+    message = f"{len(errors)} bad inputs: " + "; ".join(e.message for e in errors)
+    hints = "; ".join(e.hint for e in errors if e.hint)
+    return InputError(message, name=first.name, hint=hints or None)
+
+
+__all__ = ["combined", "validate_inputs", "validate_value"]

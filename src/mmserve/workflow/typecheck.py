@@ -6,7 +6,9 @@ image type :data:`mmserve.media.ImageValue`). The rules mirror what pydantic acc
 time in its default (lax) mode, minus the coercions that hide mistakes: an ``int`` is a valid
 ``float`` but a ``bool`` is not an ``int`` and a number is not a string. When a check cannot
 be decided statically (``str`` into a ``Literal``, ``X | None`` into ``X``, a ``dict`` into a
-model) it passes and pydantic decides at run time.
+model) it passes and pydantic decides at run time. Models are matched by shape: a step's
+output model fits a ``dict[str, V]`` whose ``V`` takes each field, or another model with the
+same fields (the engine hands the fields over when the classes differ).
 """
 
 from __future__ import annotations
@@ -255,6 +257,22 @@ def _accepts(target: Any, source: Any) -> bool:
     return _accepts_container(target, source)
 
 
+def _fields(model: Any) -> dict[str, Any]:
+    return {name: field_type(info) for name, info in model.model_fields.items()}
+
+
+def _same_shape(target: Any, source: Any) -> bool:
+    """A model of another class fits when each of its fields fits the target's field of that
+    name and it has every field the target requires (the engine passes its fields over)."""
+    given, wanted = _fields(source), target.model_fields
+    required = {name for name, info in wanted.items() if info.is_required()}
+    return (
+        given.keys() <= wanted.keys()
+        and required <= given.keys()
+        and all(_accepts(_unwrap(field_type(wanted[n])), _unwrap(t)) for n, t in given.items())
+    )
+
+
 def _accepts_literal(target: Any, source: Any) -> bool:
     if get_origin(source) is Literal and get_origin(target) is Literal:
         return set(get_args(source)) <= set(get_args(target))
@@ -271,11 +289,17 @@ def _accepts_container(target: Any, source: Any) -> bool:
         return source_item is not None and _accepts(_unwrap(target_item), _unwrap(source_item))
     target_value = _dict_value(target)
     if target_value is not None:
+        if _is_model(source):  # the engine hands a model's fields over as a dict
+            return all(
+                _accepts(_unwrap(target_value), _unwrap(t)) for t in _fields(source).values()
+            )
         source_value = _dict_value(source)
         return source_value is not None and _accepts(_unwrap(target_value), _unwrap(source_value))
     if _is_model(target):
         # a mapping is validated into the model at run time
-        return _dict_value(source) is not None or (_is_model(source) and issubclass(source, target))
+        if _dict_value(source) is not None:
+            return True
+        return _is_model(source) and (issubclass(source, target) or _same_shape(target, source))
     target_base = get_origin(target) or target
     source_base = get_origin(source) or source
     return (

@@ -53,8 +53,8 @@ def test_runs_and_collections_round_trip(app: FastAPI) -> None:
             )
             assert again["updated"] == 1 and again["count"] == 2
             found = await client.collections.search("photos", text="blue", top_k=1)
-            assert found[0]["id"] == "blue" and found[0]["metadata"] == {"album": "unit"}
-            assert found[0]["image"]  # the stored file, base64
+            assert found[0]["id"] == "blue" and found[0]["payload"]["metadata"] == {"album": "unit"}
+            assert found[0]["payload"]["image"]  # the stored file, base64
             listing = await client.collections.list()
             assert [c["name"] for c in listing] == ["photos"]
             assert (await client.collections.get("photos"))["modality"] == "image"

@@ -54,7 +54,7 @@ def test_answers_carry_the_stored_files_not_re_encoded_images(client: TestClient
     assert answered.status_code == 200, answered.text
     assert answered.json()["outputs"]["image"] in photos  # the JPEG as stored, not a PNG
     searched = client.post("/v1/collections/photos/search", json={"text": "x", "top_k": 3})
-    assert sorted(m["image"] for m in searched.json()["matches"]) == photos
+    assert sorted(m["payload"]["image"] for m in searched.json()["matches"]) == photos
 
 
 def _spy(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[str]:
@@ -88,7 +88,7 @@ def test_include_images_false_answers_without_image_bytes(client: TestClient) ->
         "/v1/collections/photos/search", json={"text": "x", "top_k": 3, "include_images": False}
     )
     assert searched.status_code == 200, searched.text
-    assert [m["image"] for m in searched.json()["matches"]] == [None, None, None]
+    assert [m["payload"]["image"] for m in searched.json()["matches"]] == [None, None, None]
 
 
 def test_retrieve_then_answer_on_a_text_collection_is_a_422_naming_it(client: TestClient) -> None:
@@ -110,3 +110,17 @@ def test_an_unknown_collection_is_found_before_earlier_steps_run(client: TestCli
     assert "'nope'" in run.json()["error"]["message"]
     # the caption (a model call) never ran for a search that could not happen
     assert [s["status"] for s in run.json()["error"]["trace"]] == ["skipped", "skipped"]
+
+
+def test_a_match_has_one_shape_from_the_step_and_from_collection_search(
+    client: TestClient,
+) -> None:
+    """`{id, score, payload: {text, image, metadata}}`: the retrieve step's matches (in a run's
+    outputs) and POST /v1/collections/{name}/search give the same records (issue 17)."""
+    from_step = _run(client, "search_images", text="a photo", top_k=3, collection="photos")
+    searched = client.post("/v1/collections/photos/search", json={"text": "a photo", "top_k": 3})
+    assert searched.status_code == 200, searched.text
+    step_matches = from_step.json()["outputs"]["matches"]
+    assert searched.json()["matches"] == step_matches
+    assert set(step_matches[0]) == {"id", "score", "payload"}
+    assert set(step_matches[0]["payload"]) == {"text", "image", "metadata"}

@@ -182,7 +182,7 @@ def test_collections_add_list_search(client: TestClient) -> None:
     found = client.post("/v1/collections/notes/search", json={"text": "red", "top_k": 1})
     assert found.json()["matches"][0]["id"] == "car"
     by_image = client.post("/v1/collections/notes/search", json={"image": b64(image_bytes())})
-    assert by_image.json()["matches"][0]["metadata"] == {"n": 1}
+    assert by_image.json()["matches"][0]["payload"]["metadata"] == {"n": 1}
     assert client.get("/v1/collections/notes").json()["count"] == 2
 
     _error(client.get("/v1/collections/missing"), 404, "collection_not_found")

@@ -167,7 +167,7 @@ outputs:
     ("inputs", "message"),
     [
         ({}, "missing required input 'image' (image)"),
-        ({"image": b"x", "colour": 1}, "unexpected input 'colour'; this workflow takes: image, "),
+        ({"colour": 1}, "unexpected input 'colour'; this workflow takes: image, "),
         ({"k": "abc"}, "input 'k': expected an integer, got str 'abc'"),
         ({"k": True}, "input 'k': expected an integer, got bool True"),
         ({"k": 2.5}, "input 'k': expected an integer, got float 2.5"),

@@ -78,7 +78,7 @@ def test_compatible(source: Any, target: Any) -> None:
         (Literal["a", 1], str, "Literal['a', 1] does not fit str"),
         (Literal["x"], Literal["a", "b"], "Literal['x'] does not fit Literal['a', 'b']"),
         (Other, Inner, "Other does not fit Inner"),
-        (Inner, dict[str, Any], "Inner does not fit dict[str, any]"),
+        (Inner, dict[str, str], "Inner does not fit dict[str, str]"),  # scores: list[float]
     ],
 )
 def test_incompatible(source: Any, target: Any, reason: str) -> None:

@@ -25,8 +25,7 @@ Quick start::
 
     from pydantic import BaseModel
     from mmserve.registry import register_step
-    from mmserve.workflow.steps.base import Step
-    from mmserve.workflow.context import StepContext
+    from mmserve.types import Step, StepContext   # the public names (docs/plugins.md)
 
     @register_step("word_count")
     class WordCount(Step):

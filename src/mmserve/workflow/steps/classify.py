@@ -16,6 +16,8 @@ _LOGIT_SCALE = 100.0
 
 
 class LabelScore(StepOutputs):
+    """One label and its probability (``classify``'s ``scores``)."""
+
     label: str
     score: float = Field(description="Softmax probability over the given labels.")
 

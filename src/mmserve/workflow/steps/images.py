@@ -41,6 +41,8 @@ def _seed_field() -> int:
 
 
 class ImageOutput(StepOutputs):
+    """An image a step made, with its size."""
+
     image: ImageValue = Field(description="The image made (PNG in JSON answers).")
     width: int
     height: int

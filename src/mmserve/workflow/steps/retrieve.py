@@ -25,6 +25,8 @@ from mmserve.workflow.steps.collections import encoder_for, require_store
 
 
 class MatchPayload(StepOutputs):
+    """What a match holds: its text or its image, and the metadata it was indexed with."""
+
     text: str | None = Field(default=None, description="The text, for text items.")
     image: ImageValue | None = Field(default=None, description="The image, for image items.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="User metadata.")
