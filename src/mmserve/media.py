@@ -181,7 +181,9 @@ def coerce_image(
 ) -> PILImage.Image:
     """Accept a PIL image, bytes, base64 text or a Path (in-process only) as an RGB image.
 
-    Encoded data is checked against ``max_pixels`` (default :data:`DEFAULT_MAX_PIXELS`)
+    Encoded data is decoded as the server decodes uploads (upright by its EXIF orientation, a
+    large JPEG to a preview with its full pixels on demand: :mod:`mmserve.media_deferred`),
+    checked against ``max_pixels`` (default :data:`DEFAULT_MAX_PIXELS`)
     before decoding. An image that is already decoded is checked only when ``max_pixels`` is
     given: its memory is spent, and whoever decoded it (the server) applied its own limit.
     """
@@ -193,9 +195,11 @@ def coerce_image(
                 name=name,
             )
         return to_rgb(value)
-    max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    from mmserve.media_deferred import open_upload  # (it builds on this module)
+
+    limits = ImageLimits(max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
     if isinstance(value, bytes | bytearray | memoryview):
-        return decode_image(bytes(value), name=name, max_pixels=max_pixels)
+        return open_upload(bytes(value), name=name, limits=limits)
     if isinstance(value, Path):
         try:
             data = value.read_bytes()
@@ -203,9 +207,9 @@ def coerce_image(
             raise InputError(
                 f"input {name!r}: cannot read {str(value)!r}: {exc.strerror or exc}", name=name
             ) from exc
-        return decode_image(data, name=name, max_pixels=max_pixels)
+        return open_upload(data, name=name, limits=limits)
     if isinstance(value, str):
-        return decode_image(base64_image_bytes(value, name), name=name, max_pixels=max_pixels)
+        return open_upload(base64_image_bytes(value, name), name=name, limits=limits)
     raise InputError(
         f"input {name!r}: expected an image (bytes, base64 text or PIL image), "
         f"got {type(value).__name__}",

@@ -69,7 +69,8 @@ class DeferredImage(PILImage.Image):
         return super().load()
 
     def __reduce_ex__(self, protocol: Any) -> Any:
-        return self.copy().__reduce_ex__(protocol)
+        # a plain image with the same pixels (not this class: the other side needs no bytes)
+        return (PILImage.frombytes, (self.mode, self.size, self.tobytes()))
 
 
 #: The limits were checked from the header before the deferred image was made.
