@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from benchmarks.photos import jpeg, synthetic_photo
 from PIL import Image
 from transformers import (
     AutoProcessor,
@@ -32,7 +33,6 @@ from mmserve.gateway.local import LocalGateway
 from mmserve.media import coerce_image
 from mmserve.media_deferred import DeferredImage
 from mmserve.models.roles import CaptionItem, VqaItem
-from photos import jpeg, synthetic_photo
 
 pytestmark = pytest.mark.integration
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from benchmarks.photos import jpeg, synthetic_photo
 from PIL import Image
 from transformers import BlipImageProcessorPil, CLIPImageProcessorPil, ViltImageProcessorPil
 
 from mmserve.errors import InputError
 from mmserve.media_deferred import DeferredImage, open_upload
 from mmserve.model_images import ImageInput, for_model, image_input_of
-from photos import jpeg, synthetic_photo
 
 pytestmark = pytest.mark.unit
 

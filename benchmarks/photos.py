@@ -1,4 +1,4 @@
-"""Synthetic photos at camera sizes, JPEG-encoded (for the image path's tests)."""
+"""Synthetic photos at camera sizes, JPEG-encoded (the image path benchmark and its tests)."""
 
 from __future__ import annotations
 
