@@ -18,11 +18,15 @@ second table compares, for a model-sized image, raw pixels against a PNG or JPEG
     .venv/bin/python -m benchmarks.image_path              # N = 15
     .venv/bin/python -m benchmarks.image_path --runs 5     # quick
     .venv/bin/python -m benchmarks.run --quick             # includes it (N = 7)
+    # on a GPU (benchmarks/gpu/run_gpu.sh): full-size CLIP ViT-B/32, fp16, images/s
+    .venv/bin/python -m benchmarks.image_path --source random://clip-vit-b32 --device cuda \
+        --dtype float16 --gpus 1 --max-batch 64 --throughput 32
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import io
 import json
@@ -160,9 +164,12 @@ def encodings() -> dict[str, dict[str, float]]:
     return table
 
 
-def write_config(folder: Path) -> Path:
-    """deployments/tiny.yaml with its store in ``folder`` (warm-up on, as shipped)."""
+def write_config(folder: Path, encoder: dict[str, Any] | None = None) -> Path:
+    """deployments/tiny.yaml with its store in ``folder`` (warm-up on, as shipped), its image
+    and text encoder entries updated with ``encoder`` (e.g. another source, a GPU)."""
     data: dict[str, Any] = yaml.safe_load((ROOT / "deployments" / "tiny.yaml").read_text())
+    for name in ("image_encoder", "text_encoder"):
+        data["models"][name] |= encoder or {}
     data["store"] = {**data.get("store", {}), "path": str(folder / "store")}
     data["workflows"] = [str(ROOT / "workflows")]
     data["agents"] = [str(ROOT / "agents")]
@@ -172,9 +179,17 @@ def write_config(folder: Path) -> Path:
 
 
 def time_server(
-    config: Path, bodies: dict[str, dict[str, Any]], runs: int, *, folder: Path, variant: str
+    config: Path,
+    bodies: dict[str, dict[str, Any]],
+    runs: int,
+    *,
+    folder: Path,
+    variant: str,
+    throughput: int = 0,
+    seconds: float = 20.0,
 ) -> dict[str, dict[str, float]]:
-    """p50 request and step ms per upload on one ``mmserve serve`` of ``config``."""
+    """p50 request and step ms per upload on one ``mmserve serve`` of ``config``; with
+    ``throughput`` > 0, also images/s of the largest upload at that many requests at once."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     overlay: list[str] = []
@@ -194,7 +209,7 @@ def time_server(
     )
     results: dict[str, dict[str, float]] = {}
     try:
-        server.start()
+        _start(server)
         print(f"image path ({variant}): ready after {server.startup_s:.0f} s", flush=True)
         url = f"{base}/v1/workflows/classify/run"
         with httpx.Client(timeout=300) as client:
@@ -213,26 +228,82 @@ def time_server(
                     "step_ms": statistics.median(steps),
                 }
                 print(f"  {variant} {name}: {results[name]}", flush=True)
+        if throughput > 0:
+            name, body = list(bodies.items())[-1]
+            rate = asyncio.run(images_per_s(url, body, throughput, seconds))
+            results[name]["images_per_s"] = rate
+            print(f"  {variant} {name}: {rate:.1f} images/s at {throughput} at once", flush=True)
     finally:
         server.stop()
     return results
 
 
-def measure(runs: int) -> dict[str, Any]:
-    """Both servers, one after the other, on the same uploads; plus the bytes tables."""
+async def images_per_s(url: str, body: dict[str, Any], concurrency: int, seconds: float) -> float:
+    """Answers per second of ``concurrency`` clients posting ``body`` for ``seconds``."""
+    done = 0
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+        end = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < end:
+                response = await client.post(url, json=body)
+                response.raise_for_status()
+                done += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return done / (time.perf_counter() - started)
+
+
+def _start(server: ServerProcess, attempts: int = 3) -> None:
+    """Start ``server``, again if Ray's node did not come up in time (Ray gives its raylet a
+    fixed 30 s to register, which a machine under heavy load can miss)."""
+    for attempt in range(attempts):
+        try:
+            server.start()
+            return
+        except RuntimeError as exc:
+            server.stop()
+            if attempt == attempts - 1 or "timed out during startup" not in str(exc):
+                raise
+            print(f"{server.system}: Ray did not start in time; starting again", flush=True)
+
+
+def measure(
+    runs: int,
+    *,
+    encoder: dict[str, Any] | None = None,
+    throughput: int = 0,
+    seconds: float = 20.0,
+) -> dict[str, Any]:
+    """Both servers, one after the other, on the same uploads; plus the bytes tables.
+    ``encoder``: changes to the CLIP entries of tiny.yaml; ``throughput``: see
+    :func:`time_server`."""
     photos = uploads()
     bodies = {
         name: {"inputs": {"image": base64.b64encode(data).decode(), "labels": LABELS}}
         for name, data in photos.items()
     }
     folder = Path(tempfile.mkdtemp(prefix="image_path_"))
-    config = write_config(folder)
+    config = write_config(folder, encoder)
     timings = {
-        variant: time_server(config, bodies, runs, folder=folder, variant=variant)
+        variant: time_server(
+            config,
+            bodies,
+            runs,
+            folder=folder,
+            variant=variant,
+            throughput=throughput,
+            seconds=seconds,
+        )
         for variant in ("before", "after")
     }
     return {
         "runs": runs,
+        "encoder": encoder or {},
+        "throughput_concurrency": throughput,
         "uploads": {
             name: {"jpeg_bytes": len(data), "crossing_bytes": crossing_bytes(data)}
             for name, data in photos.items()
@@ -267,6 +338,14 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {crossing['tiny CLIP (32)'] / 1e6:.4f} |"
         )
     small, large = ratios(timings)
+    if result.get("throughput_concurrency"):
+        last = list(uploads_)[-1]
+        lines += [
+            "",
+            f"{last} at {result['throughput_concurrency']} requests at once: "
+            f"{before[last]['images_per_s']:.1f} images/s before, "
+            f"{after[last]['images_per_s']:.1f} after (CLIP entries: {result['encoder']}).",
+        ]
     lines += [
         "",
         f"4000x3000 p50 / 224x224 p50: before {small:.1f}x, after {large:.1f}x (target <= 2x).",
@@ -302,15 +381,41 @@ def ratios(timings: dict[str, dict[str, dict[str, float]]]) -> tuple[float, floa
     return ratios[0], ratios[1]
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.image_path")
     parser.add_argument("--runs", type=int, default=15, help="Requests per upload size.")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    result = measure(args.runs)
+    parser.add_argument("--name", default="image_path", help="File name stem of the results.")
+    parser.add_argument("--source", help="The CLIP source (default: tiny.yaml's tiny://clip).")
+    parser.add_argument("--device", help="The CLIP entries' device (e.g. cuda).")
+    parser.add_argument("--dtype", help="The CLIP entries' dtype (e.g. float16).")
+    parser.add_argument("--gpus", type=float, help="GPUs of the CLIP deployment.")
+    parser.add_argument("--max-batch", type=int, help="The CLIP entries' batch.max_size.")
+    parser.add_argument(
+        "--throughput", type=int, default=0, help="Also images/s at this many requests at once."
+    )
+    parser.add_argument("--seconds", type=float, default=20.0, help="Per throughput point.")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    encoder: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("source", args.source),
+            ("device", args.device),
+            ("dtype", args.dtype),
+            ("gpus", args.gpus),
+        )
+        if value is not None
+    }
+    if args.max_batch is not None:
+        encoder["batch"] = {"max_size": args.max_batch}
+    result = measure(args.runs, encoder=encoder, throughput=args.throughput, seconds=args.seconds)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "image_path.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "image_path.md").write_text(markdown(result) + "\n")
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{args.name}.md").write_text(markdown(result) + "\n")
     print(markdown(result))
     return 0
 

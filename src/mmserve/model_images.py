@@ -16,12 +16,10 @@ The reduction does the processor's own geometric step with the processor's resam
 * ``height`` x ``width`` (BLIP): resized to exactly that size, as the processor does;
 * ``shortest_edge`` with ``longest_edge`` and ``size_divisor`` (ViLT): ViLT's arithmetic
   (the longest edge capped, both rounded down to the divisor);
-* a size the processor computes otherwise (``exact=False``) is only approached from above: the
-  image is reduced, aspect kept, to no less than the processor will use, and the processor
-  finishes.
-
-An exact reduction is used only where the processor leaves its result as it is (its resize of
-the reduced size gives the same size); otherwise the image is left to the processor.
+* a size the processor computes otherwise (``exact=False``), or an exact size the processor
+  would not leave as it is (its resize of the reduced size gives another size), is only
+  approached from above: the image is reduced, aspect kept, to no less than the processor will
+  use, and the processor finishes.
 
 The source of the reduction is the upload's JPEG draft-mode preview when it is large enough
 (:class:`~mmserve.media_deferred.DeferredImage`), else the full image. Images that are not
@@ -153,20 +151,22 @@ def for_model(image: PILImage.Image, needs: ImageInput) -> PILImage.Image:
     target = needs.resized(width, height)
     if min(target) < 1:
         return image
-    final = (
-        needs.crop[::-1] if needs.crop is not None and _covers(target, needs.crop[::-1]) else target
-    )
-    if needs.exact and needs.resized(*final) != final:
-        return image  # the processor would resize it again: leave the one resize to it
-    if not needs.exact and (target[0] >= width or target[1] >= height):
-        return image  # no smaller than the processor's own input: let it resize
+    crop = needs.crop[::-1] if needs.crop is not None else None
+    final = crop if crop is not None and _covers(target, crop) else target
+    if not needs.exact or needs.resized(*final) != final:
+        # the processor will resize whatever it gets: give it no less than it will use
+        scale = max(target[0] / width, target[1] / height)
+        if scale >= 1:
+            return image
+        target = (math.ceil(width * scale), math.ceil(height * scale))
+        crop = None
     source: PILImage.Image = image
     if isinstance(image, DeferredImage) and _covers(image.preview.size, target):
         source = image.preview
     if source.mode != "RGB":
         source = source.convert("RGB")
     reduced = source.resize(target, resample=needs.resample)
-    if needs.crop is not None:
+    if needs.crop is not None and crop is not None:
         reduced = _centre_crop(reduced, needs.crop)
     return reduced
 

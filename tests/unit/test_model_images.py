@@ -92,3 +92,14 @@ def test_a_truncated_large_jpeg_is_refused_at_the_door() -> None:
     data = jpeg(synthetic_photo(2400, 1800))
     with pytest.raises(InputError, match="corrupt or truncated"):
         open_upload(data[: len(data) // 2], name="photo")
+
+
+def test_a_size_rule_not_mirrored_gets_no_less_than_the_processor_uses() -> None:
+    needs = ImageInput(shortest_edge=100, longest_edge=300, exact=False)
+    image = synthetic_photo(2000, 500)
+    target = needs.resized(*image.size)
+    reduced = for_model(image, needs)
+    assert reduced.size[0] >= target[0] and reduced.size[1] >= target[1]
+    assert reduced.size[0] < 2000 and abs(reduced.size[0] / reduced.size[1] - 4) < 0.05
+    small = synthetic_photo(120, 90)
+    assert for_model(small, needs) is small  # already no larger than it will be used
