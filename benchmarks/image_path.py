@@ -257,7 +257,7 @@ async def images_per_s(url: str, body: dict[str, Any], concurrency: int, seconds
         return done / (time.perf_counter() - started)
 
 
-def _start(server: ServerProcess, attempts: int = 3) -> None:
+def _start(server: ServerProcess, attempts: int = 6) -> None:
     """Start ``server``, again if Ray's node did not come up in time (Ray gives its raylet a
     fixed 30 s to register, which a machine under heavy load can miss)."""
     for attempt in range(attempts):

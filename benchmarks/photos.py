@@ -29,7 +29,7 @@ def synthetic_photo(width: int, height: int, *, seed: int = 0) -> Image.Image:
         pixels[inside] = rng.uniform(0, 255, 3)
     small = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     image = np.asarray(small.resize((width, height), Image.Resampling.BICUBIC), dtype=np.int16)
-    grain = rng.integers(-6, 7, (min(height, 97), min(width, 89), 3), dtype=np.int16)
+    grain = rng.integers(-2, 3, (min(height, 97), min(width, 89), 3), dtype=np.int16)
     reps = (-(-height // grain.shape[0]), -(-width // grain.shape[1]), 1)
     image = image + np.tile(grain, reps)[:height, :width]
     return Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
