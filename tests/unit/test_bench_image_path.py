@@ -36,7 +36,7 @@ def test_the_documented_commands_parse() -> None:
     commands = re.findall(r"python -m benchmarks\.image_path([^`\n]*)", docs)
     assert commands
     for flags in commands:
-        image_path.parse_args(shlex.split(flags))
+        image_path.parse_args(shlex.split(flags, comments=True))
     assert parse_args(["--quick"]).image_path_runs is None  # 7 runs in quick mode
 
 
