@@ -73,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", help="File name stem (default: suite, suite-quick, memory).")
     parser.add_argument("--base-port", type=int, default=8100)
     parser.add_argument("--note", default="", help="Extra note recorded with the results.")
+    parser.add_argument(
+        "--image-path-runs",
+        type=int,
+        help="Requests per upload size of the image path benchmark (benchmarks/image_path.py; "
+        "default 15, --quick 7; 0 skips it).",
+    )
     return parser.parse_args(argv)
 
 
@@ -151,6 +157,20 @@ def run_suite(args: argparse.Namespace, document: dict[str, Any], stem: Path) ->
                     name, preset.workflows[0], results, system=system
                 )
         write_all(document, stem)
+    run_image_path(args, document, stem)
+
+
+def run_image_path(args: argparse.Namespace, document: dict[str, Any], stem: Path) -> None:
+    """The image path benchmark (issue 14) as a section of the report."""
+    runs = args.image_path_runs if args.image_path_runs is not None else 7 if args.quick else 15
+    if runs <= 0:
+        return
+    from benchmarks import image_path
+
+    log(f"image path: classify on deployments/tiny.yaml, {runs} runs per upload size")
+    document["image_path"] = image_path.measure(runs)
+    document.setdefault("sections", []).append(image_path.markdown(document["image_path"]))
+    write_all(document, stem)
 
 
 def run_memory(args: argparse.Namespace, document: dict[str, Any], stem: Path) -> None:

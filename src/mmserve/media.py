@@ -95,8 +95,8 @@ def image_size(
     data: bytes, *, name: str = "image", max_bytes: int | None = None
 ) -> tuple[int, int]:
     """``(width, height)`` of encoded image ``data``, read from its header only."""
-    with _reading(name):
-        _check_bytes(data, name=name, max_bytes=max_bytes)
+    with reading_image(name):
+        check_image_bytes(data, name=name, max_bytes=max_bytes)
         with PILImage.open(io.BytesIO(data)) as image:
             width, height = image.size
             return int(width), int(height)
@@ -115,17 +115,17 @@ def decode_image(
     ``limits`` (when given) replaces ``max_pixels`` and ``max_bytes``."""
     if limits is None:
         limits = ImageLimits(max_pixels=max_pixels, max_bytes=max_bytes)
-    with _reading(name):
-        _check_bytes(data, name=name, max_bytes=limits.max_bytes)
+    with reading_image(name):
+        check_image_bytes(data, name=name, max_bytes=limits.max_bytes)
         image = PILImage.open(io.BytesIO(data))  # reads the header only
         width, height = image.size
         limits.check_size(width, height, name=name)
         image.load()
         return to_rgb(image)
-    raise AssertionError("unreachable")  # _reading re-raises every error
+    raise AssertionError("unreachable")  # reading_image re-raises every error
 
 
-def _check_bytes(data: bytes, *, name: str, max_bytes: int | None) -> None:
+def check_image_bytes(data: bytes, *, name: str, max_bytes: int | None) -> None:
     if not data:
         raise InputError(f"input {name!r}: the image is empty (0 bytes)", name=name)
     if max_bytes is not None and len(data) > max_bytes:
@@ -136,7 +136,7 @@ def _check_bytes(data: bytes, *, name: str, max_bytes: int | None) -> None:
 
 
 @contextmanager
-def _reading(name: str) -> Iterator[None]:
+def reading_image(name: str) -> Iterator[None]:
     """Image library errors while reading ``name`` as :class:`InputError` (413 or 422)."""
     try:
         with warnings.catch_warnings():
@@ -181,7 +181,9 @@ def coerce_image(
 ) -> PILImage.Image:
     """Accept a PIL image, bytes, base64 text or a Path (in-process only) as an RGB image.
 
-    Encoded data is checked against ``max_pixels`` (default :data:`DEFAULT_MAX_PIXELS`)
+    Encoded data is decoded as the server decodes uploads (upright by its EXIF orientation, a
+    large JPEG to a preview with its full pixels on demand: :mod:`mmserve.media_deferred`),
+    checked against ``max_pixels`` (default :data:`DEFAULT_MAX_PIXELS`)
     before decoding. An image that is already decoded is checked only when ``max_pixels`` is
     given: its memory is spent, and whoever decoded it (the server) applied its own limit.
     """
@@ -193,9 +195,11 @@ def coerce_image(
                 name=name,
             )
         return to_rgb(value)
-    max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    from mmserve.media_deferred import open_upload  # (it builds on this module)
+
+    limits = ImageLimits(max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
     if isinstance(value, bytes | bytearray | memoryview):
-        return decode_image(bytes(value), name=name, max_pixels=max_pixels)
+        return open_upload(bytes(value), name=name, limits=limits)
     if isinstance(value, Path):
         try:
             data = value.read_bytes()
@@ -203,9 +207,9 @@ def coerce_image(
             raise InputError(
                 f"input {name!r}: cannot read {str(value)!r}: {exc.strerror or exc}", name=name
             ) from exc
-        return decode_image(data, name=name, max_pixels=max_pixels)
+        return open_upload(data, name=name, limits=limits)
     if isinstance(value, str):
-        return decode_image(base64_image_bytes(value, name), name=name, max_pixels=max_pixels)
+        return open_upload(base64_image_bytes(value, name), name=name, limits=limits)
     raise InputError(
         f"input {name!r}: expected an image (bytes, base64 text or PIL image), "
         f"got {type(value).__name__}",
@@ -284,11 +288,13 @@ __all__ = [
     "ImageLimits",
     "ImageValue",
     "base64_image_bytes",
+    "check_image_bytes",
     "coerce_image",
     "decode_image",
     "encode_png_base64",
     "file_bytes",
     "image_size",
+    "reading_image",
     "to_rgb",
     "with_file_bytes",
 ]

@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 from mmserve.config import AppConfig
 from mmserve.gateway.base import Batched, Called
 from mmserve.gateway.methods import method_of, require_model, require_space
+from mmserve.gateway.model_inputs import reduce_item_sync
+from mmserve.model_images import backend_image_input
 from mmserve.models.base import EmbeddingSpace
 from mmserve.models.loader import check_backend_serves, load_backend, run_batch, space_of
 from mmserve.models.roles import role_spec
@@ -151,10 +153,14 @@ class LocalGateway:
             groups.setdefault(role_method.key_of(item), []).append(index)
 
         def run() -> list[Any]:
-            func: Callable[[list[Any]], Sequence[Any]] = getattr(self.backend(model), method)
+            backend = self.backend(model)
+            func: Callable[[list[Any]], Sequence[Any]] = getattr(backend, method)
+            # the images the model reads, reduced to its input size (as served)
+            needs = backend_image_input(backend)
+            inputs = [reduce_item_sync(role_method, item, needs) for item in items]
             results: list[Any] = [None] * len(items)
             for indices in groups.values():
-                outputs = run_batch(func, [items[i] for i in indices], method=method)
+                outputs = run_batch(func, [inputs[i] for i in indices], method=method)
                 for index, output in zip(indices, outputs, strict=True):
                     results[index] = output
             return results

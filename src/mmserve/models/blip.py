@@ -31,6 +31,7 @@ from transformers import (
     BlipForQuestionAnswering,
 )
 
+from mmserve.model_images import ImageInput, image_input_of
 from mmserve.models.base import Answer, ModelSpec
 from mmserve.models.device import as_rgb, placement_for
 from mmserve.models.hf import HuggingFaceBackend
@@ -51,6 +52,11 @@ class _Blip(HuggingFaceBackend):
         self._images = from_pretrained(AutoImageProcessor, resolved)
         self._tokenizer = from_pretrained(AutoTokenizer, resolved)
         self._model = load_model(model_class, resolved, self._placement)
+
+    @property
+    def image_input(self) -> ImageInput | None:
+        """The input size of the image processor (images are reduced to it beforehand)."""
+        return image_input_of(self._images)
 
     def _pixels(self, images: Sequence[Image]) -> dict[str, Any]:
         return self._placement.move(self._images(images=as_rgb(images), return_tensors="pt"))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
+from mmserve.model_images import ImageInput, image_input_of
 from mmserve.models.base import EmbeddingSpace, ModelSpec, Vectors
 from mmserve.models.device import as_rgb, empty_vectors, placement_for, unit_rows
 from mmserve.models.hf import HuggingFaceBackend
@@ -43,6 +44,11 @@ class ClipBackend(HuggingFaceBackend):
     @property
     def space(self) -> EmbeddingSpace:
         return self._space
+
+    @property
+    def image_input(self) -> ImageInput | None:
+        """The input size of the image processor (images are reduced to it beforehand)."""
+        return image_input_of(self._images)
 
     def embed_images(self, images: Sequence[Image]) -> Vectors:
         """(N, dim) unit-norm image vectors."""

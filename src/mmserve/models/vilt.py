@@ -13,11 +13,15 @@ from typing import ClassVar
 import torch
 from transformers import AutoProcessor, ViltForQuestionAnswering
 
+from mmserve.model_images import ImageInput, image_input_of
 from mmserve.models.base import Answer, ModelSpec
 from mmserve.models.device import as_rgb, placement_for
 from mmserve.models.hf import HuggingFaceBackend
 from mmserve.models.roles import VqaItem
 from mmserve.models.sources import from_pretrained, load_model, resolve_source
+
+#: ViLT's processor caps the longest edge at this ratio of the shortest (1333 / 800).
+_MAX_LONGER_EDGE, _MAX_SHORTER_EDGE = 1333, 800
 
 
 class ViltVqaBackend(HuggingFaceBackend):
@@ -37,6 +41,18 @@ class ViltVqaBackend(HuggingFaceBackend):
         self._max_length = min(
             int(config.max_position_embeddings), int(self._processor.tokenizer.model_max_length)
         )
+
+    @property
+    def image_input(self) -> ImageInput | None:
+        """The input size of the image processor: ViLT caps the longest edge at 1333/800 of
+        the shortest and rounds both down to ``size_divisor``."""
+        images = self._processor.image_processor
+        shortest = getattr(images.size, "shortest_edge", None)
+        divisor = getattr(images, "size_divisor", None)
+        if not shortest or not isinstance(divisor, int):
+            return None
+        longest = int(_MAX_LONGER_EDGE / _MAX_SHORTER_EDGE * shortest)
+        return image_input_of(images, longest_edge=longest, size_divisor=divisor)
 
     def answer(self, items: Sequence[VqaItem]) -> list[Answer]:
         """One answer per (image, question) item, score = sigmoid probability of the label."""

@@ -34,6 +34,7 @@ from ray.serve import Application
 from ray.serve.deployment import Deployment
 
 from mmserve.errors import ModelNotConfiguredError
+from mmserve.model_images import ImageInput, backend_image_input
 from mmserve.models.base import EmbeddingSpace, ModelSpec
 from mmserve.serving.plan import ModelDeploymentPlan
 
@@ -152,6 +153,11 @@ class ModelServer:
         from mmserve.models.loader import space_of
 
         return space_of(f"this deployment ({', '.join(sorted(self._roles))})", self._backend)
+
+    async def image_input(self) -> ImageInput | None:
+        """The input size the backend's image processor reads (``None``: it states none);
+        the ingress reduces images to it before sending them (:mod:`mmserve.model_images`)."""
+        return backend_image_input(self._backend)
 
     async def call(self, method: str, item: Any) -> Served[Any]:
         """Run ``method`` on one item, batched with concurrent calls of the same batch key."""

@@ -30,6 +30,8 @@ from mmserve.errors import (
 )
 from mmserve.gateway.base import Batched, Called
 from mmserve.gateway.methods import method_of, require_space
+from mmserve.gateway.model_inputs import reduce_item
+from mmserve.model_images import ImageInput
 from mmserve.models.base import EmbeddingSpace
 from mmserve.serving.deployments import Served
 
@@ -108,6 +110,7 @@ class HandleGateway:
         self._config = config
         self._handles = dict(handles)
         self._spaces: dict[str, EmbeddingSpace] = {}
+        self._image_inputs: dict[str, ImageInput | None] = {}
 
     def model_for(self, role: str, name: str | None = None) -> str:
         return self._config.model_for(role, name)
@@ -122,8 +125,22 @@ class HandleGateway:
             self._spaces[model] = await _call(model, handle.space.remote())
         return self._spaces[model]
 
+    async def image_input(self, model: str) -> ImageInput | None:
+        """The input size ``model``'s replicas read images at (asked once, then kept)."""
+        if model not in self._image_inputs:
+            found = await _call(model, self._handles[model].image_input.remote())
+            self._image_inputs[model] = found
+        return self._image_inputs[model]
+
+    async def _for_model(self, model: str, method: str, item: Any) -> Any:
+        """``item`` with the images the model reads reduced to its input size."""
+        role_method = method_of(self._config, model, method)
+        if role_method.model_images is None:
+            return item
+        return await reduce_item(role_method, item, await self.image_input(model))
+
     async def call(self, model: str, method: str, item: Any) -> Called[Any]:
-        method_of(self._config, model, method)
+        item = await self._for_model(model, method, item)
         handle = self._handles[model].options(method_name="call")
         served: Served[Any] = await _call(model, handle.remote(method, item))
         return Called(value=served.value, batch_size=served.batch_size, replica=served.replica)
@@ -137,6 +154,7 @@ class HandleGateway:
 
         async def one(item: Any) -> Served[Any]:
             async with limit:
+                item = await self._for_model(model, method, item)
                 result: Served[Any] = await _call(model, handle.remote(method, item))
                 return result
 

@@ -28,7 +28,8 @@ from PIL.Image import Image
 
 from mmserve.config import LimitsConfig
 from mmserve.errors import InputError, InputTooLargeError
-from mmserve.media import ImageLimits, base64_image_bytes, decode_image, image_size
+from mmserve.media import ImageLimits, base64_image_bytes, image_size
+from mmserve.media_deferred import open_upload
 from mmserve.serving.json_shape import JsonLimits
 from mmserve.workflow import Workflow
 from mmserve.workflow.spec import InputSpec
@@ -136,8 +137,10 @@ def check_pixel_budget(images: list[PendingImage], limits: LimitsConfig) -> None
 
 
 def decode_pending(image: PendingImage, limits: LimitsConfig) -> Image:
-    """Decode an image whose header passed (blocking: call it off the event loop)."""
-    return decode_image(image.data, name=image.name, limits=image_limits(limits))
+    """Decode an image whose header passed (blocking: call it off the event loop): upright,
+    and a large JPEG only to a preview, its full pixels on demand
+    (:mod:`mmserve.media_deferred`)."""
+    return open_upload(image.data, name=image.name, limits=image_limits(limits))
 
 
 def load_image(value: Any, *, name: str, limits: LimitsConfig) -> Image:

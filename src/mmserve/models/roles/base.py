@@ -36,6 +36,11 @@ class RoleMethod:
     result: Any
     batch_key: Callable[[Any], Hashable] | None = None
     description: str = ""
+    #: How to swap the images of an item that the model reads through its image processor
+    #: (``model_images(item, reduce)`` -> the item with ``reduce(image)`` for each): such
+    #: images are reduced to the model's input size before the call (see
+    #: :mod:`mmserve.model_images`). ``None``: the item's images reach the model as they are.
+    model_images: Callable[[Any, Callable[[Any], Any]], Any] | None = None
 
     def key_of(self, item: Any) -> Hashable:
         """The batch key of ``item`` (``None`` when the method has no batch key)."""
@@ -75,6 +80,16 @@ class RoleSpec:
     def missing_methods(self, backend: Any) -> list[str]:
         """Methods of this role that ``backend`` (a class or instance) does not implement."""
         return sorted(m for m in self.methods if not callable(getattr(backend, m, None)))
+
+
+def the_image(item: Any, reduce: Callable[[Any], Any]) -> Any:
+    """``model_images`` of a method whose item is an image."""
+    return reduce(item)
+
+
+def image_field(item: Any, reduce: Callable[[Any], Any]) -> Any:
+    """``model_images`` of a method whose item is a pydantic model with an ``image`` field."""
+    return item.model_copy(update={"image": reduce(item.image)})
 
 
 def type_name(value: Any) -> str:
@@ -130,4 +145,12 @@ def role_spec(name: str, *, registry: Registry = registry) -> RoleSpec:
     return spec
 
 
-__all__ = ["RoleMethod", "RoleSpec", "register_role", "role_spec", "type_name"]
+__all__ = [
+    "RoleMethod",
+    "RoleSpec",
+    "image_field",
+    "register_role",
+    "role_spec",
+    "the_image",
+    "type_name",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PIL.Image import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmserve.models.roles.base import RoleMethod, register_role
+from mmserve.models.roles.base import RoleMethod, image_field, register_role
 from mmserve.models.roles.samples import sample_image
 
 
@@ -28,6 +28,7 @@ CAPTIONER = register_role(
             item=CaptionItem,
             result=str,
             description="One caption per item; a batch without any prompt is unconditional.",
+            model_images=image_field,
         )
     },
     # Both paths: an unconditional caption and one continuing a prompt.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PIL.Image import Image
 
-from mmserve.models.roles.base import RoleMethod, register_role
+from mmserve.models.roles.base import RoleMethod, register_role, the_image
 from mmserve.models.roles.samples import sample_image
 
 IMAGE_ENCODER = register_role(
@@ -18,7 +18,10 @@ IMAGE_ENCODER = register_role(
     description="Images to unit-norm vectors in the model's embedding space.",
     methods={
         "embed_images": RoleMethod(
-            item=Image, result=np.ndarray, description="One unit-norm vector per image."
+            item=Image,
+            result=np.ndarray,
+            description="One unit-norm vector per image.",
+            model_images=the_image,
         )
     },
     sample_items={"embed_images": [sample_image()]},

@@ -6,7 +6,7 @@ from PIL.Image import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmserve.models.base import Answer
-from mmserve.models.roles.base import RoleMethod, register_role
+from mmserve.models.roles.base import RoleMethod, image_field, register_role
 from mmserve.models.roles.samples import sample_image
 
 
@@ -24,7 +24,10 @@ VQA = register_role(
     description="Answer a question about an image (visual question answering).",
     methods={
         "answer": RoleMethod(
-            item=VqaItem, result=Answer, description="One answer (text, score) per item."
+            item=VqaItem,
+            result=Answer,
+            description="One answer (text, score) per item.",
+            model_images=image_field,
         )
     },
     sample_items={"answer": [VqaItem(image=sample_image(), question="what colour is the ball?")]},
