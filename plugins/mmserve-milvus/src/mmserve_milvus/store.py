@@ -127,7 +127,9 @@ class MilvusStore:
         try:
             yield
         except MilvusException as exc:
-            if exc.code == _NOT_FOUND or "not found" in str(exc.message).lower():
+            message = str(exc.message).lower()
+            gone = "collection" in message and ("not found" in message or "not exist" in message)
+            if exc.code == _NOT_FOUND or gone:
                 self._loaded.discard(name)
                 raise CollectionNotFoundError(name=name, known=self._names()) from exc
             raise StoreError(f"milvus: {exc.message}") from exc
@@ -163,18 +165,24 @@ class MilvusStore:
         raw = milvus_name(name)
         with self._lock, self._calls(name):
             if not self._client.has_collection(raw):
-                self._client.create_collection(
-                    raw,
-                    schema=_schema(space),
-                    index_params=self._index_params(),
-                    consistency_level=self.options.consistency_level,
-                    properties={
-                        _SPACE: space.model_dump_json(),
-                        _MODALITY: modality,
-                        _NAME: name,
-                    },
-                )
-                return Collection(name=name, space=space, modality=modality)
+                try:
+                    self._client.create_collection(
+                        raw,
+                        schema=_schema(space),
+                        index_params=self._index_params(),
+                        consistency_level=self.options.consistency_level,
+                        properties={
+                            _SPACE: space.model_dump_json(),
+                            _MODALITY: modality,
+                            _NAME: name,
+                        },
+                    )
+                except MilvusException:
+                    # another process created it since we looked; fall through and check it
+                    if not self._client.has_collection(raw):
+                        raise
+                else:
+                    return Collection(name=name, space=space, modality=modality)
             if not exist_ok:
                 raise StoreError(f"collection {name!r} already exists")
         check_same_collection(self._open(name), space, modality)
