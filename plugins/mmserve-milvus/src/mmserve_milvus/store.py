@@ -55,7 +55,7 @@ _NAME = "mmserve.name"
 _TEXT_MAX = 65535
 _CHUNK = 500
 _NOT_FOUND = 100  # Milvus' "collection not found"
-_NOT_LOADED = 101  # Milvus' "collection not loaded"
+_LITE_CHANNEL = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}
 
 
 def milvus_name(name: str) -> str:
@@ -78,11 +78,15 @@ class MilvusStore:
         self.location = location
         self._lite: Path | None = None
         blobs = self.options.blob_path
+        connection: dict[str, Any] = {}
         if is_server(location):
             uri, token = location, server_token(self.options)
         else:
             self._lite = lite_file(location)
             uri, token = str(self._lite), ""
+            # pymilvus pings every 10 s; Milvus Lite's in-process server allows one ping per
+            # 5 minutes and answers more with GOAWAY (logged as "too_many_pings")
+            connection["grpc_options"] = _LITE_CHANNEL
             if blobs is None:
                 blobs = str(self._lite.with_name(self._lite.stem + "-blobs"))
         self.blobs = BlobFolder(Path(blobs) if blobs else None)
@@ -90,7 +94,7 @@ class MilvusStore:
             lite_users.acquire(self._lite)
         try:
             self._client = MilvusClient(
-                uri=uri, token=token, db_name=self.options.db_name or "", timeout=10.0
+                uri=uri, token=token, db_name=self.options.db_name or "", timeout=10.0, **connection
             )
         except Exception as exc:
             self._release_lite()
