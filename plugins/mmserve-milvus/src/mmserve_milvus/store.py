@@ -1,11 +1,5 @@
-"""The ``milvus`` vector store: one Milvus collection per mmserve collection.
-
-The collection's embedding space, modality and mmserve name are collection properties, set in
-the same call that creates it (with its vector index), so a collection never exists without
-its space. Rows are ``id`` (primary key, the upsert key), ``vector`` (float32, COSINE),
-``text`` (up to 65535 bytes), ``text_blob`` and ``image_blob`` (keys into the blob folder, see
-:mod:`mmserve_milvus.blobs`) and ``metadata`` (JSON). Milvus collection names allow no '-',
-so mmserve names are escaped (``_`` -> ``__``, ``-`` -> ``_0``).
+"""The ``milvus`` vector store: one Milvus collection per mmserve collection (its layout:
+:mod:`mmserve_milvus.schema`), created with its vector index.
 
 Scores are Milvus' COSINE metric, the cosine similarity (higher is closer), as the LanceDB
 store gives. Collections are created with Strong consistency (``consistency_level``): a
@@ -21,9 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pymilvus import DataType, MilvusClient, MilvusException
+from pymilvus import MilvusClient, MilvusException
 
-from mmserve.errors import CollectionNotFoundError, InputError, StoreError
+from mmserve.errors import CollectionNotFoundError, StoreError
 from mmserve.models.base import EmbeddingSpace
 from mmserve.stores.base import (
     Collection,
@@ -34,7 +28,6 @@ from mmserve.stores.base import (
     UpsertResult,
     Vector,
     as_vector,
-    check_collection_name,
     check_same_collection,
     check_space,
     validate_top_k,
@@ -48,26 +41,20 @@ from mmserve_milvus.options import (
     parse_options,
     server_token,
 )
+from mmserve_milvus.schema import (
+    MODALITY,
+    NAME,
+    SPACE,
+    TEXT_MAX,
+    collection_of,
+    milvus_name,
+    quote,
+    schema,
+)
 
-_SPACE = "mmserve.space"
-_MODALITY = "mmserve.modality"
-_NAME = "mmserve.name"
-_TEXT_MAX = 65535
 _CHUNK = 500
 _NOT_FOUND = 100  # Milvus' "collection not found"
 _LITE_CHANNEL = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}
-
-
-def milvus_name(name: str) -> str:
-    """The Milvus collection name of an mmserve collection (Milvus allows no '-')."""
-    escaped = check_collection_name(name).replace("_", "__").replace("-", "_0")
-    if len(escaped) > 255:
-        raise InputError(f"collection name {name!r} is too long for Milvus", name="collection")
-    return escaped
-
-
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class MilvusStore:
@@ -143,8 +130,8 @@ class MilvusStore:
         names = []
         for raw in self._client.list_collections(timeout=self.options.timeout_s):
             properties = self._client.describe_collection(raw).get("properties", {})
-            if _NAME in properties:
-                names.append(str(properties[_NAME]))
+            if NAME in properties:
+                names.append(str(properties[NAME]))
         return sorted(names)
 
     def _open(self, name: str) -> Collection:
@@ -155,7 +142,7 @@ class MilvusStore:
             if not self._client.has_collection(raw):
                 self._loaded.discard(name)
                 raise CollectionNotFoundError(name=name, known=self._names())
-            collection = _collection_of(name, self._client.describe_collection(raw))
+            collection = collection_of(name, self._client.describe_collection(raw))
             if name not in self._loaded:
                 state = self._client.get_load_state(raw)["state"]
                 if getattr(state, "name", str(state)) != "Loaded":
@@ -172,13 +159,13 @@ class MilvusStore:
                 try:
                     self._client.create_collection(
                         raw,
-                        schema=_schema(space),
+                        schema=schema(space),
                         index_params=self._index_params(),
                         consistency_level=self.options.consistency_level,
                         properties={
-                            _SPACE: space.model_dump_json(),
-                            _MODALITY: modality,
-                            _NAME: name,
+                            SPACE: space.model_dump_json(),
+                            MODALITY: modality,
+                            NAME: name,
                         },
                     )
                 except MilvusException:
@@ -256,7 +243,7 @@ class MilvusStore:
         payload = item.payload
         text: str | None = payload.text
         text_blob = None
-        if text is not None and len(encoded := text.encode("utf-8")) > _TEXT_MAX:
+        if text is not None and len(encoded := text.encode("utf-8")) > TEXT_MAX:
             text, text_blob = None, self.blobs.put(name, encoded)
         image_blob = self.blobs.put(name, payload.image) if payload.image is not None else None
         return {
@@ -277,7 +264,7 @@ class MilvusStore:
             with self._calls(name):
                 rows = self._client.query(
                     milvus_name(name),
-                    filter=f"id in [{', '.join(_quote(i) for i in chunk)}]",
+                    filter=f"id in [{', '.join(quote(i) for i in chunk)}]",
                     output_fields=["id"],
                     consistency_level=self.options.consistency_level,
                 )
@@ -363,28 +350,4 @@ class MilvusStore:
             self._release_lite()
 
 
-def _schema(space: EmbeddingSpace) -> Any:
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=256)
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=space.dim)
-    schema.add_field("text", DataType.VARCHAR, max_length=_TEXT_MAX, nullable=True)
-    schema.add_field("text_blob", DataType.VARCHAR, max_length=64, nullable=True)
-    schema.add_field("image_blob", DataType.VARCHAR, max_length=64, nullable=True)
-    schema.add_field("metadata", DataType.JSON, nullable=True)
-    return schema
-
-
-def _collection_of(name: str, description: Mapping[str, Any]) -> Collection:
-    properties = description.get("properties", {})
-    try:
-        space = EmbeddingSpace.model_validate_json(properties[_SPACE])
-        modality = properties[_MODALITY]
-        return Collection(name=name, space=space, modality=modality)
-    except (KeyError, ValueError) as exc:
-        raise StoreError(
-            f"Milvus collection {name!r} is not an mmserve collection (no embedding space)",
-            hint="it was created by another tool; use another collection name",
-        ) from exc
-
-
-__all__ = ["MilvusStore", "milvus_name"]
+__all__ = ["MilvusStore"]
