@@ -1,7 +1,8 @@
 """The issue's "done when", offline: `mmserve index add` with the tiny models of the real
 architectures (deployments/tiny.yaml's tiny://clip and tiny BLIP), then both chained
-workflows in local mode. Tiny random models say nonsense; what is checked is the plumbing:
-ids, scores, the answer, and that the returned image is the indexed one.
+workflows in local mode, on the default LanceDB store and on the milvus plugin (Milvus Lite).
+Tiny random models say nonsense; what is checked is the plumbing: ids, scores, the answer,
+and that the returned image is the indexed one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
+from milvus_plugin import import_plugin
 from mmserve.cli_index import index_app
 from mmserve.config import AppConfig
 from mmserve.local_mode import LocalApp
@@ -30,12 +32,19 @@ COLOURS = {"red": (220, 30, 30), "green": (40, 170, 60), "blue": (30, 60, 220)}
 CAPTIONS = ["a red car on the road", "a green tree in a park", "a blue boat at sea"]
 
 
-@pytest.fixture(scope="module")
-def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of deployments/tiny.yaml with its store in a temp folder, and both indexes."""
+STORES = {"lancedb": "store", "milvus": "milvus.db"}
+
+
+@pytest.fixture(scope="module", params=sorted(STORES))
+def indexed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of deployments/tiny.yaml with its store (of each kind) in a temp folder, and
+    both indexes."""
+    kind = request.param
+    if kind == "milvus":
+        import_plugin()
     folder = tmp_path_factory.mktemp("tiny")
     config = yaml.safe_load((ROOT / "deployments" / "tiny.yaml").read_text())
-    config["store"] = {"kind": "lancedb", "path": str(folder / "store")}
+    config["store"] = {"kind": kind, "path": str(folder / STORES[kind])}
     config["workflows"] = []
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
