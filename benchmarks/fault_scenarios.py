@@ -7,6 +7,7 @@ import asyncio
 import base64
 import collections
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -229,7 +230,18 @@ def _capacity(url: str, body: bytes, seconds: float) -> float:
     return done / seconds
 
 
-def run_overload(url: str, *, seconds: float, recovery_seconds: float = 15.0) -> dict[str, Any]:
+_ACCESS_503 = re.compile(r"mmserve_ingress .* POST /v1/workflows/\{name\}/run 503 ([0-9.]+)ms")
+
+
+def ingress_503_ms(log: Path) -> list[float]:
+    """The ingress's own time for each 503 run answer, from its access log lines in the
+    server log: how long mmserve took to refuse, without the proxy and the client."""
+    return [float(m.group(1)) for m in _ACCESS_503.finditer(log.read_text(errors="replace"))]
+
+
+def run_overload(
+    url: str, log: Path, *, seconds: float, recovery_seconds: float = 15.0
+) -> dict[str, Any]:
     """Capacity first (closed loop), then 3x capacity open loop for ``seconds``, then half
     capacity for ``recovery_seconds``: the 503s' shape and latency, and how long after the
     load dropped requests were refused still (recovery)."""
@@ -255,10 +267,12 @@ def run_overload(url: str, *, seconds: float, recovery_seconds: float = 15.0) ->
         "p50_503_ms": 1000 * p([r[2] for r in refused], 0.5),
         "p99_503_ms": 1000 * p([r[2] for r in refused], 0.99),
         "p99_ok_s": p([r[2] for r in over if r[1] == 200], 0.99),
+        "ingress_p50_503_ms": p(ingress := ingress_503_ms(log), 0.5),
+        "ingress_p99_503_ms": p(ingress, 0.99),
         "recovery_s": max(0.0, last_bad - dropped),
         "after_requests": len(after),
         "after_failed": sum(r[1] != 200 for r in after),
     }
 
 
-__all__ = ["HealthWatch", "overload_config", "p", "run_ingest", "run_overload"]
+__all__ = ["HealthWatch", "ingress_503_ms", "overload_config", "p", "run_ingest", "run_overload"]

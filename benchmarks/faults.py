@@ -166,8 +166,8 @@ def run_kind(
 
 
 @contextmanager
-def serving(config: str) -> Iterator[tuple[str, int]]:
-    """``mmserve serve --config config`` on a free port, ready: (url, server pid)."""
+def serving(config: str) -> Iterator[tuple[str, int, Path]]:
+    """``mmserve serve --config config`` on a free port, ready: (url, server pid, log)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -184,7 +184,7 @@ def serving(config: str) -> Iterator[tuple[str, int]]:
         )
         try:
             _wait_ready(url)
-            yield url, server.pid
+            yield url, server.pid, log_path
         finally:
             server.send_signal(signal.SIGTERM)
             try:
@@ -228,15 +228,15 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     killed = [k for k in kinds if k != "overload"]
     if killed:
-        with serving(args.config) as (url, server):
+        with serving(args.config) as (url, server, _):
             rows = _kills(url, server, killed, args)
     overload = None
     if "overload" in kinds:
         folder = Path(tempfile.mkdtemp(prefix="mmserve-overload-"))
         config = folder / "overload.yaml"
         config.write_text(yaml.safe_dump(overload_config(folder)))
-        with serving(str(config)) as (url, _):
-            overload = run_overload(url, seconds=args.seconds)
+        with serving(str(config)) as (url, _, log_path):
+            overload = run_overload(url, log_path, seconds=args.seconds)
     print(f"\n{args.threads} threads, {args.seconds:g} s per kind, a kill every {args.every:g} s")
     print("| process killed | kills | requests | failed | p99 s | max s | /v1/health | errors |")
     print("|---|---|---|---|---|---|---|---|")
@@ -261,7 +261,9 @@ def main() -> None:
             f"for {args.seconds:g} s: {o['requests']} requests, {o['ok']} ok "
             f"(p99 {o['p99_ok_s']:.2f} s), {o['refused_503']} answered 503 "
             f"({o['refused_shaped']} with Retry-After and the error shape; p50 "
-            f"{o['p50_503_ms']:.1f} ms, p99 {o['p99_503_ms']:.1f} ms), other {o['other'] or 0}; "
+            f"{o['p50_503_ms']:.1f} ms, p99 {o['p99_503_ms']:.1f} ms at the client; in the "
+            f"ingress p50 {o['ingress_p50_503_ms']:.1f} ms, p99 {o['ingress_p99_503_ms']:.1f} ms), "
+            f"other {o['other'] or 0}; "
             f"load dropped to half capacity: refused until {o['recovery_s']:.2f} s after, "
             f"{o['after_failed']} of {o['after_requests']} not ok"
         )
