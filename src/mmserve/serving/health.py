@@ -100,6 +100,8 @@ class HealthReader:
         if self._pending is None or self._pending.done():
             # polls while the controller is away share one read instead of piling up threads
             self._pending = asyncio.ensure_future(asyncio.to_thread(self._read))
+            # a read that ends after its caller stopped waiting still updates the last report
+            self._pending.add_done_callback(self._record)
         try:
             health = await asyncio.wait_for(asyncio.shield(self._pending), self._timeout_s)
         except TimeoutError:
@@ -107,10 +109,16 @@ class HealthReader:
         except Exception as exc:  # the controller's actor died or is restarting
             log.warning("reading Serve's status failed: %s: %s", type(exc).__name__, exc)
             return self._last_report(f"could not be asked ({type(exc).__name__})")
-        if not health.deployments and self._last is not None:
+        if self._last is not health and self._last is not None:
             return self._last_report("reports no app yet (it is recovering its state)")
-        self._last = health
         return health
+
+    def _record(self, read: asyncio.Future[HealthResponse]) -> None:
+        if read.cancelled() or read.exception() is not None:
+            return
+        health = read.result()
+        if health.deployments or self._last is None:
+            self._last = health
 
     def _last_report(self, why: str) -> HealthResponse:
         if self._last is None:

@@ -132,3 +132,40 @@ def test_the_health_reader_says_starting_until_the_controller_first_answers() ->
     health = asyncio.run(HealthReader(read)())
     assert (health.status, health.ready) == ("starting", False)
     assert "could not be asked" in health.message
+
+
+def test_a_read_that_ends_after_its_caller_gave_up_still_updates_the_report() -> None:
+    # a slow controller (every read over the timeout) must not freeze the report
+    answers = [health_of(None, {}), health_of(_app(_deployment(1)), {})]
+    gates = [threading.Event() for _ in range(3)]
+    calls: list[int] = []
+
+    def read() -> HealthResponse:
+        n = len(calls)
+        calls.append(n)
+        gates[n].wait(timeout=30)
+        return answers[min(n, 1)]
+
+    async def scenario() -> list[HealthResponse]:
+        reader = HealthReader(read, timeout_s=0.05)
+
+        async def settle() -> None:  # the read under way has ended and been recorded
+            while reader._pending is not None and not reader._pending.done():
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0)
+
+        gates[0].set()
+        await reader()
+        await settle()
+        waiting = await reader()  # the 2nd read hangs: the last report, starting
+        gates[1].set()
+        await settle()  # it ends with nobody waiting for it
+        later = await reader()  # the 3rd hangs: the last report is the 2nd read's
+        gates[2].set()
+        await settle()
+        return [waiting, later]
+
+    waiting, later = asyncio.run(scenario())
+    assert waiting.status == "starting"
+    assert (later.status, later.ready) == ("ok", True)
+    assert "did not answer" in later.message
