@@ -171,6 +171,19 @@ def write_markdown(document: dict[str, Any], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def save(document: dict[str, Any], profile: str, *, merge: bool) -> None:
+    """Write the results; ``merge``: keep the modes of the file this run did not measure."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = "warmup-random" if profile == "random" else "warmup"
+    path = RESULTS / f"{stem}.json"
+    if merge and path.exists():
+        earlier = json.loads(path.read_text())
+        document = {**document, "modes": {**earlier["modes"], **document["modes"]}}
+        document["command"] = f"{earlier['command']}; then {document['command']}"
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    write_markdown(document, RESULTS / f"{stem}.md")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--config", type=Path, default=ROOT / "deployments" / "tiny.yaml")
@@ -179,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--modes", nargs="+", choices=["warm", "cold"], default=["warm", "cold"])
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the other modes of the results file"
+    )
     args = parser.parse_args(argv)
     document: dict[str, Any] = {
         "command": " ".join(["python -m benchmarks.warmup", *(argv or sys.argv[1:])]),
@@ -195,11 +211,13 @@ def main(argv: list[str] | None = None) -> int:
         configs = {mode: write_config(source, folder, warmup=mode == "warm") for mode in args.modes}
         fill_store(next(iter(configs.values())))
         for mode, config in configs.items():
-            document["modes"][mode] = measure(config, args.runs, folder / f"{mode}.log")
-    RESULTS.mkdir(parents=True, exist_ok=True)
+            try:
+                document["modes"][mode] = measure(config, args.runs, folder / f"{mode}.log")
+            except RuntimeError as exc:  # e.g. Ray timing out at start on a busy machine
+                print(f"{mode}: {exc}; once more", flush=True)
+                document["modes"][mode] = measure(config, args.runs, folder / f"{mode}-2.log")
+            save(document, args.profile, merge=args.merge)  # each mode as it is measured
     stem = "warmup-random" if args.profile == "random" else "warmup"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(document, indent=2) + "\n")
-    write_markdown(document, RESULTS / f"{stem}.md")
     print((RESULTS / f"{stem}.md").read_text())
     return 0
 
