@@ -90,9 +90,13 @@ def _find(server: int, title: str) -> list[int]:
     return sorted(pids)
 
 
-def _wait_ready(url: str, timeout_s: float = 600.0) -> None:
+def _wait_ready(
+    url: str, timeout_s: float = 900.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} while starting")
         try:
             if httpx.get(f"{url}/v1/ready", timeout=5).status_code == 200:
                 return
@@ -176,14 +180,21 @@ def serving(config: str) -> Iterator[tuple[str, int, Path]]:
     print(f"server log: {log_path}", file=sys.stderr)
     url = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [mmserve, "serve", "--config", config, "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own group: the teardown stops exactly what it started
-        )
+        for attempt in (1, 2):  # Ray may time out starting on a busy machine: once more
+            server = subprocess.Popen(
+                [mmserve, "serve", "--config", config, "--port", str(port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: the teardown stops what it started
+            )
+            try:
+                _wait_ready(url, process=server)
+                break
+            except RuntimeError as exc:
+                print(f"{exc} (attempt {attempt}); see {log_path}", file=sys.stderr)
+                if attempt == 2:
+                    raise
         try:
-            _wait_ready(url)
             yield url, server.pid, log_path
         finally:
             server.send_signal(signal.SIGTERM)
