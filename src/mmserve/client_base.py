@@ -58,7 +58,9 @@ class RetryPolicy:
     ``budget_s``: how long a request that could not be sent, or was cut mid-way where
     repeating is safe, is tried again (30 s covers a restart of Serve's proxy or ingress);
     ``attempts``: sends in all on a 503 with Retry-After (the proxy's backpressure; never
-    mmserve's own 503 to a POST: its earlier steps may have committed side effects);
+    mmserve's own 503 to a run: its earlier steps may have committed side effects; mmserve's
+    503 to a collection write is sent again within ``budget_s``, an upsert by id being
+    applied once);
     ``backoff_s`` doubles per try up to ``max_backoff_s``; ``max_wait_s`` caps a Retry-After.
     ``RetryPolicy(budget_s=0, attempts=1)`` never sends a request twice.
     """

@@ -14,7 +14,10 @@ numbers):
   writes are (items are upserted by id, content hashes by default); a workflow run is when
   the server's listing says so (``repeatable``: none of its steps declares side effects).
   Otherwise :class:`~mmserve.errors.RequestInterruptedError` says the run was not repeated
-  and why.
+  and why;
+* **mmserve's own 503 to a collection write** (the store replica or the embedding model
+  restarting, or overloaded): sent again within ``budget_s``, after at least its
+  Retry-After, since an upsert by id applied twice is applied once.
 
 A timeout waiting for the answer (``timeout=``) is never repeated: the work may be running;
 it raises :class:`~mmserve.errors.ClientTimeoutError` (an ``ApiTimeoutError``).
@@ -56,6 +59,18 @@ def repeat_blocker(method: str, path: str, listing: Mapping[str, Mapping[str, An
         return None
     steps = ", ".join(info.get("side_effects") or []) or "some steps"
     return f"workflow {name!r} has steps with side effects ({steps})"
+
+
+def _idempotent_write_refused(response: httpx.Response) -> bool:
+    """mmserve's own 503 (with Retry-After) to a collection write: items are upserted by id
+    (content hashes by default), so sending the write again never adds an item twice."""
+    return (
+        response.status_code == 503
+        and "retry-after" in response.headers
+        and "/v1/collections/" in response.request.url.path
+        and response.request.method not in _SAFE_METHODS
+        and is_app_error(response)
+    )
 
 
 def _unreachable(url: str, exc: Exception) -> ServerUnreachableError:
@@ -128,6 +143,13 @@ class Attempts:
         """Seconds to wait before sending again, or None: the answer is final (an error
         answer is then raised by :func:`~mmserve.client_base.raise_for_error`)."""
         self.sent += 1
+        if _idempotent_write_refused(response):
+            # the store or a model restarting (``unavailable``), or overloaded: the write
+            # was not applied or will be applied once however often it is sent
+            wait = self._within_budget()
+            if wait is None:
+                return None
+            return max(wait, self.policy.delay(0, response.headers.get("retry-after")))
         if is_retryable_status(response):
             if self.sent >= self.policy.attempts:
                 return None

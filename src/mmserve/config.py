@@ -75,7 +75,12 @@ class ModelConfig(ModelSpec):
         default_factory=dict, description="Custom Ray resources per replica (node placement)."
     )
     max_ongoing_requests: int = Field(default=16, ge=1)
-    max_queued_requests: int = Field(default=-1, ge=-1, description="-1: unbounded.")
+    max_queued_requests: int = Field(
+        default=64,
+        ge=-1,
+        description="Calls waiting for a replica of this model, per ingress replica; beyond "
+        "it the run is answered 503 `overloaded` with Retry-After at once (-1: unbounded).",
+    )
     batch: BatchConfig = Field(default_factory=BatchConfig)
     warmup: bool = Field(
         default=True,

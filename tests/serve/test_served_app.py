@@ -1,8 +1,8 @@
 """The served app's mechanics on a real Ray Serve, with the weight-free ``fake`` models:
 health, every workflow over HTTP (equal to local mode), replicas, dynamic batching, live
 batch settings, the shared store under concurrent ingests, errors, model replicas killed
-under load, and `serve run` of the config `mmserve build` writes; over the ``actor``
-transport (the other serve modules run the default, grpc)."""
+under load, a store replica killed during ingest, and `serve run` of the config `mmserve
+build` writes; over the ``actor`` transport (the other serve modules run the default, grpc)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ from serve_support import (
     write_config,
 )
 
+from mmserve import Client
 from mmserve.config import AppConfig
 from mmserve.errors import ModelLoadError, ModelNotConfiguredError, ServingError
 from mmserve.local_mode import LocalApp
@@ -39,6 +41,7 @@ from mmserve.models.roles import CaptionItem
 from mmserve.serving.handles import _call
 from mmserve.serving.plan import APP_NAME
 from mmserve.serving.runner import ServeSession
+from mmserve.stores import open_store
 
 pytestmark = pytest.mark.serve
 
@@ -319,6 +322,44 @@ def test_a_model_replica_killed_under_load_costs_no_request(served: Served) -> N
     assert statuses.count(200) == len(statuses), sorted(set(statuses))
     wait_ready(served.url)  # Serve replaces the replica; the later tests want both
     assert not set(victims) & set(_replica_pids("captioner"))
+
+
+def test_a_store_replica_killed_during_ingest_loses_and_duplicates_nothing(
+    served: Served,
+) -> None:
+    """Store calls are idempotent (upserts by id, one transaction each): the ingress sends
+    those the dead replica held again, and the client repeats an add answered 503; every
+    acknowledged item is stored once (issue 15)."""
+    victims = _replica_pids("store")
+    assert len(victims) == 1
+    acknowledged: set[str] = set()
+    errors: list[BaseException] = []
+
+    def ingest(worker: int) -> None:
+        with Client(served.url) as client:
+            for batch in range(6):
+                texts = [f"item {worker}-{batch}-{j} added during a store kill" for j in range(4)]
+                try:
+                    acknowledged.update(client.collections.add("killed_store", texts=texts)["ids"])
+                except Exception as exc:  # reported below with what was acknowledged
+                    errors.append(exc)
+
+    workers = [threading.Thread(target=ingest, args=(n,)) for n in range(3)]
+    for worker in workers:
+        worker.start()
+    deadline = time.monotonic() + 300
+    while len(acknowledged) < 8 and time.monotonic() < deadline:  # under way
+        time.sleep(0.05)
+    os.kill(victims[0], signal.SIGKILL)
+    for worker in workers:
+        worker.join(timeout=600)
+    assert not errors, errors
+    assert len(acknowledged) == 3 * 6 * 4
+    wait_ready(served.url)
+    stored = open_store(served.config)  # the served store's folder, read beside it
+    assert stored.existing_ids("killed_store", sorted(acknowledged)) == acknowledged  # none lost
+    assert stored.get_collection("killed_store").count == len(acknowledged)  # none twice
+    assert not set(victims) & set(_replica_pids("store"))  # the kill did happen
 
 
 def _settings(replicas: int = 2, calls: int = 16) -> dict[str, dict[str, Any]]:

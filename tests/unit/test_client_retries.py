@@ -211,6 +211,28 @@ def test_collection_writes_cut_mid_request_are_sent_again(server: tuple[str, Scr
     assert len(_runs(script)) == 3
 
 
+def test_a_collection_write_refused_by_a_restarting_store_is_sent_again(
+    server: tuple[str, Script],
+) -> None:
+    # mmserve's 503 while the store replica restarts: more sends than ``attempts`` allows
+    # for a proxy's 503, within the budget, since an upsert by id is applied once
+    url, script = server
+    unavailable = {
+        "error": {"code": "unavailable", "message": "the store is unavailable", "request_id": "r"}
+    }
+    added = {"ids": ["a"], "inserted": 1, "updated": 0, "count": 1}
+    app_unavailable = (503, "application/json", json.dumps(unavailable))
+    script.answers = [app_unavailable] * 4 + [(200, "application/json", json.dumps(added))]
+    with Client(url, retry=FAST) as client:
+        assert client.collections.add("notes", texts=["a red car"])["ids"] == ["a"]
+    assert len(_runs(script)) == 5
+    script.seen.clear()
+    no_budget = RetryPolicy(attempts=3, backoff_s=0.0, budget_s=0.0)
+    with Client(url, retry=no_budget) as client, pytest.raises(ApiOverloadedError) as caught:
+        client.collections.add("notes", texts=["a red car"])
+    assert caught.value.code == "unavailable" and len(_runs(script)) == 1
+
+
 def test_a_restarting_server_is_waited_for_within_the_budget() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -11,6 +11,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from mmserve.errors import ModelLoadError
+from mmserve.models import fake as fake_module
 from mmserve.models.base import ModelSpec
 from mmserve.models.fake import DEFAULT_DIM, FAIL_MARKER, FakeBackend, dominant_colours
 from mmserve.models.roles import CaptionItem, VqaItem, role_spec
@@ -66,7 +67,22 @@ def test_dim_comes_from_the_source() -> None:
     assert fake.embed_images([RED]).shape == (1, 7)
 
 
-@pytest.mark.parametrize("source", ["fake://dim=0", "fake://size=3", "fake://dim=x", "tiny://clip"])
+def test_delay_ms_makes_every_call_take_that_long_asleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(fake_module.time, "sleep", slept.append)
+    fake = FakeBackend(ModelSpec(source="fake://dim=7,delay_ms=250"))
+    assert fake.space.dim == 7
+    fake.embed_texts(["a red car", "a blue boat"])  # one call, one delay, whatever its size
+    fake.embed_images([RED])
+    assert slept == [0.25, 0.25]
+    FakeBackend(ModelSpec(source="fake://dim=7")).embed_texts(["a red car"])
+    assert slept == [0.25, 0.25]  # no delay unless asked
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["fake://dim=0", "fake://size=3", "fake://dim=x", "fake://delay_ms=-1", "tiny://clip"],
+)
 def test_bad_sources_are_refused_clearly(source: str) -> None:
     with pytest.raises(ModelLoadError, match="fake"):
         FakeBackend.check_source(ModelSpec(source=source))

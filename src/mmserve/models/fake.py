@@ -11,7 +11,9 @@ outputs relate to the inputs in a way a workflow can check:
 * an answer: colour questions get the dominant colour, yes/no questions get ``"yes"`` when
   they name one of the image's colours, counting questions get ``"1"``.
 
-Source: ``fake://`` or ``fake://dim=64`` (vector size, default 32).
+Source: ``fake://`` or ``fake://dim=64`` (vector size, default 32); ``delay_ms=<n>``
+(``fake://dim=64,delay_ms=200``) makes every call take that long, sleeping (off the CPU), as a
+model of known capacity for load and back-pressure tests.
 
 For tests of failure handling, any text it is given (a text to embed, a caption prompt, a
 question) that contains :data:`FAIL_MARKER` (``fake:fail``) makes the call raise
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
@@ -60,23 +63,26 @@ _NAMES = list(_PALETTE)
 _RGB = np.array(list(_PALETTE.values()), dtype=np.float32)
 
 
-def _parse_dim(source: str) -> int:
+def _parse_options(source: str) -> tuple[int, float]:
+    """``(dim, delay_s)`` of a ``fake://[dim=<n>][,delay_ms=<n>]`` source."""
     scheme, sep, options = source.partition("://")
     if not sep or scheme != "fake":
         raise ModelLoadError(
             source=source,
             reason="the 'fake' backend takes a source of the form fake:// or fake://dim=<n>",
         )
-    if not options:
-        return DEFAULT_DIM
-    key, _, value = options.partition("=")
-    if key != "dim" or not value.isdigit() or int(value) < 1:
-        raise ModelLoadError(
-            source=source,
-            reason=f"unknown fake model option {options!r}",
-            hint="the only option is dim=<positive integer>, e.g. fake://dim=64",
-        )
-    return int(value)
+    found = {"dim": DEFAULT_DIM, "delay_ms": 0}
+    for option in filter(None, options.split(",")):
+        key, _, value = option.partition("=")
+        if key not in found or not value.isdigit() or (key == "dim" and int(value) < 1):
+            raise ModelLoadError(
+                source=source,
+                reason=f"unknown fake model option {option!r}",
+                hint="the options are dim=<positive integer> and delay_ms=<integer>, "
+                "e.g. fake://dim=64,delay_ms=100",
+            )
+        found[key] = int(value)
+    return found["dim"], found["delay_ms"] / 1000
 
 
 def _refuse_marked(texts: Sequence[str | None]) -> None:
@@ -116,11 +122,11 @@ class FakeBackend:
     @classmethod
     def check_source(cls, spec: ModelSpec) -> None:
         """The source must be ``fake://`` or ``fake://dim=<n>`` (nothing to download)."""
-        _parse_dim(spec.source)
+        _parse_options(spec.source)
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
-        dim = _parse_dim(spec.source)
+        dim, self._delay_s = _parse_options(spec.source)
         self._space = EmbeddingSpace(
             backend="fake", model_id=model_identity(spec.source, spec.revision), dim=dim
         )
@@ -128,6 +134,11 @@ class FakeBackend:
     @property
     def space(self) -> EmbeddingSpace:
         return self._space
+
+    def _work(self) -> None:
+        """A model call's time: ``delay_ms`` of the source (0: none), off the CPU."""
+        if self._delay_s:
+            time.sleep(self._delay_s)
 
     def _text_vector(self, text: str) -> np.ndarray:
         words = _WORD.findall(text.lower()) or [""]
@@ -137,11 +148,13 @@ class FakeBackend:
     def embed_texts(self, texts: Sequence[str]) -> Vectors:
         """(N, dim) unit-norm vectors; texts sharing words get close vectors."""
         _refuse_marked(texts)
+        self._work()
         rows = [self._text_vector(text) for text in texts]
         return np.array(rows, dtype=np.float32).reshape(len(rows), self._space.dim)
 
     def embed_images(self, images: Sequence[Image]) -> Vectors:
         """(N, dim) unit-norm vectors near the vector of each image's caption."""
+        self._work()
         rows = []
         for image in images:
             rgb = image.convert("RGB")
@@ -157,6 +170,7 @@ class FakeBackend:
     def caption(self, items: Sequence[CaptionItem]) -> list[str]:
         """``"a <colour>[ and <colour>] image"``, after the prompt when one is given."""
         _refuse_marked([item.prompt for item in items])
+        self._work()
         return [
             f"{item.prompt.strip()} {self._describe(item.image)}"
             if item.prompt and item.prompt.strip()
@@ -167,6 +181,7 @@ class FakeBackend:
     def answer(self, items: Sequence[VqaItem]) -> list[Answer]:
         """Rule-based answers about colours (see the module docs); score is always 1.0."""
         _refuse_marked([item.question for item in items])
+        self._work()
         return [Answer(text=self._answer(item.image, item.question), score=1.0) for item in items]
 
     @staticmethod

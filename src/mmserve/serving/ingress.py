@@ -23,7 +23,7 @@ from mmserve.config import AppConfig
 from mmserve.registry import registry
 from mmserve.serving.api import ApiRuntime, create_api
 from mmserve.serving.handles import HandleGateway, with_transport
-from mmserve.serving.health import app_health_async
+from mmserve.serving.health import HealthReader, app_health
 from mmserve.serving.plan import APP_NAME, scale_to_zero_deployments
 from mmserve.serving.replica_retry import again_if_replica_dies
 from mmserve.serving.store import StoreClient
@@ -62,8 +62,8 @@ class IngressServer:
             config=config,
             engine=engine,
             workflows=workflows,
-            health=partial(
-                app_health_async, app_name, deployments, scale_to_zero_deployments(config)
+            health=HealthReader(
+                partial(app_health, app_name, deployments, scale_to_zero_deployments(config))
             ),
             registry=registry,
             behind_serve_proxy=True,

@@ -11,7 +11,9 @@ new one. Only these failures are repeated, a bounded number of times with a shor
 * gRPC ``UNAVAILABLE``: the replica's channel broke (``server.transport: grpc``).
 
 Anything else (the model's own error, a full queue) is the call's answer and is not repeated.
-The store's handle is never wrapped: a write is not pure.
+The store client (:mod:`mmserve.serving.store`) sends its calls through
+:func:`send_again_if_replica_dies` too: its writes are upserts by id, applied once however
+often they are sent (dropping a collection is not repeated).
 """
 
 from __future__ import annotations

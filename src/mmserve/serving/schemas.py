@@ -37,6 +37,11 @@ class HealthResponse(BaseModel):
     status: Literal["ok", "starting", "unhealthy"]
     ready: bool = Field(description="True when every deployment can serve requests.")
     deployments: dict[str, DeploymentHealth] = Field(default_factory=dict)
+    message: str = Field(
+        default="",
+        description="Set when Serve's controller could not say (it is restarting): the "
+        "answer is then its last report.",
+    )
 
 
 class WorkflowInfo(BaseModel):

@@ -8,7 +8,11 @@ one lock; reads run concurrently. Ingress replicas reach it through :class:`Stor
 :class:`~mmserve.stores.async_store.AsyncVectorStore` over a handle: its calls are awaited, not
 blocking a thread, and cancelling one (a deadline, a client gone) cancels the request to the
 store replica. A call that has not started there is dropped; a write the replica has already
-begun still commits (a store write is one transaction, never half done).
+begun still commits (a store write is one transaction, never half done). When the store
+replica dies under a call (SIGKILL, out of memory, a node lost), the call is sent again once
+Serve has a replica (:func:`~mmserve.serving.replica_retry.send_again_if_replica_dies`): a write
+the dead replica had committed is then applied again by id, which changes nothing, and one it
+had not is applied now; either way the caller's answer is true.
 
 Maintenance: after every ``OPTIMIZE_EVERY`` writes to a collection the replica compacts it
 (and builds its ANN index once it is large enough, see the store's ``optimize``) in the
@@ -31,6 +35,7 @@ from ray.serve.handle import DeploymentHandle
 from mmserve.errors import MmserveError, StoreFeatureMissingError
 from mmserve.models.base import EmbeddingSpace
 from mmserve.serving.handles import translate_error
+from mmserve.serving.replica_retry import send_again_if_replica_dies
 from mmserve.stores.async_store import accepts_include_images, search_store
 from mmserve.stores.base import (
     Collection,
@@ -187,15 +192,27 @@ class StoreClient:
     def __init__(self, handle: DeploymentHandle[Any]) -> None:
         self._handle = handle
 
-    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        response = self._handle.options(method_name=method).remote(*args, **kwargs)
+    async def _call(self, method: str, *args: Any, repeat: bool = True, **kwargs: Any) -> Any:
+        """Call ``method`` on the store replica; ``repeat``: send it again if the replica
+        dies under it (every store call is idempotent but dropping a collection: upserts
+        go by id, one transaction each, so a write sent twice is applied once)."""
+
+        async def send() -> Any:
+            response = self._handle.options(method_name=method).remote(*args, **kwargs)
+            try:
+                return await asyncio.wait_for(response, timeout=STORE_CALL_TIMEOUT_S)
+            except BaseException:  # cancelled, timed out, or failed: nothing left running
+                response.cancel()
+                raise
+
         try:
-            result = await asyncio.wait_for(response, timeout=STORE_CALL_TIMEOUT_S)
+            if repeat:
+                result = await send_again_if_replica_dies(send, what="the store")
+            else:
+                result = await send()
         except asyncio.CancelledError:
-            response.cancel()
             raise
         except Exception as exc:
-            response.cancel()
             error = translate_error("the store", exc)
             raise error from (None if error is getattr(exc, "cause", None) else exc)
         if isinstance(result, Refused):
@@ -206,7 +223,12 @@ class StoreClient:
         self, name: str, *, space: EmbeddingSpace, modality: Modality, exist_ok: bool = True
     ) -> Collection:
         result: Collection = await self._call(
-            "create_collection", name, space=space, modality=modality, exist_ok=exist_ok
+            "create_collection",
+            name,
+            space=space,
+            modality=modality,
+            exist_ok=exist_ok,
+            repeat=exist_ok,  # sent twice, a create that must be new would fail the 2nd time
         )
         return result
 
@@ -219,7 +241,7 @@ class StoreClient:
         return result
 
     async def drop_collection(self, name: str) -> None:
-        await self._call("drop_collection", name)
+        await self._call("drop_collection", name, repeat=False)
 
     async def upsert(
         self, name: str, items: Sequence[Item], *, space: EmbeddingSpace

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Coroutine, Generator, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pytest
 from ray import serve
+from ray.exceptions import ActorDiedError
 
-from mmserve.errors import CollectionNotFoundError
+from mmserve.errors import CollectionNotFoundError, ServiceUnavailableError
 from mmserve.models.base import EmbeddingSpace
 from mmserve.registry import registry
+from mmserve.serving import replica_retry
 from mmserve.serving.store import OPTIMIZE_EVERY, Refused, StoreClient, StoreServer
-from mmserve.stores import Item, MemoryStore, Payload, UpsertResult
+from mmserve.stores import Collection, Item, MemoryStore, Payload, UpsertResult
 from mmserve.stores.lancedb_store import LanceDBStore
 
 pytestmark = pytest.mark.unit
@@ -109,3 +112,72 @@ def test_a_cancelled_store_call_waiting_in_the_replica_never_commits() -> None:
         return await client.existing_ids("c", ["first", "second"])
 
     assert asyncio.run(scenario()) == {"first"}
+
+
+class _DyingReplicaHandle:
+    """A store deployment's handle over a real :class:`StoreServer` (LanceDB) whose replica
+    dies once, after committing the ``dies_after`` call and before answering it, as a
+    SIGKILLed store replica does; later calls reach the replacement (the same store)."""
+
+    def __init__(self, server: StoreServer, dies_after: str) -> None:
+        self._server, self._dies_after = server, dies_after
+        self.sent: list[str] = []
+
+    def options(self, *, method_name: str) -> _DyingReplicaHandle:
+        self._method = method_name
+        return self
+
+    def remote(self, *args: object, **kwargs: object) -> _Pending:
+        method = self._method
+        self.sent.append(method)
+
+        async def answer() -> object:
+            result = await getattr(self._server, method)(*args, **kwargs)
+            if method == self._dies_after and self.sent.count(method) == 1:
+                raise ActorDiedError()
+            return result
+
+        return _Pending(answer())
+
+
+class _Pending:
+    def __init__(self, coroutine: Coroutine[Any, Any, object]) -> None:
+        self._coroutine = coroutine
+
+    def __await__(self) -> Generator[Any, None, object]:
+        return self._coroutine.__await__()
+
+    def cancel(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("method", ["upsert", "create_collection"])
+def test_a_write_whose_store_replica_died_is_sent_again_and_applied_once(
+    tmp_path: Path, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(replica_retry, "BACKOFF_S", 0.0)
+    handle = _DyingReplicaHandle(StoreServer("lancedb", str(tmp_path), {}), dies_after=method)
+    client = StoreClient(cast(Any, handle))
+
+    async def scenario() -> tuple[UpsertResult, Collection]:
+        await client.create_collection("c", space=SPACE, modality="text")
+        result = await client.upsert("c", [_item("a"), _item("b")], space=SPACE)
+        return result, await client.get_collection("c")
+
+    result, collection = asyncio.run(scenario())
+    assert handle.sent.count(method) == 2  # the answer was lost, so it was sent again
+    assert collection.count == 2  # and applied once: no duplicate rows
+    assert result.inserted + result.updated == 2
+
+
+def test_dropping_a_collection_is_not_sent_again(tmp_path: Path) -> None:
+    handle = _DyingReplicaHandle(StoreServer("memory", str(tmp_path), {}), "drop_collection")
+    client = StoreClient(cast(Any, handle))
+
+    async def scenario() -> None:
+        await client.create_collection("c", space=SPACE, modality="text")
+        await client.drop_collection("c")
+
+    with pytest.raises(ServiceUnavailableError, match="the store is unavailable"):
+        asyncio.run(scenario())
+    assert handle.sent.count("drop_collection") == 1
