@@ -155,6 +155,17 @@ def test_a_bad_argument_is_an_error_result_and_the_next_call_is_served(
     assert good.is_error is False
 
 
+def test_a_failing_run_is_an_error_result(app: FastAPI) -> None:
+    # this app has no image generator: the run fails in its step, the call still answers
+    async def scenario(client: Client) -> types.CallToolResult:
+        return await client.call_tool("generate", {"prompt": "a red circle"})
+
+    result = with_client(app, scenario)
+    assert result.is_error is True
+    assert text_of(result).startswith("model_not_configured: ")
+    assert "image_generator" in text_of(result)
+
+
 def test_an_unknown_tool_is_an_error_result_listing_the_tools(app: FastAPI) -> None:
     async def scenario(client: Client) -> types.CallToolResult:
         return await client.call_tool("no_such_workflow", {})
