@@ -52,6 +52,8 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # to start); the tools are every shipped workflow all the same
     data["models"] = {name: data["models"][name] for name in ("captioner", "image_generator")}
     data["models"]["image_generator"]["warmup"] = False
+    for model in data["models"].values():
+        model["cpus"] = 0.25  # the test Ray has 2 CPUs: leave room for the ingress and store
     config = AppConfig.load(write_config(folder, data))
     proxy = proxy_env(config)  # as `mmserve serve` does: the proxy reads its transport there
     os.environ.update(proxy)
