@@ -7,8 +7,16 @@ import argparse
 from typing import Any
 
 import litserve as ls
+import litserve.server
 
 from benchmarks.peers.handmade import decode, load
+
+# LitServe 0.2.19 turns on its MCP endpoint whenever a package named ``mcp`` is installed, but
+# its MCP module only imports the SDK when ``fastmcp`` is, and then only mcp 1.x's API: with
+# mmserve's mcp 2.x it fails to start (NameError: name 'MCPServer' is not defined). The
+# benchmark does not use LitServe's MCP endpoint, so it is switched off here (this module is
+# imported by every LitServe process, the workers included, since they unpickle BenchAPI).
+litserve.server._MCP_AVAILABLE = False  # type: ignore[attr-defined]
 
 
 class BenchAPI(ls.LitAPI):

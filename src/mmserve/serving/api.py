@@ -24,6 +24,7 @@ from mmserve.registry import PluginInfo, Registry, record_error, step_schemas
 from mmserve.serving.errors_http import ERROR_RESPONSES, error_response, install_error_handlers
 from mmserve.serving.guard import REQUEST_ID_HEADER, Guard
 from mmserve.serving.limits import check_inputs, json_limits
+from mmserve.serving.mcp_server import mount_mcp
 from mmserve.serving.routes_agents import agent_routes
 from mmserve.serving.routes_collections import collection_routes
 from mmserve.serving.routes_items import item_routes
@@ -226,6 +227,7 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
     app.include_router(item_routes(runtime, ERROR_RESPONSES))
     app.include_router(agent_routes(runtime, ERROR_RESPONSES))
     app.include_router(openai_routes(runtime, ERROR_RESPONSES))
+    mount_mcp(app, runtime)
 
     if server.web:
         app.include_router(web_routes())
