@@ -32,7 +32,12 @@ def client() -> Iterator[TestClient]:
 
 
 def test_health_and_workflow_listing(client: TestClient) -> None:
-    assert client.get("/v1/health").json() == {"status": "ok", "ready": True, "deployments": {}}
+    assert client.get("/v1/health").json() == {
+        "status": "ok",
+        "ready": True,
+        "deployments": {},
+        "message": "",
+    }
     listing = client.get("/v1/workflows").json()["workflows"]
     by_name = {w["name"]: w for w in listing}
     assert set(WORKFLOWS) == set(by_name)

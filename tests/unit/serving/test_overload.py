@@ -33,6 +33,9 @@ class _FullQueue:
     def options(self, **_: Any) -> _FullQueue:
         return self
 
+    def __getattr__(self, method: str) -> _FullQueue:
+        return self  # every method of the deployment (``image_input`` included) is refused
+
     def remote(self, *_: Any) -> _Refused:
         self.calls += 1
         return _Refused()

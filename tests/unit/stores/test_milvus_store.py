@@ -196,3 +196,22 @@ def test_a_milvus_server_by_uri_with_a_token_and_a_blob_folder(
     finally:
         server.stop(grace=0)
         db.close()
+
+
+def test_browsing_pages_walk_every_item_once_in_id_order(lite: VectorStore) -> None:
+    """Milvus gives a plain limited query no stable order; the pages still cover every item
+    once, in id order, whatever order the items were written in."""
+    lite.create_collection("notes", space=SPACE, modality="text")
+    ids = [f"n{k:03d}" for k in range(40)]
+    written = ids[::-1][::2] + ids[::-1][1::2]  # neither id order nor its reverse
+    vectors = _vectors(len(ids), seed=3)
+    for start in range(0, len(written), 7):
+        batch = written[start : start + 7]
+        items = [
+            Item(id=i, vector=vectors[ids.index(i)], payload=Payload(text=i, metadata={"i": i}))
+            for i in batch
+        ]
+        lite.upsert("notes", items, space=SPACE)
+    pages = [lite.list_items("notes", offset=o, limit=9) for o in range(0, 45, 9)]  # type: ignore[attr-defined]
+    assert [i.id for page in pages for i in page] == ids
+    assert pages[0][0].payload.text == "n000" and pages[0][0].payload.metadata == {"i": "n000"}

@@ -17,7 +17,7 @@ from typing import Any
 
 from pymilvus import MilvusClient, MilvusException
 
-from mmserve.errors import CollectionNotFoundError, StoreError
+from mmserve.errors import CollectionNotFoundError, ItemNotFoundError, StoreError
 from mmserve.models.base import EmbeddingSpace
 from mmserve.stores.base import (
     Collection,
@@ -25,6 +25,7 @@ from mmserve.stores.base import (
     Match,
     Modality,
     Payload,
+    StoredItem,
     UpsertResult,
     Vector,
     as_vector,
@@ -316,6 +317,67 @@ class MilvusStore:
             score=float(hit["distance"]),
             payload=Payload(text=text, image=image, metadata=entity.get("metadata") or {}),
         )
+
+    # -- browsing --------------------------------------------------------------------------
+
+    def list_items(self, name: str, *, offset: int = 0, limit: int = 50) -> list[StoredItem]:
+        """A page of items in id order, without image bytes.
+
+        A plain limited query has no stable order in Milvus (and caps offset + limit at
+        16384), so the page's ids come from a query iterator, which walks primary keys in
+        order; then the page's rows are read by id."""
+        self._open(name)
+        with self._calls(name):
+            walk = self._client.query_iterator(
+                milvus_name(name),
+                batch_size=min(max(offset + limit, 1), 1000),
+                limit=offset + limit,
+                filter="",
+                output_fields=["id"],
+            )
+            ids: list[str] = []
+            try:
+                while batch := walk.next():
+                    ids.extend(str(row["id"]) for row in batch)
+            finally:
+                walk.close()
+            page = sorted(ids)[offset : offset + limit]
+            if not page:
+                return []
+            rows = self._client.query(
+                milvus_name(name),
+                filter=f"id in [{', '.join(quote(i) for i in page)}]",
+                output_fields=["id", "text", "text_blob", "metadata"],
+                consistency_level=self.options.consistency_level,
+            )
+        rows.sort(key=lambda row: str(row["id"]))
+        return [self._stored(name, row, include_images=False) for row in rows]
+
+    def get_item(self, name: str, item_id: str) -> StoredItem:
+        """One item with its image bytes."""
+        self._open(name)
+        with self._calls(name):
+            rows = self._client.query(
+                milvus_name(name),
+                filter=f"id == {quote(item_id)}",
+                output_fields=["id", "text", "text_blob", "image_blob", "metadata"],
+                consistency_level=self.options.consistency_level,
+            )
+        if not rows:
+            raise ItemNotFoundError(
+                f"collection {name!r} has no item {item_id!r}", collection=name, item_id=item_id
+            )
+        return self._stored(name, rows[0], include_images=True)
+
+    def _stored(self, name: str, row: dict[str, Any], *, include_images: bool) -> StoredItem:
+        text = row.get("text")
+        if row.get("text_blob"):
+            text = self.blobs.get(name, row["text_blob"]).decode("utf-8")
+        image = None
+        if include_images and row.get("image_blob"):
+            image = self.blobs.get(name, row["image_blob"])
+        payload = Payload(text=text, image=image, metadata=row.get("metadata") or {})
+        return StoredItem(id=str(row["id"]), payload=payload)
 
     # -- maintenance -----------------------------------------------------------------------
 
