@@ -100,7 +100,9 @@ class ModelConfig(ModelSpec):
                 "autoscaling": "server.ingress_replicas",
                 "max_queued_requests": "server.max_queued_requests",
             }
-            misplaced = [key for key in from_ingress if key in self.model_fields_set]
+            # by value, not by fields set: the ingress rebuilds the config from a full dump
+            defaults = {"replicas": None, "autoscaling": None, "max_queued_requests": -1}
+            misplaced = [key for key in from_ingress if getattr(self, key) != defaults[key]]
             if misplaced:
                 raise ValueError(
                     f"placement 'ingress' takes {', '.join(misplaced)} from the ingress "

@@ -161,3 +161,10 @@ def test_docs_show_placement_ingress_in_a_checked_snippet() -> None:
     tests/unit/test_docs_snippets.py) that places a model in the ingress."""
     text = (ROOT / "docs" / "cluster.md").read_text(encoding="utf-8")
     assert "placement: ingress" in text
+
+
+def test_a_model_in_the_ingress_survives_the_config_round_trip_of_the_ingress() -> None:
+    """The ingress rebuilds the config from its full JSON dump (every field set)."""
+    config = _config({"captioner": _fake(placement="ingress")})
+    again = AppConfig.from_dict(config.model_dump(mode="json"), base_dir=ROOT)
+    assert again.models["captioner"].placement == "ingress"
