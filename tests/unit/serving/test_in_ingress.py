@@ -173,3 +173,29 @@ def test_the_handle_gateway_needs_no_handle_for_a_model_in_the_ingress() -> None
     with pytest.raises(ModelNotConfiguredError, match="captioner"):
         HandleGateway(config, {})
     HandleGateway(_config(text_encoder=_fake(placement="ingress")), {})
+
+
+def test_a_model_cheaper_than_the_thread_hop_runs_on_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, started = _started(text_encoder=_fake(placement="ingress"))
+    model = started["text_encoder"]
+    original = model._backend.embed_texts
+    threads: list[int] = []
+
+    def embed_texts(texts: Sequence[str]) -> Any:
+        threads.append(threading.get_ident())
+        return original(texts)
+
+    monkeypatch.setattr(model._backend, "embed_texts", embed_texts)
+
+    async def scenario() -> int:
+        for text in ("one", "two", "three"):
+            await model.call("embed_texts", text)
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(scenario())
+    model_thread_id = model_thread().submit(threading.get_ident).result()
+    # the first batch's cost is unknown: the model thread; the fake model then takes well
+    # under INLINE_BELOW_S a batch, so the next ones run on the loop
+    assert threads == [model_thread_id, loop_thread, loop_thread]
