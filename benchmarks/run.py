@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.suite import report
+from benchmarks.suite.ingress_targets import ingress_targets
 from benchmarks.suite.orchestrate import (
     ALL_SYSTEMS,
     DEFAULT_SYSTEMS,
@@ -117,6 +118,7 @@ def _concurrency_for(preset_name: str, plan: Plan) -> dict[str, tuple[int, ...]]
     return {
         "local": (1,),
         "mmserve": (1,),
+        "mmserve-ingress": (1,),
         "ray": (1,),
         "mmserve-actor": (1,),
         "ray-grpc": (1,),
@@ -156,6 +158,7 @@ def run_suite(args: argparse.Namespace, document: dict[str, Any], stem: Path) ->
                 document["targets"] += report.throughput_targets(
                     name, preset.workflows[0], results, system=system
                 )
+        document["targets"] += ingress_targets(name, preset.workflows, results)
         write_all(document, stem)
     run_image_path(args, document, stem)
 

@@ -29,7 +29,8 @@ from benchmarks.suite.servers import (
     peer_server,
 )
 
-HTTP_SYSTEMS = ("mmserve", "mmserve-nobatch", "fastapi", "litserve", "ray")
+#: ``mmserve-ingress``: mmserve with the model in the ingress (``placement: ingress``).
+HTTP_SYSTEMS = ("mmserve", "mmserve-ingress", "mmserve-nobatch", "fastapi", "litserve", "ray")
 #: Opt-in (``--systems``): mmserve over Ray actor calls (``server.transport: actor``) and the
 #: hand-written Ray app with Serve's proxy on gRPC, as mmserve's default transport sets it.
 EXTRA_SYSTEMS = ("mmserve-actor", "ray-grpc")
@@ -106,6 +107,11 @@ def _server(system: str, preset: Preset, inputs: Inputs, plan: Plan, port: int) 
         return mmserve_server(
             preset, plan.shape, inputs, system=system, port=port, workdir=plan.workdir
         )
+    if system == "mmserve-ingress":
+        return mmserve_server(
+            preset, plan.shape, inputs, system=system, port=port, workdir=plan.workdir,
+            placement="ingress",
+        )  # fmt: skip
     if system == "mmserve-nobatch":
         return mmserve_server(
             preset, plan.shape.unbatched(), inputs, system=system, port=port, workdir=plan.workdir

@@ -175,9 +175,15 @@ class ServeShape:
 
 
 def app_config(
-    preset: Preset, shape: ServeShape, *, port: int, transport: str = "grpc"
+    preset: Preset,
+    shape: ServeShape,
+    *,
+    port: int,
+    transport: str = "grpc",
+    placement: str = "deployment",
 ) -> dict[str, Any]:
-    """The mmserve app config (as a dict, for YAML) serving ``preset`` with ``shape``."""
+    """The mmserve app config (as a dict, for YAML) serving ``preset`` with ``shape``; with
+    ``placement="ingress"`` the model is loaded in the ingress (no handle hop)."""
     model: dict[str, Any] = {
         "backend": preset.backend,
         "source": preset.source,
@@ -190,6 +196,8 @@ def app_config(
     }
     if preset.max_new_tokens is not None:
         model["max_new_tokens"] = preset.max_new_tokens
+    if placement != "deployment":
+        model["placement"] = placement
     return {
         "models": {preset.role: model},
         # The memory store: no suite workflow touches the store, and it is the lightest.

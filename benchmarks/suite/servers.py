@@ -175,11 +175,13 @@ def mmserve_server(
     port: int,
     workdir: Path,
     transport: str = "grpc",
+    placement: str = "deployment",
 ) -> ServerProcess:
-    """``mmserve serve`` on a generated app config for ``preset``."""
+    """``mmserve serve`` on a generated app config for ``preset`` (the model in its own
+    deployment, or with ``placement="ingress"`` in the ingress)."""
     config_path = workdir / f"{system}.yaml"
     config_path.parent.mkdir(parents=True, exist_ok=True)
-    config = app_config(preset, shape, port=port, transport=transport)
+    config = app_config(preset, shape, port=port, transport=transport, placement=placement)
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     return ServerProcess(
         system=system,

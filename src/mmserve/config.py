@@ -82,6 +82,14 @@ class ModelConfig(ModelSpec):
         "it the run is answered 503 `overloaded` with Retry-After at once (-1: unbounded).",
     )
     batch: BatchConfig = Field(default_factory=BatchConfig)
+    placement: Literal["deployment", "ingress"] = Field(
+        default="deployment",
+        description="'deployment': a Ray Serve deployment of its own, scaled on its own "
+        "(replicas / autoscaling). 'ingress': loaded in every ingress replica and called there "
+        "without a hop (still batched), scaled with the ingress (server.ingress_replicas), whose "
+        "replicas then ask for this model's cpus, gpus and resources too; for models cheaper "
+        "than a hop.",
+    )
     warmup: bool = Field(
         default=True,
         description="Served: each replica runs its role's sample items (batch sizes 1 and "
@@ -92,6 +100,22 @@ class ModelConfig(ModelSpec):
 
     @model_validator(mode="after")
     def _scaling(self) -> Self:
+        if self.placement == "ingress":
+            from_ingress = {
+                "replicas": "server.ingress_replicas",
+                "autoscaling": "server.ingress_replicas",
+                "max_queued_requests": "server.max_queued_requests",
+            }
+            # by value, not by fields set: the ingress rebuilds the config from a full dump
+            defaults = {"replicas": None, "autoscaling": None, "max_queued_requests": -1}
+            misplaced = [key for key in from_ingress if getattr(self, key) != defaults[key]]
+            if misplaced:
+                raise ValueError(
+                    f"placement 'ingress' takes {', '.join(misplaced)} from the ingress "
+                    f"({', '.join(sorted({from_ingress[key] for key in misplaced}))}): remove "
+                    f"{'it' if len(misplaced) == 1 else 'them'} from the model entry, or use "
+                    "placement 'deployment' to scale the model on its own"
+                )
         if self.replicas is not None and self.autoscaling is not None:
             raise ValueError("set either 'replicas' or 'autoscaling', not both")
         if self.max_ongoing_requests < self.batch.max_size:
@@ -254,6 +278,19 @@ class AppConfig(_Strict):
                 )
             models[key] = model
         return {**data, "models": models}
+
+    @model_validator(mode="after")
+    def _ingress_batches(self) -> Self:
+        """A model in the ingress batches the ingress's own requests: they must fit."""
+        for key, model in self.models.items():
+            limit = self.server.max_ongoing_requests
+            if model.placement == "ingress" and model.batch.max_size > limit:
+                raise ValueError(
+                    f"model {key!r} (placement 'ingress'): batch.max_size "
+                    f"({model.batch.max_size}) must be <= server.max_ongoing_requests ({limit}), "
+                    "or its batches can never fill"
+                )
+        return self
 
     # -- lookups ----------------------------------------------------------------------------
 

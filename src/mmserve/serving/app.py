@@ -1,7 +1,8 @@
 """Build the Serve application of an app config.
 
 ``build_app(config)`` returns the bound application: the ingress, one deployment per model
-(see :mod:`mmserve.serving.plan` for sharing) and the store deployment. ``app_builder`` is the
+(see :mod:`mmserve.serving.plan` for sharing; models with ``placement: ingress`` have none,
+each ingress replica loads them) and the store deployment. ``app_builder`` is the
 same thing as a Ray Serve *application builder*, the ``import_path`` target of the config
 files that ``mmserve build`` writes::
 
@@ -30,6 +31,7 @@ from mmserve.serving.plan import (
     STORE_NAME,
     has_store,
     ingress_options,
+    ingress_placed,
     plan_models,
     store_options,
 )
@@ -65,7 +67,7 @@ def build_app(config: AppConfig | str | Path) -> Application:
             *store_args(store_cfg.kind, app_config.store_location(), store_cfg.options)
         )
         served_by[STORE_NAME] = []
-    served_by[INGRESS_NAME] = []
+    served_by[INGRESS_NAME] = ingress_placed(app_config)  # loaded in every ingress replica
     ingress = as_deployment(Ingress, INGRESS_NAME, ingress_options(app_config))
     return ingress.bind(
         app_config.model_dump(mode="json"),

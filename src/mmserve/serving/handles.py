@@ -103,8 +103,9 @@ class HandleGateway:
 
     def __init__(self, config: AppConfig, handles: Mapping[str, DeploymentHandle[Any]]) -> None:
         """``handles`` maps every config model name to its deployment's handle (models that
-        share a deployment share a handle)."""
-        missing = sorted(set(config.models) - set(handles))
+        share a deployment share a handle); models placed in the ingress have none."""
+        deployed = {name for name, model in config.models.items() if model.placement != "ingress"}
+        missing = sorted(deployed - set(handles))
         if missing:
             raise ModelNotConfiguredError(f"no deployment handle for model(s) {missing}")
         self._config = config

@@ -4,8 +4,9 @@ Each ingress replica rebuilds the app config, loads the workflows, and runs one 
 :class:`~mmserve.workflow.Engine` whose gateway is a
 :class:`~mmserve.serving.handles.HandleGateway` over the model deployments and whose store
 is a :class:`~mmserve.serving.store.StoreClient` of the single store deployment. Model calls
-whose replica dies are sent again (:mod:`mmserve.serving.replica_retry`). The engine
-itself never sees Ray.
+whose replica dies are sent again (:mod:`mmserve.serving.replica_retry`). Models placed in
+the ingress (``placement: ingress``) are loaded, warmed and called in the replica itself
+(:mod:`mmserve.serving.in_ingress`). The engine itself never sees Ray.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mmserve.registry import registry
 from mmserve.serving.api import ApiRuntime, create_api
 from mmserve.serving.handles import HandleGateway, with_transport
 from mmserve.serving.health import HealthReader, app_health
+from mmserve.serving.in_ingress import PlacedGateway, start_ingress_models
 from mmserve.serving.plan import APP_NAME, scale_to_zero_deployments
 from mmserve.serving.replica_retry import again_if_replica_dies
 from mmserve.serving.store import StoreClient
@@ -41,8 +43,9 @@ class IngressServer:
         deployments: dict[str, list[str]],
         store: DeploymentHandle[Any] | None = None,
     ) -> None:
-        """``models``: config model name -> handle; ``deployments``: deployment name -> the
-        models it serves (for health); ``store``: the store deployment, if any."""
+        """``models``: config model name -> handle (models placed in the ingress have none);
+        ``deployments``: deployment name -> the models it serves (for health); ``store``: the
+        store deployment, if any."""
         config = AppConfig.from_dict(config_data, base_dir=Path(base_dir))
         registry.ensure_loaded()
         workflows = load_workflows([p for p in config.workflow_paths() if p.exists()])
@@ -53,7 +56,9 @@ class IngressServer:
             for name, handle in models.items()
         }
         store_client = StoreClient(with_transport(store, transport)) if store is not None else None
-        engine = Engine(HandleGateway(config, models), store=store_client, registry=registry)
+        # models placed in the ingress: loaded and warmed here, before the replica is ready
+        gateway = PlacedGateway(config, HandleGateway(config, models), start_ingress_models(config))
+        engine = Engine(gateway, store=store_client, registry=registry)
         try:
             app_name = serve.get_replica_context().app_name
         except Exception:  # not in a replica: the default name

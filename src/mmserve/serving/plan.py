@@ -4,10 +4,13 @@ This module is the single source of truth for both :func:`mmserve.serving.app.bu
 (deploying from code) and ``mmserve build`` (the Ray Serve config file and the KubeRay
 RayService), so the two can never disagree. It imports no Ray.
 
-Each model of the config becomes one deployment with its own scaling. Models that would load
-exactly the same weights with exactly the same serving options (CLIP's image and text towers
-in most configs) share one deployment, so a replica loads those weights once and serves both
-roles; give them different options (say ``replicas``) and they split into two deployments.
+Each model of the config becomes one deployment with its own scaling, unless it says
+``placement: ingress``: then every ingress replica loads it and calls it in process (no
+hop), and the ingress's replicas ask for its resources on top of their own. Models that
+would load exactly the same weights with exactly the same serving options (CLIP's image and
+text towers in most configs) share one deployment, so a replica loads those weights once and
+serves both roles; give them different options (say ``replicas``) and they split into two
+deployments.
 """
 
 from __future__ import annotations
@@ -150,16 +153,38 @@ def scale_to_zero_deployments(config: AppConfig) -> frozenset[str]:
 
 
 def plan_models(config: AppConfig) -> list[ModelDeploymentPlan]:
-    """The model deployments of ``config``, in config order (shared ones merged)."""
+    """The model deployments of ``config``, in config order (shared ones merged); models
+    placed in the ingress (``placement: ingress``) have none: see :func:`plan_ingress_models`."""
+    return _plans(config, "deployment")
+
+
+def plan_ingress_models(config: AppConfig) -> list[ModelDeploymentPlan]:
+    """The models every ingress replica loads itself (``placement: ingress``), shared the
+    same way; ``name`` names the in-ingress server and ``options`` hold its ``user_config``."""
+    return _plans(config, "ingress")
+
+
+def ingress_placed(config: AppConfig) -> list[str]:
+    """Config names of the models placed in the ingress."""
+    return [name for name, model in config.models.items() if model.placement == "ingress"]
+
+
+def _plans(config: AppConfig, placement: str) -> list[ModelDeploymentPlan]:
     groups: dict[str, list[str]] = {}
     for name, model in config.models.items():
-        groups.setdefault(_sharing_key(model), []).append(name)
+        if model.placement == placement:
+            groups.setdefault(_sharing_key(model), []).append(name)
     plans = []
     for names in groups.values():
         first = config.models[names[0]]
         # Replicas run in other folders (and on other nodes): relative folders go absolute.
         spec = first.to_spec()
         spec = spec.model_copy(update={"source": absolute_source(spec.source, config.base_dir)})
+        options = (
+            _model_options_in(config, first)
+            if placement == "deployment"
+            else {"user_config": batch_user_config(first.batch)}
+        )
         plans.append(
             ModelDeploymentPlan(
                 name="+".join(names),
@@ -167,7 +192,7 @@ def plan_models(config: AppConfig) -> list[ModelDeploymentPlan]:
                 roles=tuple(config.role_of(name) for name in names),
                 backend=first.backend,
                 spec=spec,
-                options=_model_options_in(config, first),
+                options=options,
                 warmup_roles=tuple(
                     sorted({config.role_of(n) for n in names if config.models[n].warmup})
                 ),
@@ -188,6 +213,25 @@ def deployment_of(config: AppConfig) -> dict[str, str]:
     return {model: plan.name for plan in plan_models(config) for model in plan.models}
 
 
+def ingress_actor_resources(config: AppConfig) -> dict[str, Any]:
+    """What one ingress replica asks Ray for: :data:`INGRESS_CPUS`, plus the ``cpus``,
+    ``gpus`` and ``resources`` of each model placed in it (models sharing weights once)."""
+    cpus, gpus = INGRESS_CPUS, 0.0
+    resources: dict[str, float] = {}
+    for plan in plan_ingress_models(config):
+        model = config.models[plan.models[0]]
+        cpus += model.cpus
+        gpus += model.gpus
+        for name, amount in model.resources.items():
+            resources[name] = resources.get(name, 0.0) + amount
+    actor: dict[str, Any] = {"num_cpus": cpus}
+    if gpus:
+        actor["num_gpus"] = gpus
+    if resources:
+        actor["resources"] = dict(sorted(resources.items()))
+    return actor
+
+
 def ingress_options(config: AppConfig) -> dict[str, Any]:
     # The ingress waits on model calls, so it may hold many requests at once; past its
     # bounded queue Serve's proxy answers 503 + Retry-After at once instead of piling up.
@@ -197,7 +241,7 @@ def ingress_options(config: AppConfig) -> dict[str, Any]:
         "max_ongoing_requests": server.max_ongoing_requests,
         "max_queued_requests": server.max_queued_requests,
         "backpressure_config": {"status_code": 503, "retry_after_s": server.retry_after_s},
-        "ray_actor_options": _with_env({"num_cpus": INGRESS_CPUS}, config),
+        "ray_actor_options": _with_env(ingress_actor_resources(config), config),
     }
 
 
@@ -242,8 +286,11 @@ __all__ = [
     "deployment_of",
     "grpc_max_message_bytes",
     "has_store",
+    "ingress_actor_resources",
     "ingress_options",
+    "ingress_placed",
     "model_options",
+    "plan_ingress_models",
     "plan_models",
     "proxy_env",
     "required_resources_names",

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from mmserve.config import AppConfig
 from mmserve.errors import ConfigError
 from mmserve.serving.plan import (
-    INGRESS_CPUS,
     STORE_CPUS,
     has_store,
+    ingress_actor_resources,
     plan_models,
 )
 
@@ -102,7 +102,14 @@ def check_address_reachable(address: str, *, timeout_s: float = 5.0) -> None:
 
 def required_resources(config: AppConfig) -> dict[str, float]:
     """What the app needs at its smallest scale: every deployment's minimum replicas."""
-    need: dict[str, float] = {"CPU": INGRESS_CPUS * config.server.ingress_replicas, "GPU": 0.0}
+    ingress = ingress_actor_resources(config)  # with the models placed in it
+    replicas = config.server.ingress_replicas
+    need: dict[str, float] = {
+        "CPU": ingress["num_cpus"] * replicas,
+        "GPU": ingress.get("num_gpus", 0.0) * replicas,
+    }
+    for name, amount in ingress.get("resources", {}).items():
+        need[name] = amount * replicas
     if has_store(config):
         need["CPU"] += STORE_CPUS
     for plan in plan_models(config):
