@@ -107,7 +107,8 @@ class ModelConfig(ModelSpec):
                 "max_queued_requests": "server.max_queued_requests",
             }
             # by value, not by fields set: the ingress rebuilds the config from a full dump
-            defaults = {"replicas": None, "autoscaling": None, "max_queued_requests": -1}
+            fields = type(self).model_fields
+            defaults = {key: fields[key].default for key in from_ingress}
             misplaced = [key for key in from_ingress if getattr(self, key) != defaults[key]]
             if misplaced:
                 raise ValueError(

@@ -80,8 +80,8 @@ def test_the_cli_and_a_retrieval_workflow_on_milvus_lite(site: Path, tmp_path: P
     assert len(matches) == 3
     scores = [m["score"] for m in matches]
     assert scores == sorted(scores, reverse=True) and -1.0 <= scores[-1] <= scores[0] <= 1.0
-    assert all(m["image_bytes"] > 0 for m in matches)
-    assert {Path(m["metadata"]["source"]).name for m in matches} == {
+    assert all(m["payload"]["image"] for m in matches)
+    assert {Path(m["payload"]["metadata"]["source"]).name for m in matches} == {
         f"{name}.png" for name in COLOURS
     }
 

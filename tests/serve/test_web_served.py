@@ -51,7 +51,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     for name in WORKFLOWS:
         shutil.copy(ROOT / "workflows" / f"{name}.yaml", workflows)
     data["workflows"] = [str(workflows)]
-    data["agents"] = [str(ROOT / "agents")]
+    # the shipped assistant, offered only the workflows this server loads (its `generate`
+    # tool needs the image generator left out above)
+    agents = folder / "agents"
+    agents.mkdir()
+    assistant = yaml.safe_load((ROOT / "agents" / "assistant.yaml").read_text())
+    assistant["tools"] = [tool for tool in assistant["tools"] if tool in WORKFLOWS]
+    (agents / "assistant.yaml").write_text(yaml.safe_dump(assistant))
+    data["agents"] = [str(agents)]
     data["server"] = {"api_key_env": KEY_ENV}
     config_path = write_config(folder, data)
     env = {**os.environ, KEY_ENV: KEY, "RAY_AUTH_MODE": "disabled"}
