@@ -49,13 +49,12 @@ from mmserve.serving.openai_messages import (
     tool_call_deltas,
 )
 from mmserve.serving.run_request import TIMEOUT_PARAMETER, deadline_s
-from mmserve.serving.run_stream import EVENT_STREAM, KEEPALIVE_S
+from mmserve.serving.run_stream import EVENT_STREAM, EventFeed
 from mmserve.serving.runtime import ApiRuntime, request_id_of
 
 #: Tokens an agent's LLM may write per turn when the request names no max_tokens.
 DEFAULT_MAX_TOKENS = 512
 _DONE = b"data: [DONE]\n\n"
-_KEEPALIVE = b": keep-alive\n\n"
 _STREAM_DOC: dict[str, Any] = {
     "parameters": [TIMEOUT_PARAMETER],
     "responses": {
@@ -137,7 +136,7 @@ def openai_routes(runtime: ApiRuntime, responses: dict[int | str, Any]) -> APIRo
                 on_event=queue.put_nowait,
             )
             task = asyncio.create_task(run.run(messages, images, timeout_s=timeout_s))
-            return await _stream(agent, _Events(task, queue), request_id)
+            return await _stream(agent, EventFeed(task, queue), request_id)
         run = AgentRun(agent, runtime.engine, runtime.workflows, max_new_tokens=tokens)
         result = await run.run(messages, images, timeout_s=timeout_s)
         if result.status == "max_turns":
@@ -158,36 +157,9 @@ def openai_routes(runtime: ApiRuntime, responses: dict[int | str, Any]) -> APIRo
     return router
 
 
-class _Events:
-    """The events of a running agent, in order, then None when it has ended."""
-
-    def __init__(self, task: asyncio.Task[AgentResult], queue: asyncio.Queue[Event]) -> None:
-        self.task, self.queue = task, queue
-
-    async def next(self) -> Event | bytes | None:
-        """The next event, a keep-alive comment after a quiet while, or None at the end."""
-        if not self.queue.empty():
-            return self.queue.get_nowait()
-        if self.task.done():
-            return None
-        getter = asyncio.ensure_future(self.queue.get())
-        try:
-            done, _ = await asyncio.wait(
-                {getter, self.task}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            if not getter.done():
-                getter.cancel()
-        if getter in done:
-            return getter.result()
-        return await self.next() if done else _KEEPALIVE
-
-    def stop(self) -> None:
-        self.task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        self.task.cancel()
-
-
-async def _stream(agent: Agent, events: _Events, request_id: str) -> StreamingResponse:
+async def _stream(
+    agent: Agent, events: EventFeed[AgentResult, Event], request_id: str
+) -> StreamingResponse:
     """The SSE answer; the run's error as a plain JSON answer when it fails before its first
     LLM reply (bad handles, an LLM that fails at once)."""
     try:
@@ -208,7 +180,10 @@ async def _stream(agent: Agent, events: _Events, request_id: str) -> StreamingRe
 
 
 async def _body(
-    agent: Agent, events: _Events, first: Event | bytes | None, request_id: str
+    agent: Agent,
+    events: EventFeed[AgentResult, Event],
+    first: Event | bytes | None,
+    request_id: str,
 ) -> AsyncIterator[bytes]:
     name = agent.name
     try:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
@@ -39,6 +39,8 @@ KEEPALIVE_S = 15.0
 _KEEPALIVE = b": keep-alive\n\n"
 
 Event = StepStarted | StepFinished | ItemProgress
+R = TypeVar("R")
+E = TypeVar("E")
 
 #: The 200 answer's event-stream form, for the OpenAPI document of the run operation.
 EVENT_STREAM_RESPONSE: dict[str, Any] = {
@@ -68,13 +70,14 @@ def frame(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {text}\n\n".encode()
 
 
-class _Events:
-    """The events of a running run, in order, then None when it has ended."""
+class EventFeed(Generic[R, E]):
+    """The events of a running task (a workflow run, an agent run), in order, then None when
+    it has ended."""
 
-    def __init__(self, task: asyncio.Task[RunResult], queue: asyncio.Queue[Event]) -> None:
+    def __init__(self, task: asyncio.Task[R], queue: asyncio.Queue[E]) -> None:
         self.task, self.queue = task, queue
 
-    async def next(self) -> Event | bytes | None:
+    async def next(self) -> E | bytes | None:
         """The next event, the keep-alive comment after a quiet while, or None at the end."""
         if not self.queue.empty():
             return self.queue.get_nowait()
@@ -92,10 +95,10 @@ class _Events:
             return getter.result()
         return await self.next() if done else _KEEPALIVE
 
-
-def _stop(task: asyncio.Task[RunResult]) -> None:
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # consumed: no log noise
-    task.cancel()
+    def stop(self) -> None:
+        """Cancel the task; its outcome is consumed, so it logs nothing."""
+        self.task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self.task.cancel()
 
 
 async def stream_run(
@@ -110,13 +113,13 @@ async def stream_run(
     async def running() -> RunResult:
         return await start(queue.put_nowait)
 
-    events = _Events(asyncio.create_task(running()), queue)
+    events = EventFeed(asyncio.create_task(running()), queue)
     try:
         first = await events.next()
         while isinstance(first, bytes):
             first = await events.next()
     except BaseException:
-        _stop(events.task)
+        events.stop()
         raise
     error = events.task.exception() if first is None else None
     if error is not None:
@@ -129,7 +132,7 @@ async def stream_run(
 
 
 async def _body(
-    events: _Events, first: Event | bytes | None, request_id: str
+    events: EventFeed[RunResult, Event], first: Event | bytes | None, request_id: str
 ) -> AsyncIterator[bytes]:
     try:
         event = first
@@ -148,7 +151,14 @@ async def _body(
             yield frame("result", {**result.model_dump(mode="json"), "request_id": request_id})
     finally:
         if not events.task.done():
-            _stop(events.task)  # the client went away: stop the run's work
+            events.stop()  # the client went away: stop the run's work
 
 
-__all__ = ["EVENT_STREAM", "EVENT_STREAM_RESPONSE", "frame", "stream_run", "wants_event_stream"]
+__all__ = [
+    "EVENT_STREAM",
+    "EVENT_STREAM_RESPONSE",
+    "EventFeed",
+    "frame",
+    "stream_run",
+    "wants_event_stream",
+]
