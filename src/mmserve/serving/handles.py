@@ -11,7 +11,7 @@ failures become serving errors with a clear message.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from grpc import StatusCode
@@ -159,17 +159,25 @@ class HandleGateway:
                 result: Served[Any] = await _call(model, handle.remote(method, item))
                 return result
 
-        tasks = [asyncio.ensure_future(one(item)) for item in items]
-        try:
-            served = await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:  # one item failed: the others' results would be discarded
-                task.cancel()
-            raise
-        return Batched(
-            items=[item.value for item in served],
-            batch_size=max((item.batch_size for item in served), default=0),
-        )
+        return await serve_each(items, one)
 
 
-__all__ = ["HandleGateway", "translate_error", "with_transport"]
+async def serve_each(
+    items: Sequence[Any], one: Callable[[Any], Awaitable[Served[Any]]]
+) -> Batched[Any]:
+    """``one(item)`` for every item at once, as one batched answer (the largest batch any
+    item rode in); when one item fails, the others are cancelled and the failure raised."""
+    tasks = [asyncio.ensure_future(one(item)) for item in items]
+    try:
+        served = await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:  # one item failed: the others' results would be discarded
+            task.cancel()
+        raise
+    return Batched(
+        items=[item.value for item in served],
+        batch_size=max((item.batch_size for item in served), default=0),
+    )
+
+
+__all__ = ["HandleGateway", "serve_each", "translate_error", "with_transport"]

@@ -32,6 +32,7 @@ from mmserve.gateway.local import model_thread, on_model_thread
 from mmserve.gateway.methods import method_of, require_space
 from mmserve.models.base import EmbeddingSpace
 from mmserve.serving.deployments import ModelServer, Served, _Failed
+from mmserve.serving.handles import serve_each
 from mmserve.serving.plan import ModelDeploymentPlan, plan_ingress_models
 
 #: A method whose last batch ran faster than this runs its next batch on the event loop
@@ -149,17 +150,7 @@ class PlacedGateway:
             async with limit:
                 return await self._served(model, method, item)
 
-        tasks = [asyncio.ensure_future(one(item)) for item in items]
-        try:
-            served = await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:  # one item failed: the others' results would be discarded
-                task.cancel()
-            raise
-        return Batched(
-            items=[item.value for item in served],
-            batch_size=max((item.batch_size for item in served), default=0),
-        )
+        return await serve_each(items, one)
 
     async def _served(self, model: str, method: str, item: Any) -> Served[Any]:
         try:
