@@ -14,6 +14,9 @@ Serve has a replica (:func:`~mmserve.serving.replica_retry.send_again_if_replica
 the dead replica had committed is then applied again by id, which changes nothing, and one it
 had not is applied now; either way the caller's answer is true.
 
+Before Serve marks the replica healthy it warms the store: one search and one listing per
+collection (:mod:`mmserve.stores.warmup`), so the first search after ready is not the slow one.
+
 Maintenance: after every ``OPTIMIZE_EVERY`` writes to a collection the replica compacts it
 (and builds its ANN index once it is large enough, see the store's ``optimize``) in the
 background, after answering the write that crossed the mark.
@@ -47,6 +50,7 @@ from mmserve.stores.base import (
     Vector,
 )
 from mmserve.stores.browse import get_store_item, list_store_items
+from mmserve.stores.warmup import warm_store
 
 T = TypeVar("T")
 
@@ -83,6 +87,9 @@ class StoreServer:
         self._optimize_every = optimize_every
         self._writes: dict[str, int] = {}
         self._maintenance: set[asyncio.Task[None]] = set()
+        # warm before Serve marks the replica healthy (reads only; Serve's logger, as a
+        # replica drops other loggers' INFO lines)
+        self.warmup_s = warm_store(self._store, log=logging.getLogger("ray.serve"))
 
     async def _run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T | Refused:
         try:
