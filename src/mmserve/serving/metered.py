@@ -72,6 +72,8 @@ class MeteredGateway:
 
     def __getattr__(self, name: str) -> Any:
         # what else the wrapped gateway offers (e.g. image_input), unrecorded
+        if name.startswith("__") or name == "_gateway":
+            raise AttributeError(name)
         return getattr(self._gateway, name)
 
     async def call(self, model: str, method: str, item: Any) -> Called[Any]:
