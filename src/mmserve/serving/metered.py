@@ -9,17 +9,20 @@ and call; the metric objects are made once per process.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from mmserve.gateway.base import Batched, Called, ModelGateway
 from mmserve.models.base import EmbeddingSpace
 from mmserve.serving.metrics import Ongoing, Recorder, process_recorder, record_model_call
 from mmserve.serving.metrics import record_run as _record_run
-from mmserve.workflow import Engine, RunResult, Workflow, trace_of
+from mmserve.workflow import Engine, RunResult, TraceEntry, Workflow, trace_of
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class MeteredEngine(Engine):
@@ -32,7 +35,8 @@ class MeteredEngine(Engine):
 
     async def run(self, workflow: Workflow, inputs: Mapping[str, Any], **options: Any) -> RunResult:
         tags = {"workflow": workflow.name}
-        self._ongoing.change(tags, +1)
+        with _never_failing():
+            self._ongoing.change(tags, +1)
         started = time.perf_counter()
         try:
             result = await super().run(workflow, inputs, **options)
@@ -40,15 +44,21 @@ class MeteredEngine(Engine):
             self._record(workflow, trace_of(exc) or [], started, exc)
             raise
         finally:
-            self._ongoing.change(tags, -1)
+            with _never_failing():
+                self._ongoing.change(tags, -1)
         self._record(workflow, result.trace, started, None)
         return result
 
     def _record(
-        self, workflow: Workflow, trace: Any, started: float, error: BaseException | None
+        self,
+        workflow: Workflow,
+        trace: Sequence[TraceEntry],
+        started: float,
+        error: BaseException | None,
     ) -> None:
         wall_ms = (time.perf_counter() - started) * 1000
-        _record_run(self._recorder, workflow.name, trace, wall_ms=wall_ms, error=error)
+        with _never_failing():
+            _record_run(self._recorder, workflow.name, trace, wall_ms=wall_ms, error=error)
 
 
 class MeteredGateway:
@@ -92,7 +102,8 @@ class MeteredGateway:
         self, model: str, method: str, items: int, call: Callable[[], Awaitable[T]]
     ) -> T:
         tags = {"model": model, "method": method}
-        self._ongoing.change(tags, +1)
+        with _never_failing():
+            self._ongoing.change(tags, +1)
         started = time.perf_counter()
         try:
             result = await call()
@@ -110,17 +121,33 @@ class MeteredGateway:
         batch_size: int | None,
         error: BaseException | None,
     ) -> None:
-        self._ongoing.change(tags, -1)
         wall_ms = (time.perf_counter() - started) * 1000
-        record_model_call(
-            self._recorder,
-            tags["model"],
-            tags["method"],
-            items=items,
-            wall_ms=wall_ms,
-            batch_size=batch_size,
-            error=error,
-        )
+        with _never_failing():
+            self._ongoing.change(tags, -1)
+            record_model_call(
+                self._recorder,
+                tags["model"],
+                tags["method"],
+                items=items,
+                wall_ms=wall_ms,
+                batch_size=batch_size,
+                error=error,
+            )
+
+
+@contextmanager
+def _never_failing() -> Iterator[None]:
+    """Recording a metric never fails the request it describes: a failure is logged once."""
+    global _warned
+    try:
+        yield
+    except Exception:
+        if not _warned:
+            _warned = True
+            logger.exception("recording mmserve's metrics failed (logged once per process)")
+
+
+_warned = False
 
 
 __all__ = ["MeteredEngine", "MeteredGateway"]

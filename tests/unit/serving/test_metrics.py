@@ -78,6 +78,12 @@ class Tally:
 
 @pytest.fixture
 def app(tmp_path: Path) -> tuple[MeteredEngine, dict[str, Workflow], Tally]:
+    tally = Tally()
+    engine, workflows = _metered_app(tmp_path, tally)
+    return engine, workflows, tally
+
+
+def _metered_app(tmp_path: Path, recorder: Any) -> tuple[MeteredEngine, dict[str, Workflow]]:
     (tmp_path / "caption_each.yaml").write_text(yaml.safe_dump(CAPTION_EACH), encoding="utf-8")
     fake = {"backend": "fake", "source": "fake://"}
     config = AppConfig.from_dict(
@@ -87,10 +93,9 @@ def app(tmp_path: Path) -> tuple[MeteredEngine, dict[str, Workflow], Tally]:
         },
         base_dir=ROOT,
     )
-    tally = Tally()
-    gateway = MeteredGateway(LocalGateway(config), config, recorder=tally)
-    engine = MeteredEngine(gateway, cache=StepCache(), recorder=tally)
-    return engine, load_workflows(config.workflow_paths()), tally
+    gateway = MeteredGateway(LocalGateway(config), config, recorder=recorder)
+    engine = MeteredEngine(gateway, cache=StepCache(), recorder=recorder)
+    return engine, load_workflows(config.workflow_paths())
 
 
 def _image() -> Any:
@@ -136,6 +141,23 @@ def test_cache_hits_and_misses_are_counted_per_item(
     assert tally.count("mmserve_step_cache_misses", **step) == 3  # a, b, then c
     assert tally.count("mmserve_step_cache_hits", **step) == 2  # a and b again
     assert tally.count("mmserve_model_items", model="captioner", method="caption") == 3
+
+
+class Broken(Tally):
+    """A metrics backend that fails on every update."""
+
+    def add(self, name: str, tags: Mapping[str, str], value: float = 1.0) -> None:
+        raise RuntimeError("the metrics backend is down")
+
+    observe = set = add  # type: ignore[assignment]
+
+
+def test_a_failing_recorder_never_fails_a_run(tmp_path: Path) -> None:
+    engine, workflows = _metered_app(tmp_path, Broken())
+    result = asyncio.run(engine.run(workflows["caption"], {"image": _image()}))
+    assert result.outputs["caption"] == "a red image"
+    with pytest.raises(MmserveError, match="on purpose"):  # the run's own error, not the backend's
+        asyncio.run(engine.run(workflows["caption"], {"image": _image(), "prompt": FAIL_MARKER}))
 
 
 def test_a_skipped_step_is_counted_but_not_timed() -> None:
