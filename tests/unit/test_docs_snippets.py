@@ -4,7 +4,8 @@ A snippet is one of:
 
 * a copy of a shipped file, named by a first-line comment (``# workflows/describe.yaml``,
   relative to the plugin for a plugin's README, else to the repository): it must say what the
-  file says;
+  file says (a Kubernetes manifest, e.g. deployments/kuberay/podmonitor.yaml, is then checked
+  by its own test);
 * a workflow (it has ``steps:``): it must load and pass every static check, with the steps of
   the plugin whose README it is in;
 * an agent (it has ``model:`` and ``name:``): it must pass the agent checks against the shipped
@@ -112,6 +113,8 @@ def test_yaml_snippet_is_valid(where: str, text: str) -> None:
         assert data == yaml.safe_load(file.read_text(encoding="utf-8")), (
             f"{where}: differs from {named.group(1)}"
         )
+        if isinstance(data, dict) and {"apiVersion", "kind"} <= set(data):
+            return  # a shipped Kubernetes manifest, checked by its own test
     assert isinstance(data, dict), f"{where}: a snippet is a mapping"
     if "steps" in data:
         if plugin is None:  # it may use the shipped workflows as steps (`workflow:NAME`)

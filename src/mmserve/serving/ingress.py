@@ -26,10 +26,11 @@ from mmserve.serving.api import ApiRuntime, create_api
 from mmserve.serving.handles import HandleGateway, with_transport
 from mmserve.serving.health import HealthReader, app_health
 from mmserve.serving.in_ingress import PlacedGateway, start_ingress_models
+from mmserve.serving.metered import MeteredEngine, MeteredGateway
 from mmserve.serving.plan import APP_NAME, scale_to_zero_deployments
 from mmserve.serving.replica_retry import again_if_replica_dies
 from mmserve.serving.store import StoreClient
-from mmserve.workflow import Engine, load_workflows
+from mmserve.workflow import load_workflows
 
 
 class IngressServer:
@@ -58,7 +59,10 @@ class IngressServer:
         store_client = StoreClient(with_transport(store, transport)) if store is not None else None
         # models placed in the ingress: loaded and warmed here, before the replica is ready
         gateway = PlacedGateway(config, HandleGateway(config, models), start_ingress_models(config))
-        engine = Engine(gateway, store=store_client, registry=registry)
+        # runs and model calls recorded as metrics (mmserve.serving.metrics)
+        engine = MeteredEngine(
+            MeteredGateway(gateway, config), store=store_client, registry=registry
+        )
         try:
             app_name = serve.get_replica_context().app_name
         except Exception:  # not in a replica: the default name
