@@ -31,8 +31,15 @@ from mmserve.serving.plan import INGRESS_NAME, STORE_NAME, all_deployment_option
 
 #: Ray counts resources in units of 1/10000 (a replica may ask for 0.0001 CPU).
 UNIT = 10_000
-#: Kinds every node offers; any other kind (GPUs, custom resources) is "special".
-_COMMON = frozenset({"CPU", "memory"})
+#: Kinds every node offers (and Ray's ``node:<ip>`` markers); any other kind (GPUs, custom
+#: resources) is "special": kept free for the replicas that ask for it when possible.
+_COMMON = frozenset({"CPU", "memory", "object_store_memory"})
+
+
+def _special(kind: str) -> bool:
+    return kind not in _COMMON and not kind.startswith("node:")
+
+
 #: Placed before the models: the app answers nothing without them.
 _FIRST = frozenset({INGRESS_NAME, STORE_NAME})
 
@@ -156,7 +163,7 @@ class _Room:
         self.free = {k: _units(v) for k, v in node.resources.items() if k != "GPU"}
         gpus = _units(node.resources.get("GPU", 0.0))
         self.gpus = [UNIT] * (gpus // UNIT) + ([gpus % UNIT] if gpus % UNIT else [])
-        self.special = {k for k, v in node.resources.items() if v > 0 and k not in _COMMON}
+        self.special = {k for k, v in node.resources.items() if v > 0 and _special(k)}
 
     def strangers(self, ask: Ask) -> int:
         """How many special kinds this node has that ``ask`` does not use (fewer: better)."""

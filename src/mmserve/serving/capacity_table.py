@@ -131,8 +131,8 @@ def check_capacity(fit: Fit, *, allow_pending: bool, where: str = "this Ray clus
     raise CapacityError(
         message,
         table=text,
-        hint="lower their replicas, cpus, gpus or resources, or add nodes (docs/cluster.md, "
-        "'Sizing a cluster'); --allow-pending deploys anyway and leaves them pending",
+        hint="lower their replicas, cpus, gpus or resources, or add nodes; --allow-pending "
+        "deploys anyway and leaves them pending; see 'Sizing a cluster' in docs/cluster.md",
     )
 
 
