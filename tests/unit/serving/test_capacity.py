@@ -149,6 +149,22 @@ def test_autoscaling_counts_the_replicas_it_starts_with() -> None:
 
 
 def test_memory_is_checked_where_a_replica_asks_for_it() -> None:
+    config = _config(
+        {
+            "captioner": _fake(memory="4Gi"),
+            "text_encoder": _fake(memory=2**20, placement="ingress"),
+        }
+    )
+    asks = {ask.deployment: ask for ask in asks_of(config)}
+    assert asks["captioner"].per_replica["memory"] == 4 * 2**30
+    assert asks["ingress"].per_replica["memory"] == 2**20  # the model placed in it
+    assert "memory" not in asks["store"].per_replica
+    roomy = fit(list(asks.values()), [Node("n", {"CPU": 8.0, "memory": 8 * 2**30})])
+    assert roomy.fits
+    small = fit(list(asks.values()), [Node("n", {"CPU": 8.0, "memory": 3 * 2**30})])
+    assert _why(small) == {
+        "captioner": (0, "one replica needs memory 4GiB, the largest node has memory 3GiB")
+    }
     asks = [Ask("llm", 1, {"CPU": 1.0, "memory": 24 * 2**30})]
     nodes = [Node("n", {"CPU": 8.0, "memory": 16 * 2**30})]
     assert _why(fit(asks, nodes)) == {

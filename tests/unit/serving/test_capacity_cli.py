@@ -109,3 +109,22 @@ def test_build_kuberay_checks_the_manifests_node_groups(
     both = _build(*args, "--node", "cpus=8")
     assert both.exit_code == 2
     assert "--kuberay" in both.stderr
+
+
+def test_build_writes_a_models_memory_for_ray(tmp_path: Path) -> None:
+    from ray.serve.schema import ServeDeploySchema
+
+    fake = {"backend": "fake", "source": "fake://"}
+    config = _write(tmp_path, {"captioner": {**fake, "memory": "512Mi"}})
+    output = tmp_path / "serve.yaml"
+    result = _build("--config", str(config), "--node", "cpus=4,memory=256Mi", "-o", str(output))
+    assert result.exit_code == 1
+    assert _rows(result.stderr)["captioner"].endswith(
+        "one replica needs memory 512MiB, the largest node has memory 256MiB"
+    )
+    result = _build("--config", str(config), "--node", "cpus=4,memory=1Gi", "-o", str(output))
+    assert result.exit_code == 0, result.output
+    built = yaml.safe_load(output.read_text())
+    ServeDeploySchema.model_validate(built)
+    (captioner,) = [d for d in built["applications"][0]["deployments"] if d["name"] == "captioner"]
+    assert captioner["ray_actor_options"]["memory"] == 512 * 2**20
