@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mmserve.byte_sizes import parse_bytes
 from mmserve.errors import ConfigError, ModelNotConfiguredError
 from mmserve.models.base import ModelSpec
 from mmserve.registry import registry
@@ -74,6 +75,11 @@ class ModelConfig(ModelSpec):
     resources: dict[str, float] = Field(
         default_factory=dict, description="Custom Ray resources per replica (node placement)."
     )
+    memory: int | None = Field(
+        default=None,
+        description="Memory each replica reserves on its node (Ray's `memory` resource; "
+        "4Gi, 512Mi or bytes): Ray places it only where that much is unreserved. Unset: none.",
+    )
     max_ongoing_requests: int = Field(default=16, ge=1)
     max_queued_requests: int = Field(
         default=64,
@@ -97,6 +103,11 @@ class ModelConfig(ModelSpec):
         "slow; false: ready as soon as loaded. Models differing only here share a deployment. "
         "Default false for the `openai` backend (no requests to the endpoint at start).",
     )
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory_bytes(cls, value: Any) -> Any:
+        return None if value is None else parse_bytes(value)
 
     @model_validator(mode="after")
     def _scaling(self) -> Self:

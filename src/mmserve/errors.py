@@ -52,6 +52,21 @@ class ConfigError(MmserveError):
     code = "config_error"
 
 
+class CapacityError(ConfigError):
+    """The config asks for more than the Ray cluster has (the capacity preflight): the
+    message, then the table of the deployments whose replicas would stay pending."""
+
+    code = "capacity_error"
+
+    def __init__(self, message: str, *, table: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.table = table
+
+    def __str__(self) -> str:
+        hint = f"\n({self.hint})" if self.hint else ""
+        return f"{self.message}\n{self.table}{hint}"
+
+
 # --- plugins -------------------------------------------------------------------------------
 
 
@@ -484,6 +499,7 @@ __all__ = [
     "ApiServerError",
     "ApiTimeoutError",
     "AuthError",
+    "CapacityError",
     "ClientTimeoutError",
     "CollectionNotFoundError",
     "ConfigError",

@@ -284,3 +284,32 @@ def test_sigterm_stops_everything_it_started(tiny_server: TinyServer) -> None:
     assert not [pid for pid in started if _alive(pid)]
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{tiny_server.url}/v1/health", timeout=5)
+
+
+def test_a_config_that_does_not_fit_is_refused_before_serve_starts(tmp_path: Path) -> None:
+    """The embedded local Ray has no node with the custom resource: `mmserve serve` refuses
+    with the capacity table, before Serve starts, and exits non-zero."""
+    fake = {"backend": "fake", "source": "fake://", "cpus": 0.1}
+    config = write_config(
+        tmp_path,
+        {
+            "models": {"captioner": fake, "vqa": {**fake, "resources": {"accel_node": 1}}},
+            "store": {"kind": "memory"},
+            "workflows": [],
+        },
+    )
+    done = subprocess.run(
+        [*MMSERVE_SERVE, "--config", str(config), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang fails the test instead of blocking it
+    )
+    assert done.returncode == 1, done.stderr
+    assert "error: the config does not fit this Ray cluster (1 node: CPU " in done.stderr
+    assert "replicas of vqa would stay pending" in done.stderr
+    (row,) = [line for line in done.stderr.splitlines() if line.startswith("vqa ")]
+    assert row.split()[:2] == ["vqa", "1"]
+    assert row.endswith("no node has accel_node")
+    assert "--allow-pending" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Started Serve" not in done.stderr and "Deploying" not in done.stderr

@@ -1,10 +1,13 @@
 """Two Ray nodes on this machine (ray.cluster_utils.Cluster): the second offers a custom
 resource, the config places the VQA model there through `resources:`, and the app, deployed
-by joining the cluster's address as `mmserve serve --address` does, still answers."""
+by joining the cluster's address as `mmserve serve --address` does, still answers. A config
+too large for the two nodes is refused by `mmserve serve --address` with the capacity table,
+before it touches Serve."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ import httpx
 import pytest
 from ray import serve
 from ray.cluster_utils import Cluster
-from serve_support import ROOT, free_port, png_base64, wait_ready, write_config
+from serve_support import MMSERVE_SERVE, ROOT, free_port, png_base64, wait_ready, write_config
 
 from mmserve.config import AppConfig
 from mmserve.serving.plan import APP_NAME
@@ -25,8 +28,8 @@ NODE_ARGS: dict[str, Any] = {"object_store_memory": 128 * 1024 * 1024}
 
 
 class TwoNodes:
-    def __init__(self, url: str, accel_node_id: str) -> None:
-        self.url, self.accel_node_id = url, accel_node_id
+    def __init__(self, url: str, accel_node_id: str, address: str) -> None:
+        self.url, self.accel_node_id, self.address = url, accel_node_id, address
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +59,7 @@ def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodes]:
             config, port=free_port(), address=cluster.address, proxy_location="HeadOnly"
         )
         url = session.start()
-        yield TwoNodes(url, accel.node_id)
+        yield TwoNodes(url, accel.node_id, cluster.address)
     finally:
         if session is not None:
             session.stop()
@@ -84,3 +87,41 @@ def test_workflows_answer_across_nodes(two_nodes: TwoNodes) -> None:
         )
         assert response.status_code == 200, response.text
         assert response.json()["outputs"]["answer"] == "yes"
+
+
+def test_a_config_too_large_for_the_cluster_is_refused_with_the_table(
+    two_nodes: TwoNodes, tmp_path: Path
+) -> None:
+    """Head: 2 CPUs; the other node: 1 CPU and `accel`. The preflight reads the nodes
+    (ray.nodes()) and refuses before Serve is touched: the running app keeps answering."""
+    fake = {"backend": "fake", "source": "fake://"}
+    config = write_config(
+        tmp_path,
+        {
+            "models": {
+                "captioner": {**fake, "cpus": 0.5},
+                "vqa": {**fake, "cpus": 2, "resources": {"accel": 1}},  # no node has both
+                "image_encoder": {**fake, "cpus": 0.1, "resources": {"vqa_node": 1}},
+            },
+            "store": {"kind": "memory"},
+            "workflows": [],
+        },
+    )
+    done = subprocess.run(
+        [*MMSERVE_SERVE, "--config", str(config), "--address", two_nodes.address],
+        capture_output=True,
+        text=True,
+        timeout=180,  # a hang fails the test instead of blocking it
+    )
+    assert done.returncode == 1, done.stderr
+    assert "error: the config does not fit this Ray cluster (2 nodes: CPU 3, GPU 0, " in (
+        done.stderr
+    )
+    rows = {line.split()[0]: line for line in done.stderr.splitlines()[1:] if line[:1].isalnum()}
+    assert rows["vqa"].endswith("no node has CPU 2, accel 1 at once (each alone fits somewhere)")
+    assert "CPU 3 (node max 2), accel 1" in rows["vqa"]
+    assert rows["image_encoder"].endswith("no node has vqa_node")
+    assert "captioner" not in rows  # it fits
+    assert rows["all"].split()[:2] == ["all", "5"]
+    assert "Traceback" not in done.stderr
+    assert wait_ready(two_nodes.url)["deployments"]["vqa"]["ready"]

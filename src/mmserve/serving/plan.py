@@ -128,6 +128,8 @@ def model_options(model: ModelConfig) -> dict[str, Any]:
         "num_gpus": model.gpus,
         "resources": dict(sorted(model.resources.items())),
     }
+    if model.memory is not None:
+        options["ray_actor_options"]["memory"] = model.memory
     options["user_config"] = batch_user_config(model.batch)
     return options
 
@@ -215,18 +217,22 @@ def deployment_of(config: AppConfig) -> dict[str, str]:
 
 def ingress_actor_resources(config: AppConfig) -> dict[str, Any]:
     """What one ingress replica asks Ray for: :data:`INGRESS_CPUS`, plus the ``cpus``,
-    ``gpus`` and ``resources`` of each model placed in it (models sharing weights once)."""
-    cpus, gpus = INGRESS_CPUS, 0.0
+    ``gpus``, ``memory`` and ``resources`` of each model placed in it (models sharing weights
+    once)."""
+    cpus, gpus, memory = INGRESS_CPUS, 0.0, 0
     resources: dict[str, float] = {}
     for plan in plan_ingress_models(config):
         model = config.models[plan.models[0]]
         cpus += model.cpus
         gpus += model.gpus
+        memory += model.memory or 0
         for name, amount in model.resources.items():
             resources[name] = resources.get(name, 0.0) + amount
     actor: dict[str, Any] = {"num_cpus": cpus}
     if gpus:
         actor["num_gpus"] = gpus
+    if memory:
+        actor["memory"] = memory
     if resources:
         actor["resources"] = dict(sorted(resources.items()))
     return actor

@@ -3,15 +3,14 @@
 Starting Ray and Serve costs tens of seconds, and a replica whose model cannot load is
 retried by Serve again and again. These checks catch the common causes first, on the
 caller's machine, with messages that say how to fix them: workflows that do not validate,
-hub models with no network (pointing at the offline tiny profile), missing folders, and
-replicas asking for GPUs or custom resources that no node of the cluster has.
+hub models with no network (pointing at the offline tiny profile), and missing folders.
+Whether the replicas fit on the cluster's nodes is :mod:`mmserve.serving.capacity`'s check.
 """
 
 from __future__ import annotations
 
 import math
 import socket
-from collections.abc import Mapping
 
 from mmserve.config import AppConfig
 from mmserve.errors import ConfigError
@@ -134,26 +133,8 @@ def embedded_cpus(config: AppConfig, available: int) -> int:
     return max(available, math.ceil(required_resources(config)["CPU"]))
 
 
-def check_cluster_resources(config: AppConfig, cluster: Mapping[str, float]) -> None:
-    """Fail clearly when a replica asks for GPUs or custom resources no node offers."""
-    need = required_resources(config)
-    missing = []
-    for name, amount in sorted(need.items()):
-        if name == "CPU" or amount <= 0:
-            continue
-        if cluster.get(name, 0.0) <= 0:
-            missing.append(f"{name} (needed: {amount:g})")
-    if missing:
-        raise ConfigError(
-            f"the config asks for resources this Ray cluster does not have: {', '.join(missing)}",
-            hint="set 'gpus: 0' / remove 'resources:' for this machine, or pass --address of "
-            "a cluster whose nodes provide them",
-        )
-
-
 __all__ = [
     "check_address_reachable",
-    "check_cluster_resources",
     "check_models",
     "check_port_free",
     "check_workflows",

@@ -1,8 +1,11 @@
 """Run the served app from a process: ``mmserve serve`` and tests use this.
 
 :class:`ServeSession` checks the config (:mod:`mmserve.serving.preflight`), starts an embedded
-local Ray when no address is given (or connects to ``address``), deploys the app and waits
-until every deployment is ready (what ``GET /v1/ready`` reports). A Ray it starts gets the
+local Ray when no address is given (or connects to ``address``), checks that every replica
+fits on the cluster's nodes (:mod:`mmserve.serving.capacity`; it refuses with a table of what
+does not, before Serve starts, unless ``allow_pending``), deploys the app and waits until every
+deployment is ready (what ``GET /v1/ready`` reports; with replicas left pending, until each
+deployment with room has a replica running). A Ray it starts gets the
 HTTP proxy's switch for ``server.transport`` in its environment
 (:func:`mmserve.serving.plan.proxy_env`).
 :meth:`ServeSession.stop` undoes exactly what ``start`` did: an embedded Ray is shut down with
@@ -34,11 +37,12 @@ from mmserve.config import AppConfig
 from mmserve.errors import ServingError
 from mmserve.serving.api import not_ready_message
 from mmserve.serving.app import build_app
+from mmserve.serving.capacity import Fit, asks_of, fit, nodes_from_ray
+from mmserve.serving.capacity_table import check_capacity
 from mmserve.serving.health import app_health
 from mmserve.serving.plan import APP_NAME, proxy_env, scale_to_zero_deployments
 from mmserve.serving.preflight import (
     check_address_reachable,
-    check_cluster_resources,
     check_models,
     check_port_free,
     check_workflows,
@@ -70,9 +74,14 @@ class ServeSession:
         ray_options: dict[str, Any] | None = None,
         on_ray_started: Callable[[], None] | None = None,
         proxy_location: str | None = None,
+        allow_pending: bool = False,
+        announce: Callable[[str], None] | None = None,
     ) -> None:
         """``on_ray_started`` runs right after this process starts or joins Ray (Ray's
-        core worker installs its own SIGTERM handler then; the runner re-installs its own)."""
+        core worker installs its own SIGTERM handler then; the runner re-installs its own).
+        ``allow_pending``: deploy even when the capacity preflight finds replicas with no
+        room (:mod:`mmserve.serving.capacity`), printing its table through ``announce``,
+        and wait only for the deployments with a replica that fits."""
         self.config = config
         self.host = host or config.server.host
         self.port = config.server.port if port is None else port
@@ -84,6 +93,10 @@ class ServeSession:
         self._on_ray_started = on_ray_started
         #: Serve's default is a proxy on every node; "HeadOnly" suits several nodes on one host.
         self.proxy_location = proxy_location
+        self.allow_pending = allow_pending
+        self._announce = announce or logger.warning
+        #: The capacity preflight's outcome, once :meth:`start` has joined or started Ray.
+        self.capacity: Fit | None = None
 
     @property
     def url(self) -> str:
@@ -103,7 +116,10 @@ class ServeSession:
             self._init_ray()
         if self._on_ray_started is not None:
             self._on_ray_started()
-        check_cluster_resources(self.config, ray.cluster_resources())
+        self.capacity = fit(asks_of(self.config), nodes_from_ray(ray.nodes()))
+        warning = check_capacity(self.capacity, allow_pending=self.allow_pending)
+        if warning:
+            self._announce(warning)
         status = serve.status()
         self._started_serve = not (status.proxies or status.applications)
         serve.start(
@@ -111,23 +127,35 @@ class ServeSession:
             proxy_location=self.proxy_location,
         )
         self._deployed = True
+        pending = not self.capacity.fits
         try:
-            serve.run(build_app(self.config), name=APP_NAME, route_prefix="/")
+            # with replicas that cannot be placed, Serve would wait for them forever
+            target = serve.RunTarget(build_app(self.config), name=APP_NAME, route_prefix="/")
+            serve.run_many([target], wait_for_applications_running=not pending)
         except RuntimeError as exc:  # Serve's "deployment failed"; the reason is in its status
             raise ServingError(
                 f"the app failed to deploy: {_deploy_failures() or exc}",
                 hint="the replica log above has the full traceback",
             ) from exc
-        self._wait_ready()
+        self._wait_ready(waiting_for=self._placeable() if pending else None)
         return self.url
 
-    def _wait_ready(self, timeout_s: float = 600.0) -> None:
+    def _placeable(self) -> set[str]:
+        """The deployments with at least one replica that the preflight found room for."""
+        assert self.capacity is not None
+        return {row.ask.deployment for row in self.capacity.rows if row.placed > 0}
+
+    def _wait_ready(self, timeout_s: float = 600.0, waiting_for: set[str] | None = None) -> None:
         """Block until ``GET /v1/ready`` would answer 200 (``serve.run`` returns when Serve
-        calls the app running; this checks what the API reports, scale-to-zero included)."""
+        calls the app running; this checks what the API reports, scale-to-zero included);
+        with ``waiting_for``, until each of those deployments has a replica running."""
         deadline = time.monotonic() + timeout_s
         while True:
             health = app_health(APP_NAME, {}, scale_to_zero_deployments(self.config))
             if health.ready:
+                return
+            running = {name for name, d in health.deployments.items() if d.replicas > 0}
+            if waiting_for is not None and health.deployments and waiting_for <= running:
                 return
             if health.status == "unhealthy" or time.monotonic() > deadline:
                 raise ServingError(

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from mmserve.cli import app as cli
 from mmserve.config import AppConfig
 from mmserve.errors import ConfigError
+from mmserve.serving.capacity import Node, asks_of, fit
 from mmserve.serving.plan import (
     deployment_of,
     ingress_options,
@@ -20,7 +21,7 @@ from mmserve.serving.plan import (
     plan_ingress_models,
     plan_models,
 )
-from mmserve.serving.preflight import check_cluster_resources, required_resources
+from mmserve.serving.preflight import required_resources
 
 pytestmark = pytest.mark.unit
 
@@ -115,8 +116,14 @@ def test_the_ingress_asks_for_what_its_models_need() -> None:
     assert need["CPU"] == pytest.approx(2 * 3.0 + 0.25 + 1)
     assert need["GPU"] == pytest.approx(2 * 0.75 + 1)
     assert need["a"] == 2 and need["b"] == 4
-    with pytest.raises(ConfigError, match="GPU"):
-        check_cluster_resources(_config({"captioner": _fake(placement="ingress", gpus=1)}), {})
+    # the ingress asks for the GPU of the model placed in it
+    outcome = fit(
+        asks_of(_config({"captioner": _fake(placement="ingress", gpus=1)})),
+        [Node("cpu-only", {"CPU": 8.0})],
+    )
+    assert [(row.ask.deployment, row.why) for row in outcome.pending] == [
+        ("ingress", "no node has GPUs")
+    ]
 
 
 def test_mmserve_build_writes_the_grown_ingress_and_no_deployment_for_the_model(

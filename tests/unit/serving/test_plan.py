@@ -12,11 +12,7 @@ from ray.serve.schema import ServeDeploySchema
 from mmserve.config import AppConfig
 from mmserve.errors import ConfigError
 from mmserve.serving.plan import deployment_of, grpc_max_message_bytes, plan_models, proxy_env
-from mmserve.serving.preflight import (
-    check_cluster_resources,
-    embedded_cpus,
-    required_resources,
-)
+from mmserve.serving.preflight import embedded_cpus, required_resources
 from mmserve.serving.serve_config import dump_yaml, rayservice_manifest, serve_config
 
 pytestmark = pytest.mark.unit
@@ -145,14 +141,6 @@ def test_required_resources_count_minimum_replicas() -> None:
     assert need["CPU"] == pytest.approx(1.75)
     assert embedded_cpus(config, available=1) == 2
     assert embedded_cpus(config, available=16) == 16
-
-
-def test_missing_gpus_or_custom_resources_fail_before_deploying() -> None:
-    config = _config({"captioner": _fake(gpus=0.25, resources={"accel": 1})})
-    with pytest.raises(ConfigError) as caught:
-        check_cluster_resources(config, {"CPU": 8.0})
-    assert "GPU" in str(caught.value) and "accel" in str(caught.value)
-    check_cluster_resources(config, {"CPU": 8.0, "GPU": 1.0, "accel": 1.0})
 
 
 def test_a_taken_port_fails_before_anything_starts() -> None:
