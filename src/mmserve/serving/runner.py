@@ -185,7 +185,8 @@ class ServeSession:
                     ray.init(**{**options, **self._ray_options})
             else:
                 ray.init(**{**options, **self._ray_options})
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        # Ray raises a bare Exception when its raylet does not start in time (a busy machine)
+        except Exception as exc:
             raise ServingError(
                 f"could not {where}: {exc}",
                 hint="check the address and that the cluster runs Ray "
