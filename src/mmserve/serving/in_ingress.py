@@ -30,6 +30,7 @@ from mmserve.errors import MmserveError, ServingError
 from mmserve.gateway.base import Batched, Called, ModelGateway
 from mmserve.gateway.local import model_thread, on_model_thread
 from mmserve.gateway.methods import method_of, require_space
+from mmserve.gateway.model_inputs import reduce_item
 from mmserve.models.base import EmbeddingSpace
 from mmserve.serving.deployments import ModelServer, Served, _Failed
 from mmserve.serving.handles import serve_each
@@ -118,6 +119,15 @@ class PlacedGateway:
         self._local = dict(local)
         self._spaces: dict[str, EmbeddingSpace] = {}
 
+    async def _for_model(self, model: str, method: str, item: Any) -> Any:
+        """``item`` with the images the model reads reduced to its input size, as the handle
+        gateway does before a model deployment's call (a large JPEG upload is then never
+        decoded in full: :mod:`mmserve.model_images`)."""
+        role_method = method_of(self._config, model, method)
+        if role_method.model_images is None:
+            return item
+        return await reduce_item(role_method, item, await self._local[model].image_input())
+
     def model_for(self, role: str, name: str | None = None) -> str:
         return self._config.model_for(role, name)
 
@@ -153,6 +163,7 @@ class PlacedGateway:
         return await serve_each(items, one)
 
     async def _served(self, model: str, method: str, item: Any) -> Served[Any]:
+        item = await self._for_model(model, method, item)
         try:
             return await self._local[model].call(method, item)
         except MmserveError:
