@@ -56,10 +56,14 @@ def stages(data: bytes, needs: ImageInput, runs: int) -> dict[str, float]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.image_door")
     parser.add_argument("--runs", type=int, default=15)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     photo = synthetic_photo(4000, 3000, seed=14)
     uploads = {
         "4000x3000": jpeg(photo, quality=90),

@@ -83,8 +83,10 @@ def summarise(raw: Path, top: int) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.suite.ingress_profile", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--preset", default="minilm")
     parser.add_argument("--concurrency", default="1,16")
     parser.add_argument("--duration", type=float, default=15.0)
@@ -92,7 +94,11 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second.")
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--port", type=int, default=8191)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if py_spy is None:
         raise SystemExit("py-spy is not installed: pip install py-spy")

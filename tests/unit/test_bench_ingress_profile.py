@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
+from benchmarks import image_door
+from benchmarks.suite import ingress_profile
 from benchmarks.suite.ingress_profile import summarise
 
 pytestmark = pytest.mark.unit
@@ -25,3 +30,16 @@ def test_samples_go_to_the_first_named_part_on_their_stack(tmp_path: Path) -> No
     assert " 10.0%  other" in text
     assert "workflow engine" not in text
     assert text.endswith("30.0%  validate (pydantic/main.py:9)")
+
+
+def test_the_documented_profile_commands_parse() -> None:
+    readme = (Path(__file__).parents[2] / "benchmarks" / "README.md").read_text()
+    modules: dict[str, Any] = {
+        "benchmarks.suite.ingress_profile": ingress_profile,
+        "benchmarks.image_door": image_door,
+    }
+    for name, module in modules.items():
+        commands = re.findall(rf"python -m {re.escape(name)}([^`\n]*)", readme)
+        assert commands, name
+        for flags in commands:
+            module.parse_args(shlex.split(flags, comments=True))
