@@ -4,9 +4,12 @@ A 12-megapixel phone photo is 36 MB of pixels, and every model here reads 224 to
 side. :func:`open_upload` (what the server's door uses) checks the header like
 :func:`mmserve.media.decode_image`, then, for a JPEG much larger than any model input, decodes
 it once with JPEG draft mode (libjpeg's DCT scaling by 1/2, 1/4 or 1/8, several times faster
-than a full decode) to a *preview* whose shortest edge is still at least
-:data:`PREVIEW_MIN_EDGE`. Decoding the whole entropy-coded stream also proves the file is not
-truncated or corrupt, so a bad upload is still refused at the door (422).
+than a full decode) to a *preview*: the smallest scale whose shortest edge is still at least
+:data:`PREVIEW_MIN_EDGE` (CLIP's input; 1/8 for a 12-megapixel photo). Decoding the whole
+entropy-coded stream also proves the file is not truncated or corrupt, so a bad upload is still
+refused at the door (422). A model that needs more pixels than the preview has gets a draft
+decode at the smallest scale that covers its input (:meth:`DeferredImage.covering`), decoded
+once and kept, not the full image.
 
 The value handed to the workflow is a :class:`DeferredImage`: a full-resolution RGB
 ``PIL.Image`` whose pixels are decoded from the upload's bytes the first time anything reads
@@ -28,10 +31,14 @@ from PIL import ImageOps
 
 from mmserve.media import ImageLimits, check_image_bytes, decode_image, reading_image, to_rgb
 
-#: The preview's shortest edge is at least this (twice CLIP's 224, above BLIP's and ViLT's
-#: 384), so that the model-size reduction from it is a real downscale; a model needing more
-#: is reduced from the full image instead.
-PREVIEW_MIN_EDGE = 512
+#: The preview's shortest edge is at least this (CLIP's 224, the smallest input of the models
+#: shipped): the door decodes at the smallest DCT scale that keeps it, the cheapest decode
+#: that still reads the whole stream. A model needing more (BLIP's and ViLT's 384) gets a
+#: larger draft on demand (:meth:`DeferredImage.covering`).
+PREVIEW_MIN_EDGE = 224
+
+#: libjpeg's DCT scales, largest reduction first.
+_SCALES = (8, 4, 2)
 
 #: EXIF orientations that swap width and height (rotations by 90 or 270 degrees).
 _SWAPS = frozenset({5, 6, 7, 8})
@@ -54,6 +61,8 @@ class DeferredImage(PILImage.Image):
         self.source = source
         self.preview = preview
         self._name = name
+        #: draft decodes made on demand, by scale denominator (kept: each is made once)
+        self._drafts: dict[int, PILImage.Image] = {}
 
     @property
     def decoded(self) -> bool:
@@ -67,6 +76,33 @@ class DeferredImage(PILImage.Image):
                 raise ValueError(f"decoded {full.size}, expected {self.size}")
             self.im = full.im
         return super().load()
+
+    def covering(self, width: int, height: int) -> PILImage.Image:
+        """The smallest decode of this image (preview, a larger draft, or the full image),
+        upright, that is at least ``width`` x ``height``."""
+        if self.preview.size[0] >= width and self.preview.size[1] >= height:
+            return self.preview
+        if self._im is None:
+            for scale in _SCALES:  # the first (smallest) draft that covers the size
+                if self.size[0] // scale >= width and self.size[1] // scale >= height:
+                    if scale not in self._drafts:
+                        self._drafts[scale] = self._draft(scale)
+                    found = self._drafts[scale]
+                    if found.size[0] >= width and found.size[1] >= height:
+                        return found
+        self.load()
+        return self
+
+    def _draft(self, scale: int) -> PILImage.Image:
+        """This image decoded at 1/``scale`` by JPEG draft mode, upright."""
+        with reading_image(self._name):
+            image = PILImage.open(io.BytesIO(self.source))
+            # (width and height as stored: the orientation is applied after decoding)
+            stored = image.size
+            image.draft("RGB", (-(-stored[0] // scale), -(-stored[1] // scale)))
+            image.load()
+            return _oriented(image)
+        raise AssertionError("unreachable")  # reading_image re-raises every error
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         # a plain image with the same pixels (not this class: the other side needs no bytes)

@@ -21,8 +21,9 @@ The reduction does the processor's own geometric step with the processor's resam
   approached from above: the image is reduced, aspect kept, to no less than the processor will
   use, and the processor finishes.
 
-The source of the reduction is the upload's JPEG draft-mode preview when it is large enough
-(:class:`~mmserve.media_deferred.DeferredImage`), else the full image. Images that are not
+The source of the reduction is the smallest decode of the upload that covers the model's
+input: its JPEG draft-mode preview, a larger draft, or the full image
+(:meth:`~mmserve.media_deferred.DeferredImage.covering`). Images that are not
 model inputs (what ``index`` stores, what ``edit`` edits, what a step returns) are never
 reduced: only the item sent to the model is.
 
@@ -161,8 +162,8 @@ def for_model(image: PILImage.Image, needs: ImageInput) -> PILImage.Image:
         target = (math.ceil(width * scale), math.ceil(height * scale))
         crop = None
     source: PILImage.Image = image
-    if isinstance(image, DeferredImage) and _covers(image.preview.size, target):
-        source = image.preview
+    if isinstance(image, DeferredImage):
+        source = image.covering(*target)
     if source.mode != "RGB":
         source = source.convert("RGB")
     reduced = source.resize(target, resample=needs.resample)

@@ -22,6 +22,7 @@ from mmserve.media_deferred import DeferredImage, open_upload
 from mmserve.models.base import ModelSpec
 from mmserve.serving.deployments import ModelServer
 from mmserve.serving.handles import HandleGateway
+from mmserve.serving.in_ingress import PlacedGateway, start_ingress_models
 
 pytestmark = pytest.mark.integration
 
@@ -81,3 +82,25 @@ def test_a_photo_crosses_at_the_model_input_size_and_gives_the_local_vector() ->
     local = LocalGateway(config)
     expected = asyncio.run(local.call("image_encoder", "embed_images", upload)).value
     np.testing.assert_allclose(np.asarray(vector), np.asarray(expected), atol=1e-6)
+
+
+def test_a_model_in_the_ingress_reads_the_reduced_photo_too() -> None:
+    config = AppConfig.from_dict(
+        {"models": {name: {**model, "placement": "ingress"} for name, model in MODELS.items()}}
+    )
+    started = start_ingress_models(config)
+    gateway = PlacedGateway(config, LocalGateway(config), started)
+    upload = open_upload(jpeg(synthetic_photo(4000, 3000)))
+    assert isinstance(upload, DeferredImage)
+
+    async def served() -> Any:
+        one = await gateway.call("image_encoder", "embed_images", upload)
+        batch = await gateway.call_batch("image_encoder", "embed_images", [upload, upload])
+        return one.value, batch.items
+
+    vector, batch = asyncio.run(served())
+    # reduced from the draft preview, as for a model deployment: no 12-megapixel decode
+    assert not upload.decoded
+    expected = asyncio.run(LocalGateway(config).call("image_encoder", "embed_images", upload))
+    for got in (vector, *batch):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(expected.value), atol=1e-6)

@@ -52,10 +52,15 @@ def test_the_markdown_states_both_paths_and_the_ratio() -> None:
         },
         "timings": {
             "before": {"224x224": timing, "4000x3000": slow},
-            "after": {"224x224": timing, "4000x3000": {"p50_ms": 15.0, "step_ms": 6.0}},
+            "after": {
+                "224x224": timing | {"multipart_p50_ms": 9.0},
+                "4000x3000": {"p50_ms": 15.0, "step_ms": 6.0, "multipart_p50_ms": 12.6},
+            },
         },
         "encodings": {"224x224 raw pixels": {"bytes": 150_600, "ms": 0.2}},
     }
     text = image_path.markdown(result)
     assert "before 10.0x, after 1.5x" in text
-    assert "| 4000x3000 | 0.80 | 100.0 ms | 15.0 ms | 90.0 ms | 6.0 ms | 36.00 | 0.0031 |" in text
+    assert "after, multipart uploads (no base64): 1.4x" in text
+    row = "| 4000x3000 | 0.80 | 100.0 ms | 15.0 ms | 12.6 ms | 90.0 ms | 6.0 ms | 36.00 | 0.0031 |"
+    assert row in text

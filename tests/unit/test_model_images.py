@@ -13,7 +13,7 @@ from PIL import Image
 from transformers import BlipImageProcessorPil, CLIPImageProcessorPil, ViltImageProcessorPil
 
 from mmserve.errors import InputError
-from mmserve.media_deferred import DeferredImage, open_upload
+from mmserve.media_deferred import PREVIEW_MIN_EDGE, DeferredImage, open_upload
 from mmserve.model_images import ImageInput, for_model, image_input_of
 
 pytestmark = pytest.mark.unit
@@ -58,12 +58,24 @@ def test_a_large_jpeg_reaches_the_model_without_a_full_decode() -> None:
     data = jpeg(synthetic_photo(4000, 3000))
     image = open_upload(data)
     assert isinstance(image, DeferredImage) and image.size == (4000, 3000)
-    assert min(image.preview.size) >= 512 and image.preview.size[0] < 4000
+    assert min(image.preview.size) >= PREVIEW_MIN_EDGE and image.preview.size[0] < 4000
     needs = image_input_of(CLIPImageProcessorPil())
     assert needs is not None
     reduced = for_model(image, needs)
     assert reduced.size == (224, 224) and not image.decoded
     assert len(pickle.dumps(reduced)) < 200_000  # what crosses to a model replica
+
+
+def test_the_door_decodes_the_smallest_draft_and_a_larger_input_gets_a_larger_one() -> None:
+    # sideways (EXIF 6): the drafts are turned upright too
+    image = open_upload(jpeg(synthetic_photo(4000, 3000), orientation=6))
+    assert isinstance(image, DeferredImage) and image.size == (3000, 4000)
+    assert image.preview.size == (375, 500)  # 1/8: the cheapest decode of the whole stream
+    blip = for_model(image, ImageInput(height=384, width=384))
+    assert blip.size == (384, 384) and not image.decoded
+    assert image.covering(384, 384).size == (750, 1000)  # the 1/4 draft, made once
+    assert image.covering(384, 384) is image.covering(700, 900)
+    assert image.covering(2000, 2000) is image and image.decoded
 
 
 def test_the_full_pixels_of_a_deferred_image_are_the_original_ones() -> None:

@@ -30,7 +30,10 @@ from mmserve.errors import MmserveError, ServingError
 from mmserve.gateway.base import Batched, Called, ModelGateway
 from mmserve.gateway.local import model_thread, on_model_thread
 from mmserve.gateway.methods import method_of, require_space
+from mmserve.gateway.model_inputs import reduce_item
+from mmserve.model_images import ImageInput
 from mmserve.models.base import EmbeddingSpace
+from mmserve.models.roles import RoleMethod
 from mmserve.serving.deployments import ModelServer, Served, _Failed
 from mmserve.serving.handles import serve_each
 from mmserve.serving.plan import ModelDeploymentPlan, plan_ingress_models
@@ -117,6 +120,17 @@ class PlacedGateway:
         self._remote = remote
         self._local = dict(local)
         self._spaces: dict[str, EmbeddingSpace] = {}
+        self._image_inputs: dict[str, ImageInput | None] = {}
+
+    async def _for_model(self, model: str, role_method: RoleMethod, item: Any) -> Any:
+        """``item`` with the images the model reads reduced to its input size, as the handle
+        gateway does before a model deployment's call (a large JPEG upload is then never
+        decoded in full: :mod:`mmserve.model_images`)."""
+        if role_method.model_images is None:
+            return item
+        if model not in self._image_inputs:  # (read from the processor once)
+            self._image_inputs[model] = await self._local[model].image_input()
+        return await reduce_item(role_method, item, self._image_inputs[model])
 
     def model_for(self, role: str, name: str | None = None) -> str:
         return self._config.model_for(role, name)
@@ -135,24 +149,27 @@ class PlacedGateway:
     async def call(self, model: str, method: str, item: Any) -> Called[Any]:
         if model not in self._local:
             return await self._remote.call(model, method, item)
-        method_of(self._config, model, method)
-        served = await self._served(model, method, item)
+        role_method = method_of(self._config, model, method)
+        served = await self._served(model, method, role_method, item)
         return Called(value=served.value, batch_size=served.batch_size, replica=served.replica)
 
     async def call_batch(self, model: str, method: str, items: Sequence[Any]) -> Batched[Any]:
         if model not in self._local:
             return await self._remote.call_batch(model, method, items)
-        method_of(self._config, model, method)
+        role_method = method_of(self._config, model, method)
         # As the handle gateway: at most max_ongoing_requests items of one call in flight.
         limit = asyncio.Semaphore(self._config.models[model].max_ongoing_requests)
 
         async def one(item: Any) -> Served[Any]:
             async with limit:
-                return await self._served(model, method, item)
+                return await self._served(model, method, role_method, item)
 
         return await serve_each(items, one)
 
-    async def _served(self, model: str, method: str, item: Any) -> Served[Any]:
+    async def _served(
+        self, model: str, method: str, role_method: RoleMethod, item: Any
+    ) -> Served[Any]:
+        item = await self._for_model(model, role_method, item)
         try:
             return await self._local[model].call(method, item)
         except MmserveError:
