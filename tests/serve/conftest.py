@@ -59,3 +59,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rest = [item for item in items if _module_of(item) not in SHARED.users]
     before = [item for item in items[:first] if _module_of(item) not in SHARED.users]
     items[:] = before + grouped + rest[len(before) :]
+
+
+def pytest_sessionfinish() -> None:
+    SHARED.close()

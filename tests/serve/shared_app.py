@@ -78,6 +78,12 @@ class SharedApp:
         if not self.users:
             self._stop()
 
+    def close(self) -> None:
+        """Stop the app whatever is left (the end of the session: a user module whose tests
+        were all skipped never releases it)."""
+        self.users.clear()
+        self._stop()
+
     def _start(self, folder: Path) -> TinyApp:
         config_path = write_config(folder, tiny_app_config(folder))
         env = {**os.environ, API_KEY_ENV: KEY, "RAY_AUTH_MODE": "disabled"}
