@@ -2,8 +2,8 @@
 the offline tiny profile with an API key, the collections filled over HTTP, every shipped
 workflow round-tripped sync and async, streamed runs (Server-Sent Events through Serve's proxy,
 whose hop to the ingress is gRPC by default), and typed errors carrying the server's code and
-request id, an agent run over the served models. One server for the module (tiny models: a
-few minutes on two cores)."""
+request id, an agent run over the served models. The server is the one the client, MCP and
+web page modules share (shared_app.py: tiny models take minutes to start on two cores)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from PIL import Image
-from serve_support import ROOT, assert_close, free_port, serving, write_config
+from serve_support import ROOT, assert_close
+from shared_app import KEY, TinyApp
 
 from mmserve.client import AsyncClient, Client, RunResult
 from mmserve.client_base import API_KEY_ENV
@@ -29,7 +28,6 @@ from mmserve.workflow import StepFinished, StepStarted
 
 pytestmark = pytest.mark.serve
 
-KEY = "tiny-client-test-key"
 IMAGES = ROOT / "examples" / "images"
 
 
@@ -54,18 +52,9 @@ def _cases() -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("tiny-client")
-    data = yaml.safe_load((ROOT / "deployments" / "tiny.yaml").read_text())
-    data["store"] = {**data.get("store", {}), "path": str(folder / "store")}
-    data["workflows"] = [str(ROOT / "workflows")]
-    data["agents"] = [str(ROOT / "agents")]
-    data["server"] = {"api_key_env": API_KEY_ENV}
-    config_path = write_config(folder, data)
-    env = {**os.environ, API_KEY_ENV: KEY, "RAY_AUTH_MODE": "disabled"}
-    log_path = folder / "serve.log"
-    with serving(config_path, port=free_port(), log_path=log_path, env=env) as (_, url):
-        yield url
+def server(keyed_tiny_app: TinyApp) -> str:
+    """The shared `mmserve serve` of the tiny profile with the key (shared_app.py)."""
+    return keyed_tiny_app.url
 
 
 def _fill_collections(client: Client) -> None:

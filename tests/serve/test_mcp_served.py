@@ -1,6 +1,7 @@
 """``/mcp`` of the served app of ``deployments/tiny.yaml`` (what `mmserve serve` runs, with an
-API key), started once, spoken to by the official MCP client: over streamable HTTP, and
-through `mmserve mcp` (the stdio bridge) as a desktop client starts it."""
+API key; the app the client, MCP and web page modules share, shared_app.py), spoken to by the
+official MCP client: over streamable HTTP, and through `mmserve mcp` (the stdio bridge) as a
+desktop client starts it."""
 
 from __future__ import annotations
 
@@ -8,29 +9,22 @@ import asyncio
 import base64
 import io
 import json
-import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
-import ray
-import yaml
 from mcp import Client, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from PIL import Image
-from serve_support import RAY_INIT, ROOT, free_port, wait_ready, write_config
-
-from mmserve.config import AppConfig
-from mmserve.serving.plan import proxy_env
-from mmserve.serving.runner import ServeSession
+from serve_support import ROOT
+from shared_app import KEY, TinyApp
 
 pytestmark = pytest.mark.serve
 
-KEY_ENV, KEY = "MMSERVE_MCP_SERVED_KEY", "mcp-served-key"
 RED_CIRCLE = base64.b64encode((ROOT / "examples" / "images" / "red_circle.png").read_bytes())
 MMSERVE = str(Path(sys.executable).with_name("mmserve"))
 
@@ -38,37 +32,9 @@ Scenario = Callable[[Client], Awaitable[Any]]
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    # The key must be in the environment before Ray starts: replicas inherit it from there.
-    os.environ[KEY_ENV] = KEY
-    folder = tmp_path_factory.mktemp("mcp")
-    data = yaml.safe_load((ROOT / "deployments" / "tiny.yaml").read_text())
-    # the shipped profile with a private store and an API key
-    data["store"] = {**data.get("store", {}), "path": str(folder / "store")}
-    data["workflows"] = [str(ROOT / "workflows")]
-    data["agents"] = []
-    data["server"] = {**data.get("server", {}), "api_key_env": KEY_ENV}
-    # only the models these tests call (on a busy 2-core machine every replica takes minutes
-    # to start); the tools are every shipped workflow all the same
-    data["models"] = {name: data["models"][name] for name in ("captioner", "image_generator")}
-    data["models"]["image_generator"]["warmup"] = False
-    for model in data["models"].values():
-        model["cpus"] = 0.25  # the test Ray has 2 CPUs: leave room for the ingress and store
-    config = AppConfig.load(write_config(folder, data))
-    proxy = proxy_env(config)  # as `mmserve serve` does: the proxy reads its transport there
-    os.environ.update(proxy)
-    ray.init(**{**RAY_INIT, "address": "local"})  # never join a cluster someone else runs
-    session = ServeSession(config, port=free_port())
-    try:
-        served_url = session.start()
-        wait_ready(served_url)
-        yield served_url
-    finally:
-        session.stop()
-        if ray.is_initialized():
-            ray.shutdown()
-        for name in (KEY_ENV, *proxy):
-            os.environ.pop(name, None)
+def url(keyed_tiny_app: TinyApp) -> str:
+    """The shared `mmserve serve` of the tiny profile with the key (shared_app.py)."""
+    return keyed_tiny_app.url
 
 
 def over_http(

@@ -3,7 +3,8 @@
 through Playwright). The page asks for the key, runs `caption` on an uploaded image, shows the
 API's error next to the field for a file that is not an image, runs a retrieval workflow whose
 thumbnails load, browses, searches and adds to a collection, and chats with an agent.
-Screenshots of each screen go to .artifacts/web/ (git-ignored). One server for the module."""
+Screenshots of each screen go to .artifacts/web/ (git-ignored). The server is the one the
+client, MCP and web page modules share (shared_app.py)."""
 
 from __future__ import annotations
 
@@ -14,18 +15,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import yaml
 from playwright.sync_api import Browser, Page, sync_playwright
-from serve_support import ROOT, free_port, serving, write_config
+from serve_support import ROOT
+from shared_app import KEY, TinyApp
 
 pytestmark = pytest.mark.serve
 
-KEY = "web-page-test-key"
-KEY_ENV = "MMSERVE_WEB_TEST_KEY"
 IMAGES = ROOT / "examples" / "images"
 SHOTS = ROOT / ".artifacts" / "web"
-#: The workflows served: those the tests run and the agent's tools.
-WORKFLOWS = ("caption", "answer", "describe", "caption_then_retrieve", "search_images")
 #: Every <img> in ``selector`` has loaded real pixels.
 LOADED = "s => { const all = [...document.querySelectorAll(s)]; return all.length > 0 && all.every(i => i.complete && i.naturalWidth > 0); }"  # noqa: E501
 
@@ -38,59 +35,32 @@ def _chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("web")
-    data = yaml.safe_load((ROOT / "deployments" / "tiny.yaml").read_text())
-    data["store"] = {**data.get("store", {}), "path": str(folder / "store")}
-    # the diffusion models (and the sentence encoder) take minutes to start on two cores and
-    # no test here uses them, so they and the workflows that need them are left out
-    for model in ("image_generator", "image_editor", "sentence"):
-        data["models"].pop(model)
-    workflows = folder / "workflows"
-    workflows.mkdir()
-    for name in WORKFLOWS:
-        shutil.copy(ROOT / "workflows" / f"{name}.yaml", workflows)
-    data["workflows"] = [str(workflows)]
-    # the shipped assistant, offered only the workflows this server loads (its `generate`
-    # tool needs the image generator left out above)
-    agents = folder / "agents"
-    agents.mkdir()
-    assistant = yaml.safe_load((ROOT / "agents" / "assistant.yaml").read_text())
-    assistant["tools"] = [tool for tool in assistant["tools"] if tool in WORKFLOWS]
-    (agents / "assistant.yaml").write_text(yaml.safe_dump(assistant))
-    data["agents"] = [str(agents)]
-    data["server"] = {"api_key_env": KEY_ENV}
-    config_path = write_config(folder, data)
-    env = {**os.environ, KEY_ENV: KEY, "RAY_AUTH_MODE": "disabled"}
-    log_path = folder / "serve.log"
-    with serving(
-        config_path, port=free_port(), log_path=log_path, env=env, ready_timeout_s=900
-    ) as (
-        _,
-        url,
-    ):
-        items = [
-            {
-                "id": p.stem,
-                "image": base64.b64encode(p.read_bytes()).decode(),
-                "metadata": {"file": p.name},
-            }
-            for p in sorted(IMAGES.glob("*.png"))
-        ]
-        headers = {"authorization": f"Bearer {KEY}"}
-        added = httpx.post(
-            f"{url}/v1/collections/images/items",
-            json={"items": items},
-            headers=headers,
-            timeout=120,
-        )
-        assert added.status_code == 200, added.text
-        first = {"items": items[:1]}
-        added = httpx.post(
-            f"{url}/v1/collections/uploads/items", json=first, headers=headers, timeout=120
-        )
-        assert added.status_code == 200, added.text
-        yield url
+def server(keyed_tiny_app: TinyApp) -> str:
+    """The shared `mmserve serve` of the tiny profile with the key (shared_app.py), with this
+    module's collections written (again, should another module have changed them)."""
+    url = keyed_tiny_app.url
+    items = [
+        {
+            "id": p.stem,
+            "image": base64.b64encode(p.read_bytes()).decode(),
+            "metadata": {"file": p.name},
+        }
+        for p in sorted(IMAGES.glob("*.png"))
+    ]
+    headers = {"authorization": f"Bearer {KEY}"}
+    added = httpx.post(
+        f"{url}/v1/collections/images/items",
+        json={"items": items},
+        headers=headers,
+        timeout=120,
+    )
+    assert added.status_code == 200, added.text
+    first = {"items": items[:1]}
+    added = httpx.post(
+        f"{url}/v1/collections/uploads/items", json=first, headers=headers, timeout=120
+    )
+    assert added.status_code == 200, added.text
+    return url
 
 
 @pytest.fixture(scope="module")
