@@ -89,6 +89,11 @@ class Receiver:
         return self.spans()
 
 
+def tracing_docs(text: str) -> str:
+    """The "Tracing" section of a Markdown page (docs/cluster.md)."""
+    return text.split("\n## Tracing\n", 1)[1].split("\n## ", 1)[0]
+
+
 @contextmanager
 def otlp_receiver() -> Iterator[Receiver]:
     """An OTLP/HTTP receiver on a free local port; its ``url`` is the value for

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanContext, SpanKind
 
 from mmserve import tracing
@@ -123,9 +124,10 @@ def traced_batch(run: RunBatch[S]) -> RunBatch[S]:
                 contexts.append(queued.pop(0))
                 if not queued:
                     del waiting[id(item)]
-        parent = (
-            trace.set_span_in_context(trace.NonRecordingSpan(contexts[0])) if contexts else None
-        )
+        # A fresh context: the batch task's own is that of whichever call started the queue.
+        parent = Context()
+        if contexts:
+            parent = trace.set_span_in_context(trace.NonRecordingSpan(contexts[0]), parent)
         attributes = {
             "mmserve.model.source": self._source,
             "mmserve.method": method,

@@ -1,12 +1,14 @@
 """OpenTelemetry tracing in process (fake models, no Ray): a span per run, step and model call
 in one trace, the request id on every span, errors in the span status, the batch span's
-links, the HTTP span continuing a caller's trace; and off (no SDK at all) without the env."""
+links, the HTTP span continuing a caller's trace; off (no SDK at all) without the env; and
+the settings docs/cluster.md names are the SDK's."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +18,8 @@ from typing import Any
 import pytest
 from api_support import b64, build_api, image_bytes
 from fastapi.testclient import TestClient
+from opentelemetry import baggage
+from opentelemetry.context import attach, detach
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -28,14 +32,13 @@ from mmserve.models.fake import FAIL_MARKER
 from mmserve.serving.handles import HandleGateway
 from mmserve.serving.in_ingress import PlacedGateway, start_ingress_models
 from mmserve.workflow import Engine, load_workflow
-from otlp_receiver import otlp_receiver
+from otlp_receiver import tracing_docs
 
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[3]
 FAKE = {"backend": "fake", "source": "fake://"}
 IMAGE = b64(image_bytes())
-MMSERVE_RUN = [sys.executable, "-m", "mmserve", "run"]
 RUN_SPANS = ("workflow caption", "step caption", "model captioner.caption")
 
 
@@ -149,14 +152,26 @@ def test_calls_batched_together_each_get_a_request_span_and_share_a_linked_batch
     engine = Engine(gateway)
     workflow = load_workflow(ROOT / "workflows" / "caption.yaml")
 
-    async def two_runs() -> None:
-        await asyncio.gather(*(engine.run(workflow, {"image": IMAGE}) for _ in range(2)))
+    async def run(request_id: str) -> None:
+        token = attach(baggage.set_baggage(tracing.REQUEST_ID, request_id))  # as the HTTP layer
+        try:
+            await engine.run(workflow, {"image": IMAGE})
+        finally:
+            detach(token)
 
-    asyncio.run(two_runs())
-    found = spans.get_finished_spans()
+    async def runs() -> tuple[ReadableSpan, ...]:
+        await asyncio.gather(run("run-1"), run("run-2"))
+        found = spans.get_finished_spans()
+        spans.clear()
+        await run("run-3")  # a later batch: on the event loop (the fake model is fast)
+        return found
+
+    found = asyncio.run(runs())
     served = [span for span in found if span.name == "serve fake://.caption"]
     calls = [span for span in found if span.name == "model captioner.caption"]
     (batch,) = [span for span in found if span.name == "batch caption"]
+    (later,) = [span for span in spans.get_finished_spans() if span.name == "batch caption"]
+    assert later.attributes is not None and "mmserve.request_id" not in later.attributes
     assert len(served) == len(calls) == 2
     # each run is its own trace; each request span is its caller's child
     assert len({span.context.trace_id for span in calls if span.context}) == 2
@@ -168,6 +183,12 @@ def test_calls_batched_together_each_get_a_request_span_and_share_a_linked_batch
     assert batch.attributes["mmserve.batch_size"] == 2
     assert sorted(link.context.span_id for link in batch.links) == sorted(map(_id, served))
     assert _parent(batch) in {_id(span) for span in served}
+    # each request span has its own run's request id; the batch, serving both, has none
+    assert sorted(span.attributes["mmserve.request_id"] for span in served if span.attributes) == [
+        "run-1",
+        "run-2",
+    ]
+    assert "mmserve.request_id" not in batch.attributes
 
 
 def test_the_http_span_continues_the_callers_trace_and_every_span_has_the_request_id(
@@ -246,28 +267,21 @@ def test_without_the_endpoint_env_no_sdk_is_set_up_or_even_imported() -> None:
     assert report["engine_gateway"] == "LocalGateway"  # not wrapped in a tracing gateway
 
 
-def test_with_the_endpoint_env_a_local_run_exports_its_spans_over_otlp(tmp_path: Path) -> None:
-    config = tmp_path / "app.yaml"
-    workflow = ROOT / "workflows" / "caption.yaml"
-    config.write_text(
-        json.dumps({"models": {"captioner": FAKE}, "workflows": [str(workflow)]}), "utf-8"
-    )
-    image = tmp_path / "red.png"
-    image.write_bytes(image_bytes())
-    with otlp_receiver() as receiver:
-        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
-        env["OTEL_SERVICE_NAME"] = "mmserve-unit"
-        done = subprocess.run(
-            [*MMSERVE_RUN, "caption", "--config", str(config), "--input", f"image=@{image}"],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        # the exporter flushes when the process exits: every span is in by now
-        found = receiver.spans()
-    assert sorted(span.name for span in found) == sorted(RUN_SPANS)
-    assert len({span.trace_id for span in found}) == 1
-    assert {span.resource["service.name"] for span in found} == {"mmserve-unit"}
+def _docs_section() -> str:
+    text = (ROOT / "docs" / "cluster.md").read_text(encoding="utf-8")
+    return tracing_docs(text)
+
+
+def test_the_tracing_docs_name_only_settings_the_sdk_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import opentelemetry.sdk.environment_variables as sdk_env
+
+    section = _docs_section()
+    known = {getattr(sdk_env, name) for name in dir(sdk_env) if name.startswith("OTEL_")}
+    named = set(re.findall(r"\bOTEL_[A-Z_]+\b", section))
+    assert named and named <= known, named - known
+    assert set(tracing.ENDPOINT_ENV) <= named
+    # the sampler the docs suggest is one the SDK builds from the environment
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.1")
+    assert "parentbased_traceidratio" in section
+    assert "TraceIdRatioBased{0.1}" in TracerProvider().sampler.get_description()
