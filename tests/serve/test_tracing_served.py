@@ -63,7 +63,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ReceivedSp
             "OTEL_SERVICE_NAME": "mmserve-served-test",
             "OTEL_BSP_SCHEDULE_DELAY": "100",  # ms: the replicas send their spans promptly
         }
-        env.setdefault(RAY_START_WAIT, "120")  # s: a busy machine may take a while to start Ray
+        env.setdefault(RAY_START_WAIT, "300")  # s: a busy machine may take a while to start Ray
         with serving(config_path, port=free_port(), log_path=folder / "serve.log", env=env) as (
             _,
             url,
@@ -113,9 +113,9 @@ def test_each_run_is_one_trace_with_a_span_per_step_and_model_call_across_the_re
     mine = _of_run(traced, request_id)
     assert sorted(span.name for span in mine) == sorted(RUN_SPANS)  # one of each
     (trace_id,) = {span.trace_id for span in mine}  # one trace per run
-    # ... and nothing else in it but the batch span(s) of its VQA call
+    # ... and nothing else in it but batch spans (a batch is its first request's child)
     others = {span.name for span in traced if span.trace_id == trace_id} - RUN_SPANS
-    assert others <= {"batch answer"}
+    assert others <= {"batch answer", "batch caption"}
     named = _named(traced, request_id)
     http, run = named["POST /v1/workflows/{name}/run"], named["workflow describe"]
     assert http.parent_id == "" and http.kind == SERVER
@@ -147,7 +147,8 @@ def test_each_batched_model_call_is_one_span_linked_to_every_request_it_served(
     for request in requests:
         (batch,) = [span for span in batches if request.span_id in span.links]
         assert batch.attributes["mmserve.batch_size"] == len(batch.links)
-        assert request.attributes["mmserve.batch_size"] == len(batch.links)
+        if "mmserve.failed_items" not in batch.attributes:  # (else retried item by item)
+            assert request.attributes["mmserve.batch_size"] == len(batch.links)
         assert batch.resource["process.pid"] == request.resource["process.pid"]
         # a child of the first request it served (a span has one parent)
         assert batch.parent_id == batch.links[0]
