@@ -15,6 +15,7 @@ from mmserve.config import AppConfig
 from mmserve.errors import MmserveError, WorkflowNotFoundError
 from mmserve.gateway.local import LocalGateway
 from mmserve.registry import Registry, registry
+from mmserve.tracing import configure as configure_tracing
 from mmserve.workflow import (
     Engine,
     EventHook,
@@ -39,6 +40,7 @@ class LocalApp:
     """Config + in-process models + store + the workflows the config names."""
 
     def __init__(self, config: AppConfig, *, registry: Registry = registry) -> None:
+        configure_tracing()  # spans exported when OTEL_EXPORTER_OTLP_ENDPOINT is set
         self.config = config
         self.registry = registry
         self.gateway = LocalGateway(config, registry=registry)

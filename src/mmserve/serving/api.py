@@ -53,6 +53,7 @@ from mmserve.serving.schemas import (
     WorkflowInfo,
     WorkflowList,
 )
+from mmserve.serving.trace_http import trace_requests
 from mmserve.serving.web import web_routes
 from mmserve.workflow import Workflow
 
@@ -159,6 +160,7 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     install_error_handlers(app, retry_after_s=server.retry_after_s)
+    trace_requests(app)  # (when tracing is on) inside the Guard, which settles the request id
     app.add_middleware(
         Guard,
         api_key=api_key_of(server),

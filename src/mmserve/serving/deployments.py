@@ -37,6 +37,8 @@ from mmserve.errors import ModelNotConfiguredError
 from mmserve.model_images import ImageInput, backend_image_input
 from mmserve.models.base import EmbeddingSpace, ModelSpec
 from mmserve.serving.plan import ModelDeploymentPlan
+from mmserve.serving.trace_context import traced_batch, traced_call
+from mmserve.tracing import configure as configure_tracing
 
 T = TypeVar("T")
 
@@ -85,6 +87,7 @@ class ModelServer:
         from mmserve.models.roles import RoleMethod, role_spec
         from mmserve.registry import registry
 
+        configure_tracing()  # spans exported when OTEL_EXPORTER_OTLP_ENDPOINT is set
         self._roles = frozenset(roles)
         self._methods: dict[str, RoleMethod] = {}
         backend_class = registry.get("model", backend)
@@ -159,6 +162,7 @@ class ModelServer:
         the ingress reduces images to it before sending them (:mod:`mmserve.model_images`)."""
         return backend_image_input(self._backend)
 
+    @traced_call  # takes the caller's trace context (`trace=`)
     async def call(self, method: str, item: Any) -> Served[Any]:
         """Run ``method`` on one item, batched with concurrent calls of the same batch key."""
         role_method = self._methods.get(method)
@@ -195,6 +199,7 @@ class ModelServer:
         """Run one batch cut by a queue (a model placed in the ingress runs it elsewhere)."""
         return self._run_batch(func, items, method)
 
+    @traced_batch
     def _run_batch(
         self, func: Callable[[list[Any]], Sequence[Any]], items: list[Any], method: str
     ) -> list[Served[Any] | _Failed]:

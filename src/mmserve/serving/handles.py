@@ -34,6 +34,7 @@ from mmserve.gateway.model_inputs import reduce_item
 from mmserve.model_images import ImageInput
 from mmserve.models.base import EmbeddingSpace
 from mmserve.serving.deployments import Served
+from mmserve.serving.trace_context import trace_kwargs
 
 T = TypeVar("T")
 
@@ -143,7 +144,7 @@ class HandleGateway:
     async def call(self, model: str, method: str, item: Any) -> Called[Any]:
         item = await self._for_model(model, method, item)
         handle = self._handles[model].options(method_name="call")
-        served: Served[Any] = await _call(model, handle.remote(method, item))
+        served: Served[Any] = await _call(model, handle.remote(method, item, **trace_kwargs()))
         return Called(value=served.value, batch_size=served.batch_size, replica=served.replica)
 
     async def call_batch(self, model: str, method: str, items: Sequence[Any]) -> Batched[Any]:
@@ -156,7 +157,9 @@ class HandleGateway:
         async def one(item: Any) -> Served[Any]:
             async with limit:
                 item = await self._for_model(model, method, item)
-                result: Served[Any] = await _call(model, handle.remote(method, item))
+                result: Served[Any] = await _call(
+                    model, handle.remote(method, item, **trace_kwargs())
+                )
                 return result
 
         return await serve_each(items, one)

@@ -30,6 +30,7 @@ from mmserve.serving.metered import MeteredEngine, MeteredGateway
 from mmserve.serving.plan import APP_NAME, scale_to_zero_deployments
 from mmserve.serving.replica_retry import again_if_replica_dies
 from mmserve.serving.store import StoreClient
+from mmserve.tracing import configure as configure_tracing
 from mmserve.workflow import load_workflows
 
 
@@ -47,6 +48,7 @@ class IngressServer:
         """``models``: config model name -> handle (models placed in the ingress have none);
         ``deployments``: deployment name -> the models it serves (for health); ``store``: the
         store deployment, if any."""
+        configure_tracing()  # spans exported when OTEL_EXPORTER_OTLP_ENDPOINT is set
         config = AppConfig.from_dict(config_data, base_dir=Path(base_dir))
         registry.ensure_loaded()
         workflows = load_workflows([p for p in config.workflow_paths() if p.exists()])

@@ -33,6 +33,7 @@ from mmserve.errors import (
 )
 from mmserve.gateway.base import ModelGateway
 from mmserve.registry import Registry, registry
+from mmserve.tracing import step_finish, traced, traced_gateway
 from mmserve.workflow.cache import StepCache, process_cache
 from mmserve.workflow.conditions import evaluate, parse_condition
 from mmserve.workflow.context import StepContext
@@ -67,7 +68,7 @@ class Engine:
         cache: StepCache | None = None,
         for_each_concurrency: int = DEFAULT_FOR_EACH_CONCURRENCY,
     ) -> None:
-        self.gateway = gateway
+        self.gateway = traced_gateway(gateway)  # model calls in spans when tracing is on
         self.store = store
         self.registry = registry
         self.cache = process_cache if cache is None else cache
@@ -95,7 +96,9 @@ class Engine:
         classes = {sid: workflow.step_class(sid, self.registry) for sid in workflow.spec.steps}
         run = _Run(self, workflow, values, classes, use_cache=use_cache)
         run.on_event = on_event
-        return await run.execute(timeout_s)
+        return await traced(
+            run.execute(timeout_s), f"workflow {workflow.name}", {"mmserve.workflow": workflow.name}
+        )
 
 
 class _Run(StepRunner):
@@ -318,8 +321,13 @@ class _Run(StepRunner):
     async def _observed(self, step: str) -> Any:
         """Run ``step``, telling ``on_event`` when it starts and how it finished."""
         await emit(self.on_event, StepStarted(step=step, uses=self.workflow.spec.steps[step].uses))
+        uses = self.workflow.spec.steps[step].uses
+        attributes = {"mmserve.workflow": self.workflow.name, "mmserve.step": step}
+        finish = step_finish(lambda: self.trace.get(step))
         try:
-            return await self._step(step)
+            return await traced(
+                self._step(step), f"step {step}", {**attributes, "mmserve.step.kind": uses}, finish
+            )
         finally:
             await self._emitted()  # its items' progress comes before its end
             entry = self.trace.get(step)
