@@ -166,6 +166,38 @@ class StoreConfig(_Strict):
         description="Data folder (relative to the config file) or an object-store URI.",
     )
     options: dict[str, Any] = Field(default_factory=dict)
+    replicas: int = Field(
+        default=0,
+        ge=0,
+        description="Served: reader replicas beside the one writer. They open the same store "
+        "location and answer searches, gets and listings; writes stay on the writer. 0: the "
+        "writer answers everything (docs/cluster.md, 'The store on a cluster').",
+    )
+    autoscaling: AutoscalingConfig | None = Field(
+        default=None, description="Served: scale the reader replicas instead of 'replicas'."
+    )
+
+    @model_validator(mode="after")
+    def _readers(self) -> Self:
+        if self.replicas and self.autoscaling is not None:
+            raise ValueError("set either 'replicas' or 'autoscaling' for the store, not both")
+        if self.autoscaling is not None and self.autoscaling.min_replicas < 1:
+            raise ValueError(
+                "store.autoscaling.min_replicas must be at least 1: with no reader, every "
+                "read would wait for one to start (replicas: 0 runs no readers at all)"
+            )
+        if self.kind == "memory" and self.readers:
+            raise ValueError(
+                "the memory store lives inside one process, so reader replicas would each "
+                "see an empty store of their own: use kind lancedb (or a store server) for "
+                "reader replicas"
+            )
+        return self
+
+    @property
+    def readers(self) -> bool:
+        """Whether the served app runs reader replicas beside the writer."""
+        return bool(self.replicas) or self.autoscaling is not None
 
 
 class LimitsConfig(_Strict):

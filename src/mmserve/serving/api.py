@@ -25,6 +25,7 @@ from mmserve.serving.errors_http import ERROR_RESPONSES, error_response, install
 from mmserve.serving.guard import REQUEST_ID_HEADER, Guard
 from mmserve.serving.limits import check_inputs, json_limits
 from mmserve.serving.mcp_server import mount_mcp
+from mmserve.serving.read_routing import ReadConsistency
 from mmserve.serving.routes_agents import agent_routes
 from mmserve.serving.routes_collections import collection_routes
 from mmserve.serving.routes_items import item_routes
@@ -161,6 +162,7 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
     )
     install_error_handlers(app, retry_after_s=server.retry_after_s)
     trace_requests(app)  # (when tracing is on) inside the Guard, which settles the request id
+    app.add_middleware(ReadConsistency)  # inside Guard (added after it: the outer one)
     app.add_middleware(
         Guard,
         api_key=api_key_of(server),

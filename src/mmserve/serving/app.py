@@ -2,9 +2,10 @@
 
 ``build_app(config)`` returns the bound application: the ingress, one deployment per model
 (see :mod:`mmserve.serving.plan` for sharing; models with ``placement: ingress`` have none,
-each ingress replica loads them) and the store deployment. ``app_builder`` is the
-same thing as a Ray Serve *application builder*, the ``import_path`` target of the config
-files that ``mmserve build`` writes::
+each ingress replica loads them) and the store deployment (its writer, and its readers when
+the config has ``store.replicas``). ``app_builder`` is the same thing as a Ray Serve
+*application builder*, the ``import_path`` target of the config files that ``mmserve build``
+writes::
 
     applications:
       - name: mmserve
@@ -29,11 +30,13 @@ from mmserve.serving.ingress import Ingress
 from mmserve.serving.plan import (
     INGRESS_NAME,
     STORE_NAME,
+    STORE_READER_NAME,
     has_store,
     ingress_options,
     ingress_placed,
     plan_models,
     store_options,
+    store_reader_options,
 )
 from mmserve.serving.store import StoreServer, store_args
 
@@ -61,12 +64,17 @@ def build_app(config: AppConfig | str | Path) -> Application:
         for model in plan.models:
             handles[model] = node
     store: Application | None = None
+    readers: Application | None = None
     if has_store(app_config):
         store_cfg = app_config.store
-        store = as_deployment(StoreServer, STORE_NAME, store_options(app_config)).bind(
-            *store_args(store_cfg.kind, app_config.store_location(), store_cfg.options)
-        )
+        args = store_args(store_cfg.kind, app_config.store_location(), store_cfg.options)
+        store = as_deployment(StoreServer, STORE_NAME, store_options(app_config)).bind(*args)
         served_by[STORE_NAME] = []
+        reader_options = store_reader_options(app_config)
+        if reader_options is not None:  # same location, reads only (see serving/store.py)
+            reader = as_deployment(StoreServer, STORE_READER_NAME, reader_options)
+            readers = reader.bind(*args, reader=True)
+            served_by[STORE_READER_NAME] = []
     served_by[INGRESS_NAME] = ingress_placed(app_config)  # loaded in every ingress replica
     ingress = as_deployment(Ingress, INGRESS_NAME, ingress_options(app_config))
     return ingress.bind(
@@ -75,6 +83,7 @@ def build_app(config: AppConfig | str | Path) -> Application:
         handles,
         served_by,
         store,
+        readers,
     )
 
 

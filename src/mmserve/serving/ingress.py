@@ -3,10 +3,10 @@
 Each ingress replica rebuilds the app config, loads the workflows, and runs one workflow
 :class:`~mmserve.workflow.Engine` whose gateway is a
 :class:`~mmserve.serving.handles.HandleGateway` over the model deployments and whose store
-is a :class:`~mmserve.serving.store.StoreClient` of the single store deployment. Model calls
-whose replica dies are sent again (:mod:`mmserve.serving.replica_retry`). Models placed in
-the ingress (``placement: ingress``) are loaded, warmed and called in the replica itself
-(:mod:`mmserve.serving.in_ingress`). The engine itself never sees Ray.
+is a :class:`~mmserve.serving.store.StoreClient` of the store deployment (and its readers).
+Model calls whose replica dies are sent again (:mod:`mmserve.serving.replica_retry`). Models
+placed in the ingress (``placement: ingress``) are loaded, warmed and called in the replica
+itself (:mod:`mmserve.serving.in_ingress`). The engine itself never sees Ray.
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ class IngressServer:
         models: dict[str, DeploymentHandle[Any]],
         deployments: dict[str, list[str]],
         store: DeploymentHandle[Any] | None = None,
+        store_readers: DeploymentHandle[Any] | None = None,
     ) -> None:
         """``models``: config model name -> handle (models placed in the ingress have none);
         ``deployments``: deployment name -> the models it serves (for health); ``store``: the
-        store deployment, if any."""
+        store deployment (its writer), if any; ``store_readers``: its reader replicas."""
         configure_tracing()  # spans exported when OTEL_EXPORTER_OTLP_ENDPOINT is set
         config = AppConfig.from_dict(config_data, base_dir=Path(base_dir))
         registry.ensure_loaded()
@@ -58,7 +59,10 @@ class IngressServer:
             name: again_if_replica_dies(with_transport(handle, transport), model=name)
             for name, handle in models.items()
         }
-        store_client = StoreClient(with_transport(store, transport)) if store is not None else None
+        store_client = None
+        if store is not None:  # reads to the readers when there are any, writes to the writer
+            readers = None if store_readers is None else with_transport(store_readers, transport)
+            store_client = StoreClient(with_transport(store, transport), readers)
         # models placed in the ingress: loaded and warmed here, before the replica is ready
         gateway = PlacedGateway(config, HandleGateway(config, models), start_ingress_models(config))
         # runs and model calls recorded as metrics (mmserve.serving.metrics)

@@ -27,6 +27,8 @@ from mmserve.models.sources import absolute_source
 APP_NAME = "mmserve"
 INGRESS_NAME = "ingress"
 STORE_NAME = "store"
+#: The store's reader replicas (``store.replicas`` / ``store.autoscaling``), beside the writer.
+STORE_READER_NAME = "store_reader"
 
 #: CPUs reserved per ingress replica: it parses HTTP and runs the (async, light) engine.
 INGRESS_CPUS = 0.5
@@ -261,6 +263,36 @@ def store_options(config: AppConfig) -> dict[str, Any]:
     }
 
 
+def store_reader_options(config: AppConfig) -> dict[str, Any] | None:
+    """The reader replicas' deployment options, or None when the config has none: each
+    opens the same store location and answers reads, while the writer keeps the writes."""
+    store = config.store
+    if not (has_store(config) and store.readers):
+        return None
+    options = store_options(config)
+    if store.autoscaling is not None:
+        scaling = store.autoscaling
+        del options["num_replicas"]
+        options["autoscaling_config"] = {
+            "min_replicas": scaling.min_replicas,
+            "initial_replicas": scaling.min_replicas,
+            "max_replicas": scaling.max_replicas,
+            "target_ongoing_requests": scaling.target_ongoing_requests,
+        }
+    else:
+        options["num_replicas"] = store.replicas
+    return options
+
+
+def min_store_readers(config: AppConfig) -> int:
+    """How many reader replicas run at the app's smallest scale."""
+    options = store_reader_options(config)
+    if options is None:
+        return 0
+    scaling = options.get("autoscaling_config")
+    return int(scaling["min_replicas"] if scaling is not None else options["num_replicas"])
+
+
 def has_store(config: AppConfig) -> bool:
     """Whether the served app runs a store deployment (every config names a store kind)."""
     return bool(config.store.kind)
@@ -277,6 +309,9 @@ def all_deployment_options(config: AppConfig) -> list[dict[str, Any]]:
     entries += [{"name": plan.name, **plan.options} for plan in plan_models(config)]
     if has_store(config):
         entries.append({"name": STORE_NAME, **store_options(config)})
+    readers = store_reader_options(config)
+    if readers is not None:
+        entries.append({"name": STORE_READER_NAME, **readers})
     return entries
 
 
@@ -286,6 +321,7 @@ __all__ = [
     "GRPC_PROXY_ENV",
     "INGRESS_NAME",
     "STORE_NAME",
+    "STORE_READER_NAME",
     "ModelDeploymentPlan",
     "all_deployment_options",
     "batch_user_config",
@@ -295,6 +331,7 @@ __all__ = [
     "ingress_actor_resources",
     "ingress_options",
     "ingress_placed",
+    "min_store_readers",
     "model_options",
     "plan_ingress_models",
     "plan_models",
@@ -302,5 +339,6 @@ __all__ = [
     "required_resources_names",
     "scale_to_zero_deployments",
     "store_options",
+    "store_reader_options",
     "transport_env",
 ]

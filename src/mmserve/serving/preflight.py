@@ -18,6 +18,7 @@ from mmserve.serving.plan import (
     STORE_CPUS,
     has_store,
     ingress_actor_resources,
+    min_store_readers,
     plan_models,
 )
 
@@ -110,7 +111,7 @@ def required_resources(config: AppConfig) -> dict[str, float]:
     for name, amount in ingress.get("resources", {}).items():
         need[name] = amount * replicas
     if has_store(config):
-        need["CPU"] += STORE_CPUS
+        need["CPU"] += STORE_CPUS * (1 + min_store_readers(config))
     for plan in plan_models(config):
         scaling = plan.options.get("autoscaling_config")
         replicas = (

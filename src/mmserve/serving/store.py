@@ -23,6 +23,14 @@ background, after answering the write that crossed the mark.
 
 Caller mistakes (an unknown collection, a space mismatch) come back to the client as values
 and are raised there, so the replica does not log a traceback for every 404.
+
+Reader replicas (``store.replicas`` / ``store.autoscaling``): a second deployment of this class
+with ``reader=True`` opens the same store location and answers searches, gets and listings; it
+refuses writes. The client sends reads there and writes (and the id lookups of an ingest,
+which decide what it writes) to the writer; a request that asked for read-your-writes
+(:mod:`mmserve.serving.read_routing`) sends its reads to the writer too. A reader killed under
+a search is handled like the writer: the search is sent again and Serve routes it to another
+reader (or waits for the replacement).
 """
 
 from __future__ import annotations
@@ -35,9 +43,10 @@ from typing import Any, TypeVar
 
 from ray.serve.handle import DeploymentHandle
 
-from mmserve.errors import MmserveError, StoreFeatureMissingError
+from mmserve.errors import MmserveError, StoreError, StoreFeatureMissingError
 from mmserve.models.base import EmbeddingSpace
 from mmserve.serving.handles import translate_error
+from mmserve.serving.read_routing import reads_go_to_writer
 from mmserve.serving.replica_retry import send_again_if_replica_dies
 from mmserve.stores.async_store import accepts_include_images, search_store
 from mmserve.stores.base import (
@@ -78,10 +87,13 @@ class StoreServer:
         location: str,
         options: dict[str, Any],
         optimize_every: int = OPTIMIZE_EVERY,
+        *,
+        reader: bool = False,
     ) -> None:
         from mmserve.stores import open_store_at
 
         self._store = open_store_at(kind, location, options)
+        self._reader = reader
         self._write_lock = asyncio.Lock()
         self._include_images = accepts_include_images(self._store)
         self._optimize_every = optimize_every
@@ -103,6 +115,8 @@ class StoreServer:
         return await self._run(func, *args, **kwargs)
 
     async def _write(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T | Refused:
+        if self._reader:  # the client never sends a write here; one would bypass the lock
+            raise StoreError("a store reader replica does not write; writes go to the writer")
         # One write at a time: upserts by id then never race into duplicates or lost rows.
         async with self._write_lock:
             return await self._run(func, *args, **kwargs)
@@ -196,16 +210,35 @@ class StoreClient:
 
     asynchronous = True
 
-    def __init__(self, handle: DeploymentHandle[Any]) -> None:
+    def __init__(
+        self, handle: DeploymentHandle[Any], readers: DeploymentHandle[Any] | None = None
+    ) -> None:
+        """``handle``: the writer; ``readers``: the reader replicas, if the app runs any."""
         self._handle = handle
+        self._readers = readers
 
-    async def _call(self, method: str, *args: Any, repeat: bool = True, **kwargs: Any) -> Any:
-        """Call ``method`` on the store replica; ``repeat``: send it again if the replica
-        dies under it (every store call is idempotent but dropping a collection: upserts
-        go by id, one transaction each, so a write sent twice is applied once)."""
+    async def _read(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A read: to the readers, unless there are none or the request asked for
+        read-your-writes."""
+        to_writer = self._readers is None or reads_go_to_writer()
+        return await self._call(method, *args, to=None if to_writer else self._readers, **kwargs)
+
+    async def _call(
+        self,
+        method: str,
+        *args: Any,
+        repeat: bool = True,
+        to: DeploymentHandle[Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call ``method`` on the store replica (``to``: the readers; default the writer);
+        ``repeat``: send it again if the replica dies under it (every store call is
+        idempotent but dropping a collection: upserts go by id, one transaction each, so a
+        write sent twice is applied once)."""
+        handle = self._handle if to is None else to
 
         async def send() -> Any:
-            response = self._handle.options(method_name=method).remote(*args, **kwargs)
+            response = handle.options(method_name=method).remote(*args, **kwargs)
             try:
                 return await asyncio.wait_for(response, timeout=STORE_CALL_TIMEOUT_S)
             except BaseException:  # cancelled, timed out, or failed: nothing left running
@@ -240,11 +273,11 @@ class StoreClient:
         return result
 
     async def get_collection(self, name: str) -> Collection:
-        result: Collection = await self._call("get_collection", name)
+        result: Collection = await self._read("get_collection", name)
         return result
 
     async def list_collections(self) -> list[Collection]:
-        result: list[Collection] = await self._call("list_collections")
+        result: list[Collection] = await self._read("list_collections")
         return result
 
     async def drop_collection(self, name: str) -> None:
@@ -269,17 +302,17 @@ class StoreClient:
         top_k: int = 5,
         include_images: bool = True,
     ) -> list[Match]:
-        result: list[Match] = await self._call(
+        result: list[Match] = await self._read(
             "search", name, vector, space=space, top_k=top_k, include_images=include_images
         )
         return result
 
     async def list_items(self, name: str, *, offset: int = 0, limit: int = 50) -> list[StoredItem]:
-        result: list[StoredItem] = await self._call("list_items", name, offset=offset, limit=limit)
+        result: list[StoredItem] = await self._read("list_items", name, offset=offset, limit=limit)
         return result
 
     async def get_item(self, name: str, item_id: str) -> StoredItem:
-        result: StoredItem = await self._call("get_item", name, item_id)
+        result: StoredItem = await self._read("get_item", name, item_id)
         return result
 
     async def optimize(self, name: str) -> None:
@@ -290,7 +323,8 @@ class StoreClient:
 
 
 def store_args(kind: str, location: str, options: Mapping[str, Any]) -> tuple[Any, ...]:
-    """Constructor arguments of :class:`StoreServer`."""
+    """Constructor arguments of :class:`StoreServer` (the writer; readers add
+    ``reader=True``)."""
     return (kind, location, dict(options))
 
 

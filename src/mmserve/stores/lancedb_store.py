@@ -24,6 +24,12 @@ ANN index (``index_min_rows``); rows added after the index was built are still s
 ``keep_versions_s`` optimize deletes table versions older than this (default 600); readers
                     holding an older version (another process mid-search) fail once it is
                     gone, so keep it above your longest search or ingest batch
+``read_consistency_s`` how late this process may see commits made by another process (the
+                    writer replica, a CLI ingest), in seconds; LanceDB's
+                    ``read_consistency_interval``. 0 (default): every read first checks for
+                    the latest version (strong: a read after an acknowledged write sees it;
+                    one manifest lookup per read, a request to object storage on ``s3://``).
+                    A process always sees its own writes at once.
 """
 
 from __future__ import annotations
@@ -79,6 +85,7 @@ class LanceDBOptions(BaseModel):
     refine_factor: int | None = Field(default=10, ge=1)
     ef: int = Field(default=100, ge=1)
     keep_versions_s: float = Field(default=600.0, ge=0.001)
+    read_consistency_s: float = Field(default=0.0, ge=0)
 
 
 def _schema(space: EmbeddingSpace, modality: Modality) -> pa.Schema:
@@ -116,9 +123,11 @@ class LanceDBStore:
         self.location = location
         if "://" not in location:
             Path(location).mkdir(parents=True, exist_ok=True)
-        # interval 0: every read sees commits made by other processes (e.g. a CLI ingest
-        # while the server runs); on a local disk that check is one cheap manifest lookup
-        self._db = lancedb.connect(location, read_consistency_interval=timedelta(0))
+        # interval 0 (the default): every read sees commits made by other processes (the
+        # writer replica for a reader replica, a CLI ingest while the server runs); on a
+        # local disk that check is one cheap manifest lookup
+        interval = timedelta(seconds=self.options.read_consistency_s)
+        self._db = lancedb.connect(location, read_consistency_interval=interval)
         self._tables: dict[str, tuple[Any, Collection]] = {}
         self._lock = threading.RLock()
 
