@@ -39,7 +39,8 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
         name = _NAMES.get(run["store"], run["store"])
         ingest = str(run["ingest_items_per_s"])
         if "exact" in run:
-            lines.append(_row(name, "none (exact scan)", run["exact"], "-", ingest))
+            scan = f"none (exact scan, {run.get('exact_queries', results['queries'])} queries)"
+            lines.append(_row(name, scan, run["exact"], "-", ingest))
         lines.append(_row(name, run["index"], run["search"], str(run["index_build_s"]), ingest))
     sweeps = [run for run in results["runs"] if run.get("sweep")]
     for run in sweeps:

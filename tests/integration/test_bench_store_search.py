@@ -45,7 +45,7 @@ def test_the_quick_mode_runs_both_stores_end_to_end(tmp_path: Path) -> None:
     ]
     markdown = (tmp_path / "store_search-quick.md").read_text()
     assert "| Milvus Lite | HNSW (M 16, efConstruction 200; ef 100) |" in markdown
-    assert "| LanceDB | none (exact scan) |" in markdown
+    assert "| LanceDB | none (exact scan, 4 queries) |" in markdown
 
 
 def test_the_documented_commands_parse() -> None:
