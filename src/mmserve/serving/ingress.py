@@ -4,7 +4,8 @@ Each ingress replica rebuilds the app config, loads the workflows, and runs one 
 :class:`~mmserve.workflow.Engine` whose gateway is a
 :class:`~mmserve.serving.handles.HandleGateway` over the model deployments and whose store
 is a :class:`~mmserve.serving.store.StoreClient` of the single store deployment. Model calls
-whose replica dies are sent again (:mod:`mmserve.serving.replica_retry`). Models placed in
+whose replica dies are sent again (:mod:`mmserve.serving.replica_retry`); a call to a model
+with no running replica fails fast (:mod:`mmserve.serving.fail_fast`). Models placed in
 the ingress (``placement: ingress``) are loaded, warmed and called in the replica itself
 (:mod:`mmserve.serving.in_ingress`). The engine itself never sees Ray.
 """
@@ -23,11 +24,13 @@ from mmserve.agents import load_agents
 from mmserve.config import AppConfig
 from mmserve.registry import registry
 from mmserve.serving.api import ApiRuntime, create_api
+from mmserve.serving.fail_fast import ReplicaWatch, failing_fast
 from mmserve.serving.handles import HandleGateway, with_transport
 from mmserve.serving.health import HealthReader, app_health
 from mmserve.serving.in_ingress import PlacedGateway, start_ingress_models
 from mmserve.serving.plan import APP_NAME, scale_to_zero_deployments
 from mmserve.serving.replica_retry import again_if_replica_dies
+from mmserve.serving.status_view import read_app_view
 from mmserve.serving.store import StoreClient
 from mmserve.workflow import Engine, load_workflows
 
@@ -55,14 +58,17 @@ class IngressServer:
             name: again_if_replica_dies(with_transport(handle, transport), model=name)
             for name, handle in models.items()
         }
-        store_client = StoreClient(with_transport(store, transport)) if store is not None else None
-        # models placed in the ingress: loaded and warmed here, before the replica is ready
-        gateway = PlacedGateway(config, HandleGateway(config, models), start_ingress_models(config))
-        engine = Engine(gateway, store=store_client, registry=registry)
         try:
             app_name = serve.get_replica_context().app_name
         except Exception:  # not in a replica: the default name
             app_name = APP_NAME
+        # a call to a model with no running replica answers 503 at once (fail_fast.py)
+        deployment_of = {model: name for name, served in deployments.items() for model in served}
+        models = failing_fast(models, deployment_of, ReplicaWatch(partial(read_app_view, app_name)))
+        store_client = StoreClient(with_transport(store, transport)) if store is not None else None
+        # models placed in the ingress: loaded and warmed here, before the replica is ready
+        gateway = PlacedGateway(config, HandleGateway(config, models), start_ingress_models(config))
+        engine = Engine(gateway, store=store_client, registry=registry)
         self._runtime = ApiRuntime(
             config=config,
             engine=engine,
