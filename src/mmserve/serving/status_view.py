@@ -55,6 +55,7 @@ class DeploymentView(BaseModel):
     )
     max_ongoing_requests: int | None = None
     unschedulable: bool = Field(False, description="a pending replica cannot be scheduled")
+    fits_no_node: bool = Field(False, description="no node of the cluster has what it asks")
     why: str = Field("", description="why a replica that is not running waits")
 
 
@@ -116,7 +117,7 @@ def deployment_view_of(
     counts = {s: sum(1 for r in replicas if r.state == s) for s in ("running", "pending")}
     counts["starting"] = sum(1 for r in replicas if r.state == "starting")
     need = _amounts(details.get("required_resources") or {})
-    unschedulable, why = False, ""
+    unschedulable, nowhere, why = False, False, ""
     if counts["pending"]:
         nowhere = not any(_fits(need, total) for total in nodes_total)
         unschedulable = nowhere or not _fits(need, free)
@@ -146,6 +147,7 @@ def deployment_view_of(
         batch=dict(config.get("user_config") or {}),
         max_ongoing_requests=config.get("max_ongoing_requests"),
         unschedulable=unschedulable,
+        fits_no_node=nowhere,
         why=why,
     )
 
@@ -197,11 +199,13 @@ def unavailable(view: DeploymentView) -> tuple[Unavailable, str] | None:
     A call waits (None) when a replica runs, when the deployment scales to zero on purpose
     (the call starts one), and when Serve replaces replicas that died (UNHEALTHY with a
     replacement on its way: model calls are sent again, :mod:`.replica_retry`). It fails fast
-    when a replica cannot be scheduled, the deployment failed to deploy, its first replicas
+    when a replica cannot be scheduled (while Serve replaces dead replicas: only when no node
+    could ever take it), the deployment failed to deploy, its first replicas
     are still starting (UPDATING), or it is unhealthy with nothing starting."""
     if view.running:
         return None
-    if view.unschedulable:
+    # resources not free now while Serve replaces dead replicas may be theirs, being released
+    if view.unschedulable and (view.fits_no_node or view.status != "UNHEALTHY"):
         return "pending", view.why
     last = next((ln for ln in reversed(view.message.splitlines()) if ln.strip()), "")
     if view.status == "DEPLOY_FAILED":

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from mmserve.cli_status import render
 from mmserve.errors import ModelUnavailableError
 from mmserve.serving.fail_fast import ReplicaWatch
 from mmserve.serving.status_view import AppView, app_view_of, unavailable
@@ -22,6 +23,11 @@ WORKER = {
     "Alive": True,
     "Resources": {"CPU": 1, "accel": 1, "memory": 1e9, "node:10.0.0.2": 1},
 }
+
+
+#: Resources that fit a node but not what is free now, and that fit no node.
+BIG: dict[str, Any] = {"need": {"CPU": 1.5}}
+HUGE: dict[str, Any] = {"need": {"CPU": 4.0}}
 
 
 def _deployment(
@@ -83,7 +89,7 @@ def test_a_replica_that_fits_a_node_but_not_the_free_resources_cannot_be_schedul
 
 
 @pytest.mark.parametrize(
-    ("status", "replicas", "scaling", "expected"),
+    ("status", "replicas", "options", "expected"),  # options: autoscaling, or "need"
     [
         # first replicas placed and loading: the call would wait for the load
         ("UPDATING", [{"state": "STARTING", "node_id": "head"}], None, "starting"),
@@ -96,6 +102,10 @@ def test_a_replica_that_fits_a_node_but_not_the_free_resources_cannot_be_schedul
         # scaled to zero on purpose: the call starts a replica
         ("HEALTHY", [], {"min_replicas": 0, "max_replicas": 2}, None),
         ("UPDATING", [{"state": "STARTING"}], {"min_replicas": 0, "max_replicas": 2}, None),
+        # replacing dead replicas whose resources are not released yet: the call waits
+        ("UNHEALTHY", [{"state": "STARTING"}, {"state": "STOPPING"}], BIG, None),
+        # replacing a replica that no node can take any more (its node is gone)
+        ("UNHEALTHY", [{"state": "STARTING"}], HUGE, "pending"),
         # a controller restart re-attaching to its replicas: they serve
         ("UPDATING", [{"state": "RECOVERING", "node_id": "head"}], None, None),
     ],
@@ -103,11 +113,13 @@ def test_a_replica_that_fits_a_node_but_not_the_free_resources_cannot_be_schedul
 def test_when_a_model_deployment_cannot_take_calls(
     status: str,
     replicas: list[dict[str, Any]],
-    scaling: dict[str, int] | None,
+    options: dict[str, Any] | None,
     expected: str | None,
 ) -> None:
-    config = {} if scaling is None else {"autoscaling_config": scaling}
-    view = _view({"m": _deployment(status, replicas, {"CPU": 0.5}, **config)}, {"CPU": 1.0})
+    scaling = dict(options or {})
+    need = scaling.pop("need", {"CPU": 0.5})  # what each replica asks for (default: fits)
+    config = {"autoscaling_config": scaling} if scaling else {}
+    view = _view({"m": _deployment(status, replicas, need, **config)}, {"CPU": 1.0})
     reason = unavailable(view.deployments["m"])
     assert (reason[0] if reason else None) == expected
 
@@ -193,3 +205,31 @@ def test_a_fast_call_never_reads_the_view() -> None:
         return "fast"
 
     assert asyncio.run(ReplicaWatch(read).watched("m", "m", fast)) == "fast"
+
+
+def test_the_table_shows_replicas_nodes_asks_batching_and_why() -> None:
+    view = _view(
+        {
+            "vqa": _deployment(
+                "HEALTHY", [{"state": "RUNNING", "node_id": "worker"}], {"CPU": 0.1, "accel": 1}
+            ),
+            "text_encoder": _deployment(
+                "UPDATING", [{"state": "STARTING", "node_id": None}], {"CPU": 2, "accel": 1}
+            ),
+        },
+        free={"CPU": 1.8},
+    )
+    lines = render(view).splitlines()
+    assert lines[0] == "app 'mmserve': DEPLOYING"
+    assert lines[1].split() == [
+        "DEPLOYMENT", "STATUS", "RUNNING", "PENDING", "STARTING", "NODES", "ASKS", "BATCH"
+    ]  # fmt: skip
+    asks_and_batch = ["accel", "1", "8", "/", "0", "ms"]
+    assert lines[2].split() == [
+        "text_encoder", "UPDATING", "0/1", "1", "0", "-", "CPU", "2,", *asks_and_batch
+    ]  # fmt: skip
+    assert lines[3].split() == [
+        "vqa", "HEALTHY", "1/1", "0", "0", "10.0.0.2", "CPU", "0.1,", *asks_and_batch
+    ]  # fmt: skip
+    assert lines[4].startswith("text_encoder: pending: 1 replica(s) cannot be scheduled: each")
+    assert lines[-1] == "free in the cluster: CPU 1.8"
