@@ -78,12 +78,21 @@ def _replicas(view: DeploymentView) -> str:
     return f"{view.running}/{view.target}{scaling}"
 
 
+def _node(view: AppView, node_id: str) -> str:
+    """A node by its address, with its id's start when several nodes share the address."""
+    address = view.nodes.get(node_id)
+    if address is None:
+        return node_id[:8]
+    shared = sum(1 for other in view.nodes.values() if other == address) > 1
+    return f"{address}/{node_id[:6]}" if shared else address
+
+
 def render(view: AppView) -> str:
     """The terminal table of ``view``, then a line per deployment that waits."""
     header = ("DEPLOYMENT", "STATUS", "RUNNING", "PENDING", "STARTING", "NODES", "ASKS", "BATCH")
     rows = [header]
     for d in view.deployments.values():
-        nodes = sorted({view.nodes.get(r.node_id, r.node_id[:8]) for r in d.replicas if r.node_id})
+        nodes = sorted({_node(view, r.node_id) for r in d.replicas if r.node_id})
         rows.append(
             (
                 d.name,
