@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from mmserve.cli_status import render
 from mmserve.errors import ModelUnavailableError
-from mmserve.serving.fail_fast import ReplicaWatch
+from mmserve.serving.fail_fast import ReplicaWatch, failing_fast
 from mmserve.serving.status_view import AppView, app_view_of, unavailable
 
 pytestmark = pytest.mark.unit
@@ -233,3 +233,42 @@ def test_the_table_shows_replicas_nodes_asks_batching_and_why() -> None:
     ]  # fmt: skip
     assert lines[4].startswith("text_encoder: pending: 1 replica(s) cannot be scheduled: each")
     assert lines[-1] == "free in the cluster: CPU 1.8"
+
+
+class _Handle:
+    """The parts of a DeploymentHandle the gateway uses: ``options``, ``remote`` and
+    ``handle.method.remote``; its calls answer what they were called with."""
+
+    def __init__(self, method: str = "__call__") -> None:
+        self.method = method
+
+    def options(self, *, method_name: str) -> _Handle:
+        return _Handle(method_name)
+
+    def __getattr__(self, name: str) -> _Handle:
+        return _Handle(name)
+
+    async def remote(self, *args: Any) -> tuple[str, tuple[Any, ...]]:
+        return self.method, args
+
+
+def test_the_gateway_s_handles_keep_working_through_the_watch() -> None:
+    watch = ReplicaWatch(_running_view)
+    handles = failing_fast({"m": cast(Any, _Handle())}, {"m": "m"}, watch)
+
+    async def calls() -> list[Any]:
+        handle = handles["m"]
+        return [
+            await handle.options(method_name="call").remote("embed", 1),
+            await handle.space.remote(),
+        ]
+
+    assert asyncio.run(calls()) == [("call", ("embed", 1)), ("space", ())]
+
+
+def test_a_watched_handle_refuses_a_pending_model_by_name() -> None:
+    watch = ReplicaWatch(_pending_view)
+    asyncio.run(watch.view())  # an earlier slow call found it pending
+    handles = failing_fast({"text": cast(Any, _Handle())}, {"text": "m"}, watch)
+    with pytest.raises(ModelUnavailableError, match=r"model 'text' \(deployment 'm'\)"):
+        asyncio.run(handles["text"].options(method_name="call").remote("embed", 1))
