@@ -262,9 +262,11 @@ def _mount_subcommands() -> None:
     from mmserve.cli_index import index_app
     from mmserve.cli_mcp import mcp
     from mmserve.cli_serve import build, serve
+    from mmserve.cli_status import status
 
     app.command(help="Serve the app on Ray Serve (embedded local Ray, or --address).")(serve)
     app.command(help="Write a Ray Serve config (serve run/deploy) or a KubeRay RayService.")(build)
+    app.command(help="Show the running app's replicas, their nodes, and why any waits.")(status)
     app.add_typer(index_app, name="index", help="Build and search the retrieval index.")
     app.command(help="Chat with an agent at the terminal (--url for a server).")(chat)
     app.command(help="A stdio MCP server for desktop MCP clients, forwarding to --url's /mcp.")(mcp)

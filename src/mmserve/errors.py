@@ -398,6 +398,23 @@ class ServiceUnavailableError(ServingError):
     status = 503
 
 
+class ModelUnavailableError(ServiceUnavailableError):
+    """A step's model deployment has no running replica and none will run soon (a replica
+    that cannot be scheduled, replicas still starting or failing): answered at once, not at
+    the deadline."""
+
+    code = "model_unavailable"
+
+    def __init__(self, *, model: str, deployment: str, kind: str, why: str) -> None:
+        where = "" if deployment == model else f" (deployment {deployment!r})"
+        super().__init__(
+            f"model {model!r}{where} has no running replica: {kind}: {why}",
+            hint="`mmserve status` shows its replicas and why they wait; retry after "
+            "Retry-After, or fix the cluster or the config (resources, replicas)",
+        )
+        self.model, self.deployment, self.kind, self.why = model, deployment, kind, why
+
+
 class NotReadyError(ServiceUnavailableError):
     """``GET /v1/ready``: not every deployment of the app is ready yet (or any more)."""
 
@@ -512,6 +529,7 @@ __all__ = [
     "ModelError",
     "ModelLoadError",
     "ModelNotConfiguredError",
+    "ModelUnavailableError",
     "NotReadyError",
     "OverloadedError",
     "PluginError",

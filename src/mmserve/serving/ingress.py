@@ -4,7 +4,8 @@ Each ingress replica rebuilds the app config, loads the workflows, and runs one 
 :class:`~mmserve.workflow.Engine` whose gateway is a
 :class:`~mmserve.serving.handles.HandleGateway` over the model deployments and whose store
 is a :class:`~mmserve.serving.store.StoreClient` of the store deployment (and its readers).
-Model calls whose replica dies are sent again (:mod:`mmserve.serving.replica_retry`). Models
+Model calls whose replica dies are sent again (:mod:`mmserve.serving.replica_retry`); a call
+to a model with no running replica fails fast (:mod:`mmserve.serving.fail_fast`). Models
 placed in the ingress (``placement: ingress``) are loaded, warmed and called in the replica
 itself (:mod:`mmserve.serving.in_ingress`). The engine itself never sees Ray.
 """
@@ -23,12 +24,14 @@ from mmserve.agents import load_agents
 from mmserve.config import AppConfig
 from mmserve.registry import registry
 from mmserve.serving.api import ApiRuntime, create_api
+from mmserve.serving.fail_fast import ReplicaWatch, failing_fast
 from mmserve.serving.handles import HandleGateway, with_transport
 from mmserve.serving.health import HealthReader, app_health
 from mmserve.serving.in_ingress import PlacedGateway, start_ingress_models
 from mmserve.serving.metered import MeteredEngine, MeteredGateway
 from mmserve.serving.plan import APP_NAME, scale_to_zero_deployments
 from mmserve.serving.replica_retry import again_if_replica_dies
+from mmserve.serving.status_view import read_app_view
 from mmserve.serving.store import StoreClient
 from mmserve.tracing import configure as configure_tracing
 from mmserve.workflow import load_workflows
@@ -59,6 +62,13 @@ class IngressServer:
             name: again_if_replica_dies(with_transport(handle, transport), model=name)
             for name, handle in models.items()
         }
+        try:
+            app_name = serve.get_replica_context().app_name
+        except Exception:  # not in a replica: the default name
+            app_name = APP_NAME
+        # a call to a model with no running replica answers 503 at once (fail_fast.py)
+        deployment_of = {model: name for name, served in deployments.items() for model in served}
+        models = failing_fast(models, deployment_of, ReplicaWatch(partial(read_app_view, app_name)))
         store_client = None
         if store is not None:  # reads to the readers when there are any, writes to the writer
             readers = None if store_readers is None else with_transport(store_readers, transport)
@@ -69,10 +79,6 @@ class IngressServer:
         engine = MeteredEngine(
             MeteredGateway(gateway, config), store=store_client, registry=registry
         )
-        try:
-            app_name = serve.get_replica_context().app_name
-        except Exception:  # not in a replica: the default name
-            app_name = APP_NAME
         self._runtime = ApiRuntime(
             config=config,
             engine=engine,
