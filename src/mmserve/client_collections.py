@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -23,6 +23,15 @@ from mmserve.client_base import add_payload, search_payload
 
 SyncRequest = Callable[..., httpx.Response]
 AsyncRequest = Callable[..., Awaitable[httpx.Response]]
+
+#: Where a search reads: ``"default"`` (the store's readers, when it has any) or ``"strong"``
+#: (the writer, which has every acknowledged add: read-your-writes; see docs/cluster.md).
+Consistency = Literal["default", "strong"]
+
+
+def consistency_headers(consistency: Consistency) -> dict[str, str]:
+    """The request header asking for ``consistency`` (none for the default)."""
+    return {} if consistency == "default" else {"x-mmserve-consistency": consistency}
 
 
 class Collections:
@@ -72,13 +81,21 @@ class Collections:
         top_k: int = 5,
         model: str | None = None,
         include_images: bool = True,
+        consistency: Consistency = "default",
     ) -> builtins.list[dict[str, Any]]:
         """The ``top_k`` matches of a text or image query, best first: each
-        ``{"id", "score", "payload": {"text", "image" (base64), "metadata"}}``."""
+        ``{"id", "score", "payload": {"text", "image" (base64), "metadata"}}``.
+        ``consistency="strong"`` reads from the store's writer, so the search sees every add
+        acknowledged before it even when the server's readers lag (``read_consistency_s``)."""
         payload = search_payload(
             text=text, image=image, top_k=top_k, model=model, include_images=include_images
         )
-        response = self._request("POST", f"/v1/collections/{name}/search", json=payload)
+        response = self._request(
+            "POST",
+            f"/v1/collections/{name}/search",
+            json=payload,
+            headers=consistency_headers(consistency),
+        )
         matches: builtins.list[dict[str, Any]] = response.json()["matches"]
         return matches
 
@@ -125,11 +142,17 @@ class AsyncCollections:
         top_k: int = 5,
         model: str | None = None,
         include_images: bool = True,
+        consistency: Consistency = "default",
     ) -> builtins.list[dict[str, Any]]:
         payload = search_payload(
             text=text, image=image, top_k=top_k, model=model, include_images=include_images
         )
-        response = await self._request("POST", f"/v1/collections/{name}/search", json=payload)
+        response = await self._request(
+            "POST",
+            f"/v1/collections/{name}/search",
+            json=payload,
+            headers=consistency_headers(consistency),
+        )
         matches: builtins.list[dict[str, Any]] = response.json()["matches"]
         return matches
 

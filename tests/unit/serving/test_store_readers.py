@@ -207,3 +207,33 @@ def test_a_reader_with_an_interval_may_lag_the_writer_by_at_most_that_interval(
         return [first, await counts()]
 
     assert asyncio.run(scenario()) == [(1, 1, 1), (2, 2, 1)]
+
+
+def test_the_client_asks_for_read_your_writes_with_consistency_strong(
+    routed: tuple[StoreClient, list[tuple[str, str]]],
+) -> None:
+    """`client.collections.search(..., consistency="strong")` is the header above, from the
+    shipped client: its search reads from the writer; the default reads from a reader."""
+    import httpx
+
+    from mmserve.client import AsyncClient
+
+    store, log = routed
+    app = build_api(store=store)
+    key = AUTH["authorization"].removeprefix("Bearer ")
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with AsyncClient("http://api", api_key=key, transport=transport) as client:
+            await client.collections.add("notes", texts=["a red car"])
+            for consistency, replica in [("strong", "writer"), ("default", "reader")]:
+                log.clear()
+                matches = await client.collections.search(
+                    "notes",
+                    text="a red car",
+                    consistency=consistency,  # type: ignore[arg-type]
+                )
+                assert matches[0]["payload"]["text"] == "a red car"
+                assert [call for call in log if call[1] == "search"] == [(replica, "search")]
+
+    asyncio.run(scenario())
