@@ -50,6 +50,8 @@ def with_transport(handle: DeploymentHandle[Any], transport: str) -> DeploymentH
 
 def translate_error(what: str, exc: BaseException) -> BaseException:
     """The error to raise for a failed handle call to ``what`` (a model or the store)."""
+    if isinstance(exc, MmserveError):
+        return exc
     if isinstance(exc, RayTaskError):
         cause = exc.cause
         if isinstance(cause, MmserveError):
@@ -80,6 +82,12 @@ def translate_error(what: str, exc: BaseException) -> BaseException:
             hint="see the replica's log (`ray logs` or the Ray dashboard); "
             "`server.transport: actor` avoids gRPC",
         )
+    if isinstance(exc, Exception):
+        # over gRPC a replica's own exception arrives as itself, not wrapped in RayTaskError
+        return ServingError(
+            f"{what} failed: {type(exc).__name__}: {exc}",
+            hint="see the replica's log (`ray logs` or the Ray dashboard) for the traceback",
+        )
     return exc
 
 
@@ -87,13 +95,9 @@ async def _call(model: str, response: Awaitable[Any]) -> Any:
     """Await one handle call, turning Ray/Serve failures into mmserve errors."""
     try:
         return await response
-    except (
-        RayTaskError,
-        BackPressureError,
-        RayActorError,
-        DeploymentUnavailableError,
-        AioRpcError,
-    ) as exc:
+    except MmserveError:
+        raise
+    except Exception as exc:  # only the call is awaited here: whatever fails is the model's
         error = translate_error(f"model {model!r}", exc)
         # A replica's own MmserveError is re-raised as is: the Ray wrapper adds nothing.
         raise error from (None if error is getattr(exc, "cause", None) else exc)

@@ -32,3 +32,12 @@ def test_grpc_failures_name_the_callee_and_the_status() -> None:
 def test_errors_that_are_not_ray_or_grpc_pass_through() -> None:
     error = InputError("bad")
     assert translate_error("model 'x'", error) is error
+
+
+def test_a_replicas_own_exception_over_grpc_is_a_serving_error_naming_the_callee() -> None:
+    """Over gRPC a model's plain exception reaches the ingress as itself (no RayTaskError):
+    it is the model's failure (502 serving_error), not the ingress's (500 internal_error)."""
+    failed = translate_error("model 'captioner'", ValueError("tokenizer exploded"))
+    assert isinstance(failed, ServingError)
+    assert str(failed).startswith("model 'captioner' failed: ValueError: tokenizer exploded")
+    assert "replica's log" in (failed.hint or "")
