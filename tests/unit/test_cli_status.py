@@ -36,3 +36,15 @@ def test_status_without_a_cluster_is_one_line(address: str, expected: str) -> No
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(expected), done.stderr
+
+
+def test_the_cli_starts_without_importing_ray_or_torch() -> None:
+    """Every `mmserve` command imports the CLI; only the commands that need Ray (serve,
+    status) or a model import them, so `mmserve --help` or a bad flag answers at once."""
+    import subprocess
+    import sys
+
+    heavy = "('ray', 'ray.serve', 'torch', 'transformers')"
+    probe = f"import sys, mmserve.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

@@ -16,9 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import ray
 from pydantic import BaseModel, Field
-from ray.serve.context import _get_global_client
 
 from mmserve.serving.plan import INGRESS_NAME, STORE_NAME
 
@@ -186,6 +184,10 @@ def app_view_of(
 
 def read_app_view(app: str) -> AppView | None:
     """Blocking: ask the Serve controller and Ray (this process must be connected to Ray)."""
+    # imported here: `mmserve` commands other than `status` never pay for importing Serve
+    import ray
+    from ray.serve.context import _get_global_client
+
     client = _get_global_client()
     if client is None:  # it raises when no Serve runs; None only in Serve's local testing mode
         return None
