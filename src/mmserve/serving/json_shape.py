@@ -63,10 +63,24 @@ def check_json_shape(data: bytes | str, limits: JsonLimits, *, where: str = "the
     return nodes
 
 
+def surely_within(data: bytes, limits: JsonLimits) -> bool:
+    """Whether JSON text ``data`` cannot exceed ``limits``, from byte counts alone (no scan).
+
+    Sound upper bounds: the depth is at most the number of opening brackets, and every value
+    or key but the first follows one of ``[ { , :``, so the values are at most one more than
+    those bytes (counted inside strings too, which only over-counts). A body that is mostly one
+    long string -- a base64 image -- has almost none of them and skips :func:`check_json_shape`
+    (~10 ms per MB here) for four ``bytes.count`` passes. False means only "scan it"."""
+    opening = data.count(b"[") + data.count(b"{")
+    if opening > limits.max_depth:
+        return False
+    return 1 + opening + data.count(b",") + data.count(b":") <= limits.max_nodes
+
+
 def loads_bounded(data: bytes | str, limits: JsonLimits, *, where: str = "the body") -> Any:
     """:func:`json.loads` of ``data`` once :func:`check_json_shape` passed it."""
     check_json_shape(data, limits, where=where)
     return json.loads(data)
 
 
-__all__ = ["JsonLimits", "check_json_shape", "loads_bounded"]
+__all__ = ["JsonLimits", "check_json_shape", "loads_bounded", "surely_within"]
