@@ -17,6 +17,7 @@ from mmserve.config import AppConfig
 from mmserve.errors import ModelNotConfiguredError, ServingError
 from mmserve.gateway.local import LocalGateway, model_thread
 from mmserve.models.fake import FAIL_MARKER
+from mmserve.serving import in_ingress
 from mmserve.serving.deployments import Served
 from mmserve.serving.handles import HandleGateway
 from mmserve.serving.in_ingress import IngressModel, PlacedGateway, start_ingress_models
@@ -178,6 +179,9 @@ def test_the_handle_gateway_needs_no_handle_for_a_model_in_the_ingress() -> None
 def test_a_model_cheaper_than_the_thread_hop_runs_on_the_event_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # the fake model takes well under a second a batch even on a busy machine (the 2 ms
+    # default is a latency bar, not something a test can rely on)
+    monkeypatch.setattr(in_ingress, "INLINE_BELOW_S", 1.0)
     _, started = _started(text_encoder=_fake(placement="ingress"))
     model = started["text_encoder"]
     original = model._backend.embed_texts
