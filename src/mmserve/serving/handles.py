@@ -82,6 +82,11 @@ def translate_error(what: str, exc: BaseException) -> BaseException:
             hint="see the replica's log (`ray logs` or the Ray dashboard); "
             "`server.transport: actor` avoids gRPC",
         )
+    if isinstance(exc, TimeoutError):  # a call's own time limit (the store's), not the request's
+        return ServingError(
+            f"{what} did not answer within its call time limit",
+            hint="see the replica's log (`ray logs` or the Ray dashboard); it may be overloaded",
+        )
     if isinstance(exc, Exception):
         # over gRPC a replica's own exception arrives as itself, not wrapped in RayTaskError
         return ServingError(

@@ -41,3 +41,9 @@ def test_a_replicas_own_exception_over_grpc_is_a_serving_error_naming_the_callee
     assert isinstance(failed, ServingError)
     assert str(failed).startswith("model 'captioner' failed: ValueError: tokenizer exploded")
     assert "replica's log" in (failed.hint or "")
+
+
+def test_a_call_running_past_its_own_time_limit_names_the_callee() -> None:
+    late = translate_error("the store", TimeoutError())
+    assert isinstance(late, ServingError)
+    assert str(late).startswith("the store did not answer within its call time limit")
