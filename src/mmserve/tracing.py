@@ -28,8 +28,7 @@ from opentelemetry.context import Context, attach, detach
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 
 from mmserve import __version__
-from mmserve.gateway.base import Batched, Called, ModelGateway
-from mmserve.models.base import EmbeddingSpace
+from mmserve.gateway.base import Batched, Called, ModelGateway, WrappedGateway
 
 T = TypeVar("T")
 
@@ -247,21 +246,9 @@ def extract(given: Mapping[str, str] | None) -> Context | None:
     return propagate.extract(given) if given else None
 
 
-class TracedGateway:
+class TracedGateway(WrappedGateway):
     """A :class:`~mmserve.gateway.base.ModelGateway` that puts each model call in a
     ``model NAME.METHOD`` span (kind CLIENT), with its batch size and replica."""
-
-    def __init__(self, inner: ModelGateway) -> None:
-        self.inner = inner
-
-    def model_for(self, role: str, name: str | None = None) -> str:
-        return self.inner.model_for(role, name)
-
-    def models(self) -> dict[str, str]:
-        return self.inner.models()
-
-    async def space(self, model: str) -> EmbeddingSpace:
-        return await self.inner.space(model)
 
     async def call(self, model: str, method: str, item: Any) -> Called[Any]:
         attributes = {"mmserve.model": model, "mmserve.method": method}

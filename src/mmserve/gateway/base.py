@@ -67,4 +67,34 @@ class ModelGateway(Protocol):
         ...
 
 
-__all__ = ["Batched", "Called", "ModelGateway"]
+class WrappedGateway:
+    """A gateway over another that passes everything on: subclasses override what they add
+    to (``call``, ``call_batch``). Attributes beyond the protocol (``config``, ``image_input``,
+    ...) are read from the wrapped gateway too, so wrappers stack without hiding them."""
+
+    def __init__(self, inner: ModelGateway) -> None:
+        self.inner = inner
+
+    def model_for(self, role: str, name: str | None = None) -> str:
+        return self.inner.model_for(role, name)
+
+    def models(self) -> dict[str, str]:
+        return self.inner.models()
+
+    async def space(self, model: str) -> EmbeddingSpace:
+        return await self.inner.space(model)
+
+    async def call(self, model: str, method: str, item: Any) -> Called[Any]:
+        return await self.inner.call(model, method, item)
+
+    async def call_batch(self, model: str, method: str, items: Sequence[Any]) -> Batched[Any]:
+        return await self.inner.call_batch(model, method, items)
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for what this wrapper lacks; never for dunders or before ``inner`` is set
+        if name.startswith("__") or name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+__all__ = ["Batched", "Called", "ModelGateway", "WrappedGateway"]

@@ -15,8 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from mmserve.gateway.base import Batched, Called, ModelGateway
-from mmserve.models.base import EmbeddingSpace
+from mmserve.gateway.base import Batched, Called, ModelGateway, WrappedGateway
 from mmserve.serving.metrics import Ongoing, Recorder, process_recorder, record_model_call
 from mmserve.serving.metrics import record_run as _record_run
 from mmserve.workflow import Engine, RunResult, TraceEntry, Workflow, trace_of
@@ -61,40 +60,26 @@ class MeteredEngine(Engine):
             _record_run(self._recorder, workflow.name, trace, wall_ms=wall_ms, error=error)
 
 
-class MeteredGateway:
-    """A :class:`~mmserve.gateway.base.ModelGateway` that records the calls it passes on."""
+class MeteredGateway(WrappedGateway):
+    """A :class:`~mmserve.gateway.base.ModelGateway` that records the calls it passes on
+    (everything else it offers, e.g. ``image_input``, is passed on unrecorded)."""
 
     def __init__(self, gateway: ModelGateway, config: Any, recorder: Recorder | None = None):
         """``config``: the app config (the step cache keys results by its models)."""
-        self._gateway = gateway
+        super().__init__(gateway)
         self.config = config
         self._recorder = process_recorder if recorder is None else recorder
         self._ongoing = Ongoing(self._recorder, "mmserve_model_ongoing")
 
-    def model_for(self, role: str, name: str | None = None) -> str:
-        return self._gateway.model_for(role, name)
-
-    def models(self) -> dict[str, str]:
-        return self._gateway.models()
-
-    async def space(self, model: str) -> EmbeddingSpace:
-        return await self._gateway.space(model)
-
-    def __getattr__(self, name: str) -> Any:
-        # what else the wrapped gateway offers (e.g. image_input), unrecorded
-        if name.startswith("__") or name == "_gateway":
-            raise AttributeError(name)
-        return getattr(self._gateway, name)
-
     async def call(self, model: str, method: str, item: Any) -> Called[Any]:
         called: Called[Any] = await self._recorded(
-            model, method, 1, lambda: self._gateway.call(model, method, item)
+            model, method, 1, lambda: self.inner.call(model, method, item)
         )
         return called
 
     async def call_batch(self, model: str, method: str, items: Sequence[Any]) -> Batched[Any]:
         batched: Batched[Any] = await self._recorded(
-            model, method, len(items), lambda: self._gateway.call_batch(model, method, items)
+            model, method, len(items), lambda: self.inner.call_batch(model, method, items)
         )
         return batched
 

@@ -182,3 +182,17 @@ def test_ray_metric_objects_are_made_once_per_process() -> None:
     recorder.add("mmserve_workflow_runs", {"workflow": "w"})  # outside Ray: not exported
     assert recorder._metric("mmserve_workflow_runs") is first
     assert recorder._metric("mmserve_model_batch_size").boundaries[0] == 1.0
+
+
+def test_gateway_wrappers_stacked_hide_nothing_the_step_cache_reads(tmp_path: Path) -> None:
+    """The ingress stacks the traced gateway over the metered one: the step cache still keys
+    results by the config's model entries (``config``, an attribute beyond the protocol)."""
+    from mmserve.tracing import TracedGateway
+    from mmserve.workflow.cache import models_fingerprint
+
+    engine, _ = _metered_app(tmp_path, Tally())
+    metered = engine.gateway
+    traced = TracedGateway(metered)
+    assert traced.config is metered.config  # type: ignore[attr-defined]
+    assert models_fingerprint(traced) == models_fingerprint(metered)
+    assert models_fingerprint(traced) == {"captioner": ["fake", "fake://", None]}
