@@ -54,12 +54,7 @@ def translate_error(what: str, exc: BaseException) -> BaseException:
         return exc
     if isinstance(exc, RayTaskError):
         cause = exc.cause
-        if isinstance(cause, MmserveError):
-            return cause
-        return ServingError(
-            f"{what} failed: {type(cause).__name__}: {cause}",
-            hint="see the replica's log (`ray logs` or the Ray dashboard) for the traceback",
-        )
+        return cause if isinstance(cause, MmserveError) else _replica_failed(what, cause)
     if isinstance(exc, BackPressureError):
         return OverloadedError(
             f"{what} is at capacity (its request queue is full)",
@@ -89,11 +84,16 @@ def translate_error(what: str, exc: BaseException) -> BaseException:
         )
     if isinstance(exc, Exception):
         # over gRPC a replica's own exception arrives as itself, not wrapped in RayTaskError
-        return ServingError(
-            f"{what} failed: {type(exc).__name__}: {exc}",
-            hint="see the replica's log (`ray logs` or the Ray dashboard) for the traceback",
-        )
+        return _replica_failed(what, exc)
     return exc
+
+
+def _replica_failed(what: str, error: BaseException) -> ServingError:
+    """``what``'s replica raised ``error`` (not an mmserve error): its log has the traceback."""
+    return ServingError(
+        f"{what} failed: {type(error).__name__}: {error}",
+        hint="see the replica's log (`ray logs` or the Ray dashboard) for the traceback",
+    )
 
 
 async def _call(model: str, response: Awaitable[Any]) -> Any:
