@@ -5,7 +5,7 @@ consistency a reader gives on a shared LanceDB folder."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from api_support import AUTH, build_api
 from fastapi.testclient import TestClient
+from handle_support import Pending
 
 from mmserve.config import AppConfig
 from mmserve.errors import ConfigError, StoreError
@@ -81,17 +82,6 @@ def test_bad_store_replica_settings_are_refused_clearly(
 # -- where the client sends each call -------------------------------------------------------
 
 
-class _Pending:
-    def __init__(self, coroutine: Coroutine[Any, Any, object]) -> None:
-        self._coroutine = coroutine
-
-    def __await__(self) -> Generator[Any, None, object]:
-        return self._coroutine.__await__()
-
-    def cancel(self) -> None:
-        pass
-
-
 class _Handle:
     """A deployment handle over a :class:`StoreServer` in this process; logs each call."""
 
@@ -104,9 +94,9 @@ class _Handle:
         handle._method = method_name
         return handle
 
-    def remote(self, *args: Any, **kwargs: Any) -> _Pending:
+    def remote(self, *args: Any, **kwargs: Any) -> Pending:
         self._log.append((self._label, self._method))
-        return _Pending(getattr(self._server, self._method)(*args, **kwargs))
+        return Pending(getattr(self._server, self._method)(*args, **kwargs))
 
 
 @pytest.fixture

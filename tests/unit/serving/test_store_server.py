@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Generator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import pytest
+from handle_support import Pending
 from ray import serve
 from ray.exceptions import ActorDiedError
 
@@ -127,7 +128,7 @@ class _DyingReplicaHandle:
         self._method = method_name
         return self
 
-    def remote(self, *args: object, **kwargs: object) -> _Pending:
+    def remote(self, *args: object, **kwargs: object) -> Pending:
         method = self._method
         self.sent.append(method)
 
@@ -137,18 +138,7 @@ class _DyingReplicaHandle:
                 raise ActorDiedError()
             return result
 
-        return _Pending(answer())
-
-
-class _Pending:
-    def __init__(self, coroutine: Coroutine[Any, Any, object]) -> None:
-        self._coroutine = coroutine
-
-    def __await__(self) -> Generator[Any, None, object]:
-        return self._coroutine.__await__()
-
-    def cancel(self) -> None:
-        pass
+        return Pending(answer())
 
 
 @pytest.mark.parametrize("method", ["upsert", "create_collection"])
