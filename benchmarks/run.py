@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.suite import report
+from benchmarks.suite.ingress_targets import SYSTEMS as ingress_systems
 from benchmarks.suite.ingress_targets import ingress_targets
 from benchmarks.suite.orchestrate import (
     ALL_SYSTEMS,
@@ -120,6 +121,9 @@ def _concurrency_for(preset_name: str, plan: Plan) -> dict[str, tuple[int, ...]]
         "mmserve": (1,),
         "mmserve-ingress": (1,),
         "ray": (1,),
+        "mmserve-haproxy": (1,),
+        "mmserve-ingress-haproxy": (1,),
+        "ray-haproxy": (1,),
         "mmserve-actor": (1,),
         "ray-grpc": (1,),
         "mmserve-nobatch": (),
@@ -150,7 +154,7 @@ def run_suite(args: argparse.Namespace, document: dict[str, Any], stem: Path) ->
             concurrency_for=_concurrency_for(name, plan),
             after_each=lambda: write_all(document, stem),
         )
-        for system in ("mmserve", "mmserve-actor"):
+        for system in ("mmserve", "mmserve-actor", "mmserve-haproxy"):
             document["targets"] += report.overhead_targets(
                 name, preset.workflows, results, system=system
             )
@@ -158,7 +162,8 @@ def run_suite(args: argparse.Namespace, document: dict[str, Any], stem: Path) ->
                 document["targets"] += report.throughput_targets(
                     name, preset.workflows[0], results, system=system
                 )
-        document["targets"] += ingress_targets(name, preset.workflows, results)
+        for system in ingress_systems:
+            document["targets"] += ingress_targets(name, preset.workflows, results, system=system)
         write_all(document, stem)
     run_image_path(args, document, stem)
 

@@ -32,8 +32,16 @@ from benchmarks.suite.servers import (
 #: ``mmserve-ingress``: mmserve with the model in the ingress (``placement: ingress``).
 HTTP_SYSTEMS = ("mmserve", "mmserve-ingress", "mmserve-nobatch", "fastapi", "litserve", "ray")
 #: Opt-in (``--systems``): mmserve over Ray actor calls (``server.transport: actor``) and the
-#: hand-written Ray app with Serve's proxy on gRPC, as mmserve's default transport sets it.
-EXTRA_SYSTEMS = ("mmserve-actor", "ray-grpc")
+#: hand-written Ray app with Serve's proxy on gRPC, as mmserve's default transport sets it;
+#: ``*-haproxy``: the same behind Serve's HAProxy ingress (``server.proxy: haproxy``; for the
+#: hand-written app ``RAY_SERVE_ENABLE_HA_PROXY=1``), which replaces the Python proxy.
+EXTRA_SYSTEMS = (
+    "mmserve-actor",
+    "ray-grpc",
+    "mmserve-haproxy",
+    "mmserve-ingress-haproxy",
+    "ray-haproxy",
+)
 IN_PROCESS = {
     "bare": "benchmarks.suite.inprocess",
     "local": "benchmarks.suite.inprocess",
@@ -111,6 +119,17 @@ def _server(system: str, preset: Preset, inputs: Inputs, plan: Plan, port: int) 
         return mmserve_server(
             preset, plan.shape, inputs, system=system, port=port, workdir=plan.workdir,
             placement="ingress",
+        )  # fmt: skip
+    if system in ("mmserve-haproxy", "mmserve-ingress-haproxy"):
+        placement = "ingress" if system == "mmserve-ingress-haproxy" else "deployment"
+        return mmserve_server(
+            preset, plan.shape, inputs, system=system, port=port, workdir=plan.workdir,
+            placement=placement, proxy="haproxy",
+        )  # fmt: skip
+    if system == "ray-haproxy":
+        return peer_server(
+            "ray", preset, plan.shape, inputs, port=port, workdir=plan.workdir, system=system,
+            env={"RAY_SERVE_ENABLE_HA_PROXY": "1"},
         )  # fmt: skip
     if system == "mmserve-nobatch":
         return mmserve_server(

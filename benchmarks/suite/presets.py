@@ -181,9 +181,11 @@ def app_config(
     port: int,
     transport: str = "grpc",
     placement: str = "deployment",
+    proxy: str = "serve",
 ) -> dict[str, Any]:
     """The mmserve app config (as a dict, for YAML) serving ``preset`` with ``shape``; with
-    ``placement="ingress"`` the model is loaded in the ingress (no handle hop)."""
+    ``placement="ingress"`` the model is loaded in the ingress (no handle hop), with
+    ``proxy="haproxy"`` Serve's HAProxy ingress answers HTTP (no proxy -> ingress hop)."""
     model: dict[str, Any] = {
         "backend": preset.backend,
         "source": preset.source,
@@ -208,5 +210,6 @@ def app_config(
             "port": port,
             "request_timeout_s": 300,
             "transport": transport,
+            "proxy": proxy,
         },
     }

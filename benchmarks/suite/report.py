@@ -115,7 +115,11 @@ def overhead_targets(
     if bare and one:
         added = one["p50_ms"] - bare["p50_ms"]
         detail = f"{system} p50 {one['p50_ms']:.2f} ms, bare call p50 {bare['p50_ms']:.2f} ms"
-        for peer, label in (("ray", "hand-written Ray Serve"), ("ray-grpc", "the same, gRPC")):
+        for peer, label in (
+            ("ray", "hand-written Ray Serve"),
+            ("ray-grpc", "the same, gRPC"),
+            ("ray-haproxy", "the same, HAProxy"),
+        ):
             ray = _point(results, peer, None, 1)
             if ray:
                 detail += f"; {label} p50 {ray['p50_ms']:.2f} ms"
@@ -170,6 +174,7 @@ def throughput_targets(
     versus("bare", "bare batched loop", ">= 0.8x", 0.8, p95_too=False)
     versus("ray", "hand-written Ray Serve", ">= 0.9x", 0.9, p95_too=False)
     versus("ray-grpc", "hand-written Ray Serve, gRPC proxy", ">= 0.9x", 0.9, p95_too=False)
+    versus("ray-haproxy", "hand-written Ray Serve, HAProxy", ">= 0.9x", 0.9, p95_too=False)
     versus("mmserve-nobatch", "batching off", ">= 1.3x at equal or lower p95", 1.3, p95_too=True)
     versus("fastapi", "plain FastAPI", ">= 2x", 2.0, p95_too=False)
     versus("litserve", "LitServe", ">= 1.0x at the same p95", 1.0, p95_too=True)

@@ -176,12 +176,16 @@ def mmserve_server(
     workdir: Path,
     transport: str = "grpc",
     placement: str = "deployment",
+    proxy: str = "serve",
 ) -> ServerProcess:
     """``mmserve serve`` on a generated app config for ``preset`` (the model in its own
-    deployment, or with ``placement="ingress"`` in the ingress)."""
+    deployment, or with ``placement="ingress"`` in the ingress; behind Serve's Python proxy
+    or, with ``proxy="haproxy"``, its HAProxy ingress)."""
     config_path = workdir / f"{system}.yaml"
     config_path.parent.mkdir(parents=True, exist_ok=True)
-    config = app_config(preset, shape, port=port, transport=transport, placement=placement)
+    config = app_config(
+        preset, shape, port=port, transport=transport, placement=placement, proxy=proxy
+    )
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     return ServerProcess(
         system=system,

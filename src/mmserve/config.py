@@ -275,6 +275,14 @@ class ServerConfig(_Strict):
         "and store deployments: 'grpc' (Ray Serve's gRPC data plane) or 'actor' (Ray actor "
         "calls through the object store).",
     )
+    proxy: Literal["serve", "haproxy"] = Field(
+        default="serve",
+        description="What answers on host:port: 'serve' (Ray Serve's Python HTTP proxy, "
+        "which calls an ingress replica) or 'haproxy' (Ray Serve's HAProxy ingress: HAProxy "
+        "forwards each request straight to an ingress replica's own HTTP server, one process "
+        "hop fewer). Set for the Ray that mmserve serve starts; on a cluster export "
+        "RAY_SERVE_ENABLE_HA_PROXY=1 before ray start.",
+    )
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     web: bool = Field(
         default=True,

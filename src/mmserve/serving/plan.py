@@ -38,6 +38,9 @@ STORE_CPUS = 0.25
 #: Ray Serve's switch for its HTTP proxy -> ingress hop, read by the proxy process from its
 #: node's environment (``mmserve serve`` sets it for the Ray it starts; see ``proxy_env``).
 GRPC_PROXY_ENV = "RAY_SERVE_PROXY_USE_GRPC"
+#: Ray Serve's switch for its HAProxy ingress (``server.proxy: haproxy``), read by the Serve
+#: controller and the ingress replicas from their node's environment.
+HAPROXY_ENV = "RAY_SERVE_ENABLE_HA_PROXY"
 #: Largest gRPC message a replica accepts, read by each replica; Serve's default is 4 MiB.
 GRPC_MAX_MESSAGE_ENV = "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH"
 _GRPC_MAX = 2**31 - 1
@@ -66,16 +69,20 @@ def transport_env(config: AppConfig) -> dict[str, str]:
 
 
 def proxy_env(config: AppConfig) -> dict[str, str]:
-    """What the nodes' environment needs for Serve's proxy to use ``server.transport``.
+    """What the nodes' environment needs for Serve's front door: ``server.proxy`` and, for
+    Serve's own proxy, ``server.transport``.
 
+    With ``proxy: haproxy`` Serve runs HAProxy in place of its Python proxy and each ingress
+    replica answers HTTP itself, so no proxy -> ingress call is made at all.
     With gRPC the proxy's channel to the ingress reads its receive limit from the same
     variable as the replicas, in the proxy's own process: left unset it keeps gRPC's 4 MiB,
     and any answer larger than that (one stored image of a few MB) fails as a plain-text 500.
     The answer comes from the app's own ingress, so the proxy accepts gRPC's largest message.
     """
+    front = {HAPROXY_ENV: "1"} if config.server.proxy == "haproxy" else {}
     if config.server.transport != "grpc":
-        return {GRPC_PROXY_ENV: "0"}
-    return {GRPC_PROXY_ENV: "1", GRPC_MAX_MESSAGE_ENV: str(_GRPC_MAX)}
+        return {**front, GRPC_PROXY_ENV: "0"}
+    return {**front, GRPC_PROXY_ENV: "1", GRPC_MAX_MESSAGE_ENV: str(_GRPC_MAX)}
 
 
 #: Serve's per-request access log line, off for the internal hops (model and store calls):
@@ -319,6 +326,7 @@ __all__ = [
     "APP_NAME",
     "GRPC_MAX_MESSAGE_ENV",
     "GRPC_PROXY_ENV",
+    "HAPROXY_ENV",
     "INGRESS_NAME",
     "STORE_NAME",
     "STORE_READER_NAME",

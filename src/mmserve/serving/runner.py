@@ -6,8 +6,8 @@ fits on the cluster's nodes (:mod:`mmserve.serving.capacity`; it refuses with a 
 does not, before Serve starts, unless ``allow_pending``), deploys the app and waits until every
 deployment is ready (what ``GET /v1/ready`` reports; with replicas left pending, until each
 deployment with room has a replica running). A Ray it starts gets the
-HTTP proxy's switch for ``server.transport`` in its environment
-(:func:`mmserve.serving.plan.proxy_env`).
+switches for ``server.proxy`` (Serve's Python proxy or its HAProxy ingress) and
+``server.transport`` in its environment (:mod:`mmserve.serving.front_door`).
 :meth:`ServeSession.stop` undoes exactly what ``start`` did: an embedded Ray is shut down with
 Serve; on a cluster, Serve is shut down if this session started it, else only this app is
 deleted.
@@ -39,8 +39,9 @@ from mmserve.serving.api import not_ready_message
 from mmserve.serving.app import build_app
 from mmserve.serving.capacity import Fit, asks_of, fit, nodes_from_ray
 from mmserve.serving.capacity_table import check_capacity
+from mmserve.serving.front_door import check_front_door, embedded_ray_env
 from mmserve.serving.health import app_health
-from mmserve.serving.plan import APP_NAME, proxy_env, scale_to_zero_deployments
+from mmserve.serving.plan import APP_NAME, scale_to_zero_deployments
 from mmserve.serving.preflight import (
     check_address_reachable,
     check_models,
@@ -107,6 +108,8 @@ class ServeSession:
         """The checks that need no Ray; returns the number of workflows."""
         # Models first: a hub model without network is the likeliest first-run failure.
         check_models(self.config)
+        if self.address is None:
+            check_front_door(self.config)
         return check_workflows(self.config)
 
     def start(self) -> str:
@@ -181,7 +184,7 @@ class ServeSession:
         try:
             if self.address is None:
                 # Ray's processes (the HTTP proxy among them) inherit this environment.
-                with _environ(proxy_env(self.config)):
+                with _environ(embedded_ray_env(self.config)):
                     ray.init(**{**options, **self._ray_options})
             else:
                 ray.init(**{**options, **self._ray_options})
