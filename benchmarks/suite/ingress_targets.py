@@ -43,7 +43,7 @@ def ingress_targets(
             _target(
                 f"{name} added latency, c=1, 1 step",
                 "p50 <= 5 ms",
-                f"+{added:.2f} ms",
+                f"{added:+.2f} ms",
                 added <= 5.0,
                 detail,
             )
@@ -56,7 +56,7 @@ def ingress_targets(
                     _target(
                         f"{name} extra step ({previous} -> {current})",
                         "<= 1 ms more",
-                        f"+{extra:.2f} ms",
+                        f"{extra:+.2f} ms",
                         extra <= 1.0,
                         "p50 difference; includes the extra step's model call "
                         f"(the bare call: {bare['p50_ms']:.2f} ms)",

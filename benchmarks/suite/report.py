@@ -125,7 +125,7 @@ def overhead_targets(
                 detail += f"; {label} p50 {ray['p50_ms']:.2f} ms"
                 detail += f" (+{ray['p50_ms'] - bare['p50_ms']:.2f} ms)"
         name = f"[{preset}] {system} added latency, c=1, 1 step, HTTP"
-        out.append(_target(name, "p50 <= 5 ms", f"+{added:.2f} ms", added <= 5.0, detail))
+        out.append(_target(name, "p50 <= 5 ms", f"{added:+.2f} ms", added <= 5.0, detail))
     for previous, current in itertools.pairwise(workflows):
         a = _point(results, system, previous, 1)
         b = _point(results, system, current, 1)
@@ -133,7 +133,7 @@ def overhead_targets(
             extra = b["p50_ms"] - a["p50_ms"]
             name = f"[{preset}] {system} extra step ({previous} -> {current})"
             detail = "p50 difference; includes the extra step's model call"
-            out.append(_target(name, "<= 3 ms more", f"+{extra:.2f} ms", extra <= 3.0, detail))
+            out.append(_target(name, "<= 3 ms more", f"{extra:+.2f} ms", extra <= 3.0, detail))
     return out
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import httpx
 import psutil
 import pytest
+import ray
 from benchmarks.photos import jpeg, synthetic_photo
 from serve_support import RAY_INIT, ROOT, free_port, png_base64, write_config
 
@@ -53,6 +54,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeSession]:
         },
     }
     config = AppConfig.load(write_config(folder, data))
+    # the switch reaches Serve only through a Ray this session starts
+    assert not ray.is_initialized(), "an earlier module left its Ray running"
     # as `mmserve serve` does: the session starts (and stops) its own Ray, with the switch
     ray_options = {key: RAY_INIT[key] for key in ("include_dashboard", "object_store_memory")}
     serving = ServeSession(config, port=free_port(), ray_options=ray_options)

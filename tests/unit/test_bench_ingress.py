@@ -74,3 +74,32 @@ def test_throughput_targets_compare_with_fastapi_and_the_best_peer() -> None:
     assert (c1["measured"], c1["met"]) == ("+6.00 ms", False)
     (c16,) = [t for name, t in targets.items() if "best of" in name]
     assert (c16["measured"], c16["met"]) == ("0.97x (LitServe)", False)
+
+
+def test_the_haproxy_system_is_read_against_the_ray_app_and_mmserve_behind_haproxy() -> None:
+    system = "mmserve-ingress-haproxy"
+    results = {
+        "bare": {"points": [{"batch": 1, "throughput": 1000.0, "p50_ms": 0.5}]},
+        system: {"points": [_at(system, "c1", 1, 9.5, 100), _at(system, "c2", 1, 10.0, 95)]},
+        "ray-haproxy": {"points": [_at("ray-haproxy", "c1", 1, 7.5, 130)]},
+        "mmserve-haproxy": {"points": [_at("mmserve-haproxy", "c1", 1, 15.0, 60)]},
+        "mmserve": {"points": [_at("mmserve", "c1", 1, 30.0, 30)]},
+    }
+    found = ingress_targets("fake", ("c1", "c2"), results, system=system)
+    targets = {t["target"]: t for t in found}
+    assert targets[f"[fake] {system} added latency, c=1, 1 step"]["measured"] == "+9.00 ms"
+    versus_ray = targets[f"[fake] {system} c=1, 1 step vs hand-written Ray Serve, HAProxy"]
+    assert versus_ray["measured"] == "+2.00 ms" and versus_ray["met"] is None
+    separate = targets[f"[fake] {system} c=1 vs mmserve-haproxy (separate deployment)"]
+    assert separate["measured"] == "p50 +5.50 ms saved"
+    assert (
+        "mmserve-haproxy"
+        in make_plan(
+            parse_args(["--quick", "--systems", f"bare,{system},mmserve-haproxy,ray-haproxy"]),
+            Path("/tmp"),
+        ).systems
+    )
+    config = AppConfig.from_dict(
+        app_config(PRESETS["fake"], ServeShape(), port=8123, placement="ingress", proxy="haproxy")
+    )
+    assert config.server.proxy == "haproxy"
