@@ -34,6 +34,9 @@ def ingress_targets(
     and the hand-written Ray Serve app behind the same front door."""
     out: list[dict[str, Any]] = []
     name = f"[{preset}] {system}"
+    # read against the hand-written app and mmserve's separate deployment behind the same door
+    door = "-haproxy" if system.endswith("-haproxy") else ""
+    ray, separate = f"ray{door}", f"mmserve{door}"
     bare = _bare(results, batched=False)
     one = _point(results, system, workflows[0], 1)
     if len(workflows) > 1 and bare and one:  # the chain (overhead) preset
@@ -62,7 +65,6 @@ def ingress_targets(
                         f"(the bare call: {bare['p50_ms']:.2f} ms)",
                     )
                 )
-        ray = "ray-haproxy" if system.endswith("-haproxy") else "ray"
         peer = _point(results, ray, None, 1)
         if peer:
             over_ray = one["p50_ms"] - peer["p50_ms"]
@@ -108,7 +110,6 @@ def ingress_targets(
         )
     for level_ in (1, level):
         ours = _point(results, system, workflows[0], level_)
-        separate = "mmserve-haproxy" if system.endswith("-haproxy") else "mmserve"
         theirs = _point(results, separate, workflows[0], level_)
         if ours and theirs:
             detail = (

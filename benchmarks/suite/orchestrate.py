@@ -28,6 +28,7 @@ from benchmarks.suite.servers import (
     mmserve_server,
     peer_server,
 )
+from mmserve.serving.plan import GRPC_PROXY_ENV, HAPROXY_ENV
 
 #: ``mmserve-ingress``: mmserve with the model in the ingress (``placement: ingress``).
 HTTP_SYSTEMS = ("mmserve", "mmserve-ingress", "mmserve-nobatch", "fastapi", "litserve", "ray")
@@ -110,40 +111,30 @@ def _variants(preset: Preset, system: str) -> tuple[str, ...]:
     return preset.workflows if system.startswith("mmserve") else preset.workflows[:1]
 
 
+#: The mmserve systems: ``mmserve_server`` options on top of the preset's app config.
+_MMSERVE_OPTIONS: dict[str, dict[str, str]] = {
+    "mmserve": {},
+    "mmserve-nobatch": {},
+    "mmserve-ingress": {"placement": "ingress"},
+    "mmserve-actor": {"transport": "actor"},
+    "mmserve-haproxy": {"proxy": "haproxy"},
+    "mmserve-ingress-haproxy": {"placement": "ingress", "proxy": "haproxy"},
+}
+#: The hand-written Ray Serve app with the front door mmserve's own option sets.
+_RAY_ENV = {"ray-grpc": {GRPC_PROXY_ENV: "1"}, "ray-haproxy": {HAPROXY_ENV: "1"}}
+
+
 def _server(system: str, preset: Preset, inputs: Inputs, plan: Plan, port: int) -> ServerProcess:
-    if system == "mmserve":
+    if system in _MMSERVE_OPTIONS:
+        shape = plan.shape.unbatched() if system == "mmserve-nobatch" else plan.shape
         return mmserve_server(
-            preset, plan.shape, inputs, system=system, port=port, workdir=plan.workdir
-        )
-    if system == "mmserve-ingress":
-        return mmserve_server(
-            preset, plan.shape, inputs, system=system, port=port, workdir=plan.workdir,
-            placement="ingress",
+            preset, shape, inputs, system=system, port=port, workdir=plan.workdir,
+            **_MMSERVE_OPTIONS[system],
         )  # fmt: skip
-    if system in ("mmserve-haproxy", "mmserve-ingress-haproxy"):
-        placement = "ingress" if system == "mmserve-ingress-haproxy" else "deployment"
-        return mmserve_server(
-            preset, plan.shape, inputs, system=system, port=port, workdir=plan.workdir,
-            placement=placement, proxy="haproxy",
-        )  # fmt: skip
-    if system == "ray-haproxy":
+    if system in _RAY_ENV:
         return peer_server(
             "ray", preset, plan.shape, inputs, port=port, workdir=plan.workdir, system=system,
-            env={"RAY_SERVE_ENABLE_HA_PROXY": "1"},
-        )  # fmt: skip
-    if system == "mmserve-nobatch":
-        return mmserve_server(
-            preset, plan.shape.unbatched(), inputs, system=system, port=port, workdir=plan.workdir
-        )
-    if system == "mmserve-actor":
-        return mmserve_server(
-            preset, plan.shape, inputs, system=system, port=port, workdir=plan.workdir,
-            transport="actor",
-        )  # fmt: skip
-    if system == "ray-grpc":
-        return peer_server(
-            "ray", preset, plan.shape, inputs, port=port, workdir=plan.workdir, system=system,
-            env={"RAY_SERVE_PROXY_USE_GRPC": "1"},
+            env=_RAY_ENV[system],
         )  # fmt: skip
     return peer_server(system, preset, plan.shape, inputs, port=port, workdir=plan.workdir)
 
