@@ -19,7 +19,7 @@ import httpx
 from mmserve import Client
 from mmserve.config import AppConfig
 from mmserve.stores import open_store
-from mmserve.stores.base import content_id
+from mmserve.stores.contract import content_id
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = ROOT / "examples" / "images" / "red_circle.png"

@@ -43,7 +43,7 @@ import yaml
 from benchmarks.fault_scenarios import HealthWatch, overload_config, p, run_ingest, run_overload
 from mmserve import Client
 from mmserve.config import AppConfig
-from mmserve.serving.plan import APP_NAME
+from mmserve.serve.plan import APP_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = ROOT / "examples" / "images" / "red_circle.png"

@@ -30,7 +30,7 @@ from typing import Any
 from PIL import Image
 
 from mmserve.config import AppConfig
-from mmserve.local_mode import LocalApp
+from mmserve.local.mode import LocalApp
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -48,9 +48,9 @@ def _items(count: int, offset: int) -> list[dict[str, Any]]:
 
 
 def run_bare(images: int, max_batch: int) -> list[dict[str, Any]]:
-    from mmserve.models.base import ModelSpec
-    from mmserve.models.diffusion import TextToImageBackend
+    from mmserve.models.backends.diffusion import TextToImageBackend
     from mmserve.models.roles.images import GenerateItem
+    from mmserve.models.spec import ModelSpec
 
     started = time.perf_counter()
     backend = TextToImageBackend(ModelSpec(source=SOURCE))

@@ -2,11 +2,11 @@
 
 For the photo of ``benchmarks.image_path`` at 4000x3000 and 224x224 (JPEG q90), the median ms
 of each step the ingress runs before a model call: the base64 decode of a JSON body's image
-(skipped by a multipart upload), the door's decode (:func:`mmserve.media_deferred.open_upload`:
+(skipped by a multipart upload), the door's decode (:func:`mmserve.media.deferred.open_upload`:
 JPEG draft mode, EXIF orientation), and the reduction to the model's input
-(:func:`mmserve.model_images.for_model`), for the tiny CLIP (32 px, ``deployments/tiny.yaml``)
+(:func:`mmserve.media.sizes.for_model`), for the tiny CLIP (32 px, ``deployments/tiny.yaml``)
 and CLIP ViT-B/32 (224 px). Each is timed with the door's preview edge at 512 (the previous
-rule: a 1/4 draft of a 12-megapixel photo) and at :data:`~mmserve.media_deferred.PREVIEW_MIN_EDGE`
+rule: a 1/4 draft of a 12-megapixel photo) and at :data:`~mmserve.media.deferred.PREVIEW_MIN_EDGE`
 (the smallest draft that keeps 224: 1/8), side by side in one process.
 
     .venv/bin/python -m benchmarks.image_door
@@ -23,9 +23,9 @@ from typing import Any
 
 from PIL import Image
 
-import mmserve.media_deferred as deferred
+import mmserve.media.deferred as deferred
 from benchmarks.photos import jpeg, synthetic_photo
-from mmserve.model_images import ImageInput, for_model
+from mmserve.media.sizes import ImageInput, for_model
 
 MODELS = {
     "tiny CLIP (32)": ImageInput(shortest_edge=32, crop=(32, 32)),

@@ -61,11 +61,11 @@ import importlib.abc
 import importlib.machinery
 import sys
 
-_NAMES = ("mmserve.media_deferred", "mmserve.model_images")
+_NAMES = ("mmserve.media.deferred", "mmserve.media.sizes")
 
 
 def _patch(module):
-    if module.__name__ == "mmserve.media_deferred":
+    if module.__name__ == "mmserve.media.deferred":
         from mmserve.media import ImageLimits, decode_image
 
         def open_upload(data, *, name="image", limits=None):
@@ -110,8 +110,8 @@ def crossing_bytes(data: bytes) -> dict[str, int]:
     """Pickled bytes of the image the gateway sends a model, before and after the reduction,
     for the tiny CLIP and the real checkpoints' input sizes."""
     from mmserve.media import decode_image
-    from mmserve.media_deferred import open_upload
-    from mmserve.model_images import ImageInput, for_model
+    from mmserve.media.deferred import open_upload
+    from mmserve.media.sizes import ImageInput, for_model
 
     inputs = {
         "tiny CLIP (32)": ImageInput(shortest_edge=32, crop=(32, 32)),

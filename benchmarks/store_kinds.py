@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from mmserve.models.base import EmbeddingSpace
+from mmserve.models.spec import EmbeddingSpace
 from mmserve.stores import Item, Payload, VectorStore, open_store_at
 
 K = 10

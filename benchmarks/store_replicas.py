@@ -36,8 +36,8 @@ import psutil
 
 from benchmarks.suite.loadgen import post_once, run_load
 from mmserve.config import AppConfig
-from mmserve.models.fake import FakeBackend
-from mmserve.serving.plan import APP_NAME, INGRESS_NAME, STORE_NAME, STORE_READER_NAME
+from mmserve.models.backends.fake import FakeBackend
+from mmserve.serve.plan import APP_NAME, INGRESS_NAME, STORE_NAME, STORE_READER_NAME
 from mmserve.stores import Item, Payload
 from mmserve.stores.lancedb_store import LanceDBStore
 
@@ -142,8 +142,8 @@ def _point(url: str, args: argparse.Namespace, readers: int) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     import ray
 
-    from mmserve.serving.plan import proxy_env
-    from mmserve.serving.runner import ServeSession
+    from mmserve.deploy.session import ServeSession
+    from mmserve.serve.plan import proxy_env
 
     points = []
     with tempfile.TemporaryDirectory() as tmp:

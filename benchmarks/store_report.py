@@ -60,7 +60,8 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
     if results.get("ingest"):
         lines += [
             "",
-            "Ingest end to end (`mmserve.ingest`: a .txt file, all-MiniLM-L6-v2 on CPU float32, "
+            "Ingest end to end (`mmserve.local.ingest`: a .txt file, all-MiniLM-L6-v2 on CPU "
+            "float32, "
             "batches of 64, each upserted before the next):",
             "",
             "| store | texts | seconds | items/s |",

@@ -124,11 +124,11 @@ def bench_store(
 
 
 def bench_ingest(kind: str, n_texts: int, folder: Path) -> dict[str, Any]:
-    """``mmserve.ingest`` end to end (plan a .txt, embed with MiniLM on CPU, upsert per batch
+    """``mmserve.local.ingest`` end to end (plan a .txt, embed with MiniLM on CPU, upsert per batch
     of 64) into a fresh ``kind`` store; items/s."""
     from mmserve.config import AppConfig
     from mmserve.gateway.local import LocalGateway
-    from mmserve.ingest import ingest, plan_ingest
+    from mmserve.local.ingest import ingest, plan_ingest
     from mmserve.stores import open_store
 
     if kind == "milvus":

@@ -1,6 +1,6 @@
 """What many small writes do to a served collection, with and without the store's maintenance.
 
-The store deployment (``mmserve.serving.store.StoreServer``, run here in process without Ray)
+The store deployment (``mmserve.serve.store_server.StoreServer``, run here in process without Ray)
 takes N single-item upserts -- what HTTP adds and the ``index`` step send -- then answers
 searches. "off" never compacts (what every served write did before the store replica
 optimised in the background); "on" is the shipped default (compact every
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from mmserve.models.base import EmbeddingSpace
-from mmserve.serving.store import StoreServer
+from mmserve.models.spec import EmbeddingSpace
+from mmserve.serve.store_server import StoreServer
 from mmserve.stores import Item, Payload
 from mmserve.stores.lancedb_store import LanceDBStore
 

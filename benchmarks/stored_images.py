@@ -20,7 +20,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from mmserve.stores.base import Match, Payload
+from mmserve.stores.contract import Match, Payload
 from mmserve.workflow.steps.retrieve import to_retrieved
 
 

@@ -29,7 +29,7 @@ def decode(preset: Preset, body: dict[str, Any]) -> Any:
 
 
 def _folder(preset: Preset) -> str:
-    from mmserve.models.sources import resolve_source
+    from mmserve.models.sources.resolve import resolve_source
 
     return resolve_source(preset.source).location
 
@@ -91,9 +91,9 @@ def _blip(preset: Preset, device: str) -> Predict:
 
 
 def _fake(preset: Preset, device: str) -> Predict:
-    from mmserve.models.base import ModelSpec
-    from mmserve.models.fake import FakeBackend
+    from mmserve.models.backends.fake import FakeBackend
     from mmserve.models.roles import CaptionItem
+    from mmserve.models.spec import ModelSpec
 
     model = FakeBackend(ModelSpec(source=preset.source))
 

@@ -27,9 +27,9 @@ from benchmarks.suite.stats import summarise
 def _app(preset_name: str, shape: ServeShape) -> Any:
     from mmserve.config import AppConfig
     from mmserve.gateway.local import LocalGateway
+    from mmserve.http.api import always_ready, create_api
+    from mmserve.http.runtime import ApiRuntime
     from mmserve.registry import registry
-    from mmserve.serving.api import always_ready, create_api
-    from mmserve.serving.runtime import ApiRuntime
     from mmserve.workflow import Engine, load_workflows
 
     config = AppConfig.from_dict(app_config(get_preset(preset_name), shape, port=0))

@@ -67,8 +67,8 @@ def _timed_loop(
 
 def run_bare(preset: Preset, shape: ServeShape, args: argparse.Namespace) -> list[dict[str, Any]]:
     import mmserve.models  # noqa: F401  (registers the backends)
-    from mmserve.models.base import ModelSpec
     from mmserve.models.loader import load_backend
+    from mmserve.models.spec import ModelSpec
 
     extra = {"max_new_tokens": preset.max_new_tokens} if preset.max_new_tokens else {}
     spec = ModelSpec(source=preset.source, device=shape.device, dtype=shape.dtype, **extra)  # type: ignore[arg-type]
@@ -125,7 +125,7 @@ async def _local_point(
 
 def run_local(preset: Preset, shape: ServeShape, args: argparse.Namespace) -> list[dict[str, Any]]:
     from mmserve.config import AppConfig
-    from mmserve.local_mode import LocalApp
+    from mmserve.local.mode import LocalApp
 
     config = AppConfig.from_dict(app_config(preset, shape, port=0))
     app = LocalApp(config)

@@ -28,7 +28,7 @@ from benchmarks.suite.servers import (
     mmserve_server,
     peer_server,
 )
-from mmserve.serving.plan import GRPC_PROXY_ENV, HAPROXY_ENV
+from mmserve.serve.plan import GRPC_PROXY_ENV, HAPROXY_ENV
 
 #: ``mmserve-ingress``: mmserve with the model in the ingress (``placement: ingress``).
 HTTP_SYSTEMS = ("mmserve", "mmserve-ingress", "mmserve-nobatch", "fastapi", "litserve", "ray")

@@ -157,13 +157,13 @@ def _mmserve_command() -> list[str]:
     """``mmserve serve`` when the CLI mounts it, else the same function standalone."""
     mmserve = Path(PYTHON).with_name("mmserve")
     if not mmserve.exists():  # not installed (e.g. src/ on PYTHONPATH)
-        return [PYTHON, "-m", "mmserve.cli_serve", "serve"]
+        return [PYTHON, "-m", "mmserve.cli.serve", "serve"]
     probe = subprocess.run(
         [str(mmserve), "serve", "--help"], capture_output=True, env=child_env(), check=False
     )
     if probe.returncode == 0:
         return [str(mmserve), "serve"]
-    return [PYTHON, "-m", "mmserve.cli_serve", "serve"]
+    return [PYTHON, "-m", "mmserve.cli.serve", "serve"]
 
 
 def mmserve_server(

@@ -27,8 +27,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import mmserve.models  # noqa: F401  (registers the backends)
-    from mmserve.models.base import ModelSpec
     from mmserve.models.loader import load_backend
+    from mmserve.models.spec import ModelSpec
 
     preset = get_preset(args.preset)
     if preset.kind != "text":

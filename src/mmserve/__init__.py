@@ -5,7 +5,7 @@ error hierarchy rooted at :class:`MmserveError` (every class is in :mod:`mmserve
 ones a caller catches are re-exported here).
 """
 
-from mmserve.client import AsyncClient, Client, RetryPolicy, RunResult
+from mmserve.client.clients import AsyncClient, Client, RetryPolicy, RunResult
 from mmserve.errors import (
     ApiAuthError,
     ApiError,
@@ -22,8 +22,7 @@ from mmserve.errors import (
     ServerUnreachableError,
     WorkflowValidationError,
 )
-
-__version__ = "0.1.0"
+from mmserve.version import __version__ as __version__
 
 __all__ = [
     "ApiAuthError",

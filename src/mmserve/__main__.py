@@ -1,5 +1,5 @@
 """``python -m mmserve`` is the ``mmserve`` command."""
 
-from mmserve.cli import main
+from mmserve.cli.main import main
 
 main()

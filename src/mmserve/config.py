@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mmserve.byte_sizes import parse_bytes
 from mmserve.errors import ConfigError, ModelNotConfiguredError
-from mmserve.models.base import ModelSpec
+from mmserve.models.spec import ModelSpec
 from mmserve.registry import registry
 
 

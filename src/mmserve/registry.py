@@ -3,9 +3,9 @@
 Four kinds of plugin exist:
 
 * ``step``  -- a workflow operation (a class with ``Inputs``/``Outputs`` pydantic models and an
-  ``async run(inputs, ctx)``), see :mod:`mmserve.workflow.steps.base`;
-* ``model`` -- a model backend for one or more roles, see :mod:`mmserve.models.base`;
-* ``store`` -- a vector store, see :mod:`mmserve.stores.base`;
+  ``async run(inputs, ctx)``), see :mod:`mmserve.workflow.steps.step`;
+* ``model`` -- a model backend for one or more roles, see :mod:`mmserve.models.spec`;
+* ``store`` -- a vector store, see :mod:`mmserve.stores.contract`;
 * ``role``  -- a kind of model (its batched methods), see :mod:`mmserve.models.roles`.
 
 Built-ins register with the decorators below (or lazily by import path, so that listing the
@@ -125,7 +125,7 @@ def _check_store(name: str, target: Any) -> None:
     if missing:
         raise PluginRegistrationError(
             f"store plugin {name!r} ({target!r}) lacks {', '.join(missing)}",
-            hint="implement the mmserve.stores.base.VectorStore protocol",
+            hint="implement the mmserve.stores.contract.VectorStore protocol",
         )
 
 

@@ -10,7 +10,7 @@ engine and gateways skip their tracing entirely (:func:`enabled` is false).
 The spans (names and attributes: docs/cluster.md, "Tracing"): ``workflow NAME`` per run,
 ``step ID`` per step, ``model NAME.METHOD`` per model call (:class:`TracedGateway`); the
 serving layer adds the HTTP request and the model replica's side of each call
-(:mod:`mmserve.serving.trace_context`). The request id travels in W3C baggage
+(:mod:`mmserve.serve.trace_context`). The request id travels in W3C baggage
 (:data:`REQUEST_ID`), so every span of a request, in any process, carries it.
 """
 
@@ -27,8 +27,8 @@ from opentelemetry import baggage, propagate, trace
 from opentelemetry.context import Context, attach, detach
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 
-from mmserve import __version__
-from mmserve.gateway.base import Batched, Called, ModelGateway, WrappedGateway
+from mmserve.gateway.contract import Batched, Called, ModelGateway, WrappedGateway
+from mmserve.version import __version__
 
 T = TypeVar("T")
 
@@ -247,7 +247,7 @@ def extract(given: Mapping[str, str] | None) -> Context | None:
 
 
 class TracedGateway(WrappedGateway):
-    """A :class:`~mmserve.gateway.base.ModelGateway` that puts each model call in a
+    """A :class:`~mmserve.gateway.contract.ModelGateway` that puts each model call in a
     ``model NAME.METHOD`` span (kind CLIENT), with its batch size and replica."""
 
     async def call(self, model: str, method: str, item: Any) -> Called[Any]:

@@ -19,13 +19,13 @@ your model). ``docs/steps.md`` lists every field of every type.
 from __future__ import annotations
 
 from mmserve.media import ImageValue
-from mmserve.models.base import Answer, EmbeddingSpace
-from mmserve.workflow.context import StepContext
-from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
+from mmserve.models.spec import Answer, EmbeddingSpace
+from mmserve.workflow.run.context import StepContext
 from mmserve.workflow.steps.classify import LabelScore
 from mmserve.workflow.steps.images import ImageOutput
 from mmserve.workflow.steps.models import Embedding
 from mmserve.workflow.steps.retrieve import MatchPayload, RetrievedMatch
+from mmserve.workflow.steps.step import Step, StepInputs, StepOutputs
 
 #: The models of :mod:`mmserve.types` a step's outputs may hold, by name (for the docs).
 PUBLIC_MODELS = (

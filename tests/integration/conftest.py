@@ -30,7 +30,7 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def tiny_folder(tiny_cache: Path) -> Callable[[str], Path]:
     """``tiny_folder(arch)``: the built folder of ``tiny://<arch>`` (built on first use)."""
-    from mmserve.models.tiny import tiny_model_path
+    from mmserve.models.sources.tiny import tiny_model_path
 
     def folder(arch: str) -> Path:
         return tiny_model_path(arch)

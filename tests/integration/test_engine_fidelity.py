@@ -19,7 +19,7 @@ from PIL import Image
 from transformers import AutoProcessor, BlipForConditionalGeneration, CLIPModel
 
 from mmserve.config import AppConfig
-from mmserve.local_mode import LocalApp
+from mmserve.local.mode import LocalApp
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = sorted((ROOT / "examples" / "images").glob("*.png"))

@@ -31,7 +31,7 @@ from transformers import (
 from mmserve.config import AppConfig
 from mmserve.gateway.local import LocalGateway
 from mmserve.media import coerce_image
-from mmserve.media_deferred import DeferredImage
+from mmserve.media.deferred import DeferredImage
 from mmserve.models.roles import CaptionItem, VqaItem
 
 pytestmark = pytest.mark.integration

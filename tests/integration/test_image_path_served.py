@@ -18,11 +18,11 @@ from benchmarks.photos import jpeg, synthetic_photo
 
 from mmserve.config import AppConfig
 from mmserve.gateway.local import LocalGateway
-from mmserve.media_deferred import DeferredImage, open_upload
-from mmserve.models.base import ModelSpec
-from mmserve.serving.deployments import ModelServer
-from mmserve.serving.handles import HandleGateway
-from mmserve.serving.in_ingress import PlacedGateway, start_ingress_models
+from mmserve.media.deferred import DeferredImage, open_upload
+from mmserve.models.spec import ModelSpec
+from mmserve.serve.handles import HandleGateway
+from mmserve.serve.in_ingress import PlacedGateway, start_ingress_models
+from mmserve.serve.model_server import ModelServer
 
 pytestmark = pytest.mark.integration
 

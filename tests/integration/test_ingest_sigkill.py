@@ -50,7 +50,7 @@ class _Child:
 
     def __init__(self, config: Path, source: Path) -> None:
         env = {**os.environ, "TQDM_MININTERVAL": "0", "TQDM_MINITERS": "1", "COLUMNS": "200"}
-        command = [sys.executable, "-m", "mmserve.cli_index", "add", "texts", str(source)]
+        command = [sys.executable, "-m", "mmserve.cli.index", "add", "texts", str(source)]
         command += ["--config", str(config), "--batch-size", str(BATCH)]
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
@@ -186,7 +186,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     assert kills_mid_ingest >= ROUNDS - 2
 
     before = len(spec.stored_ids(location))
-    command = [sys.executable, "-m", "mmserve.cli_index", "add", "texts", str(source)]
+    command = [sys.executable, "-m", "mmserve.cli.index", "add", "texts", str(source)]
     command += ["--config", str(config), "--batch-size", str(BATCH), "--json"]
     final = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert final.returncode == 0, final.stderr

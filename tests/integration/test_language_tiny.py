@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 
 from mmserve.config import AppConfig
-from mmserve.local_mode import LocalApp
+from mmserve.local.mode import LocalApp
 from mmserve.stores import image_content_id
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from mmserve.errors import InputError, InputTooLargeError
-from mmserve.models.base import ModelSpec
-from mmserve.models.diffusion import InstructPix2PixBackend, TextToImageBackend
+from mmserve.models.backends.diffusion import InstructPix2PixBackend, TextToImageBackend
 from mmserve.models.roles.images import EditItem, GenerateItem, edit_batch_key, generate_batch_key
+from mmserve.models.spec import ModelSpec
 
 pytestmark = pytest.mark.integration
 

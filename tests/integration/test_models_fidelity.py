@@ -171,7 +171,7 @@ def test_batch_equals_single_calls_for_encoders(
 def test_sentence_equals_sentence_transformers(gateway: LocalGateway) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from mmserve.models.sources import resolve_source
+    from mmserve.models.sources.resolve import resolve_source
 
     folder = resolve_source(MINILM).location
     long_text = " ".join(["the quick brown fox jumps over the lazy dog"] * 40)  # > 256 tokens

@@ -14,7 +14,7 @@ from PIL import Image
 from mmserve.config import AppConfig
 from mmserve.errors import ConfigError, ModelNotConfiguredError
 from mmserve.gateway.local import LocalGateway
-from mmserve.models.fake import FAIL_MARKER
+from mmserve.models.backends.fake import FAIL_MARKER
 from mmserve.models.loader import load_backend
 from mmserve.models.roles import CaptionItem, VqaItem
 
@@ -148,7 +148,7 @@ def test_every_model_call_runs_on_the_one_model_thread(monkeypatch: pytest.Monke
 def test_relative_folder_sources_resolve_against_the_config_folder(tmp_path: Path) -> None:
     import shutil
 
-    from mmserve.models.tiny import tiny_model_path
+    from mmserve.models.sources.tiny import tiny_model_path
 
     shutil.copytree(tiny_model_path("vilt-vqa"), tmp_path / "models" / "vilt")
     gateway = gateway_for(
@@ -160,7 +160,7 @@ def test_relative_folder_sources_resolve_against_the_config_folder(tmp_path: Pat
 
 
 def test_load_backend_caches_by_backend_and_spec() -> None:
-    from mmserve.models.base import ModelSpec
+    from mmserve.models.spec import ModelSpec
 
     first = load_backend("fake", ModelSpec(source="fake://dim=8"))
     assert load_backend("fake", ModelSpec(source="fake://dim=8")) is first

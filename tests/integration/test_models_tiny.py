@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from mmserve.errors import ModelLoadError
-from mmserve.models import tiny
-from mmserve.models.base import ModelSpec
 from mmserve.models.loader import load_backend
+from mmserve.models.sources import tiny
+from mmserve.models.spec import ModelSpec
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from mmserve.cli_index import index_app
+from mmserve.cli.index import index_app
 from mmserve.config import AppConfig
-from mmserve.local_mode import LocalApp
+from mmserve.local.mode import LocalApp
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from mmserve.cli_index import index_app
+from mmserve.cli.index import index_app
 
 pytestmark = pytest.mark.integration
 

@@ -21,9 +21,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from milvus_plugin import import_plugin
-from mmserve.cli_index import index_app
+from mmserve.cli.index import index_app
 from mmserve.config import AppConfig
-from mmserve.local_mode import LocalApp
+from mmserve.local.mode import LocalApp
 from mmserve.stores import content_id, image_content_id
 
 pytestmark = pytest.mark.integration

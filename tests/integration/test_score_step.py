@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from mmserve.config import AppConfig
-from mmserve.local_mode import LocalApp
-from mmserve.models.base import ModelSpec
-from mmserve.models.clip import ClipBackend
+from mmserve.local.mode import LocalApp
+from mmserve.models.backends.clip import ClipBackend
+from mmserve.models.spec import ModelSpec
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mmserve.models.base import ModelSpec
-from mmserve.models.clip import ClipBackend
+from mmserve.models.backends.clip import ClipBackend
+from mmserve.models.spec import ModelSpec
 from mmserve.stores import Item, Payload, open_store_at
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from serve_support import ROOT, free_port, serving, write_config
 
-from mmserve.client_base import API_KEY_ENV
+from mmserve.client.requests import API_KEY_ENV
 
 #: The fixture's name (the conftest groups the modules whose tests use it).
 FIXTURE = "keyed_tiny_app"

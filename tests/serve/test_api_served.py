@@ -23,12 +23,12 @@ import schemathesis
 from PIL import Image
 from serve_support import RAY_INIT, ROOT, descendants, free_port, wait_ready, write_config
 
-from mmserve.client import AsyncClient, Client
-from mmserve.client_base import is_retryable_status
+from mmserve.client.clients import AsyncClient, Client
+from mmserve.client.requests import is_retryable_status
 from mmserve.config import AppConfig
+from mmserve.deploy.session import ServeSession
 from mmserve.errors import ApiAuthError, ApiInputError, ApiNotFoundError
-from mmserve.serving.plan import proxy_env
-from mmserve.serving.runner import ServeSession
+from mmserve.serve.plan import proxy_env
 from openapi_checks import run_property_checks
 
 pytestmark = pytest.mark.serve

@@ -30,7 +30,7 @@ from serve_support import (
 )
 
 from mmserve.config import AppConfig
-from mmserve.local_mode import LocalApp
+from mmserve.local.mode import LocalApp
 
 pytestmark = pytest.mark.serve
 

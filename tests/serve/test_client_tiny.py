@@ -21,8 +21,8 @@ from PIL import Image
 from serve_support import ROOT, assert_close
 from shared_app import KEY, TinyApp
 
-from mmserve.client import AsyncClient, Client, RunResult
-from mmserve.client_base import API_KEY_ENV
+from mmserve.client.clients import AsyncClient, Client, RunResult
+from mmserve.client.requests import API_KEY_ENV
 from mmserve.errors import ApiAuthError, ApiInputError, ApiNotFoundError, ApiTimeoutError
 from mmserve.workflow import StepFinished, StepStarted
 

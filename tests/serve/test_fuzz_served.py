@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from serve_support import RAY_INIT, ROOT, free_port, png_base64, wait_ready, write_config
 
 from mmserve.config import AppConfig
-from mmserve.serving.runner import ServeSession
+from mmserve.deploy.session import ServeSession
 
 pytestmark = pytest.mark.serve
 

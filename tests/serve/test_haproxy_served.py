@@ -16,9 +16,9 @@ import ray
 from benchmarks.photos import jpeg, synthetic_photo
 from serve_support import RAY_INIT, ROOT, free_port, png_base64, write_config
 
-from mmserve.client_base import is_retryable_status
+from mmserve.client.requests import is_retryable_status
 from mmserve.config import AppConfig
-from mmserve.serving.runner import ServeSession
+from mmserve.deploy.session import ServeSession
 
 pytestmark = pytest.mark.serve
 

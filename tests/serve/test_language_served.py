@@ -21,8 +21,8 @@ from PIL import Image
 from serve_support import RAY_INIT, ROOT, assert_close, free_port, wait_ready, write_config
 
 from mmserve.config import AppConfig
-from mmserve.local_mode import LocalApp
-from mmserve.serving.runner import ServeSession
+from mmserve.deploy.session import ServeSession
+from mmserve.local.mode import LocalApp
 
 pytestmark = pytest.mark.serve
 

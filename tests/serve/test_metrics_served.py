@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from serve_support import RAY_INIT, ROOT, free_port, png_base64, write_config
 
 from mmserve.config import AppConfig
-from mmserve.models.fake import FAIL_MARKER
-from mmserve.serving.metrics import METRICS
-from mmserve.serving.runner import ServeSession
+from mmserve.deploy.session import ServeSession
+from mmserve.models.backends.fake import FAIL_MARKER
+from mmserve.serve.metrics import METRICS
 
 pytestmark = pytest.mark.serve
 

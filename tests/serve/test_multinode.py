@@ -30,8 +30,8 @@ from ray.cluster_utils import Cluster
 from serve_support import MMSERVE_SERVE, ROOT, free_port, png_base64, write_config
 
 from mmserve.config import AppConfig
-from mmserve.serving.plan import APP_NAME
-from mmserve.serving.runner import ServeSession
+from mmserve.deploy.session import ServeSession
+from mmserve.serve.plan import APP_NAME
 
 pytestmark = pytest.mark.serve
 

@@ -15,10 +15,10 @@ from ray import serve
 from serve_support import ROOT, free_port, png_base64, write_config
 
 from mmserve.config import AppConfig
-from mmserve.local_mode import LocalApp
-from mmserve.models.fake import FAIL_MARKER
-from mmserve.serving.plan import APP_NAME
-from mmserve.serving.runner import ServeSession
+from mmserve.deploy.session import ServeSession
+from mmserve.local.mode import LocalApp
+from mmserve.models.backends.fake import FAIL_MARKER
+from mmserve.serve.plan import APP_NAME
 
 pytestmark = pytest.mark.serve
 

@@ -34,13 +34,13 @@ from serve_support import (
 
 from mmserve import Client
 from mmserve.config import AppConfig
+from mmserve.deploy.session import ServeSession
 from mmserve.errors import ModelLoadError, ModelNotConfiguredError, ServingError
-from mmserve.local_mode import LocalApp
-from mmserve.models.fake import FAIL_MARKER
+from mmserve.local.mode import LocalApp
+from mmserve.models.backends.fake import FAIL_MARKER
 from mmserve.models.roles import CaptionItem
-from mmserve.serving.handles import _call
-from mmserve.serving.plan import APP_NAME
-from mmserve.serving.runner import ServeSession
+from mmserve.serve.handles import _call
+from mmserve.serve.plan import APP_NAME
 from mmserve.stores import open_store
 
 pytestmark = pytest.mark.serve
@@ -397,7 +397,7 @@ def test_serve_run_of_the_built_config_answers_the_same(served: Served) -> None:
         [
             sys.executable,
             "-m",
-            "mmserve.cli_serve",
+            "mmserve.cli.serve",
             "build",
             "--config",
             str(served.config_path),

@@ -22,9 +22,9 @@ from serve_support import ROOT, free_port, wait_ready, write_config
 
 from mmserve import Client
 from mmserve.config import AppConfig
+from mmserve.deploy.session import ServeSession
 from mmserve.errors import ApiNotFoundError
-from mmserve.serving.plan import APP_NAME, STORE_READER_NAME
-from mmserve.serving.runner import ServeSession
+from mmserve.serve.plan import APP_NAME, STORE_READER_NAME
 
 pytestmark = pytest.mark.serve
 

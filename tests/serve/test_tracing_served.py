@@ -16,7 +16,7 @@ import httpx
 import pytest
 from serve_support import ROOT, free_port, png_base64, serving, write_config
 
-from mmserve.models.fake import FAIL_MARKER
+from mmserve.models.backends.fake import FAIL_MARKER
 from otlp_receiver import ReceivedSpan, Receiver, otlp_receiver
 
 pytestmark = pytest.mark.serve

@@ -20,7 +20,7 @@ from benchmarks.suite.ingress_targets import ingress_targets  # noqa: E402
 from benchmarks.suite.presets import PRESETS, ServeShape, app_config  # noqa: E402
 
 from mmserve.config import AppConfig  # noqa: E402
-from mmserve.serving.plan import ingress_options, plan_models  # noqa: E402
+from mmserve.serve.plan import ingress_options, plan_models  # noqa: E402
 
 pytestmark = pytest.mark.unit
 

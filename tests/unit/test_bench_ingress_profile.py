@@ -19,8 +19,8 @@ def test_samples_go_to_the_first_named_part_on_their_stack(tmp_path: Path) -> No
     raw = tmp_path / "c1.txt"
     raw.write_text(
         # the model's forward under the engine is the model's
-        "thread;run (mmserve/workflow/engine.py:10);forward (torch/nn/modules/module.py:1) 6\n"
-        "thread;route (mmserve/serving/api.py:5);validate (pydantic/main.py:9) 3\n"
+        "thread;run (mmserve/workflow/run/engine.py:10);forward (torch/nn/modules/module.py:1) 6\n"
+        "thread;route (mmserve/http/api.py:5);validate (pydantic/main.py:9) 3\n"
         "thread;somewhere (elsewhere.py:1) 1\n"
     )
     text = summarise(raw, top=2)

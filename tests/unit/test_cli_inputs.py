@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mmserve.cli_inputs import parse_inputs
+from mmserve.cli.inputs import parse_inputs
 from mmserve.errors import InputError
 
 SCHEMA = {

@@ -26,6 +26,7 @@ def _closed_port() -> int:
         (f"127.0.0.1:{_closed_port()}", "error: cannot reach the Ray cluster at 127.0.0.1:"),
         ("nowhere", "error: invalid Ray address 'nowhere'"),
     ],
+    ids=["closed-port", "not-an-address"],
 )
 def test_status_without_a_cluster_is_one_line(address: str, expected: str) -> None:
     done = subprocess.run(
@@ -45,6 +46,6 @@ def test_the_cli_starts_without_importing_ray_or_torch() -> None:
     import sys
 
     heavy = "('ray', 'ray.serve', 'torch', 'transformers')"
-    probe = f"import sys, mmserve.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
+    probe = f"import sys, mmserve.cli.main; print(sorted(m for m in {heavy} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout

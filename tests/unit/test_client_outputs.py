@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from mmserve.client_outputs import decode_outputs, write_images
+from mmserve.client.outputs import decode_outputs, write_images
 from mmserve.errors import ServingError
 from mmserve.media import ImageValue
-from mmserve.workflow.definition import Workflow
-from mmserve.workflow.spec import WorkflowSpec
+from mmserve.workflow.language.definition import Workflow
+from mmserve.workflow.language.spec import WorkflowSpec
 
 pytestmark = pytest.mark.unit
 

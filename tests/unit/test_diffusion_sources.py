@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from mmserve.errors import ModelLoadError
-from mmserve.models.base import ModelSpec
-from mmserve.models.diffusion import InstructPix2PixBackend, TextToImageBackend
+from mmserve.models.backends.diffusion import InstructPix2PixBackend, TextToImageBackend
+from mmserve.models.spec import ModelSpec
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from mmserve.cli import app as cli
+from mmserve.cli.main import app as cli
 
 pytestmark = pytest.mark.unit
 

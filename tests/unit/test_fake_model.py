@@ -11,10 +11,10 @@ from PIL import Image
 from pydantic import ValidationError
 
 from mmserve.errors import ModelLoadError
-from mmserve.models import fake as fake_module
-from mmserve.models.base import ModelSpec
-from mmserve.models.fake import DEFAULT_DIM, FAIL_MARKER, FakeBackend, dominant_colours
+from mmserve.models.backends import fake as fake_module
+from mmserve.models.backends.fake import DEFAULT_DIM, FAIL_MARKER, FakeBackend, dominant_colours
 from mmserve.models.roles import CaptionItem, VqaItem, role_spec
+from mmserve.models.spec import ModelSpec
 from mmserve.registry import registry
 
 pytestmark = pytest.mark.unit
@@ -43,7 +43,7 @@ def test_registered_for_every_builtin_role_with_all_their_methods(fake: FakeBack
 
 
 def test_importing_it_does_not_import_torch() -> None:
-    code = "import sys, mmserve.models.fake; print('torch' in sys.modules)"
+    code = "import sys, mmserve.models.backends.fake; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -13,8 +13,8 @@ from PIL import Image
 from transformers import BlipImageProcessorPil, CLIPImageProcessorPil, ViltImageProcessorPil
 
 from mmserve.errors import InputError
-from mmserve.media_deferred import PREVIEW_MIN_EDGE, DeferredImage, open_upload
-from mmserve.model_images import ImageInput, for_model, image_input_of
+from mmserve.media.deferred import PREVIEW_MIN_EDGE, DeferredImage, open_upload
+from mmserve.media.sizes import ImageInput, for_model, image_input_of
 
 pytestmark = pytest.mark.unit
 

@@ -116,7 +116,7 @@ def test_a_broken_plugin_is_reported_by_name_and_the_rest_still_load(tmp_path: P
 _RAW_IMAGE_STEP = '''
 from PIL import Image
 from mmserve.registry import register_step
-from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
+from mmserve.workflow.steps.step import Step, StepInputs, StepOutputs
 
 
 @register_step("raw_pixels")

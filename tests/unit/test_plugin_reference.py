@@ -17,7 +17,7 @@ def _mmserve(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_committed_reference_is_what_the_registry_generates() -> None:
     program = (
-        "from mmserve.plugin_reference import markdown\n"
+        "from mmserve.cli.plugin_reference import markdown\n"
         "from mmserve.registry import registry\n"
         "print(markdown(registry), end='')\n"
     )
@@ -27,7 +27,7 @@ def test_the_committed_reference_is_what_the_registry_generates() -> None:
     assert result.returncode == 0, result.stderr
     committed = (ROOT / "docs" / "steps.md").read_text(encoding="utf-8")
     assert result.stdout == committed, (
-        "docs/steps.md is stale: run `.venv/bin/python -m mmserve.plugin_reference`"
+        "docs/steps.md is stale: run `.venv/bin/python -m mmserve.cli.plugin_reference`"
     )
 
 

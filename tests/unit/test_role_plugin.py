@@ -66,7 +66,7 @@ def test_every_role_is_listed_with_its_methods(site: Path) -> None:
     assert roles["captioner"]["methods"]["caption"]["item"] == (
         "mmserve.models.roles.captioner.CaptionItem"
     )
-    assert roles["vqa"]["methods"]["answer"]["result"] == "mmserve.models.base.Answer"
+    assert roles["vqa"]["methods"]["answer"]["result"] == "mmserve.models.spec.Answer"
     assert roles["text_encoder"]["methods"]["embed_texts"]["item"] == "str"
     tagger = roles["image_tagger"]
     assert tagger["origin"] == "mmserve-colour-tags 0.1.0"
@@ -135,9 +135,9 @@ def test_items_of_different_batch_keys_never_share_a_local_batch(site: Path) -> 
 
 WARMUP_SCRIPT = """
 import json, logging
-from mmserve.models.base import ModelSpec
+from mmserve.models.spec import ModelSpec
 from mmserve.models.loader import load_backend, run_batch
-from mmserve.serving.warmup import warm_up, warmup_batches
+from mmserve.serve.warmup import warm_up, warmup_batches
 from mmserve_colour_tags.role import IMAGE_TAGGER
 
 backend = load_backend("colour-tagger", ModelSpec(source="basic"))

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mmserve.errors import ModelLoadError
-from mmserve.models import sources
-from mmserve.models.sources import absolute_source, resolve_source
+from mmserve.models.sources import resolve as sources
+from mmserve.models.sources.resolve import absolute_source, resolve_source
 
 pytestmark = pytest.mark.unit
 
@@ -104,8 +104,8 @@ def test_malformed_names_are_neither_folders_nor_hub_ids() -> None:
 def test_check_source_checks_generated_models_without_building_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mmserve.models.base import ModelSpec
     from mmserve.models.hf import HuggingFaceBackend
+    from mmserve.models.spec import ModelSpec
 
     monkeypatch.setenv("MMSERVE_CACHE", str(tmp_path / "cache"))
     HuggingFaceBackend.check_source(ModelSpec(source="tiny://clip"))
@@ -129,14 +129,14 @@ def test_every_hugging_face_backend_checks_its_source_the_same_way() -> None:
 
 
 def test_generated_model_modules_do_not_import_sources_back() -> None:
-    """sources.py imports tiny, random_arch and packages (its scheme table); none of them,
+    """sources/resolve.py imports tiny, random_arch and packages (its scheme table); none of them,
     nor the tokenizers they use, imports sources back, even lazily: no import circle."""
     import ast
 
-    import mmserve.models
+    import mmserve.models.sources
 
-    folder = Path(mmserve.models.__file__).parent
-    for module in ("tiny", "random_arch", "offline_tokenizers", "packages"):
+    folder = Path(mmserve.models.sources.__file__).parent
+    for module in ("tiny", "random_arch", "tokenizers", "packages"):
         tree = ast.parse((folder / f"{module}.py").read_text(encoding="utf-8"))
         imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | {
             alias.name
@@ -144,7 +144,7 @@ def test_generated_model_modules_do_not_import_sources_back() -> None:
             if isinstance(node, ast.Import)
             for alias in node.names
         }
-        assert "mmserve.models.sources" not in imported, module
+        assert "mmserve.models.sources.resolve" not in imported, module
 
 
 def test_the_serve_preflight_checks_every_source_without_importing_torch() -> None:
@@ -155,7 +155,7 @@ def test_the_serve_preflight_checks_every_source_without_importing_torch() -> No
     code = (
         "import sys\n"
         "from mmserve.config import AppConfig\n"
-        "from mmserve.serving.preflight import check_models\n"
+        "from mmserve.deploy.preflight import check_models\n"
         f"check_models(AppConfig.load({str(root / 'deployments' / 'tiny.yaml')!r}))\n"
         "print('torch' in sys.modules)\n"
     )

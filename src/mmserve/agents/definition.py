@@ -27,8 +27,8 @@ from pydantic_core import ErrorDetails
 from mmserve.config import AppConfig
 from mmserve.errors import AgentValidationError, SourceLocation, WorkflowIssue
 from mmserve.workflow import Workflow
-from mmserve.workflow.loader import workflow_files
-from mmserve.workflow.yaml_source import YamlDocument, YamlLimits, read_yaml
+from mmserve.workflow.language.loader import workflow_files
+from mmserve.workflow.language.yaml_source import YamlDocument, YamlLimits, read_yaml
 
 #: The role an agent's model must serve.
 LLM_ROLE = "llm"

@@ -24,7 +24,7 @@ from mmserve.agents.definition import Agent
 from mmserve.errors import DeadlineExceededError, InputError, MmserveError, ModelError
 from mmserve.models.roles import ChatItem, ChatMessage, ToolCall, ToolSpec
 from mmserve.workflow import Engine, Workflow
-from mmserve.workflow.result import TraceEntry, to_jsonable, trace_of
+from mmserve.workflow.run.result import TraceEntry, to_jsonable, trace_of
 
 HANDLE_PREFIX = "image_"
 _HANDLE = re.compile(rf"\b{HANDLE_PREFIX}\d+\b")

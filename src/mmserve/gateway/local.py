@@ -26,14 +26,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from mmserve.config import AppConfig
-from mmserve.gateway.base import Batched, Called
+from mmserve.gateway.contract import Batched, Called
 from mmserve.gateway.methods import method_of, require_model, require_space
 from mmserve.gateway.model_inputs import reduce_item_sync
-from mmserve.model_images import backend_image_input
-from mmserve.models.base import EmbeddingSpace
+from mmserve.media.sizes import backend_image_input
 from mmserve.models.loader import check_backend_serves, load_backend, run_batch, space_of
 from mmserve.models.roles import role_spec
-from mmserve.models.sources import absolute_source
+from mmserve.models.sources.resolve import absolute_source
+from mmserve.models.spec import EmbeddingSpace
 from mmserve.registry import Registry, registry
 
 T = TypeVar("T")
@@ -58,7 +58,7 @@ async def on_model_thread(func: Callable[..., T], *args: Any) -> T:
 
 
 class LocalGateway:
-    """:class:`~mmserve.gateway.base.ModelGateway` over models loaded in this process."""
+    """:class:`~mmserve.gateway.contract.ModelGateway` over models loaded in this process."""
 
     def __init__(self, config: AppConfig, *, registry: Registry = registry) -> None:
         self.config = config

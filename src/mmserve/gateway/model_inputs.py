@@ -2,7 +2,7 @@
 
 A role method whose items carry images that the model reads through an image processor says
 so (``RoleMethod.model_images``); the model states its input size (its backend's
-``image_input``, see :mod:`mmserve.model_images`). Both together, the item's images are
+``image_input``, see :mod:`mmserve.media.sizes`). Both together, the item's images are
 reduced, off the event loop, before they reach the model (served: before they leave the
 ingress). Items of any other method, and models that state no size, pass as they are.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL.Image import Image
 
-from mmserve.model_images import ImageInput, for_model
+from mmserve.media.sizes import ImageInput, for_model
 from mmserve.models.roles import RoleMethod
 
 

@@ -8,57 +8,57 @@ from mmserve.registry import registry
 
 _BUILTIN_BACKENDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "clip": (
-        "mmserve.models.clip:ClipBackend",
+        "mmserve.models.backends.clip:ClipBackend",
         ("image_encoder", "text_encoder"),
         "CLIP joint image/text embeddings (CLIPModel towers + projections), unit-norm.",
     ),
     "sentence": (
-        "mmserve.models.sentence:SentenceBackend",
+        "mmserve.models.backends.sentence:SentenceBackend",
         ("text_encoder",),
         "BERT-family sentence embeddings: mean pooling over tokens, unit-norm.",
     ),
     "blip-caption": (
-        "mmserve.models.blip:BlipCaptionBackend",
+        "mmserve.models.backends.blip:BlipCaptionBackend",
         ("captioner",),
         "BLIP image captioning (BlipForConditionalGeneration), optional text prompt.",
     ),
     "blip-vqa": (
-        "mmserve.models.blip:BlipVqaBackend",
+        "mmserve.models.backends.blip:BlipVqaBackend",
         ("vqa",),
         "BLIP visual question answering, generative (BlipForQuestionAnswering).",
     ),
     "vilt-vqa": (
-        "mmserve.models.vilt:ViltVqaBackend",
+        "mmserve.models.backends.vilt:ViltVqaBackend",
         ("vqa",),
         "ViLT visual question answering, a classifier over a fixed answer vocabulary.",
     ),
     "causal-lm": (
-        "mmserve.models.causal_lm:CausalLmBackend",
+        "mmserve.models.backends.causal_lm:CausalLmBackend",
         ("llm",),
         "A chat model (AutoModelForCausalLM + its chat template), Qwen2.5-style tool calls.",
     ),
     "openai": (
-        "mmserve.models.openai_chat:OpenAIChatBackend",
+        "mmserve.models.backends.openai_chat:OpenAIChatBackend",
         ("llm",),
         "Any OpenAI-compatible chat endpoint (vLLM, Ray Serve LLM, a hosted API) by base URL.",
     ),
     "diffusion": (
-        "mmserve.models.diffusion:TextToImageBackend",
+        "mmserve.models.backends.diffusion:TextToImageBackend",
         ("image_generator",),
         "diffusers text-to-image (AutoPipelineForText2Image): SD 1.5, SD-Turbo, SDXL-Turbo.",
     ),
     "instruct-pix2pix": (
-        "mmserve.models.diffusion:InstructPix2PixBackend",
+        "mmserve.models.backends.diffusion:InstructPix2PixBackend",
         ("image_editor",),
         "diffusers InstructPix2Pix: edit an image from a text instruction.",
     ),
     "fake": (
-        "mmserve.models.fake:FakeBackend",
+        "mmserve.models.backends.fake:FakeBackend",
         ("image_encoder", "text_encoder", "captioner", "vqa"),
         "Deterministic weight-free model for every role, for testing workflows.",
     ),
     "fake-llm": (
-        "mmserve.models.fake_llm:FakeLlmBackend",
+        "mmserve.models.backends.fake_llm:FakeLlmBackend",
         ("llm",),
         "Deterministic weight-free chat model with scripted tool calls, for testing agents.",
     ),
@@ -67,8 +67,8 @@ _BUILTIN_BACKENDS: dict[str, tuple[str, tuple[str, ...], str]] = {
 #: The Hugging Face backends' source check, importable without torch (see loader.check_source_of).
 _HF_SOURCE_CHECK = "mmserve.models.hf:check_hf_source"
 _DIFFUSION_SOURCE_CHECKS = {
-    "diffusion": "mmserve.models.diffusion_sources:check_text_to_image_source",
-    "instruct-pix2pix": "mmserve.models.diffusion_sources:check_instruct_pix2pix_source",
+    "diffusion": "mmserve.models.sources.diffusion:check_text_to_image_source",
+    "instruct-pix2pix": "mmserve.models.sources.diffusion:check_instruct_pix2pix_source",
 }
 
 for _name, (_target, _roles, _description) in _BUILTIN_BACKENDS.items():

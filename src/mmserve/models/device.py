@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from mmserve.errors import ModelLoadError
-from mmserve.models.base import ModelSpec, Vectors
+from mmserve.models.spec import ModelSpec, Vectors
 
 if TYPE_CHECKING:
     from PIL.Image import Image

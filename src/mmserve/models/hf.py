@@ -1,15 +1,15 @@
 """The base class of Hugging Face backends: what their ``source`` means and how it is checked.
 
 A Hugging Face source is a hub id, a local folder, ``tiny://<arch>``, ``random://<arch>`` or
-``pkg://<package>/<folder>`` (see :mod:`mmserve.models.sources`). ``check_source`` answers
+``pkg://<package>/<folder>`` (see :mod:`mmserve.models.sources.resolve`). ``check_source`` answers
 fast, without building or downloading anything: generated models are only checked to be
 known, hub ids to be reachable or in the local cache.
 """
 
 from __future__ import annotations
 
-from mmserve.models.base import ModelSpec
-from mmserve.models.sources import ResolvedSource, check_source, resolve_source
+from mmserve.models.sources.resolve import ResolvedSource, check_source, resolve_source
+from mmserve.models.spec import ModelSpec
 
 
 def check_hf_source(spec: ModelSpec) -> None:

@@ -1,7 +1,7 @@
 """The identity of a model's weights, as recorded in an embedding space.
 
 Vectors are comparable only when they come from the same weights, so a collection records
-its encoder's identity (:attr:`~mmserve.models.base.EmbeddingSpace.model_id`):
+its encoder's identity (:attr:`~mmserve.models.spec.EmbeddingSpace.model_id`):
 
 * a local folder is identified by its **content**, ``folder:<digest>``: the same weights copied
   to another folder (a laptop's index served from a server's folder) are the same space, and
@@ -16,7 +16,7 @@ its encoder's identity (:attr:`~mmserve.models.base.EmbeddingSpace.model_id`):
 
 Collections created before this recorded a folder's absolute path; :func:`same_model` still
 accepts such a path when it holds the same weights here (used by
-:func:`mmserve.stores.base.check_space`).
+:func:`mmserve.stores.contract.check_space`).
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from mmserve.errors import (
     ModelLoadError,
     ModelNotConfiguredError,
 )
-from mmserve.models.base import EmbeddingSpace, ModelSpec
 from mmserve.models.roles import RoleSpec
+from mmserve.models.spec import EmbeddingSpace, ModelSpec
 from mmserve.registry import Registry, registry
 
 #: (backend class, spec): the class rather than its name, so that two registries that map

@@ -2,7 +2,7 @@
 
 Importing this package registers both; ``lancedb`` by import path, so that listing plugins
 does not import LanceDB and pyarrow. Another engine (e.g. a vector database server for a
-cluster) is a plugin implementing :class:`~mmserve.stores.base.VectorStore`, registered with
+cluster) is a plugin implementing :class:`~mmserve.stores.contract.VectorStore`, registered with
 :func:`mmserve.registry.register_store` or through the ``mmserve.plugins`` entry points, and
 selected with ``store: {kind: <name>}`` in the app config; nothing else changes.
 """
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmserve.errors import StoreError
 from mmserve.registry import Registry, registry
-from mmserve.stores.base import (
+from mmserve.stores.contract import (
     Collection,
     Item,
     Match,

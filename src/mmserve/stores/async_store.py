@@ -1,10 +1,10 @@
 """The store as the engine's steps and the HTTP routes see it: every call awaitable.
 
-Store plugins implement the synchronous :class:`~mmserve.stores.base.VectorStore` protocol
+Store plugins implement the synchronous :class:`~mmserve.stores.contract.VectorStore` protocol
 (their calls may block on disk or object storage). :func:`as_async_store` wraps such a store in
 an :class:`AsyncStore` that runs each call on a small bounded thread pool of its own, so a slow
 store neither blocks the event loop nor starves the default pool (image decoding, health).
-A store that is natively asynchronous (the served :class:`~mmserve.serving.store.StoreClient`,
+A store that is natively asynchronous (the served :class:`~mmserve.serve.store_server.StoreClient`,
 whose calls go to the store replica and can be cancelled there) declares ``asynchronous = True``
 and is used as it is.
 
@@ -26,8 +26,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from mmserve.models.base import EmbeddingSpace
-from mmserve.stores.base import (
+from mmserve.models.spec import EmbeddingSpace
+from mmserve.stores.browse import get_store_item, list_store_items
+from mmserve.stores.contract import (
     Collection,
     Item,
     Match,
@@ -36,7 +37,6 @@ from mmserve.stores.base import (
     UpsertResult,
     Vector,
 )
-from mmserve.stores.browse import get_store_item, list_store_items
 
 T = TypeVar("T")
 
@@ -69,7 +69,7 @@ async def image_work(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 @runtime_checkable
 class AsyncVectorStore(Protocol):
-    """The :class:`~mmserve.stores.base.VectorStore` calls, awaitable."""
+    """The :class:`~mmserve.stores.contract.VectorStore` calls, awaitable."""
 
     asynchronous: bool
 

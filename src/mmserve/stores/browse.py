@@ -1,7 +1,7 @@
 """Browsing a collection: a page of its items, and one item with its image.
 
 ``list_items`` and ``get_item`` are optional store methods (see
-:class:`~mmserve.stores.base.VectorStore`): the shipped stores have them, a store plugin
+:class:`~mmserve.stores.contract.VectorStore`): the shipped stores have them, a store plugin
 written before them may not. The functions here call them when present and otherwise raise
 :class:`~mmserve.errors.StoreFeatureMissingError` (HTTP 501) naming the store, so an older
 plugin keeps serving everything else. They block (store calls); the async layers run them off
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from mmserve.errors import InputError, StoreFeatureMissingError
-from mmserve.stores.base import StoredItem
+from mmserve.stores.contract import StoredItem
 
 #: The most items one page may hold.
 MAX_PAGE = 200

@@ -49,8 +49,8 @@ from lancedb.index import BTree, HnswSq, IvfPq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mmserve.errors import CollectionNotFoundError, ItemNotFoundError, StoreError
-from mmserve.models.base import EmbeddingSpace
-from mmserve.stores.base import (
+from mmserve.models.spec import EmbeddingSpace
+from mmserve.stores.contract import (
     Collection,
     Item,
     Match,

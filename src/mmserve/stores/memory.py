@@ -1,7 +1,7 @@
 """An in-process vector store: exact search over numpy arrays, gone when the process ends.
 
 Meant for tests and small experiments; it implements the whole
-:class:`~mmserve.stores.base.VectorStore` contract (space checks, upserts by id) so code
+:class:`~mmserve.stores.contract.VectorStore` contract (space checks, upserts by id) so code
 tested against it behaves the same on the persistent stores.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from mmserve.errors import CollectionNotFoundError, ItemNotFoundError, StoreError
-from mmserve.models.base import EmbeddingSpace
-from mmserve.stores.base import (
+from mmserve.models.spec import EmbeddingSpace
+from mmserve.stores.contract import (
     Collection,
     Item,
     Match,

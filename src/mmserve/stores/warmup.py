@@ -6,7 +6,7 @@ reads its manifest and index, and starts its query engine on first use (measured
 the ``random://`` profile, ``search_images`` took 3.5x its steady p50 on its first run). The
 store replica therefore runs one search (and one listing, when the store can list) in every
 collection it holds before Serve marks it healthy, exactly as a model replica runs its roles'
-samples (:mod:`mmserve.serving.warmup`).
+samples (:mod:`mmserve.serve.warmup`).
 
 Warming reads only: nothing is written, so a store shared with other processes is untouched.
 A collection that fails to warm is logged and skipped -- the same call made by a user will
@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from mmserve.stores.base import VectorStore
+from mmserve.stores.contract import VectorStore
 
 #: Collections warmed at most (the first by name); the others warm on their first use.
 WARMUP_MAX_COLLECTIONS = 32

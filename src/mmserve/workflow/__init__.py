@@ -8,9 +8,17 @@ Quick start::
     print(result.outputs, result.trace)
 """
 
-from mmserve.workflow.definition import Workflow
-from mmserve.workflow.engine import Engine
-from mmserve.workflow.events import (
+from mmserve.workflow.language.definition import Workflow
+from mmserve.workflow.language.loader import (
+    load_workflow,
+    load_workflow_text,
+    load_workflows,
+    validate_paths,
+    workflow_files,
+)
+from mmserve.workflow.language.spec import InputSpec, StepSpec, WorkflowSpec
+from mmserve.workflow.run.engine import Engine
+from mmserve.workflow.run.events import (
     RUN_EVENT,
     EventHook,
     ItemProgress,
@@ -18,15 +26,7 @@ from mmserve.workflow.events import (
     StepFinished,
     StepStarted,
 )
-from mmserve.workflow.loader import (
-    load_workflow,
-    load_workflow_text,
-    load_workflows,
-    validate_paths,
-    workflow_files,
-)
-from mmserve.workflow.result import RunResult, TraceEntry, to_jsonable, trace_of
-from mmserve.workflow.spec import InputSpec, StepSpec, WorkflowSpec
+from mmserve.workflow.run.result import RunResult, TraceEntry, to_jsonable, trace_of
 
 __all__ = [
     "RUN_EVENT",

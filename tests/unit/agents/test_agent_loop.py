@@ -14,12 +14,12 @@ from mmserve.config import AppConfig
 from mmserve.errors import DeadlineExceededError, InputError
 from mmserve.gateway.local import LocalGateway
 from mmserve.media import ImageValue
-from mmserve.models.fake_llm import LOOP_MARKER
+from mmserve.models.backends.fake_llm import LOOP_MARKER
 from mmserve.models.roles import ChatMessage
 from mmserve.registry import Registry, registry
 from mmserve.workflow import Engine, Workflow, load_workflows
-from mmserve.workflow.context import StepContext
-from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
+from mmserve.workflow.run.context import StepContext
+from mmserve.workflow.steps.step import Step, StepInputs, StepOutputs
 
 pytestmark = pytest.mark.unit
 

@@ -11,9 +11,9 @@ from PIL import Image
 from mmserve.agents import Agent, AgentRun, AgentSpec, tool_spec
 from mmserve.config import AppConfig
 from mmserve.gateway.local import LocalGateway
-from mmserve.models.base import ModelSpec
-from mmserve.models.causal_lm import CausalLmBackend, parse_reply, template_messages
+from mmserve.models.backends.causal_lm import CausalLmBackend, parse_reply, template_messages
 from mmserve.models.roles import ChatItem, ChatMessage, ToolCall
+from mmserve.models.spec import ModelSpec
 from mmserve.workflow import Engine, load_workflows
 
 pytestmark = pytest.mark.unit

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mmserve.errors import ModelLoadError
-from mmserve.models.base import ModelSpec
-from mmserve.models.fake_llm import LOOP_MARKER, FakeLlmBackend
+from mmserve.models.backends.fake_llm import LOOP_MARKER, FakeLlmBackend
 from mmserve.models.roles import ChatItem, ChatMessage, ToolSpec, role_spec
+from mmserve.models.spec import ModelSpec
 from mmserve.registry import registry
 
 pytestmark = pytest.mark.unit

@@ -24,9 +24,9 @@ from mmserve.errors import (
     RemoteModelTimeoutError,
 )
 from mmserve.gateway.local import LocalGateway
-from mmserve.models.base import EndpointSpec, ModelSpec
-from mmserve.models.openai_chat import OpenAIChatBackend
+from mmserve.models.backends.openai_chat import OpenAIChatBackend
 from mmserve.models.roles import ChatItem, ChatMessage, ToolSpec
+from mmserve.models.spec import EndpointSpec, ModelSpec
 from mmserve.workflow import Engine, load_workflows
 from openai_fake_server import FakeEndpoint, Reply, completion, fake_endpoint
 

@@ -14,9 +14,9 @@ from PIL import Image
 from mmserve.agents import load_agents
 from mmserve.config import AppConfig
 from mmserve.gateway.local import LocalGateway
+from mmserve.http.api import ApiRuntime, always_ready, create_api
+from mmserve.http.schemas.workflows import HealthResponse
 from mmserve.registry import Registry, registry
-from mmserve.serving.api import ApiRuntime, always_ready, create_api
-from mmserve.serving.schemas import HealthResponse
 from mmserve.stores import open_store_at
 from mmserve.workflow import Engine, load_workflows
 

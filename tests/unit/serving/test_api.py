@@ -11,7 +11,7 @@ from api_support import ROOT, build_api
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from mmserve.serving.api import REQUEST_ID_HEADER
+from mmserve.http.api import REQUEST_ID_HEADER
 
 pytestmark = pytest.mark.unit
 

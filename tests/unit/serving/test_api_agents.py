@@ -23,10 +23,10 @@ from test_api_stream import serving
 from mmserve import AsyncClient, Client
 from mmserve.errors import ApiNotFoundError
 from mmserve.media import ImageValue
-from mmserve.models.fake_llm import LOOP_MARKER
+from mmserve.models.backends.fake_llm import LOOP_MARKER
 from mmserve.registry import Registry, registry
-from mmserve.workflow.context import StepContext
-from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
+from mmserve.workflow.run.context import StepContext
+from mmserve.workflow.steps.step import Step, StepInputs, StepOutputs
 
 pytestmark = pytest.mark.unit
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from mmserve.errors import InputError
 from mmserve.registry import Registry, registry
-from mmserve.workflow.context import StepContext
+from mmserve.workflow.run.context import StepContext
 
 pytestmark = pytest.mark.unit
 

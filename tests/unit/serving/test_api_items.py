@@ -13,9 +13,9 @@ from api_support import AUTH, KEY, b64, build_api, image_bytes
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from mmserve.models.base import EmbeddingSpace
+from mmserve.models.spec import EmbeddingSpace
 from mmserve.stores import Item, Match, MemoryStore, UpsertResult
-from mmserve.stores.base import Collection, Modality, Vector
+from mmserve.stores.contract import Collection, Modality, Vector
 
 pytestmark = pytest.mark.unit
 

@@ -18,7 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 from PIL import Image
 
 from mmserve.errors import StepFailedError
-from mmserve.serving.mcp_tools import IMAGE_ARGUMENT_NOTE, error_result, has_image, tool_result
+from mmserve.http.mcp.tools import IMAGE_ARGUMENT_NOTE, error_result, has_image, tool_result
 
 pytestmark = pytest.mark.unit
 

@@ -13,7 +13,7 @@ from api_support import AUTH, KEY, b64, build_api, image_bytes
 from fastapi.testclient import TestClient
 from test_api_stream import serving
 
-from mmserve.models.fake_llm import LOOP_MARKER
+from mmserve.models.backends.fake_llm import LOOP_MARKER
 
 pytestmark = pytest.mark.unit
 

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from mmserve.agents import load_agents
 from mmserve.config import AppConfig
 from mmserve.gateway.local import LocalGateway
+from mmserve.http.api import ApiRuntime, always_ready, create_api
 from mmserve.registry import registry
-from mmserve.serving.api import ApiRuntime, always_ready, create_api
 from mmserve.stores import open_store_at
 from mmserve.workflow import Engine, load_workflows
 from openai_fake_server import FakeEndpoint, Reply, completion, fake_endpoint

@@ -7,7 +7,7 @@ import pytest
 from api_support import KEY, build_api
 from fastapi.testclient import TestClient
 
-from mmserve.serving.schemas import DeploymentHealth, HealthResponse
+from mmserve.http.schemas.workflows import DeploymentHealth, HealthResponse
 
 pytestmark = pytest.mark.unit
 

@@ -11,8 +11,8 @@ from api_support import AUTH, build_api
 from fastapi.testclient import TestClient
 
 from mmserve.registry import Registry, registry
-from mmserve.workflow.context import StepContext
-from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
+from mmserve.workflow.run.context import StepContext
+from mmserve.workflow.steps.step import Step, StepInputs, StepOutputs
 
 pytestmark = pytest.mark.unit
 

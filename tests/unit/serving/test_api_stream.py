@@ -23,11 +23,11 @@ from fastapi import FastAPI
 
 from mmserve import AsyncClient, Client, RunResult
 from mmserve.errors import ApiInputError, ApiTimeoutError
+from mmserve.http import run_stream
 from mmserve.registry import Registry, registry
-from mmserve.serving import run_stream
 from mmserve.workflow import StepFinished, StepStarted
-from mmserve.workflow.context import StepContext
-from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
+from mmserve.workflow.run.context import StepContext
+from mmserve.workflow.steps.step import Step, StepInputs, StepOutputs
 
 pytestmark = pytest.mark.unit
 

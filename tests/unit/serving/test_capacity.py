@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 
 from mmserve.config import AppConfig
-from mmserve.errors import CapacityError
-from mmserve.serving.capacity import Ask, Node, asks_of, fit, nodes_from_ray
-from mmserve.serving.capacity_table import (
+from mmserve.deploy.capacity import Ask, Node, asks_of, fit, nodes_from_ray
+from mmserve.deploy.capacity_table import (
     check_capacity,
     nodes_of_manifest,
     parse_node_specs,
     table,
 )
-from mmserve.serving.serve_config import rayservice_manifest
+from mmserve.deploy.serve_config import rayservice_manifest
+from mmserve.errors import CapacityError
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from mmserve.cli import app as cli
+from mmserve.cli.main import app as cli
 
 pytestmark = pytest.mark.unit
 

@@ -14,8 +14,8 @@ import yaml
 from api_support import KEY, ROOT, build_api, image_bytes
 from test_api_stream import serving
 
-from mmserve.client_base import API_KEY_ENV
-from mmserve.models.fake_llm import LOOP_MARKER
+from mmserve.client.requests import API_KEY_ENV
+from mmserve.models.backends.fake_llm import LOOP_MARKER
 
 pytestmark = pytest.mark.unit
 

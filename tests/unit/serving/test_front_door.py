@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 
 from mmserve.config import AppConfig
-from mmserve.errors import ConfigError
-from mmserve.serving.front_door import (
+from mmserve.deploy.front_door import (
     DRAINING_ENV,
     HAPROXY_BINARY_ENV,
     HAPROXY_PORT_ENVS,
     check_front_door,
     embedded_ray_env,
 )
-from mmserve.serving.plan import HAPROXY_ENV, proxy_env
-from mmserve.serving.serve_config import rayservice_manifest
+from mmserve.deploy.serve_config import rayservice_manifest
+from mmserve.errors import ConfigError
+from mmserve.serve.plan import HAPROXY_ENV, proxy_env
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ from grpc import StatusCode
 from grpc.aio import AioRpcError, Metadata
 
 from mmserve.errors import InputError, ServiceUnavailableError, ServingError
-from mmserve.serving.handles import translate_error
+from mmserve.serve.handles import translate_error
 
 pytestmark = pytest.mark.unit
 

@@ -12,9 +12,9 @@ from ray.serve._private.common import DeploymentStatus, DeploymentStatusTrigger,
 from ray.serve.schema import ApplicationStatus, ApplicationStatusOverview, DeploymentStatusOverview
 
 from mmserve.config import AppConfig
-from mmserve.serving.health import HealthReader, health_of
-from mmserve.serving.plan import scale_to_zero_deployments
-from mmserve.serving.schemas import HealthResponse
+from mmserve.http.schemas.workflows import HealthResponse
+from mmserve.serve.health import HealthReader, health_of
+from mmserve.serve.plan import scale_to_zero_deployments
 
 pytestmark = pytest.mark.unit
 

@@ -16,11 +16,11 @@ import pytest
 from mmserve.config import AppConfig
 from mmserve.errors import ModelNotConfiguredError, ServingError
 from mmserve.gateway.local import LocalGateway, model_thread
-from mmserve.models.fake import FAIL_MARKER
-from mmserve.serving import in_ingress
-from mmserve.serving.deployments import Served
-from mmserve.serving.handles import HandleGateway
-from mmserve.serving.in_ingress import IngressModel, PlacedGateway, start_ingress_models
+from mmserve.models.backends.fake import FAIL_MARKER
+from mmserve.serve import in_ingress
+from mmserve.serve.handles import HandleGateway
+from mmserve.serve.in_ingress import IngressModel, PlacedGateway, start_ingress_models
+from mmserve.serve.model_server import Served
 
 pytestmark = pytest.mark.unit
 

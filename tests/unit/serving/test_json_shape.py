@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mmserve.errors import InputTooLargeError
-from mmserve.serving.json_shape import JsonLimits, check_json_shape, surely_within
+from mmserve.http.middleware.json_shape import JsonLimits, check_json_shape, surely_within
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""What the ingress records for runs, steps and model calls (mmserve.serving.metered), read
+"""What the ingress records for runs, steps and model calls (mmserve.serve.metered), read
 from a recorder that keeps the observations, with real runs on the fake models in process.
 (tests/serve/test_metrics_served.py reads the same off Ray's Prometheus endpoint.)"""
 
@@ -17,11 +17,11 @@ from api_support import ROOT
 from mmserve.config import AppConfig
 from mmserve.errors import MmserveError
 from mmserve.gateway.local import LocalGateway
-from mmserve.models.fake import FAIL_MARKER
-from mmserve.serving.metered import MeteredEngine, MeteredGateway
-from mmserve.serving.metrics import METRICS, RayRecorder
+from mmserve.models.backends.fake import FAIL_MARKER
+from mmserve.serve.metered import MeteredEngine, MeteredGateway
+from mmserve.serve.metrics import METRICS, RayRecorder
 from mmserve.workflow import Workflow, load_workflows
-from mmserve.workflow.cache import StepCache
+from mmserve.workflow.run.cache import StepCache
 
 pytestmark = pytest.mark.unit
 
@@ -161,7 +161,7 @@ def test_a_failing_recorder_never_fails_a_run(tmp_path: Path) -> None:
 
 
 def test_a_skipped_step_is_counted_but_not_timed() -> None:
-    from mmserve.serving.metrics import record_run
+    from mmserve.serve.metrics import record_run
     from mmserve.workflow import TraceEntry
 
     tally = Tally()
@@ -188,7 +188,7 @@ def test_gateway_wrappers_stacked_hide_nothing_the_step_cache_reads(tmp_path: Pa
     """The ingress stacks the traced gateway over the metered one: the step cache still keys
     results by the config's model entries (``config``, an attribute beyond the protocol)."""
     from mmserve.tracing import TracedGateway
-    from mmserve.workflow.cache import models_fingerprint
+    from mmserve.workflow.run.cache import models_fingerprint
 
     engine, _ = _metered_app(tmp_path, Tally())
     metered = engine.gateway

@@ -16,7 +16,7 @@ import pytest
 import ray
 import yaml
 
-from mmserve.serving.metrics import METRICS, MetricSpec
+from mmserve.serve.metrics import METRICS, MetricSpec
 
 pytestmark = pytest.mark.unit
 

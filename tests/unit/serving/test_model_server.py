@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from mmserve.errors import ModelNotConfiguredError
-from mmserve.models.base import ModelSpec
-from mmserve.models.fake import FAIL_MARKER
+from mmserve.models.backends.fake import FAIL_MARKER
 from mmserve.models.roles import CaptionItem, VqaItem
-from mmserve.serving.deployments import ModelServer, Served
+from mmserve.models.spec import ModelSpec
+from mmserve.serve.model_server import ModelServer, Served
 
 pytestmark = pytest.mark.unit
 

@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from ray.serve.exceptions import BackPressureError
 
 from mmserve.config import AppConfig
+from mmserve.http.api import ApiRuntime, always_ready, create_api
 from mmserve.registry import registry
-from mmserve.serving.api import ApiRuntime, always_ready, create_api
-from mmserve.serving.handles import HandleGateway
-from mmserve.serving.plan import plan_models
-from mmserve.serving.replica_retry import again_if_replica_dies
+from mmserve.serve.handles import HandleGateway
+from mmserve.serve.plan import plan_models
+from mmserve.serve.replica_retry import again_if_replica_dies
 from mmserve.stores import open_store_at
 from mmserve.workflow import Engine, load_workflows
 

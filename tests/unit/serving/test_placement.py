@@ -10,18 +10,18 @@ import yaml
 from ray.serve.schema import ServeDeploySchema
 from typer.testing import CliRunner
 
-from mmserve.cli import app as cli
+from mmserve.cli.main import app as cli
 from mmserve.config import AppConfig
+from mmserve.deploy.capacity import Node, asks_of, fit
+from mmserve.deploy.preflight import required_resources
 from mmserve.errors import ConfigError
-from mmserve.serving.capacity import Node, asks_of, fit
-from mmserve.serving.plan import (
+from mmserve.serve.plan import (
     deployment_of,
     ingress_options,
     ingress_placed,
     plan_ingress_models,
     plan_models,
 )
-from mmserve.serving.preflight import required_resources
 
 pytestmark = pytest.mark.unit
 

@@ -10,10 +10,10 @@ import yaml
 from ray.serve.schema import ServeDeploySchema
 
 from mmserve.config import AppConfig
+from mmserve.deploy.preflight import embedded_cpus, required_resources
+from mmserve.deploy.serve_config import dump_yaml, rayservice_manifest, serve_config
 from mmserve.errors import ConfigError
-from mmserve.serving.plan import deployment_of, grpc_max_message_bytes, plan_models, proxy_env
-from mmserve.serving.preflight import embedded_cpus, required_resources
-from mmserve.serving.serve_config import dump_yaml, rayservice_manifest, serve_config
+from mmserve.serve.plan import deployment_of, grpc_max_message_bytes, plan_models, proxy_env
 
 pytestmark = pytest.mark.unit
 
@@ -92,7 +92,7 @@ def test_built_cluster_config_is_a_valid_serve_config_with_fractional_gpus() -> 
     built = serve_config(config, config_path="/app/deployments/cluster.yaml")
     schema = ServeDeploySchema.model_validate(yaml.safe_load(dump_yaml(built)))
     (app,) = schema.applications
-    assert app.import_path == "mmserve.serving.app:app_builder"
+    assert app.import_path == "mmserve.serve.app:app_builder"
     assert app.args == {"config": "/app/deployments/cluster.yaml"}
     models = [d for d in app.deployments if d.name not in ("ingress", "store")]
     gpus = {d.name: d.ray_actor_options.num_gpus for d in models}
@@ -146,7 +146,7 @@ def test_required_resources_count_minimum_replicas() -> None:
 def test_a_taken_port_fails_before_anything_starts() -> None:
     import socket
 
-    from mmserve.serving.preflight import check_port_free
+    from mmserve.deploy.preflight import check_port_free
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -162,7 +162,7 @@ def test_build_command_regenerates_the_committed_manifest(
     import typer
     from typer.testing import CliRunner
 
-    from mmserve.cli_serve import build
+    from mmserve.cli.serve import build
 
     app = typer.Typer()
     app.command()(build)
@@ -178,7 +178,7 @@ def test_build_command_regenerates_the_committed_manifest(
 def test_an_unreachable_cluster_address_fails_at_once() -> None:
     import socket
 
-    from mmserve.serving.preflight import check_address_reachable
+    from mmserve.deploy.preflight import check_address_reachable
 
     with socket.socket() as probe:  # a port nothing listens on: bound, never listening
         probe.bind(("127.0.0.1", 0))

@@ -11,8 +11,8 @@ from ray.serve._private.common import DeploymentID
 from ray.serve.exceptions import DeploymentUnavailableError
 
 from mmserve.errors import InputError
-from mmserve.serving import replica_retry
-from mmserve.serving.replica_retry import send_again_if_replica_dies
+from mmserve.serve import replica_retry
+from mmserve.serve.replica_retry import send_again_if_replica_dies
 
 pytestmark = pytest.mark.unit
 

@@ -9,10 +9,10 @@ from typing import Any, cast
 
 import pytest
 
-from mmserve.cli_status import render
+from mmserve.cli.status import render
 from mmserve.errors import ModelUnavailableError
-from mmserve.serving.fail_fast import ReplicaWatch, failing_fast
-from mmserve.serving.status_view import AppView, app_view_of, unavailable
+from mmserve.serve.fail_fast import ReplicaWatch, failing_fast
+from mmserve.serve.status import AppView, app_view_of, unavailable
 
 pytestmark = pytest.mark.unit
 

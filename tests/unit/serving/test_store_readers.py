@@ -16,16 +16,16 @@ from fastapi.testclient import TestClient
 from handle_support import Pending
 
 from mmserve.config import AppConfig
+from mmserve.deploy.preflight import required_resources
 from mmserve.errors import ConfigError, StoreError
-from mmserve.models.base import EmbeddingSpace
-from mmserve.serving.plan import (
+from mmserve.models.spec import EmbeddingSpace
+from mmserve.serve.plan import (
     STORE_NAME,
     STORE_READER_NAME,
     all_deployment_options,
     store_reader_options,
 )
-from mmserve.serving.preflight import required_resources
-from mmserve.serving.store import StoreClient, StoreServer
+from mmserve.serve.store_server import StoreClient, StoreServer
 from mmserve.stores import Item, Payload
 
 pytestmark = pytest.mark.unit
@@ -206,7 +206,7 @@ def test_the_client_asks_for_read_your_writes_with_consistency_strong(
     shipped client: its search reads from the writer; the default reads from a reader."""
     import httpx
 
-    from mmserve.client import AsyncClient
+    from mmserve.client.clients import AsyncClient
 
     store, log = routed
     app = build_api(store=store)

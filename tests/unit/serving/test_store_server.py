@@ -15,10 +15,10 @@ from ray import serve
 from ray.exceptions import ActorDiedError
 
 from mmserve.errors import CollectionNotFoundError, ServiceUnavailableError
-from mmserve.models.base import EmbeddingSpace
+from mmserve.models.spec import EmbeddingSpace
 from mmserve.registry import registry
-from mmserve.serving import replica_retry
-from mmserve.serving.store import OPTIMIZE_EVERY, Refused, StoreClient, StoreServer
+from mmserve.serve import replica_retry
+from mmserve.serve.store_server import OPTIMIZE_EVERY, Refused, StoreClient, StoreServer
 from mmserve.stores import Collection, Item, MemoryStore, Payload, UpsertResult
 from mmserve.stores.lancedb_store import LanceDBStore
 

@@ -27,10 +27,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from mmserve import tracing
 from mmserve.config import AppConfig
-from mmserve.local_mode import LocalApp
-from mmserve.models.fake import FAIL_MARKER
-from mmserve.serving.handles import HandleGateway
-from mmserve.serving.in_ingress import PlacedGateway, start_ingress_models
+from mmserve.local.mode import LocalApp
+from mmserve.models.backends.fake import FAIL_MARKER
+from mmserve.serve.handles import HandleGateway
+from mmserve.serve.in_ingress import PlacedGateway, start_ingress_models
 from mmserve.workflow import Engine, load_workflow
 from otlp_receiver import tracing_docs
 
@@ -233,7 +233,7 @@ import asyncio, json, sys
 from opentelemetry import trace
 from mmserve import tracing
 from mmserve.config import AppConfig
-from mmserve.local_mode import LocalApp
+from mmserve.local.mode import LocalApp
 from mmserve.workflow import Engine
 
 app = LocalApp(AppConfig.from_dict({"models": {"captioner": %s}, "workflows": [%s]}))

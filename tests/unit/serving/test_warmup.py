@@ -11,12 +11,12 @@ import pytest
 from PIL import Image
 
 from mmserve.errors import ModelLoadError
-from mmserve.models.base import ModelSpec
-from mmserve.models.fake import FAIL_MARKER, FakeBackend
+from mmserve.models.backends.fake import FAIL_MARKER, FakeBackend
 from mmserve.models.loader import run_batch
 from mmserve.models.roles import CaptionItem, RoleMethod, RoleSpec, role_spec
-from mmserve.serving.deployments import ModelServer
-from mmserve.serving.warmup import warm_up, warmup_batches
+from mmserve.models.spec import ModelSpec
+from mmserve.serve.model_server import ModelServer
+from mmserve.serve.warmup import warm_up, warmup_batches
 
 pytestmark = pytest.mark.unit
 
@@ -94,7 +94,7 @@ def test_a_role_without_samples_is_skipped_with_a_log_line(
 ) -> None:
     bare = RoleSpec("bare", "no samples", {"caption": RoleMethod(item=CaptionItem, result=str)})
     backend = FakeBackend(ModelSpec(source="fake://"))
-    with caplog.at_level(logging.INFO, logger="mmserve.serving.warmup"):
+    with caplog.at_level(logging.INFO, logger="mmserve.serve.warmup"):
         seconds = warm_up(backend, [bare], 8, label="test", source="fake://", run=run_batch)
     assert seconds >= 0
     assert "role 'bare' has no sample items; not warmed up" in caplog.text

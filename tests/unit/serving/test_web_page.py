@@ -11,7 +11,7 @@ import pytest
 from api_support import AUTH, KEY, build_api
 from fastapi.testclient import TestClient
 
-from mmserve.serving.web import web_folder
+from mmserve.http.routes.web import web_folder
 
 pytestmark = pytest.mark.unit
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from PIL.Image import Image
 
-from mmserve.gateway.base import Batched, Called
-from mmserve.models.base import EmbeddingSpace
+from mmserve.gateway.contract import Batched, Called
+from mmserve.models.spec import EmbeddingSpace
 
 COLOURS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
 JOINT = EmbeddingSpace(backend="fake", model_id="fake://joint", dim=3)

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mmserve.models.base import EmbeddingSpace
+from mmserve.models.spec import EmbeddingSpace
 from mmserve.stores import Item, Payload, open_store_at
 from mmserve.stores.async_store import AsyncStore, as_async_store
-from mmserve.stores.base import Match
+from mmserve.stores.contract import Match
 from mmserve.stores.memory import MemoryStore
 
 pytestmark = pytest.mark.unit

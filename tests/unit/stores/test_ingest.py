@@ -11,7 +11,7 @@ from fake_gateway import FakeGateway, image_vector  # type: ignore[import-not-fo
 from PIL import Image
 
 from mmserve.errors import InputError
-from mmserve.ingest import Skipped, ingest, plan_ingest
+from mmserve.local.ingest import Skipped, ingest, plan_ingest
 from mmserve.stores import MemoryStore, content_id, open_store_at
 
 pytestmark = pytest.mark.unit

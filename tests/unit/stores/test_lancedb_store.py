@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from mmserve.errors import CollectionNotFoundError, EmbeddingSpaceMismatchError, StoreError
-from mmserve.models.base import EmbeddingSpace
+from mmserve.models.spec import EmbeddingSpace
 from mmserve.stores import Item, Payload, open_store_at
 from mmserve.stores.lancedb_store import LanceDBStore
 

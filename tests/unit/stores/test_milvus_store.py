@@ -15,7 +15,7 @@ import pytest
 
 from milvus_plugin import PLUGIN, import_plugin, wait_for_index
 from mmserve.errors import StoreError
-from mmserve.models.base import EmbeddingSpace
+from mmserve.models.spec import EmbeddingSpace
 from mmserve.stores import Item, Payload, VectorStore, open_store_at
 
 pytestmark = pytest.mark.unit

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from mmserve.errors import EmbeddingSpaceMismatchError
-from mmserve.models.base import EmbeddingSpace
 from mmserve.models.identity import model_identity
+from mmserve.models.spec import EmbeddingSpace
 from mmserve.stores import Item, Payload, open_store_at
 
 pytestmark = pytest.mark.unit

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from mmserve.errors import CollectionNotFoundError, InputError, ItemNotFoundError
-from mmserve.models.base import EmbeddingSpace
-from mmserve.serving.store import Refused, StoreServer
+from mmserve.models.spec import EmbeddingSpace
+from mmserve.serve.store_server import Refused, StoreServer
 from mmserve.stores import Item, Payload, VectorStore
 from mmserve.stores.browse import list_store_items
 

@@ -11,7 +11,7 @@ from mmserve.errors import (
     InputError,
     StoreError,
 )
-from mmserve.models.base import EmbeddingSpace
+from mmserve.models.spec import EmbeddingSpace
 from mmserve.stores import Item, Payload, VectorStore, content_id
 
 pytestmark = pytest.mark.unit

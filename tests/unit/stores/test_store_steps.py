@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from mmserve.errors import EmbeddingSpaceMismatchError, InputError, StoreError
 from mmserve.registry import registry
 from mmserve.stores import MemoryStore, image_content_id
-from mmserve.workflow.context import StepContext
+from mmserve.workflow.run.context import StepContext
 from mmserve.workflow.steps.index import Index
 from mmserve.workflow.steps.retrieve import Retrieve
 

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mmserve.models.base import EmbeddingSpace
-from mmserve.serving.store import StoreServer
+from mmserve.models.spec import EmbeddingSpace
+from mmserve.serve.store_server import StoreServer
 from mmserve.stores import Item, MemoryStore, Payload, VectorStore
 from mmserve.stores.lancedb_store import LanceDBStore
 from mmserve.stores.warmup import warm_store

@@ -14,13 +14,13 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from mmserve.errors import ModelNotConfiguredError, WorkflowIssue, WorkflowValidationError
-from mmserve.gateway.base import Batched, Called
+from mmserve.gateway.contract import Batched, Called
 from mmserve.media import ImageValue
-from mmserve.models.base import EmbeddingSpace
 from mmserve.models.roles import CaptionItem
+from mmserve.models.spec import EmbeddingSpace
 from mmserve.registry import Registry
 from mmserve.workflow import load_workflow
-from mmserve.workflow.context import StepContext
+from mmserve.workflow.run.context import StepContext
 
 
 class FakeGateway:

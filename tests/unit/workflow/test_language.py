@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from mmserve.errors import DeadlineExceededError, InputError, ServiceUnavailableError
 from mmserve.registry import Registry
 from mmserve.workflow import Engine, RunResult, load_workflow_text, load_workflows, trace_of
-from mmserve.workflow.cache import StepCache
+from mmserve.workflow.run.cache import StepCache
 
 pytestmark = pytest.mark.unit
 

@@ -14,8 +14,8 @@ from mmserve.errors import WorkflowValidationError
 from mmserve.registry import Registry
 from mmserve.types import RetrievedMatch
 from mmserve.workflow import Engine, load_workflow_text
-from mmserve.workflow.context import StepContext
-from mmserve.workflow.typecheck import mismatch
+from mmserve.workflow.language.typecheck import mismatch
+from mmserve.workflow.run.context import StepContext
 
 pytestmark = pytest.mark.unit
 

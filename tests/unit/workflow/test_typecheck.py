@@ -12,9 +12,15 @@ from PIL import Image
 from pydantic import BaseModel
 
 from mmserve.media import ImageValue
-from mmserve.workflow.references import ReferenceSyntaxError, parse_template
-from mmserve.workflow.spec import InputSpec
-from mmserve.workflow.typecheck import NavigationError, describe, input_type, mismatch, navigate
+from mmserve.workflow.language.references import ReferenceSyntaxError, parse_template
+from mmserve.workflow.language.spec import InputSpec
+from mmserve.workflow.language.typecheck import (
+    NavigationError,
+    describe,
+    input_type,
+    mismatch,
+    navigate,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmserve.workflow.yaml_source import YamlLimits, read_yaml
+from mmserve.workflow.language.yaml_source import YamlLimits, read_yaml
 
 pytestmark = pytest.mark.unit
 

@@ -19,7 +19,7 @@ import numpy as np
 from PIL.Image import Image, Resampling
 
 from mmserve.errors import ModelLoadError
-from mmserve.models.base import ModelSpec
+from mmserve.models.spec import ModelSpec
 from mmserve.registry import register_model
 from mmserve_colour_tags.role import FingerprintItem, Tag, TagItem
 

@@ -11,8 +11,8 @@ from pydantic import Field
 
 from mmserve.media import ImageValue
 from mmserve.registry import register_step
-from mmserve.workflow.context import StepContext
-from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
+from mmserve.workflow.run.context import StepContext
+from mmserve.workflow.steps.step import Step, StepInputs, StepOutputs
 from mmserve_colour_tags.role import FingerprintItem, Tag, TagItem
 
 

@@ -16,8 +16,8 @@ from typing import Any
 from pymilvus import DataType, MilvusClient
 
 from mmserve.errors import InputError, StoreError
-from mmserve.models.base import EmbeddingSpace
-from mmserve.stores.base import Collection, check_collection_name
+from mmserve.models.spec import EmbeddingSpace
+from mmserve.stores.contract import Collection, check_collection_name
 
 SPACE = "mmserve.space"
 MODALITY = "mmserve.modality"

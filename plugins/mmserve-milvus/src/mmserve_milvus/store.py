@@ -18,8 +18,8 @@ from typing import Any
 from pymilvus import MilvusClient, MilvusException
 
 from mmserve.errors import CollectionNotFoundError, ItemNotFoundError, StoreError
-from mmserve.models.base import EmbeddingSpace
-from mmserve.stores.base import (
+from mmserve.models.spec import EmbeddingSpace
+from mmserve.stores.contract import (
     Collection,
     Item,
     Match,

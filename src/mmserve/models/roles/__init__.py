@@ -6,11 +6,11 @@ Importing this package registers the built-in roles (one submodule each): ``imag
 package's entry-point module.
 """
 
-from mmserve.models.roles.base import RoleMethod, RoleSpec, register_role, role_spec, type_name
 from mmserve.models.roles.captioner import CaptionItem
 from mmserve.models.roles.encoders import IMAGE_ENCODER, TEXT_ENCODER
 from mmserve.models.roles.images import IMAGE_EDITOR, IMAGE_GENERATOR, EditItem, GenerateItem
 from mmserve.models.roles.llm import ChatItem, ChatMessage, ToolCall, ToolSpec
+from mmserve.models.roles.role import RoleMethod, RoleSpec, register_role, role_spec, type_name
 from mmserve.models.roles.samples import sample_image
 from mmserve.models.roles.vqa import VqaItem
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PIL.Image import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmserve.models.roles.base import RoleMethod, image_field, register_role
+from mmserve.models.roles.role import RoleMethod, image_field, register_role
 from mmserve.models.roles.samples import sample_image
 
 

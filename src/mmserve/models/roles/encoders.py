@@ -1,7 +1,7 @@
 """The encoder roles: ``image_encoder`` (embed_images) and ``text_encoder`` (embed_texts).
 
 A result is one unit-norm float32 vector; a backend returns a (N, dim) array (one row per
-item) and exposes the ``space`` (an :class:`~mmserve.models.base.EmbeddingSpace`) its vectors
+item) and exposes the ``space`` (an :class:`~mmserve.models.spec.EmbeddingSpace`) its vectors
 live in.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PIL.Image import Image
 
-from mmserve.models.roles.base import RoleMethod, register_role, the_image
+from mmserve.models.roles.role import RoleMethod, register_role, the_image
 from mmserve.models.roles.samples import sample_image
 
 IMAGE_ENCODER = register_role(

@@ -16,7 +16,7 @@ from PIL import Image as PILImage
 from PIL.Image import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mmserve.models.roles.base import RoleMethod, register_role
+from mmserve.models.roles.role import RoleMethod, register_role
 
 #: The seed range (``torch.Generator.manual_seed`` takes 64-bit seeds; JSON readers 53-bit).
 MAX_SEED = 2**53 - 1

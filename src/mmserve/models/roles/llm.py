@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmserve.models.roles.base import RoleMethod, register_role
+from mmserve.models.roles.role import RoleMethod, register_role
 
 
 class ToolSpec(BaseModel):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from PIL.Image import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmserve.models.base import Answer
-from mmserve.models.roles.base import RoleMethod, image_field, register_role
+from mmserve.models.roles.role import RoleMethod, image_field, register_role
 from mmserve.models.roles.samples import sample_image
+from mmserve.models.spec import Answer
 
 
 class VqaItem(BaseModel):

@@ -8,8 +8,8 @@ from pydantic import Field, field_validator
 from mmserve.errors import EmbeddingSpaceMismatchError
 from mmserve.media import ImageValue
 from mmserve.registry import register_step
-from mmserve.workflow.context import StepContext
-from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
+from mmserve.workflow.run.context import StepContext
+from mmserve.workflow.steps.step import Step, StepInputs, StepOutputs
 
 #: CLIP's learned logit scale saturates at 100; using it turns cosines into CLIP's own softmax.
 _LOGIT_SCALE = 100.0

@@ -18,9 +18,9 @@ from mmserve.errors import (
     ModelNotConfiguredError,
     StoreError,
 )
-from mmserve.gateway.base import ModelGateway
+from mmserve.gateway.contract import ModelGateway
 from mmserve.stores.async_store import AsyncVectorStore, as_async_store
-from mmserve.stores.base import Collection, Modality, VectorStore, same_space
+from mmserve.stores.contract import Collection, Modality, VectorStore, same_space
 
 T = TypeVar("T")
 

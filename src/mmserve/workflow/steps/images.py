@@ -14,8 +14,8 @@ from pydantic import Field, field_validator
 from mmserve.media import ImageValue
 from mmserve.models.roles.images import MAX_SEED, EditItem, GenerateItem
 from mmserve.registry import register_step
-from mmserve.workflow.context import StepContext
-from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
+from mmserve.workflow.run.context import StepContext
+from mmserve.workflow.steps.step import Step, StepInputs, StepOutputs
 
 _DEFAULTS_GENERATE = GenerateItem.model_fields
 _DEFAULTS_EDIT = EditItem.model_fields

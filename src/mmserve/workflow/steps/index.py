@@ -17,11 +17,11 @@ from PIL.Image import Image
 from pydantic import Field, model_validator
 
 from mmserve.errors import InputError
-from mmserve.gateway.base import Batched, ModelGateway
+from mmserve.gateway.contract import Batched, ModelGateway
 from mmserve.media import ImageValue, file_bytes
 from mmserve.registry import register_step
 from mmserve.stores.async_store import AsyncVectorStore, as_async_store, image_work
-from mmserve.stores.base import (
+from mmserve.stores.contract import (
     Collection,
     Item,
     Modality,
@@ -30,14 +30,14 @@ from mmserve.stores.base import (
     content_id,
     image_content_id,
 )
-from mmserve.workflow.context import StepContext
-from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
+from mmserve.workflow.run.context import StepContext
 from mmserve.workflow.steps.collections import (
     ENCODER_ROLE,
     encoder_for,
     find_collection,
     require_store,
 )
+from mmserve.workflow.steps.step import Step, StepInputs, StepOutputs
 
 
 @dataclass

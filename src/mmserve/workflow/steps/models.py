@@ -5,11 +5,11 @@ from __future__ import annotations
 from pydantic import Field
 
 from mmserve.media import ImageValue
-from mmserve.models.base import Answer, EmbeddingSpace
 from mmserve.models.roles import CaptionItem, VqaItem
+from mmserve.models.spec import Answer, EmbeddingSpace
 from mmserve.registry import register_step
-from mmserve.workflow.context import StepContext
-from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
+from mmserve.workflow.run.context import StepContext
+from mmserve.workflow.steps.step import Step, StepInputs, StepOutputs
 
 
 def _model_field() -> str | None:

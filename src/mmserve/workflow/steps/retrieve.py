@@ -14,14 +14,14 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from mmserve.errors import InputError
-from mmserve.gateway.base import ModelGateway
+from mmserve.gateway.contract import ModelGateway
 from mmserve.media import ImageValue, decode_image, with_file_bytes
 from mmserve.registry import register_step
 from mmserve.stores.async_store import AsyncVectorStore, as_async_store, image_work
-from mmserve.stores.base import Collection, Match, Modality, VectorStore
-from mmserve.workflow.context import StepContext
-from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
+from mmserve.stores.contract import Collection, Match, Modality, VectorStore
+from mmserve.workflow.run.context import StepContext
 from mmserve.workflow.steps.collections import encoder_for, require_store
+from mmserve.workflow.steps.step import Step, StepInputs, StepOutputs
 
 
 class MatchPayload(StepOutputs):

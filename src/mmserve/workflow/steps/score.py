@@ -13,8 +13,8 @@ from pydantic import Field
 from mmserve.errors import EmbeddingSpaceMismatchError
 from mmserve.media import ImageValue
 from mmserve.registry import register_step
-from mmserve.workflow.context import StepContext
-from mmserve.workflow.steps.base import Step, StepInputs, StepOutputs
+from mmserve.workflow.run.context import StepContext
+from mmserve.workflow.steps.step import Step, StepInputs, StepOutputs
 
 #: CLIPScore's weight on the cosine similarity (torchmetrics' convention).
 CLIP_SCORE_WEIGHT = 100.0

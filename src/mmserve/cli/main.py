@@ -1,0 +1,286 @@
+"""The ``mmserve`` command.
+
+``mmserve run``, ``validate`` and ``plugins`` live here; ``serve``/``build`` and ``index`` are
+mounted from their own modules. Every command turns errors into one clear line on stderr and
+a non-zero exit (see :mod:`mmserve.cli.common`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mmserve.cli.common import (
+    ConfigOption,
+    default_config,
+    echo_err,
+    friendly,
+    load_config,
+    print_json,
+    usage_error,
+)
+from mmserve.cli.inputs import parse_inputs
+from mmserve.cli.progress import ProgressOption, ProgressPrinter, wants_progress
+from mmserve.cli.reports import plugin_reference, print_failed_trace, served_hint
+from mmserve.registry import PluginInfo, record_error, registry, step_schemas
+
+#: How long ``mmserve run --url`` keeps trying to reach a server that does not answer.
+CLI_CONNECT_BUDGET_S = 3.0
+
+app = typer.Typer(
+    name="mmserve",
+    help="A plugin-based multimodal workflow server on Ray Serve.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from mmserve.version import __version__
+
+        typer.echo(f"mmserve {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """A plugin-based multimodal workflow server on Ray Serve."""
+
+
+@app.command()
+@friendly
+def run(
+    workflow: Annotated[
+        str, typer.Argument(help="Workflow name (from the config) or a .yaml path.")
+    ],
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option("--input", "-i", help="name=value, or name=@file (repeatable)."),
+    ] = None,
+    config: ConfigOption = "",
+    local: Annotated[
+        bool, typer.Option("--local", help="Run in this process, no server (the default).")
+    ] = False,
+    url: Annotated[
+        str | None, typer.Option("--url", help="Run on the mmserve server at this URL.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Give up after this many seconds.")
+    ] = None,
+    progress: ProgressOption = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-dir",
+            help="Write image outputs as PNG files here and print their paths (not base64).",
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Compute `cache: true` steps afresh (no cached result)."),
+    ] = False,
+) -> None:
+    """Run a workflow and print its outputs and trace as JSON (steps' progress on stderr)."""
+    if local and url:
+        usage_error("use either --local or --url, not both")
+    printer = ProgressPrinter() if wants_progress(progress) else None
+    if url:
+        print_json(
+            _run_remote(
+                url, workflow, inputs or [], timeout, output_dir, printer, use_cache=not no_cache
+            )
+        )
+        return
+    from mmserve.local.mode import LocalApp
+    from mmserve.workflow.run.result import to_jsonable
+
+    app_config = load_config(config or default_config())
+    local_app = LocalApp(app_config)
+    spec = local_app.workflow(workflow)
+    values = parse_inputs(inputs or [], spec.input_schema())
+    try:
+        result = asyncio.run(
+            local_app.run(spec, values, timeout_s=timeout, on_event=printer, use_cache=not no_cache)
+        )
+    except Exception as exc:
+        print_failed_trace(exc)
+        raise
+    answer = result.model_dump(mode="json")
+    if output_dir is not None:
+        answer["outputs"] = to_jsonable(_written(result.outputs, output_dir))
+    print_json(answer)
+
+
+def _written(outputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+    from mmserve.client.outputs import write_images
+
+    return write_images(outputs, output_dir)
+
+
+def _run_remote(
+    url: str,
+    workflow: str,
+    pairs: list[str],
+    timeout: float | None,
+    output_dir: Path | None,
+    printer: ProgressPrinter | None = None,
+    *,
+    use_cache: bool = True,
+) -> Any:
+    from mmserve.client.clients import Client, RetryPolicy, RunResult
+    from mmserve.errors import ApiError, WorkflowNotFoundError
+
+    # A person at a terminal wants to hear at once that nothing answers: a few seconds of
+    # reconnecting, not the client's default budget for riding out a proxy restart.
+    retry = RetryPolicy(budget_s=CLI_CONNECT_BUDGET_S)
+    with Client(url, timeout=timeout or 600.0, retry=retry, use_cache=use_cache) as client:
+        schemas = {w["name"]: w["inputs"] for w in client.workflows()}
+        if workflow not in schemas:
+            error = WorkflowNotFoundError(name=workflow, known=list(schemas))
+            error.hint = served_hint(workflow)
+            raise error
+        values = parse_inputs(pairs, schemas[workflow])
+        if printer is None:
+            try:
+                result = client.run(workflow, **values)
+            except ApiError as exc:
+                if exc.trace:  # as a local run: the error and the trace, as JSON
+                    said = {"code": exc.code, "message": exc.message}
+                    print_json({"error": said, "trace": exc.trace})
+                raise
+        else:  # the server's event stream, each step printed as it happens
+            for item in client.stream(workflow, **values):
+                if isinstance(item, RunResult):
+                    result = item
+                else:
+                    printer(item)
+    outputs = (
+        _written(result.outputs, output_dir)
+        if output_dir is not None
+        else result.raw.get("outputs", {})  # images as the server sent them: base64 PNG
+    )
+    return {"outputs": outputs, "trace": result.trace, "request_id": result.request_id}
+
+
+@app.command()
+@friendly
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Workflow files or folders.")],
+) -> None:
+    """Check workflows without running them: syntax, keys, steps, references, types, cycles."""
+    from mmserve.workflow import validate_paths
+
+    issues = validate_paths(paths)
+    for issue in issues:
+        echo_err(str(issue))
+    if issues:
+        echo_err(f"error: {len(issues)} problem(s) found")
+        raise typer.Exit(1)
+    files = _workflow_files(paths)
+    typer.echo(f"ok: {len(files)} workflow file(s) valid")
+
+
+def _workflow_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+        else:
+            files.append(path)
+    return files
+
+
+def _plugin_record(info: PluginInfo) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "kind": info.kind,
+        "name": info.name,
+        "origin": info.origin,
+        "description": info.description,
+    }
+    if "roles" in info.meta:
+        record["roles"] = info.meta["roles"]
+    if "methods" in info.meta:
+        record["methods"] = info.meta["methods"]
+    if info.kind == "step":
+        record["inputs"], record["outputs"] = step_schemas(registry.get("step", info.name))
+    return record
+
+
+@app.command()
+@friendly
+def plugins(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="One plugin: print its fields, their types, defaults and meaning."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List every plugin (steps, models, stores, roles) with its origin; broken ones by name.
+
+    With a NAME, print that plugin's reference: a step's inputs and outputs, a role's methods.
+    """
+    if name is not None:
+        plugin_reference(name, as_json, _plugin_record)
+        return
+    records: list[dict[str, Any]] = []
+    infos = registry.plugins()  # loads the plugins first, recording those that fail
+    broken = [{"name": f.name, "origin": f.origin, "error": f.reason} for f in registry.failures]
+    for info in infos:
+        try:
+            records.append(_plugin_record(info))
+        except Exception as exc:  # third-party code: any failure is that plugin's alone
+            broken.append({"name": info.name, "origin": info.origin, "error": record_error(exc)})
+    if as_json:
+        print_json({"plugins": records, "broken": broken})
+        return
+    width = max((len(r["name"]) for r in records), default=4)
+    origin_width = max((len(r["origin"]) for r in records), default=7)
+    for record in records:
+        listed = record.get("roles") or list(record.get("methods", {}))
+        extra = f" [{', '.join(listed)}]" if listed else ""
+        typer.echo(
+            f"{record['kind']:<6} {record['name']:<{width}}  {record['origin']:<{origin_width}}  "
+            f"{record['description']}{extra}"
+        )
+    for failure in broken:
+        echo_err(f"broken {failure['name']} ({failure['origin']}): {failure['error']}")
+
+
+def _mount_subcommands() -> None:
+    from mmserve.cli.chat import chat
+    from mmserve.cli.index import index_app
+    from mmserve.cli.mcp import mcp
+    from mmserve.cli.serve import build, serve
+    from mmserve.cli.status import status
+
+    app.command(help="Serve the app on Ray Serve (embedded local Ray, or --address).")(serve)
+    app.command(help="Write a Ray Serve config (serve run/deploy) or a KubeRay RayService.")(build)
+    app.command(help="Show the running app's replicas, their nodes, and why any waits.")(status)
+    app.add_typer(index_app, name="index", help="Build and search the retrieval index.")
+    app.command(help="Chat with an agent at the terminal (--url for a server).")(chat)
+    app.command(help="A stdio MCP server for desktop MCP clients, forwarding to --url's /mcp.")(mcp)
+
+
+_mount_subcommands()
+
+
+def main() -> None:
+    # Model loading progress bars are noise on a command line whose stdout is JSON.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app()
+
+
+__all__ = ["app", "main"]

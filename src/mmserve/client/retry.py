@@ -1,0 +1,166 @@
+"""When the clients send a request again: one :class:`Attempts` per request.
+
+Three kinds of failure, three rules (:class:`~mmserve.client.requests.RetryPolicy` sets the
+numbers):
+
+* **the request never reached the server** (connection refused, connect timeout): sent again
+  with backoff until ``budget_s`` has passed since the first failure, which covers a restart
+  of Serve's proxy, the ingress or a load balancer in front;
+* **a 503 with Retry-After** that :func:`~mmserve.client.requests.is_retryable_status` accepts
+  (the proxy's backpressure: the app never ran it): up to ``attempts`` sends;
+* **the request was cut mid-way** (connection reset or closed before the answer, or a 5xx
+  that is not mmserve's JSON error, i.e. a proxy's own answer: the app may or may not have
+  run it): sent again within ``budget_s`` only when repeating is safe. Reads are; collection
+  writes are (items are upserted by id, content hashes by default); a workflow run is when
+  the server's listing says so (``repeatable``: none of its steps declares side effects).
+  Otherwise :class:`~mmserve.errors.RequestInterruptedError` says the run was not repeated
+  and why;
+* **mmserve's own 503 to a collection write** (the store replica or the embedding model
+  restarting, or overloaded): sent again within ``budget_s``, after at least its
+  Retry-After, since an upsert by id applied twice is applied once.
+
+A timeout waiting for the answer (``timeout=``) is never repeated: the work may be running;
+it raises :class:`~mmserve.errors.ClientTimeoutError` (an ``ApiTimeoutError``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from mmserve.client.requests import RetryPolicy, is_app_error, is_retryable_status
+from mmserve.errors import ClientTimeoutError, RequestInterruptedError, ServerUnreachableError
+
+#: The request was never sent: repeating it is always safe.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+#: Sent, and cut before the answer came: repeat only where that is safe.
+_CUT = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError, httpx.WriteTimeout)
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_RUN = re.compile(r"^/v1/workflows/([^/]+)/run$")
+
+
+def repeat_blocker(method: str, path: str, listing: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """Why a request cut mid-way must not be sent again, or None when that is safe.
+    ``listing``: the server's workflows by name (``GET /v1/workflows``)."""
+    if method.upper() in _SAFE_METHODS or path.startswith("/v1/collections"):
+        return None
+    match = _RUN.match(path)
+    if match is None:
+        return f"{method} {path} is not known to be safe to repeat"
+    name = match.group(1)
+    info = listing.get(name)
+    if info is None or "repeatable" not in info:
+        return f"the server does not say whether workflow {name!r} is safe to repeat"
+    if info["repeatable"]:
+        return None
+    steps = ", ".join(info.get("side_effects") or []) or "some steps"
+    return f"workflow {name!r} has steps with side effects ({steps})"
+
+
+def _idempotent_write_refused(response: httpx.Response) -> bool:
+    """mmserve's own 503 (with Retry-After) to a collection write: items are upserted by id
+    (content hashes by default), so sending the write again never adds an item twice."""
+    return (
+        response.status_code == 503
+        and "retry-after" in response.headers
+        and "/v1/collections/" in response.request.url.path
+        and response.request.method not in _SAFE_METHODS
+        and is_app_error(response)
+    )
+
+
+def _unreachable(url: str, exc: Exception) -> ServerUnreachableError:
+    return ServerUnreachableError(
+        f"cannot reach mmserve at {url}: {exc}",
+        hint="is `mmserve serve` running there? check the URL and port",
+    )
+
+
+def timed_out(url: str, timeout_s: float | None) -> ClientTimeoutError:
+    waited = f"{timeout_s:g} s" if timeout_s is not None else "its timeout"
+    return ClientTimeoutError(
+        f"mmserve at {url} did not answer within {waited} (the client's timeout)",
+        hint="the server is up; the run may still finish there. Wait longer: "
+        "Client(timeout=...), `mmserve run --timeout`",
+    )
+
+
+def _interrupted(blocker: str, cut: str, status: int) -> RequestInterruptedError:
+    return RequestInterruptedError(
+        f"the request was cut before its answer ({cut}) and was not sent again: {blocker}, "
+        "so it may or may not have run; check its effects before running it again",
+        status=status,
+        code="interrupted",
+    )
+
+
+class Attempts:
+    """The retry state of one request: call :meth:`after_error` or :meth:`after_answer`,
+    sleep the seconds returned, and send again (they raise, or return None, when not to)."""
+
+    def __init__(
+        self, policy: RetryPolicy, url: str, blocker: str | None, timeout_s: float | None = None
+    ) -> None:
+        self.policy, self.url, self.blocker = policy, url, blocker
+        self.timeout_s = timeout_s
+        self.sent = 0
+        self._first_failure: float | None = None
+
+    def _within_budget(self) -> float | None:
+        """The backoff before the next send, or None when the budget is spent."""
+        now = time.monotonic()
+        if self._first_failure is None:
+            self._first_failure = now
+        left = self._first_failure + self.policy.budget_s - now
+        if left <= 0:
+            return None
+        return min(self.policy.delay(self.sent - 1), left)
+
+    def after_error(self, exc: httpx.TransportError) -> float:
+        """Seconds to wait before sending again after ``exc``; raises when not to."""
+        self.sent += 1
+        if isinstance(exc, httpx.ReadTimeout):  # sent and taken: never sent again
+            raise timed_out(self.url, self.timeout_s) from exc
+        if isinstance(exc, _NOT_SENT):
+            wait = self._within_budget()
+            if wait is None:
+                raise _unreachable(self.url, exc) from exc
+            return wait
+        if isinstance(exc, _CUT):
+            if self.blocker is not None:
+                raise _interrupted(self.blocker, type(exc).__name__, 502) from exc
+            wait = self._within_budget()
+            if wait is None:
+                raise _unreachable(self.url, exc) from exc
+            return wait
+        raise _unreachable(self.url, exc) from exc
+
+    def after_answer(self, response: httpx.Response) -> float | None:
+        """Seconds to wait before sending again, or None: the answer is final (an error
+        answer is then raised by :func:`~mmserve.client.requests.raise_for_error`)."""
+        self.sent += 1
+        if _idempotent_write_refused(response):
+            # the store or a model restarting (``unavailable``), or overloaded: the write
+            # was not applied or will be applied once however often it is sent
+            wait = self._within_budget()
+            if wait is None:
+                return None
+            return max(wait, self.policy.delay(0, response.headers.get("retry-after")))
+        if is_retryable_status(response):
+            if self.sent >= self.policy.attempts:
+                return None
+            return self.policy.delay(self.sent - 1, response.headers.get("retry-after"))
+        if response.status_code < 500 or is_app_error(response):
+            return None
+        # a proxy's own 5xx (plain text): the request may have been cut mid-way
+        if self.blocker is not None:
+            cut = f"{response.status_code} from a proxy: {response.text[:120].strip()!r}"
+            raise _interrupted(self.blocker, cut, response.status_code)
+        return self._within_budget()
+
+
+__all__ = ["Attempts", "repeat_blocker", "timed_out"]

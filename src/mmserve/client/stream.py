@@ -1,0 +1,81 @@
+"""Reading a streamed run (Server-Sent Events) for the clients' ``stream`` methods.
+
+Each ``event:``/``data:`` block becomes a typed engine event
+(:mod:`mmserve.workflow.run.events`: :class:`StepStarted`, :class:`StepFinished`,
+:class:`ItemProgress`), the ``result`` event a :class:`~mmserve.client.requests.RunResult` (the
+same type ``run`` returns), and the ``error`` event is raised as the
+:class:`~mmserve.errors.ApiError` subclass its status calls for. Events of a kind this client
+does not know (from a newer server) are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from mmserve.client.requests import RunResult, api_error, result_from_body
+from mmserve.errors import ApiServerError
+
+if TYPE_CHECKING:
+    from mmserve.workflow.run.events import ItemProgress, StepFinished, StepStarted
+
+    StreamItem: TypeAlias = StepStarted | StepFinished | ItemProgress | RunResult
+
+EVENT_STREAM = "text/event-stream"
+_STEP_EVENTS = frozenset({"step_started", "step_finished", "item_progress"})
+
+
+class SseParser:
+    """Server-Sent Events from text lines (without their line ends), one block at a time."""
+
+    def __init__(self) -> None:
+        self._name, self._data = "message", list[str]()
+
+    def feed(self, line: str) -> tuple[str, str] | None:
+        """Take one line; the (event name, data) of a block when this line ends it."""
+        if not line:
+            done = (self._name, "\n".join(self._data)) if self._data else None
+            self._name, self._data = "message", []
+            return done
+        if line.startswith(":"):  # a comment: the server's keep-alive
+            return None
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            self._name = value
+        elif field == "data":
+            self._data.append(value)
+        return None
+
+
+def stream_item(name: str, data: str, request_id: str | None) -> StreamItem | None:
+    """The typed item of one event, None for an unknown kind; raises an ``error`` event."""
+    from mmserve.workflow.run.events import RUN_EVENT
+
+    body: dict[str, Any] = json.loads(data)
+    if name == "result":
+        return result_from_body(body, request_id)
+    if name == "error":
+        error = body.get("error", {})
+        raise api_error(
+            int(error.get("status", 500)),
+            str(error.get("code", "http_error")),
+            str(error.get("message", "the run failed")),
+            error.get("request_id") or request_id,
+        )
+    if name in _STEP_EVENTS:
+        return RUN_EVENT.validate_python(body)
+    return None
+
+
+def ended_early(request_id: str | None) -> ApiServerError:
+    """The stream closed before its result or error event."""
+    return ApiServerError(
+        "the event stream ended before the run's result",
+        status=502,
+        code="stream_ended",
+        request_id=request_id,
+    )
+
+
+__all__ = ["EVENT_STREAM", "SseParser", "ended_early", "stream_item"]

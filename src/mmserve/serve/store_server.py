@@ -1,0 +1,338 @@
+"""The vector store when served: one writer deployment, and the client the engine uses.
+
+Every ingress replica must see the same collections, and concurrent ingests must neither lose
+nor duplicate items. The app therefore runs exactly one ``store`` replica that owns the
+configured store (``store.kind`` at ``store.path``; on a cluster that path is a shared folder
+or an object-storage URI, so the replica may run on any node). Writes are serialised there by
+one lock; reads run concurrently. Ingress replicas reach it through :class:`StoreClient`, an
+:class:`~mmserve.stores.async_store.AsyncVectorStore` over a handle: its calls are awaited, not
+blocking a thread, and cancelling one (a deadline, a client gone) cancels the request to the
+store replica. A call that has not started there is dropped; a write the replica has already
+begun still commits (a store write is one transaction, never half done). When the store
+replica dies under a call (SIGKILL, out of memory, a node lost), the call is sent again once
+Serve has a replica (:func:`~mmserve.serve.replica_retry.send_again_if_replica_dies`): a write
+the dead replica had committed is then applied again by id, which changes nothing, and one it
+had not is applied now; either way the caller's answer is true.
+
+Before Serve marks the replica healthy it warms the store: one search and one listing per
+collection (:mod:`mmserve.stores.warmup`), so the first search after ready is not the slow one.
+
+Maintenance: after every ``OPTIMIZE_EVERY`` writes to a collection the replica compacts it
+(and builds its ANN index once it is large enough, see the store's ``optimize``) in the
+background, after answering the write that crossed the mark.
+
+Caller mistakes (an unknown collection, a space mismatch) come back to the client as values
+and are raised there, so the replica does not log a traceback for every 404.
+
+Reader replicas (``store.replicas`` / ``store.autoscaling``): a second deployment of this class
+with ``reader=True`` opens the same store location and answers searches, gets and listings; it
+refuses writes. The client sends reads there and writes (and the id lookups of an ingest,
+which decide what it writes) to the writer; a request that asked for read-your-writes
+(:mod:`mmserve.http.middleware.read_routing`) sends its reads to the writer too. A reader
+killed under a search is handled like the writer: the search is sent again and Serve routes
+it to another reader (or waits for the replacement).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ray.serve.handle import DeploymentHandle
+
+from mmserve.errors import MmserveError, StoreError, StoreFeatureMissingError
+from mmserve.http.middleware.read_routing import reads_go_to_writer
+from mmserve.models.spec import EmbeddingSpace
+from mmserve.serve.handles import translate_error
+from mmserve.serve.replica_retry import send_again_if_replica_dies
+from mmserve.stores.async_store import accepts_include_images, search_store
+from mmserve.stores.browse import get_store_item, list_store_items
+from mmserve.stores.contract import (
+    Collection,
+    Item,
+    Match,
+    Modality,
+    StoredItem,
+    UpsertResult,
+    Vector,
+)
+from mmserve.stores.warmup import warm_store
+
+T = TypeVar("T")
+
+#: A store call that takes longer than this is reported as failed rather than hanging a step.
+STORE_CALL_TIMEOUT_S = 300.0
+#: Writes to one collection between two background compactions.
+OPTIMIZE_EVERY = 32
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A caller mistake the replica answers with instead of raising (no traceback logged)."""
+
+    error: MmserveError
+
+
+class StoreServer:
+    """The single replica owning the store (a Serve deployment class)."""
+
+    def __init__(
+        self,
+        kind: str,
+        location: str,
+        options: dict[str, Any],
+        optimize_every: int = OPTIMIZE_EVERY,
+        *,
+        reader: bool = False,
+    ) -> None:
+        from mmserve.stores import open_store_at
+
+        self._store = open_store_at(kind, location, options)
+        self._reader = reader
+        self._write_lock = asyncio.Lock()
+        self._include_images = accepts_include_images(self._store)
+        self._optimize_every = optimize_every
+        self._writes: dict[str, int] = {}
+        self._maintenance: set[asyncio.Task[None]] = set()
+        # warm before Serve marks the replica healthy (reads only; Serve's logger, as a
+        # replica drops other loggers' INFO lines)
+        self.warmup_s = warm_store(self._store, log=logging.getLogger("ray.serve"))
+
+    async def _run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T | Refused:
+        try:
+            return await asyncio.to_thread(func, *args, **kwargs)
+        except MmserveError as exc:
+            if exc.status >= 500 and not isinstance(exc, StoreFeatureMissingError):
+                raise
+            return Refused(exc)
+
+    async def _read(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T | Refused:
+        return await self._run(func, *args, **kwargs)
+
+    async def _write(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T | Refused:
+        if self._reader:  # the client never sends a write here; one would bypass the lock
+            raise StoreError("a store reader replica does not write; writes go to the writer")
+        # One write at a time: upserts by id then never race into duplicates or lost rows.
+        async with self._write_lock:
+            return await self._run(func, *args, **kwargs)
+
+    def _wrote(self, name: str) -> None:
+        count = self._writes.get(name, 0) + 1
+        self._writes[name] = count
+        if count % self._optimize_every == 0:
+            task = asyncio.get_running_loop().create_task(self._optimize_quietly(name))
+            self._maintenance.add(task)
+            task.add_done_callback(self._maintenance.discard)
+
+    async def _optimize_quietly(self, name: str) -> None:
+        try:
+            await self._write(self._store.optimize, name)
+        except Exception:  # maintenance must never take the replica down; writes go on
+            log.exception("compacting collection %r failed; will retry later", name)
+
+    async def maintenance_done(self) -> int:
+        """Wait for running background compactions (for tests and shutdown); how many ran."""
+        tasks = list(self._maintenance)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return len(tasks)
+
+    async def create_collection(
+        self, name: str, *, space: EmbeddingSpace, modality: Modality, exist_ok: bool = True
+    ) -> Collection | Refused:
+        return await self._write(
+            self._store.create_collection, name, space=space, modality=modality, exist_ok=exist_ok
+        )
+
+    async def get_collection(self, name: str) -> Collection | Refused:
+        return await self._read(self._store.get_collection, name)
+
+    async def list_collections(self) -> list[Collection] | Refused:
+        return await self._read(self._store.list_collections)
+
+    async def drop_collection(self, name: str) -> Refused | None:
+        self._writes.pop(name, None)
+        return await self._write(self._store.drop_collection, name)
+
+    async def upsert(
+        self, name: str, items: Sequence[Item], *, space: EmbeddingSpace
+    ) -> UpsertResult | Refused:
+        result = await self._write(self._store.upsert, name, items, space=space)
+        if not isinstance(result, Refused):
+            self._wrote(name)
+        return result
+
+    async def existing_ids(self, name: str, ids: Sequence[str]) -> set[str] | Refused:
+        return await self._read(self._store.existing_ids, name, ids)
+
+    async def search(
+        self,
+        name: str,
+        vector: Vector,
+        *,
+        space: EmbeddingSpace,
+        top_k: int = 5,
+        include_images: bool = True,
+    ) -> list[Match] | Refused:
+        return await self._read(
+            search_store,
+            self._store,
+            self._include_images,
+            name,
+            vector,
+            space=space,
+            top_k=top_k,
+            include_images=include_images,
+        )
+
+    async def list_items(
+        self, name: str, *, offset: int = 0, limit: int = 50
+    ) -> list[StoredItem] | Refused:
+        return await self._read(list_store_items, self._store, name, offset=offset, limit=limit)
+
+    async def get_item(self, name: str, item_id: str) -> StoredItem | Refused:
+        return await self._read(get_store_item, self._store, name, item_id)
+
+    async def optimize(self, name: str) -> Refused | None:
+        return await self._write(self._store.optimize, name)
+
+
+class StoreClient:
+    """An :class:`~mmserve.stores.async_store.AsyncVectorStore` backed by the store deployment.
+
+    Each call is awaited on the event loop; when the awaiting task is cancelled the request to
+    the store replica is cancelled too.
+    """
+
+    asynchronous = True
+
+    def __init__(
+        self, handle: DeploymentHandle[Any], readers: DeploymentHandle[Any] | None = None
+    ) -> None:
+        """``handle``: the writer; ``readers``: the reader replicas, if the app runs any."""
+        self._handle = handle
+        self._readers = readers
+
+    async def _read(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A read: to the readers, unless there are none or the request asked for
+        read-your-writes."""
+        to_writer = self._readers is None or reads_go_to_writer()
+        return await self._call(method, *args, to=None if to_writer else self._readers, **kwargs)
+
+    async def _call(
+        self,
+        method: str,
+        *args: Any,
+        repeat: bool = True,
+        to: DeploymentHandle[Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call ``method`` on the store replica (``to``: the readers; default the writer);
+        ``repeat``: send it again if the replica dies under it (every store call is
+        idempotent but dropping a collection: upserts go by id, one transaction each, so a
+        write sent twice is applied once)."""
+        handle = self._handle if to is None else to
+
+        async def send() -> Any:
+            response = handle.options(method_name=method).remote(*args, **kwargs)
+            try:
+                return await asyncio.wait_for(response, timeout=STORE_CALL_TIMEOUT_S)
+            except BaseException:  # cancelled, timed out, or failed: nothing left running
+                response.cancel()
+                raise
+
+        try:
+            if repeat:
+                result = await send_again_if_replica_dies(send, what="the store")
+            else:
+                result = await send()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = translate_error("the store", exc)
+            raise error from (None if error is getattr(exc, "cause", None) else exc)
+        if isinstance(result, Refused):
+            raise result.error
+        return result
+
+    async def create_collection(
+        self, name: str, *, space: EmbeddingSpace, modality: Modality, exist_ok: bool = True
+    ) -> Collection:
+        result: Collection = await self._call(
+            "create_collection",
+            name,
+            space=space,
+            modality=modality,
+            exist_ok=exist_ok,
+            repeat=exist_ok,  # sent twice, a create that must be new would fail the 2nd time
+        )
+        return result
+
+    async def get_collection(self, name: str) -> Collection:
+        result: Collection = await self._read("get_collection", name)
+        return result
+
+    async def list_collections(self) -> list[Collection]:
+        result: list[Collection] = await self._read("list_collections")
+        return result
+
+    async def drop_collection(self, name: str) -> None:
+        await self._call("drop_collection", name, repeat=False)
+
+    async def upsert(
+        self, name: str, items: Sequence[Item], *, space: EmbeddingSpace
+    ) -> UpsertResult:
+        result: UpsertResult = await self._call("upsert", name, list(items), space=space)
+        return result
+
+    async def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
+        result: set[str] = await self._call("existing_ids", name, list(ids))
+        return result
+
+    async def search(
+        self,
+        name: str,
+        vector: Vector,
+        *,
+        space: EmbeddingSpace,
+        top_k: int = 5,
+        include_images: bool = True,
+    ) -> list[Match]:
+        result: list[Match] = await self._read(
+            "search", name, vector, space=space, top_k=top_k, include_images=include_images
+        )
+        return result
+
+    async def list_items(self, name: str, *, offset: int = 0, limit: int = 50) -> list[StoredItem]:
+        result: list[StoredItem] = await self._read("list_items", name, offset=offset, limit=limit)
+        return result
+
+    async def get_item(self, name: str, item_id: str) -> StoredItem:
+        result: StoredItem = await self._read("get_item", name, item_id)
+        return result
+
+    async def optimize(self, name: str) -> None:
+        await self._call("optimize", name)
+
+    def close(self) -> None:
+        """Nothing to release here: the store deployment owns the store."""
+
+
+def store_args(kind: str, location: str, options: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Constructor arguments of :class:`StoreServer` (the writer; readers add
+    ``reader=True``)."""
+    return (kind, location, dict(options))
+
+
+__all__ = [
+    "OPTIMIZE_EVERY",
+    "STORE_CALL_TIMEOUT_S",
+    "Refused",
+    "StoreClient",
+    "StoreServer",
+    "store_args",
+]
