@@ -1,12 +1,13 @@
 """mmserve: a plugin-based multimodal workflow server on Ray Serve.
 
 The Python entry points: :class:`Client` / :class:`AsyncClient` (call a server), and the
-error hierarchy rooted at :class:`MmserveError` (every class is in :mod:`mmserve.errors`; the
-ones a caller catches are re-exported here).
+error hierarchy rooted at :class:`MmserveError` (the client's errors are in
+:mod:`mmserve.client.errors`, the server's in :mod:`mmserve.errors`; the ones a caller catches
+are re-exported here).
 """
 
 from mmserve.client.clients import AsyncClient, Client, RetryPolicy, RunResult
-from mmserve.errors import (
+from mmserve.client.errors import (
     ApiAuthError,
     ApiError,
     ApiInputError,
@@ -15,13 +16,12 @@ from mmserve.errors import (
     ApiServerError,
     ApiTimeoutError,
     ClientTimeoutError,
-    ConfigError,
     InputError,
     MmserveError,
     RequestInterruptedError,
     ServerUnreachableError,
-    WorkflowValidationError,
 )
+from mmserve.errors import ConfigError, WorkflowValidationError
 from mmserve.version import __version__ as __version__
 
 __all__ = [

@@ -24,10 +24,10 @@ from PIL import Image
 from serve_support import RAY_INIT, ROOT, descendants, free_port, wait_ready, write_config
 
 from mmserve.client.clients import AsyncClient, Client
+from mmserve.client.errors import ApiAuthError, ApiInputError, ApiNotFoundError
 from mmserve.client.requests import is_retryable_status
 from mmserve.config import AppConfig
 from mmserve.deploy.session import ServeSession
-from mmserve.errors import ApiAuthError, ApiInputError, ApiNotFoundError
 from mmserve.serve.plan import proxy_env
 from openapi_checks import run_property_checks
 

@@ -22,8 +22,8 @@ from serve_support import ROOT, assert_close
 from shared_app import KEY, TinyApp
 
 from mmserve.client.clients import AsyncClient, Client, RunResult
+from mmserve.client.errors import ApiAuthError, ApiInputError, ApiNotFoundError, ApiTimeoutError
 from mmserve.client.requests import API_KEY_ENV
-from mmserve.errors import ApiAuthError, ApiInputError, ApiNotFoundError, ApiTimeoutError
 from mmserve.workflow import StepFinished, StepStarted
 
 pytestmark = pytest.mark.serve

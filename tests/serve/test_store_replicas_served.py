@@ -21,9 +21,9 @@ import pytest
 from serve_support import ROOT, free_port, wait_ready, write_config
 
 from mmserve import Client
+from mmserve.client.errors import ApiNotFoundError
 from mmserve.config import AppConfig
 from mmserve.deploy.session import ServeSession
-from mmserve.errors import ApiNotFoundError
 from mmserve.serve.plan import APP_NAME, STORE_READER_NAME
 
 pytestmark = pytest.mark.serve

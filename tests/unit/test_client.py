@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from mmserve import AsyncClient, Client, RetryPolicy
-from mmserve.errors import (
+from mmserve.client.errors import (
     ApiInputError,
     ApiNotFoundError,
     ApiOverloadedError,
@@ -184,7 +184,7 @@ def test_unreadable_image_path_is_a_clear_local_error(tmp_path: Path) -> None:
 
 def test_the_errors_a_caller_catches_import_from_mmserve() -> None:
     import mmserve
-    from mmserve import errors
+    from mmserve.client import errors
 
     caught = ("ApiInputError", "ApiTimeoutError", "ServerUnreachableError", "InputError")
     for name in (*caught, "RequestInterruptedError"):

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from mmserve import AsyncClient, Client, RetryPolicy
-from mmserve.errors import (
+from mmserve.client.errors import (
     ApiOverloadedError,
     ApiServerError,
     RequestInterruptedError,

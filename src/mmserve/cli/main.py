@@ -139,7 +139,8 @@ def _run_remote(
     use_cache: bool = True,
 ) -> Any:
     from mmserve.client.clients import Client, RetryPolicy, RunResult
-    from mmserve.errors import ApiError, WorkflowNotFoundError
+    from mmserve.client.errors import ApiError
+    from mmserve.errors import WorkflowNotFoundError
 
     # A person at a terminal wants to hear at once that nothing answers: a few seconds of
     # reconnecting, not the client's default budget for riding out a proxy restart.

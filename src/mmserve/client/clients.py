@@ -8,13 +8,13 @@ Quick start::
         print(result.outputs["caption"], result.trace)
         image = client.run("generate", prompt="a red circle").outputs["image"]  # a PIL image
 
-Server errors are raised as :class:`~mmserve.errors.ApiError` subclasses carrying the
+Server errors are raised as :class:`~mmserve.client.errors.ApiError` subclasses carrying the
 server's ``code``, ``message``, ``status`` and ``request_id``. Requests are sent again (with
 backoff) only where that is safe (:mod:`mmserve.client.retry`): a connection that could not be
 made is retried for ``RetryPolicy.budget_s`` (30 s: a proxy or ingress restart); a request cut
 mid-way (connection reset, a proxy's plain 5xx) only when repeating it is safe, which for a
 workflow run the server's listing says (``repeatable``); else
-:class:`~mmserve.errors.RequestInterruptedError`. The API key comes from ``api_key=`` or the
+:class:`~mmserve.client.errors.RequestInterruptedError`. The API key comes from ``api_key=`` or the
 ``MMSERVE_API_KEY`` environment variable.
 """
 
@@ -155,7 +155,7 @@ class Client:
         """Run ``workflow`` like :meth:`run`, yielding its progress as it happens: a
         ``StepStarted`` and a ``StepFinished`` (with its trace entry) per step (and
         ``ItemProgress`` for for_each items), then the :class:`RunResult`. A failed run
-        raises its :class:`~mmserve.errors.ApiError`; closing the generator early
+        raises its :class:`~mmserve.client.errors.ApiError`; closing the generator early
         disconnects, which cancels the run on the server."""
         payload = {"inputs": encode_inputs(inputs, self._input_schema(workflow))}
         path, accept = f"/v1/workflows/{workflow}/run", {"accept": EVENT_STREAM}

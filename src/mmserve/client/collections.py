@@ -48,7 +48,7 @@ class Collections:
         return found
 
     def get(self, name: str) -> dict[str, Any]:
-        """One collection (raises :class:`~mmserve.errors.ApiNotFoundError` if unknown)."""
+        """One collection (raises :class:`~mmserve.client.errors.ApiNotFoundError` if unknown)."""
         body: dict[str, Any] = self._request("GET", f"/v1/collections/{name}").json()
         return body
 

@@ -16,7 +16,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from mmserve.errors import InputError, ServingError
+from mmserve.client.errors import InputError, ServingError
 
 _MAX_DEPTH = 32
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from mmserve.errors import (
+from mmserve.client.errors import (
     ApiAuthError,
     ApiError,
     ApiInputError,

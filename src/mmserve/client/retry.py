@@ -13,14 +13,14 @@ numbers):
   run it): sent again within ``budget_s`` only when repeating is safe. Reads are; collection
   writes are (items are upserted by id, content hashes by default); a workflow run is when
   the server's listing says so (``repeatable``: none of its steps declares side effects).
-  Otherwise :class:`~mmserve.errors.RequestInterruptedError` says the run was not repeated
+  Otherwise :class:`~mmserve.client.errors.RequestInterruptedError` says the run was not repeated
   and why;
 * **mmserve's own 503 to a collection write** (the store replica or the embedding model
   restarting, or overloaded): sent again within ``budget_s``, after at least its
   Retry-After, since an upsert by id applied twice is applied once.
 
 A timeout waiting for the answer (``timeout=``) is never repeated: the work may be running;
-it raises :class:`~mmserve.errors.ClientTimeoutError` (an ``ApiTimeoutError``).
+it raises :class:`~mmserve.client.errors.ClientTimeoutError` (an ``ApiTimeoutError``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 
 from mmserve.client.requests import RetryPolicy, is_app_error, is_retryable_status
-from mmserve.errors import ClientTimeoutError, RequestInterruptedError, ServerUnreachableError
+from mmserve.client.errors import ClientTimeoutError, RequestInterruptedError, ServerUnreachableError
 
 #: The request was never sent: repeating it is always safe.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)

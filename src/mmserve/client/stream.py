@@ -1,28 +1,25 @@
 """Reading a streamed run (Server-Sent Events) for the clients' ``stream`` methods.
 
-Each ``event:``/``data:`` block becomes a typed engine event
-(:mod:`mmserve.workflow.run.events`: :class:`StepStarted`, :class:`StepFinished`,
-:class:`ItemProgress`), the ``result`` event a :class:`~mmserve.client.requests.RunResult` (the
+Each ``event:``/``data:`` block becomes a typed run event
+(:mod:`mmserve.client.events`, the wire format the engine emits: :class:`StepStarted`,
+:class:`StepFinished`, :class:`ItemProgress`), the ``result`` event a :class:`~mmserve.client.requests.RunResult` (the
 same type ``run`` returns), and the ``error`` event is raised as the
-:class:`~mmserve.errors.ApiError` subclass its status calls for. Events of a kind this client
+:class:`~mmserve.client.errors.ApiError` subclass its status calls for. Events of a kind this client
 does not know (from a newer server) are skipped.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
+from mmserve.client.errors import ApiServerError
+from mmserve.client.events import EVENT_TYPES, RUN_EVENT, ItemProgress, StepFinished, StepStarted
 from mmserve.client.requests import RunResult, api_error, result_from_body
-from mmserve.errors import ApiServerError
 
-if TYPE_CHECKING:
-    from mmserve.workflow.run.events import ItemProgress, StepFinished, StepStarted
-
-    StreamItem: TypeAlias = StepStarted | StepFinished | ItemProgress | RunResult
+StreamItem: TypeAlias = StepStarted | StepFinished | ItemProgress | RunResult
 
 EVENT_STREAM = "text/event-stream"
-_STEP_EVENTS = frozenset({"step_started", "step_finished", "item_progress"})
 
 
 class SseParser:
@@ -50,8 +47,6 @@ class SseParser:
 
 def stream_item(name: str, data: str, request_id: str | None) -> StreamItem | None:
     """The typed item of one event, None for an unknown kind; raises an ``error`` event."""
-    from mmserve.workflow.run.events import RUN_EVENT
-
     body: dict[str, Any] = json.loads(data)
     if name == "result":
         return result_from_body(body, request_id)
@@ -63,7 +58,7 @@ def stream_item(name: str, data: str, request_id: str | None) -> StreamItem | No
             str(error.get("message", "the run failed")),
             error.get("request_id") or request_id,
         )
-    if name in _STEP_EVENTS:
+    if name in EVENT_TYPES:
         return RUN_EVENT.validate_python(body)
     return None
 
@@ -78,4 +73,4 @@ def ended_early(request_id: str | None) -> ApiServerError:
     )
 
 
-__all__ = ["EVENT_STREAM", "SseParser", "ended_early", "stream_item"]
+__all__ = ["EVENT_STREAM", "SseParser", "StreamItem", "ended_early", "stream_item"]

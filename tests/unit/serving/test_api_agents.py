@@ -21,7 +21,7 @@ from PIL import Image, ImageOps
 from test_api_stream import serving
 
 from mmserve import AsyncClient, Client
-from mmserve.errors import ApiNotFoundError
+from mmserve.client.errors import ApiNotFoundError
 from mmserve.media import ImageValue
 from mmserve.models.backends.fake_llm import LOOP_MARKER
 from mmserve.registry import Registry, registry

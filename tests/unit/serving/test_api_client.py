@@ -13,13 +13,8 @@ from fastapi import FastAPI
 from PIL import Image
 
 from mmserve import AsyncClient
-from mmserve.errors import (
-    ApiAuthError,
-    ApiInputError,
-    ApiNotFoundError,
-    ApiTimeoutError,
-    InputError,
-)
+from mmserve.client.errors import ApiAuthError, ApiInputError, ApiNotFoundError, ApiTimeoutError
+from mmserve.errors import InputError
 
 pytestmark = pytest.mark.unit
 
@@ -88,7 +83,7 @@ def test_typed_errors_carry_code_and_request_id(app: FastAPI) -> None:
 def test_a_plain_text_overload_answer_is_still_typed() -> None:
     """Serve's proxy answers a full queue itself, in plain text, with Retry-After."""
     from mmserve import Client, RetryPolicy
-    from mmserve.errors import ApiOverloadedError
+    from mmserve.client.errors import ApiOverloadedError
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(

@@ -22,7 +22,7 @@ from api_support import AUTH, KEY, ROOT, b64, build_api, image_bytes
 from fastapi import FastAPI
 
 from mmserve import AsyncClient, Client, RunResult
-from mmserve.errors import ApiInputError, ApiTimeoutError
+from mmserve.client.errors import ApiInputError, ApiTimeoutError
 from mmserve.http import run_stream
 from mmserve.registry import Registry, registry
 from mmserve.workflow import StepFinished, StepStarted

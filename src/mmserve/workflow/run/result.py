@@ -1,51 +1,22 @@
-"""What a workflow run returns: its outputs and a trace of its steps."""
+"""What a workflow run returns: its outputs and a trace of its steps.
+
+A trace entry is part of the wire format (a streamed run's ``step_finished`` event carries
+one), so :class:`TraceEntry` is defined in :mod:`mmserve.client.events` and re-exported here.
+"""
 
 from __future__ import annotations
 
 import base64
-from typing import Any, Literal
+from typing import Any
 
 from PIL import Image as PILImage
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from pydantic_core import to_jsonable_python
 
+from mmserve.client.events import ItemStatus, StepStatus, TraceEntry
 from mmserve.media import encode_png_base64
 
-StepStatus = Literal["ok", "error", "skipped", "cancelled"]
-#: How one item of a for_each step ended ("cached": its result came from the cache).
-ItemStatus = Literal["ok", "cached", "error", "cancelled", "pending"]
-
 _TRACE_ATTRIBUTE = "mmserve_trace"
-
-
-class TraceEntry(BaseModel):
-    """One step of a run: how it ended, how long it took, the batch size it rode in."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    step: str = Field(description="The step id in the workflow.")
-    uses: str = Field(description="The step plugin it ran.")
-    status: StepStatus = Field(
-        description="ok; error (it raised); skipped (never started: a dependency failed or "
-        "the run stopped first); cancelled (stopped by a failure elsewhere or the deadline)."
-    )
-    wall_ms: float = Field(ge=0, description="Wall time of the step, input validation included.")
-    batch_size: int | None = Field(
-        default=None, description="The largest model batch the step's calls rode in."
-    )
-    error: str | None = Field(
-        default=None, description="Why it failed, or why it did not run (skipped: the reason)."
-    )
-    attempts: int | None = Field(
-        default=None, description="Attempts made, with `retry` (the most of any item)."
-    )
-    cached: bool | None = Field(
-        default=None, description="With `cache: true`: whether the result came from the cache."
-    )
-    items: int | None = Field(default=None, description="for_each: the number of items.")
-    item_status: list[ItemStatus] | None = Field(
-        default=None, description="for_each: how each item ended, in item order."
-    )
 
 
 def _fallback(value: Any) -> Any:
