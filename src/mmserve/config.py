@@ -2,6 +2,10 @@
 
 Read from ``deployments/*.yaml``. Every section rejects unknown keys; relative paths are
 resolved against the config file's folder, so a config works from any working directory.
+A config that leaves out ``workflows:`` or ``agents:`` loads the ``workflows/`` or
+``agents/`` folder beside the config file when there is one, and none otherwise: a config
+loads only what it names or what sits next to it. The shipped profiles name the
+repository's folders explicitly (``workflows: [../workflows]``).
 
 Example (deployments/tiny.yaml)::
 
@@ -295,13 +299,16 @@ class AppConfig(_Strict):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     store: StoreConfig = Field(default_factory=StoreConfig)
     workflows: list[str] = Field(
-        default_factory=lambda: ["../workflows"],
-        description="Workflow files or folders, relative to the config file.",
+        default_factory=list,
+        description="Workflow files or folders, relative to the config file (missing ones are "
+        "skipped). Left out: the `workflows/` folder beside the config file if there is one, "
+        "else none.",
     )
     agents: list[str] = Field(
-        default_factory=lambda: ["../agents"],
+        default_factory=list,
         description="Agent files or folders, relative to the config file (missing ones are "
-        "skipped).",
+        "skipped). Left out: the `agents/` folder beside the config file if there is one, "
+        "else none; `[]` loads none.",
     )
     server: ServerConfig = Field(default_factory=ServerConfig)
     #: Folder the config file lives in; relative paths resolve against it.
@@ -414,12 +421,16 @@ class AppConfig(_Strict):
             raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{file}: the config must be a mapping at the top level")
-        return cls.from_dict(data, base_dir=file.resolve().parent, source=str(file))
+        base_dir = file.resolve().parent
+        return cls.from_dict(_folders_beside(data, base_dir), base_dir=base_dir, source=str(file))
 
     @classmethod
     def from_dict(
         cls, data: dict[str, Any], *, base_dir: Path | None = None, source: str = "<config>"
     ) -> AppConfig:
+        """The config ``data`` describes, its relative paths resolved against ``base_dir``
+        (default: the working directory). No file, so no folders beside one: left-out
+        ``workflows``/``agents`` load none (:meth:`load` fills them in)."""
         try:
             return cls.model_validate({**data, "base_dir": base_dir or Path.cwd()})
         except ValidationError as exc:
@@ -430,7 +441,20 @@ class AppConfig(_Strict):
             raise ConfigError(f"{source}: invalid config: {problems}") from exc
 
 
+#: Keys that, when a config file leaves them out, default to the folder of that name beside
+#: the file (``workflows/``, ``agents/``) if it exists, else to nothing.
+FOLDERS_BESIDE = ("workflows", "agents")
+
+
+def _folders_beside(data: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """``data`` with each key of :data:`FOLDERS_BESIDE` it leaves out set to the folder of
+    that name beside the config file, when there is one (else the key stays out: none)."""
+    found = {key: [key] for key in FOLDERS_BESIDE if key not in data and (base_dir / key).is_dir()}
+    return {**data, **found}
+
+
 __all__ = [
+    "FOLDERS_BESIDE",
     "AppConfig",
     "AutoscalingConfig",
     "BatchConfig",

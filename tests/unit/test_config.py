@@ -17,6 +17,63 @@ def test_shipped_configs_load(name: str) -> None:
         assert config.model_for(role) == role  # type: ignore[arg-type]
     assert config.role_of("sentence") == "text_encoder"
     assert config.workflow_paths() == [ROOT / "workflows"]
+    assert config.agent_paths() == [ROOT / "agents"]
+
+
+def test_cluster_profile_names_its_workflows_and_no_agents() -> None:
+    config = AppConfig.load(ROOT / "deployments" / "cluster.yaml")
+    assert config.workflow_paths() == [ROOT / "workflows"]
+    assert config.agent_paths() == []
+
+
+def test_left_out_folders_default_to_those_beside_the_config(tmp_path: Path) -> None:
+    # the repository's layout: an app in a subfolder, the checkout's agents/ one level up
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "workflows").mkdir()
+    app = tmp_path / "app"
+    app.mkdir()
+    file = app / "app.yaml"
+    file.write_text("store: {kind: memory}\n")
+    config = AppConfig.load(file)
+    # nothing beside it: none at all, never the folders of the parent
+    assert (config.workflows, config.agents) == ([], [])
+    assert config.workflow_paths() == []
+    assert config.agent_paths() == []
+
+    (app / "workflows").mkdir()
+    (app / "agents").mkdir()
+    config = AppConfig.load(file)
+    assert config.workflow_paths() == [app / "workflows"]
+    assert config.agent_paths() == [app / "agents"]
+
+    # a key the config names wins, [] included; the other still defaults to its folder
+    file.write_text("workflows: [flows]\nagents: []\n")
+    config = AppConfig.load(file)
+    assert config.workflow_paths() == [app / "flows"]
+    assert config.agent_paths() == []
+    file.write_text("workflows: [flows]\n")
+    assert AppConfig.load(file).agent_paths() == [app / "agents"]
+
+
+def test_a_folder_beside_the_config_must_be_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "workflows").write_text("not a folder")
+    file = _write(tmp_path, "store: {kind: memory}\n")
+    assert AppConfig.load(file).workflow_paths() == []
+
+
+def test_from_dict_has_no_file_so_no_folders_beside_it(tmp_path: Path) -> None:
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "agents").mkdir()
+    config = AppConfig.from_dict({}, base_dir=tmp_path)
+    assert (config.workflow_paths(), config.agent_paths()) == ([], [])
+
+
+def test_the_loaded_folders_survive_the_dump_the_ingress_rebuilds_from(tmp_path: Path) -> None:
+    (tmp_path / "workflows").mkdir()
+    config = AppConfig.load(_write(tmp_path, "store: {kind: memory}\n"))
+    again = AppConfig.from_dict(config.model_dump(mode="json"), base_dir=config.base_dir)
+    assert again.workflow_paths() == [tmp_path / "workflows"]
+    assert again.agent_paths() == []
 
 
 def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
