@@ -123,22 +123,8 @@ def _plugin_record(registry: Registry, info: PluginInfo) -> PluginRecord:
     return record
 
 
-def side_effect_steps(workflow: Workflow, registry: Registry) -> list[str]:
-    """The ids of ``workflow``'s steps whose plugin declares ``side_effects = True`` (a
-    ``uses: workflow:`` step has them when one of that workflow's steps has)."""
-    unsafe = []
-    for step_id in workflow.spec.steps:
-        sub = workflow.subworkflows.get(step_id)
-        if sub is not None:
-            if side_effect_steps(sub, registry):
-                unsafe.append(step_id)
-        elif getattr(workflow.step_class(step_id, registry), "side_effects", False) is True:
-            unsafe.append(step_id)
-    return unsafe
-
-
 def _workflow_info(workflow: Workflow, registry: Registry) -> WorkflowInfo:
-    unsafe = side_effect_steps(workflow, registry)
+    unsafe = workflow.side_effect_steps(registry)
     return WorkflowInfo(
         name=workflow.name,
         description=workflow.description or "",
@@ -268,5 +254,4 @@ __all__ = [
     "create_api",
     "error_response",
     "not_ready_message",
-    "side_effect_steps",
 ]

@@ -46,11 +46,8 @@ _INSTRUCTIONS = (
 
 def mcp_server(runtime: ApiRuntime) -> Server[Any]:
     """The MCP server over ``runtime``'s workflows (tools) and engine."""
-    # api.py imports this module to mount it: import its helper here, not at the top
-    from mmserve.http.api import side_effect_steps
-
     tools = [
-        workflow_tool(w, side_effects=side_effect_steps(w, runtime.registry))
+        workflow_tool(w, side_effects=w.side_effect_steps(runtime.registry))
         for w in sorted(runtime.workflows.values(), key=lambda w: w.name)
     ]
     server = runtime.config.server

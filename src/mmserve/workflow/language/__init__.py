@@ -5,5 +5,5 @@
   (types of references), :mod:`.input_values` (workflow inputs);
 * :mod:`.checks` with :mod:`.checks_structure`, :mod:`.checks_keys`, :mod:`.checks_values` --
   the static checks, reported as :mod:`.issues` at ``FILE:LINE:COL``;
-* :mod:`.definition` / :mod:`.subworkflow` -- the checked workflow; :mod:`.loader` -- files.
+* :mod:`.definition` -- the checked workflow (and a workflow as a step); :mod:`.loader` -- files.
 """

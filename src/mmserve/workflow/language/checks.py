@@ -9,21 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mmserve.errors import PluginError, WorkflowIssue
 from mmserve.registry import Registry
 from mmserve.workflow.language.checks_keys import check_cache, check_for_each, check_when
 from mmserve.workflow.language.checks_structure import Parts, check_structure
 from mmserve.workflow.language.checks_values import ValueChecker, has_references
+from mmserve.workflow.language.definition import Workflow, workflow_step_class
 from mmserve.workflow.language.issues import IssueSink, short, suggestion
 from mmserve.workflow.language.spec import StepSpec, WorkflowSpec
-from mmserve.workflow.language.subworkflow import workflow_step_class
 from mmserve.workflow.language.typecheck import field_type
 from mmserve.workflow.language.yaml_source import YamlDocument
-
-if TYPE_CHECKING:
-    from mmserve.workflow.language.definition import Workflow
 
 
 @dataclass

@@ -1,18 +1,24 @@
-"""A loaded, checked workflow: its spec, its DAG and the JSON Schemas of its inputs/outputs."""
+"""A loaded, checked workflow: its spec, its DAG and the JSON Schemas of its inputs/outputs.
+
+``uses: workflow:NAME`` sees a loaded workflow as a step plugin (:func:`workflow_step_class`):
+its ``Inputs`` are the workflow's inputs (so ``with:`` is type-checked like any step's) and its
+``Outputs`` the workflow's outputs (so ``${step.output}`` is typed). The engine runs it as a
+nested run of the workflow (:class:`mmserve.workflow.run.engine.Engine`), not through ``run``.
+"""
 
 from __future__ import annotations
 
 import graphlib
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Optional
 
-from pydantic import ConfigDict, TypeAdapter, create_model
+from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 
 from mmserve.media import ImageValue
 from mmserve.registry import Registry
 from mmserve.workflow.language.references import ReferenceSyntaxError, parse_template, walk_strings
 from mmserve.workflow.language.spec import InputSpec, WorkflowSpec
-from mmserve.workflow.language.subworkflow import workflow_step_class
+from mmserve.workflow.language.typecheck import input_type
 
 _IMAGE_SCHEMA: dict[str, Any] = TypeAdapter(ImageValue).json_schema()
 _JSON_TYPES = {
@@ -112,6 +118,19 @@ class Workflow:
             return workflow_step_class(sub)
         return registry.get("step", self.spec.steps[step_id].uses)
 
+    def side_effect_steps(self, registry: Registry) -> list[str]:
+        """The ids of the steps whose plugin declares ``side_effects = True`` (a ``uses:
+        workflow:`` step has them when one of that workflow's steps has)."""
+        unsafe = []
+        for step_id in self.spec.steps:
+            sub = self.subworkflows.get(step_id)
+            if sub is not None:
+                if sub.side_effect_steps(registry):
+                    unsafe.append(step_id)
+            elif getattr(self.step_class(step_id, registry), "side_effects", False) is True:
+                unsafe.append(step_id)
+        return unsafe
+
     @property
     def name(self) -> str:
         return self.spec.name
@@ -146,4 +165,57 @@ class Workflow:
         return f"Workflow({self.name!r}, steps={list(self.spec.steps)}, source={self.source})"
 
 
-__all__ = ["Workflow", "input_json_schema", "step_dependencies"]
+_STEP_CONFIG = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+class WorkflowStep:
+    """The base of the step classes made for workflows (see :func:`workflow_step_class`)."""
+
+    workflow: ClassVar[Workflow]
+    Inputs: ClassVar[type[BaseModel]]
+    Outputs: ClassVar[type[BaseModel]]
+    deterministic: ClassVar[bool] = False
+
+    async def run(self, inputs: Any, ctx: Any) -> BaseModel:  # pragma: no cover - see engine
+        raise NotImplementedError("the engine runs a workflow step as a nested run")
+
+
+def workflow_step_class(workflow: Workflow) -> type[WorkflowStep]:
+    """The step class of ``workflow`` (made once per workflow object)."""
+    made = workflow.__dict__.get("_step_class")
+    if made is not None:
+        return made  # type: ignore[no-any-return]
+    inputs: dict[str, Any] = {
+        name: (input_type(spec), ... if spec.required else None)
+        for name, spec in workflow.spec.inputs.items()
+    }
+    outputs: dict[str, Any] = {
+        name: (Optional[workflow.output_types.get(name, Any)], None)  # noqa: UP045
+        for name in workflow.spec.outputs
+    }
+    cls = type(
+        f"Workflow_{workflow.name}",
+        (WorkflowStep,),
+        {
+            "__doc__": workflow.description or f"The workflow {workflow.name!r}.",
+            "workflow": workflow,
+            "deterministic": workflow.deterministic,
+            "Inputs": create_model(  # type: ignore[call-overload]
+                f"{workflow.name}_inputs", __config__=_STEP_CONFIG, **inputs
+            ),
+            "Outputs": create_model(  # type: ignore[call-overload]
+                f"{workflow.name}_outputs", __config__=_STEP_CONFIG, **outputs
+            ),
+        },
+    )
+    workflow.__dict__["_step_class"] = cls
+    return cls
+
+
+__all__ = [
+    "Workflow",
+    "WorkflowStep",
+    "input_json_schema",
+    "step_dependencies",
+    "workflow_step_class",
+]
