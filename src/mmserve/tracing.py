@@ -10,7 +10,7 @@ engine and gateways skip their tracing entirely (:func:`enabled` is false).
 The spans (names and attributes: docs/cluster.md, "Tracing"): ``workflow NAME`` per run,
 ``step ID`` per step, ``model NAME.METHOD`` per model call (:class:`TracedGateway`); the
 serving layer adds the HTTP request and the model replica's side of each call
-(:mod:`mmserve.serve.trace_context`). The request id travels in W3C baggage
+(:mod:`mmserve.serve.model_server`). The request id travels in W3C baggage
 (:data:`REQUEST_ID`), so every span of a request, in any process, carries it.
 """
 

@@ -6,8 +6,9 @@
 * :mod:`.ingress` -- the HTTP ingress (it mounts :mod:`mmserve.http`), :mod:`.in_ingress`
   (models hosted in each ingress replica), :mod:`.handles` -- :class:`HandleGateway`, the
   engine's gateway over DeploymentHandles, :mod:`.replica_retry`;
-* :mod:`.model_server` -- the model deployment (``@serve.batch``, live batch settings),
-  :mod:`.warmup`, :mod:`.trace_context`; :mod:`.store_server` -- one writer, N readers;
+* :mod:`.model_server` -- the model deployment (``@serve.batch``, live batch settings, the
+  trace context across the handle call), :mod:`.warmup`; :mod:`.store_server` -- one
+  writer, N readers;
 * :mod:`.health`, :mod:`.status` (what ``mmserve status`` and ``/v1/health`` show),
   :mod:`.fail_fast`, :mod:`.metrics` / :mod:`.metered` (Prometheus).
 

@@ -33,8 +33,7 @@ from mmserve.gateway.methods import method_of, require_space
 from mmserve.gateway.model_inputs import reduce_item
 from mmserve.media.sizes import ImageInput
 from mmserve.models.spec import EmbeddingSpace
-from mmserve.serve.model_server import Served
-from mmserve.serve.trace_context import trace_kwargs
+from mmserve.serve.model_server import Served, trace_kwargs
 
 T = TypeVar("T")
 
