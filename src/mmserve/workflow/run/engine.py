@@ -9,7 +9,8 @@ marked skipped, and the error is raised with the run's trace attached
 (:func:`mmserve.workflow.run.result.trace_of`).
 
 Event points (one place each): :meth:`_Run._step_started`, :meth:`_Run._step_finished`,
-:meth:`_Run._item_finished`.
+:meth:`_Run._item_finished`. A run schedules its steps; its
+:class:`~mmserve.workflow.run.engine_steps.StepRunner` runs each one's work.
 
 Quick start::
 
@@ -101,7 +102,7 @@ class Engine:
         )
 
 
-class _Run(StepRunner):
+class _Run:
     """The state of one run: finished outputs, running tasks, trace entries."""
 
     def __init__(
@@ -117,9 +118,20 @@ class _Run(StepRunner):
         self.workflow = workflow
         self.values = values
         self.classes = classes
-        self.use_cache = use_cache
         #: step id -> its Outputs (a list of them for a for_each step)
         self.outputs: dict[str, Any] = {}
+        self.steps = StepRunner(
+            gateway=engine.gateway,
+            store=engine.store,
+            cache=engine.cache,
+            for_each_concurrency=engine.for_each_concurrency,
+            nested_run=engine.run,
+            values=values,
+            classes=classes,
+            outputs=self.outputs,
+            use_cache=use_cache,
+            item_finished=self._item_finished,
+        )
         #: step id -> why it was skipped
         self.skipped: dict[str, str] = {}
         self.tasks: dict[str, asyncio.Task[Any]] = {}
@@ -357,12 +369,8 @@ class _Run(StepRunner):
     async def _step(self, step: str) -> Any:
         spec = self.workflow.spec.steps[step]
         state = self._step_started(step)
-        result: Any
         try:
-            if spec.for_each is not None:
-                result = await self._for_each(step, spec, state)
-            else:
-                result = await self._attempts(step, spec, {}, self._call(step, state))
+            result = await self.steps.run(step, spec, state)
         except asyncio.CancelledError:
             self._record(
                 step,

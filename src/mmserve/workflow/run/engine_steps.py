@@ -1,16 +1,19 @@
 """Running one step's work for the engine: for_each items, retries, the cache, sub-workflows.
 
-:class:`StepRunner` is the half of a run (:class:`mmserve.workflow.run.engine._Run`) that turns a
-step and its resolved inputs into a result; the scheduling half stays in the engine.
+The engine's run (:mod:`mmserve.workflow.run.engine`) schedules the steps and keeps the trace;
+for each step it asks its :class:`StepRunner` to turn the step and its resolved inputs into a
+result. The runner knows nothing of the engine: it gets what it uses (the gateway, the store,
+the cache, the engine's ``run`` for nested workflows, the run's values and outputs and its
+item event point) when the run makes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import ChainMap
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -22,18 +25,15 @@ from mmserve.errors import (
     ServiceUnavailableError,
     StepFailedError,
 )
-from mmserve.workflow.language.definition import Workflow
+from mmserve.gateway.contract import ModelGateway
+from mmserve.workflow.language.definition import Workflow, WorkflowStep
 from mmserve.workflow.language.issues import pydantic_message
 from mmserve.workflow.language.references import parse_template, walk_strings
 from mmserve.workflow.language.spec import StepSpec
-from mmserve.workflow.language.subworkflow import WorkflowStep
-from mmserve.workflow.run.cache import cache_key, is_deterministic
+from mmserve.workflow.run.cache import StepCache, cache_key, is_deterministic
 from mmserve.workflow.run.context import StepContext
 from mmserve.workflow.run.resolve import ResolveError, resolve
-from mmserve.workflow.run.result import ItemStatus
-
-if TYPE_CHECKING:
-    from mmserve.workflow.run.engine import Engine
+from mmserve.workflow.run.result import ItemStatus, RunResult
 
 #: Failures that may pass on another attempt (``retry``): never bad input.
 RETRYABLE: tuple[type[MmserveError], ...] = (
@@ -63,23 +63,48 @@ class StepState:
     item_status: list[ItemStatus] | None = None
 
 
+class NestedRun(Protocol):
+    """How a ``uses: workflow:NAME`` step runs its workflow (the engine's ``run``)."""
+
+    def __call__(
+        self, workflow: Workflow, inputs: Mapping[str, Any], *, use_cache: bool
+    ) -> Awaitable[RunResult]: ...
+
+
+#: The run's item event point: ``(step, index, status)`` when a for_each item ends.
+ItemFinished = Callable[[str, int, ItemStatus], None]
+
+
+@dataclass
 class StepRunner:
-    """Runs steps' work; the engine's run supplies the state and the item event point."""
+    """Runs the steps' work of one run (see the module docstring)."""
 
-    engine: Engine
-    workflow: Workflow
+    gateway: ModelGateway
+    store: Any
+    cache: StepCache
+    #: items of a for_each step that run at once, unless the step sets ``concurrency``
+    for_each_concurrency: int
+    nested_run: NestedRun
+    #: the run's validated workflow inputs
     values: dict[str, Any]
+    #: step id -> its plugin class
     classes: dict[str, Any]
-    use_cache: bool
+    #: step id -> its Outputs: the run's own dict, filled by the run as steps finish
     outputs: dict[str, Any]
+    use_cache: bool
+    item_finished: ItemFinished
 
-    def _item_finished(self, step: str, index: int, status: ItemStatus) -> None:
-        raise NotImplementedError
-
-    def _call(self, step: str, state: StepState) -> Call:
-        call = Call(StepContext(step, self.engine.gateway, self.engine.store))
+    def call(self, step: str, state: StepState) -> Call:
+        """A new execution of ``step``'s work, recorded in its ``state``."""
+        call = Call(StepContext(step, self.gateway, self.store))
         state.calls.append(call)
         return call
+
+    async def run(self, step: str, spec: StepSpec, state: StepState) -> Any:
+        """The result of ``step``: its Outputs (a list of them for a for_each step)."""
+        if spec.for_each is not None:
+            return await self._for_each(step, spec, state)
+        return await self._attempts(step, spec, {}, self.call(step, state))
 
     async def _for_each(self, step: str, spec: StepSpec, state: StepState) -> list[Any]:
         assert spec.for_each is not None
@@ -97,20 +122,20 @@ class StepRunner:
             )
         statuses: list[ItemStatus] = ["pending"] * len(items)
         state.item_status = statuses
-        calls = [self._call(step, state) for _ in items]
-        gate = asyncio.Semaphore(spec.concurrency or self.engine.for_each_concurrency)
+        calls = [self.call(step, state) for _ in items]
+        gate = asyncio.Semaphore(spec.concurrency or self.for_each_concurrency)
 
         async def one(index: int, value: Any) -> Any:
             try:
                 async with gate:
                     result = await self._attempts(step, spec, {spec.as_: value}, calls[index])
             except asyncio.CancelledError:
-                self._item_finished(step, index, "cancelled")
+                self.item_finished(step, index, "cancelled")
                 raise
             except BaseException:
-                self._item_finished(step, index, "error")
+                self.item_finished(step, index, "error")
                 raise
-            self._item_finished(step, index, "cached" if calls[index].cached else "ok")
+            self.item_finished(step, index, "cached" if calls[index].cached else "ok")
             return result
 
         tasks = [asyncio.create_task(one(i, v)) for i, v in enumerate(items)]
@@ -135,8 +160,8 @@ class StepRunner:
         inputs = self._inputs(step, spec, cls, scope)
         key = None
         if spec.cache and is_deterministic(cls, inputs):
-            key = cache_key(spec.uses, cls, self.engine.gateway, inputs)
-            hit = self.engine.cache.get(key) if self.use_cache else None
+            key = cache_key(spec.uses, cls, self.gateway, inputs)
+            hit = self.cache.get(key) if self.use_cache else None
             call.cached = hit is not None
             if hit is not None:
                 return hit
@@ -152,7 +177,7 @@ class StepRunner:
             assert spec.retry is not None
             await asyncio.sleep(spec.retry.backoff_s * 2 ** (call.attempts - 1))
         if key is not None:
-            self.engine.cache.put(key, result)
+            self.cache.put(key, result)
         return result
 
     async def _invoke(
@@ -194,7 +219,7 @@ class StepRunner:
         """Run the workflow of a ``uses: workflow:NAME`` step as a nested run."""
         given = {name: getattr(inputs, name) for name in inputs.model_fields_set}
         try:
-            result = await self.engine.run(cls.workflow, given, use_cache=self.use_cache)
+            result = await self.nested_run(cls.workflow, given, use_cache=self.use_cache)
         except InputError as exc:
             raise StepFailedError(step=step, uses=spec.uses, reason=exc.message) from None
         ctx.batch_sizes.extend(e.batch_size for e in result.trace if e.batch_size is not None)
@@ -261,4 +286,12 @@ def _input_error(step: str, spec: StepSpec, exc: ValidationError) -> MmserveErro
     return StepFailedError(step=step, uses=spec.uses, reason=f"input {where}: {message}")
 
 
-__all__ = ["DEFAULT_FOR_EACH_CONCURRENCY", "RETRYABLE", "Call", "StepRunner", "StepState"]
+__all__ = [
+    "DEFAULT_FOR_EACH_CONCURRENCY",
+    "RETRYABLE",
+    "Call",
+    "ItemFinished",
+    "NestedRun",
+    "StepRunner",
+    "StepState",
+]
