@@ -25,7 +25,7 @@ from serve_support import RAY_INIT, ROOT, descendants, free_port, wait_ready, wr
 
 from mmserve.client.clients import AsyncClient, Client
 from mmserve.client.errors import ApiAuthError, ApiInputError, ApiNotFoundError
-from mmserve.client.requests import is_retryable_status
+from mmserve.client.retry import is_retryable_status
 from mmserve.config import AppConfig
 from mmserve.deploy.session import ServeSession
 from mmserve.serve.plan import proxy_env

@@ -16,7 +16,7 @@ import ray
 from benchmarks.photos import jpeg, synthetic_photo
 from serve_support import RAY_INIT, ROOT, free_port, png_base64, write_config
 
-from mmserve.client.requests import is_retryable_status
+from mmserve.client.retry import is_retryable_status
 from mmserve.config import AppConfig
 from mmserve.deploy.session import ServeSession
 

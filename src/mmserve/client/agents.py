@@ -9,82 +9,28 @@ Reached as an attribute of :class:`~mmserve.client.clients.Client` (awaitable on
         print(run.status, run.message["content"])
         for handle, image in run.images.items():    # images the tools made, as PIL images
             image.save(f"{handle}.png")
+
+Each call is built once by :class:`~mmserve.client.requests.RequestBuilder`; the two classes
+here only send it.
 """
 
 from __future__ import annotations
 
-import base64
 import builtins
-import io
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import httpx
-
-from mmserve.client.requests import image_base64
-
-if TYPE_CHECKING:
-    from PIL.Image import Image
-
-SyncRequest = Callable[..., httpx.Response]
-AsyncRequest = Callable[..., Awaitable[httpx.Response]]
-
-
-@dataclass
-class AgentRunResult:
-    """One agent run: its status (``ok`` or ``max_turns``), the final message (``content``
-    and ``tool_calls``), the images the tools made by handle, and the tool trace."""
-
-    status: str
-    message: dict[str, Any]
-    images: dict[str, Image]
-    trace: builtins.list[dict[str, Any]]
-    turns: int
-    request_id: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
-
-
-def run_payload(messages: str | builtins.list[dict[str, Any]], images: Any) -> dict[str, Any]:
-    """The body of a run: a text is one user message; images are paths, bytes or PIL images."""
-    if isinstance(messages, str):
-        messages = [{"role": "user", "content": messages}]
-    return {
-        "messages": messages,
-        "images": [image_base64(f"images[{n}]", image) for n, image in enumerate(images or [])],
-    }
-
-
-def run_result(response: httpx.Response) -> AgentRunResult:
-    from PIL import Image
-
-    body: dict[str, Any] = response.json()
-    images: dict[str, Image.Image] = {}
-    for handle, data in body.get("images", {}).items():
-        image = Image.open(io.BytesIO(base64.b64decode(data)))
-        image.load()
-        images[handle] = image
-    return AgentRunResult(
-        status=body["status"],
-        message=body["message"],
-        images=images,
-        trace=body.get("trace", []),
-        turns=body.get("turns", 0),
-        request_id=body.get("request_id"),
-        raw=body,
-    )
+from mmserve.client.requests import AgentRunResult, AsyncSend, RequestBuilder, SyncSend
 
 
 class Agents:
     """The agent endpoints, synchronously."""
 
-    def __init__(self, request: SyncRequest) -> None:
-        self._request = request
+    def __init__(self, send: SyncSend, calls: RequestBuilder) -> None:
+        self._send, self._calls = send, calls
 
     def list(self) -> builtins.list[dict[str, Any]]:
         """Every agent: name, description, model, tools, max_turns."""
-        found: builtins.list[dict[str, Any]] = self._request("GET", "/v1/agents").json()["agents"]
-        return found
+        return self._send(self._calls.agents())
 
     def run(
         self,
@@ -95,20 +41,17 @@ class Agents:
     ) -> AgentRunResult:
         """Run ``agent`` on a message (or a list of ``{"role", "content"}`` messages); the
         ``images`` are ``image_1``, ``image_2``, ... in the messages."""
-        payload = run_payload(messages, images)
-        return run_result(self._request("POST", f"/v1/agents/{agent}/run", json=payload))
+        return self._send(self._calls.agent_run(agent, messages, images))
 
 
 class AsyncAgents:
     """The agent endpoints, awaitable (the same methods as :class:`Agents`)."""
 
-    def __init__(self, request: AsyncRequest) -> None:
-        self._request = request
+    def __init__(self, send: AsyncSend, calls: RequestBuilder) -> None:
+        self._send, self._calls = send, calls
 
     async def list(self) -> builtins.list[dict[str, Any]]:
-        response = await self._request("GET", "/v1/agents")
-        found: builtins.list[dict[str, Any]] = response.json()["agents"]
-        return found
+        return await self._send(self._calls.agents())
 
     async def run(
         self,
@@ -117,8 +60,7 @@ class AsyncAgents:
         *,
         images: builtins.list[Any] | None = None,
     ) -> AgentRunResult:
-        payload = run_payload(messages, images)
-        return run_result(await self._request("POST", f"/v1/agents/{agent}/run", json=payload))
+        return await self._send(self._calls.agent_run(agent, messages, images))
 
 
 __all__ = ["AgentRunResult", "Agents", "AsyncAgents"]

@@ -16,6 +16,10 @@ mid-way (connection reset, a proxy's plain 5xx) only when repeating it is safe, 
 workflow run the server's listing says (``repeatable``); else
 :class:`~mmserve.client.errors.RequestInterruptedError`. The API key comes from ``api_key=`` or the
 ``MMSERVE_API_KEY`` environment variable.
+
+Each API call is written once, as a :class:`~mmserve.client.requests.Call` built by
+:class:`~mmserve.client.requests.RequestBuilder`; the two classes here only send calls, one
+with ``httpx.Client``, the other awaiting ``httpx.AsyncClient``.
 """
 
 from __future__ import annotations
@@ -23,41 +27,28 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 
 from mmserve.client.agents import Agents, AsyncAgents
 from mmserve.client.collections import AsyncCollections, Collections
-from mmserve.client.outputs import decode_outputs
 from mmserve.client.requests import (
+    CACHE_HEADER,
     DEFAULT_URL,
-    RetryPolicy,
+    TIMEOUT_HEADER,
+    Call,
+    RequestBuilder,
     RunResult,
-    encode_inputs,
-    headers_for,
+    client_headers,
     raise_for_error,
-    resolve_api_key,
-    run_result,
 )
-from mmserve.client.retry import Attempts, repeat_blocker, timed_out
-from mmserve.client.stream import EVENT_STREAM, SseParser, ended_early, stream_item
+from mmserve.client.retry import Attempts, RetryPolicy, repeat_blocker
+from mmserve.client.stream import RunStream, StreamItem
 
-if TYPE_CHECKING:
-    from mmserve.client.stream import StreamItem
-
-
-def _outputs_schema(listing: dict[str, dict[str, Any]], workflow: str) -> dict[str, Any] | None:
-    """A listed workflow's output JSON Schema (image outputs are decoded by it)."""
-    schema: dict[str, Any] | None = listing.get(workflow, {}).get("outputs")
-    return schema
-
-
-#: Request header carrying the caller's deadline (seconds); the server may only shorten it.
-TIMEOUT_HEADER = "x-mmserve-timeout-s"
-#: Sent as ``bypass`` by a client made with ``use_cache=False``.
-CACHE_HEADER = "x-mmserve-cache"
+T = TypeVar("T")
 
 
 class Client:
@@ -81,75 +72,59 @@ class Client:
         ``x-mmserve-cache: bypass``)."""
         self.url = url.rstrip("/")
         self.retry = retry or RetryPolicy()
-        headers = headers_for(resolve_api_key(api_key))
-        if deadline_s is not None:
-            headers[TIMEOUT_HEADER] = f"{deadline_s:g}"
-        if not use_cache:
-            headers[CACHE_HEADER] = "bypass"
+        headers = client_headers(api_key, deadline_s=deadline_s, use_cache=use_cache)
         self._http = httpx.Client(
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
-        self._schemas: dict[str, dict[str, Any]] = {}
-        #: The server's workflows by name: whether a run may be repeated (``repeatable``).
-        self._listing: dict[str, dict[str, Any]] = {}
+        self._calls = RequestBuilder()
         #: The server's collections: ``list()``, ``get(name)``, ``add(...)``, ``search(...)``.
-        self.collections = Collections(self._request)
+        self.collections = Collections(self._send, self._calls)
         #: The server's agents: ``list()``, ``run(agent, messages, images=...)``.
-        self.agents = Agents(self._request)
+        self.agents = Agents(self._send, self._calls)
 
-    def _request(
-        self, method: str, path: str, *, stream: bool = False, **kwargs: Any
-    ) -> httpx.Response:
-        """Send with the retry policy (:mod:`mmserve.client.retry`); ``stream``: a successful
-        answer's body is left unread (the caller reads and closes it), an error answer's is
-        read."""
-        blocker = repeat_blocker(method, path, self._listing)
+    def _send(self, call: Call[T]) -> T:
+        """Send ``call`` with the retry policy (:mod:`mmserve.client.retry`) and read its
+        answer; an error answer is raised as its ``ApiError``."""
+        blocker = repeat_blocker(call.method, call.path, self._calls.listing)
         attempts = Attempts(self.retry, self.url, blocker, self._http.timeout.read)
         while True:
+            request = self._http.build_request(
+                call.method, call.path, json=call.json, headers=call.headers
+            )
             try:
-                request = self._http.build_request(method, path, **kwargs)
-                response = self._http.send(request, stream=stream)
+                response = self._http.send(request, stream=call.stream)
             except httpx.TransportError as exc:
                 time.sleep(attempts.after_error(exc))
                 continue
-            if stream and not response.is_success:
+            if call.stream and not response.is_success:
                 response.read()
                 response.close()
             wait = attempts.after_answer(response)
             if wait is None:
                 raise_for_error(response)
-                return response
+                return call.read(response)
             time.sleep(wait)
+
+    def _learn(self, workflow: str) -> None:
+        if not self._calls.knows(workflow):
+            self.workflows()
 
     def health(self) -> dict[str, Any]:
         """Liveness and per-deployment readiness."""
-        body: dict[str, Any] = self._request("GET", "/v1/health").json()
-        return body
+        return self._send(self._calls.health())
 
     def workflows(self) -> list[dict[str, Any]]:
         """The server's workflows with their input and output JSON Schemas."""
-        listing: list[dict[str, Any]] = self._request("GET", "/v1/workflows").json()["workflows"]
-        self._schemas.update({w["name"]: w["inputs"] for w in listing})
-        self._listing.update({w["name"]: w for w in listing})
-        return listing
+        return self._send(self._calls.workflows())
 
     def plugins(self) -> dict[str, Any]:
-        body: dict[str, Any] = self._request("GET", "/v1/plugins").json()
-        return body
-
-    def _input_schema(self, workflow: str) -> dict[str, Any] | None:
-        if workflow not in self._schemas:
-            self.workflows()
-        return self._schemas.get(workflow)
+        return self._send(self._calls.plugins())
 
     def run(self, workflow: str, /, **inputs: Any) -> RunResult:
         """Run ``workflow`` with ``inputs``; image inputs may be paths, bytes or PIL images.
         Image outputs come back as PIL images (``result.raw`` keeps the base64 PNG)."""
-        payload = {"inputs": encode_inputs(inputs, self._input_schema(workflow))}
-        response = self._request("POST", f"/v1/workflows/{workflow}/run", json=payload)
-        result = run_result(response)
-        result.outputs = decode_outputs(result.outputs, _outputs_schema(self._listing, workflow))
-        return result
+        self._learn(workflow)
+        return self._send(self._calls.run(workflow, inputs))
 
     def stream(self, workflow: str, /, **inputs: Any) -> Iterator[StreamItem]:
         """Run ``workflow`` like :meth:`run`, yielding its progress as it happens: a
@@ -157,29 +132,22 @@ class Client:
         ``ItemProgress`` for for_each items), then the :class:`RunResult`. A failed run
         raises its :class:`~mmserve.client.errors.ApiError`; closing the generator early
         disconnects, which cancels the run on the server."""
-        payload = {"inputs": encode_inputs(inputs, self._input_schema(workflow))}
-        path, accept = f"/v1/workflows/{workflow}/run", {"accept": EVENT_STREAM}
-        response = self._request("POST", path, stream=True, json=payload, headers=accept)
-        request_id = response.headers.get("x-request-id")
-        parser = SseParser()
+        self._learn(workflow)
+        response = self._send(self._calls.stream(workflow, inputs))
+        decode = partial(self._calls.decoded, workflow)
+        run = RunStream(response, decode, self.url, self._http.timeout.read)
         try:
             for line in response.iter_lines():
-                block = parser.feed(line)
-                item = stream_item(*block, request_id) if block else None
-                if isinstance(item, RunResult):
-                    schema = _outputs_schema(self._listing, workflow)
-                    item.outputs = decode_outputs(item.outputs, schema)
+                item = run.feed(line)
                 if item is not None:
                     yield item
-                if isinstance(item, RunResult):
+                if run.finished:
                     return
-        except httpx.ReadTimeout as exc:
-            raise timed_out(self.url, self._http.timeout.read) from exc
         except httpx.TransportError as exc:
-            raise ended_early(request_id) from exc
+            raise run.broken(exc) from exc
         finally:
             response.close()
-        raise ended_early(request_id)
+        raise run.broken()
 
     def close(self) -> None:
         self._http.close()
@@ -210,101 +178,76 @@ class AsyncClient:
         deadline_s: float | None = None,
         use_cache: bool = True,
     ) -> None:
-        """``timeout``: seconds this client waits for an answer; ``deadline_s``: the server
-        stops the work after this long and answers 504 (sent as ``x-mmserve-timeout-s``);
-        ``retry``: when requests are sent again (:class:`RetryPolicy`, e.g. ``budget_s``).
-        ``use_cache=False``: workflows compute their ``cache: true`` steps afresh (sent as
-        ``x-mmserve-cache: bypass``)."""
+        """The same settings as :class:`Client`'s."""
         self.url = url.rstrip("/")
         self.retry = retry or RetryPolicy()
-        headers = headers_for(resolve_api_key(api_key))
-        if deadline_s is not None:
-            headers[TIMEOUT_HEADER] = f"{deadline_s:g}"
-        if not use_cache:
-            headers[CACHE_HEADER] = "bypass"
+        headers = client_headers(api_key, deadline_s=deadline_s, use_cache=use_cache)
         self._http = httpx.AsyncClient(
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
-        self._schemas: dict[str, dict[str, Any]] = {}
-        #: The server's workflows by name: whether a run may be repeated (``repeatable``).
-        self._listing: dict[str, dict[str, Any]] = {}
+        self._calls = RequestBuilder()
         #: The server's collections: awaitable ``list()``, ``get()``, ``add()``, ``search()``.
-        self.collections = AsyncCollections(self._request)
+        self.collections = AsyncCollections(self._send, self._calls)
         #: The server's agents: awaitable ``list()``, ``run(...)``.
-        self.agents = AsyncAgents(self._request)
+        self.agents = AsyncAgents(self._send, self._calls)
 
-    async def _request(
-        self, method: str, path: str, *, stream: bool = False, **kwargs: Any
-    ) -> httpx.Response:
-        blocker = repeat_blocker(method, path, self._listing)
+    async def _send(self, call: Call[T]) -> T:
+        """The async twin of :meth:`Client._send`."""
+        blocker = repeat_blocker(call.method, call.path, self._calls.listing)
         attempts = Attempts(self.retry, self.url, blocker, self._http.timeout.read)
         while True:
+            request = self._http.build_request(
+                call.method, call.path, json=call.json, headers=call.headers
+            )
             try:
-                request = self._http.build_request(method, path, **kwargs)
-                response = await self._http.send(request, stream=stream)
+                response = await self._http.send(request, stream=call.stream)
             except httpx.TransportError as exc:
                 await asyncio.sleep(attempts.after_error(exc))
                 continue
-            if stream and not response.is_success:
+            if call.stream and not response.is_success:
                 await response.aread()
                 await response.aclose()
             wait = attempts.after_answer(response)
             if wait is None:
                 raise_for_error(response)
-                return response
+                return call.read(response)
             await asyncio.sleep(wait)
 
+    async def _learn(self, workflow: str) -> None:
+        if not self._calls.knows(workflow):
+            await self.workflows()
+
     async def health(self) -> dict[str, Any]:
-        body: dict[str, Any] = (await self._request("GET", "/v1/health")).json()
-        return body
+        return await self._send(self._calls.health())
 
     async def workflows(self) -> list[dict[str, Any]]:
-        response = await self._request("GET", "/v1/workflows")
-        listing: list[dict[str, Any]] = response.json()["workflows"]
-        self._schemas.update({w["name"]: w["inputs"] for w in listing})
-        self._listing.update({w["name"]: w for w in listing})
-        return listing
+        return await self._send(self._calls.workflows())
 
     async def plugins(self) -> dict[str, Any]:
-        body: dict[str, Any] = (await self._request("GET", "/v1/plugins")).json()
-        return body
+        return await self._send(self._calls.plugins())
 
     async def run(self, workflow: str, /, **inputs: Any) -> RunResult:
-        if workflow not in self._schemas:
-            await self.workflows()
-        payload = {"inputs": encode_inputs(inputs, self._schemas.get(workflow))}
-        response = await self._request("POST", f"/v1/workflows/{workflow}/run", json=payload)
-        result = run_result(response)
-        result.outputs = decode_outputs(result.outputs, _outputs_schema(self._listing, workflow))
-        return result
+        await self._learn(workflow)
+        return await self._send(self._calls.run(workflow, inputs))
 
     async def stream(self, workflow: str, /, **inputs: Any) -> AsyncIterator[StreamItem]:
         """The async twin of :meth:`Client.stream` (an async generator)."""
-        if workflow not in self._schemas:
-            await self.workflows()
-        payload = {"inputs": encode_inputs(inputs, self._schemas.get(workflow))}
-        path, accept = f"/v1/workflows/{workflow}/run", {"accept": EVENT_STREAM}
-        response = await self._request("POST", path, stream=True, json=payload, headers=accept)
-        request_id = response.headers.get("x-request-id")
-        parser = SseParser()
+        await self._learn(workflow)
+        response = await self._send(self._calls.stream(workflow, inputs))
+        decode = partial(self._calls.decoded, workflow)
+        run = RunStream(response, decode, self.url, self._http.timeout.read)
         try:
             async for line in response.aiter_lines():
-                block = parser.feed(line)
-                item = stream_item(*block, request_id) if block else None
-                if isinstance(item, RunResult):
-                    schema = _outputs_schema(self._listing, workflow)
-                    item.outputs = decode_outputs(item.outputs, schema)
+                item = run.feed(line)
                 if item is not None:
                     yield item
-                if isinstance(item, RunResult):
+                if run.finished:
                     return
-        except httpx.ReadTimeout as exc:
-            raise timed_out(self.url, self._http.timeout.read) from exc
         except httpx.TransportError as exc:
-            raise ended_early(request_id) from exc
+            raise run.broken(exc) from exc
         finally:
             await response.aclose()
-        raise ended_early(request_id)
+        raise run.broken()
 
     async def aclose(self) -> None:
         await self._http.aclose()

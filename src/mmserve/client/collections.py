@@ -9,48 +9,32 @@ Reached as an attribute of :class:`~mmserve.client.clients.Client` (and awaitabl
         for match in client.collections.search("notes", text="red", top_k=3):
             print(match["id"], match["score"], match["text"])
         client.collections.list()
+
+Each call is built once by :class:`~mmserve.client.requests.RequestBuilder`; the two classes
+here only send it.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any
 
-import httpx
-
-from mmserve.client.requests import add_payload, search_payload
-
-SyncRequest = Callable[..., httpx.Response]
-AsyncRequest = Callable[..., Awaitable[httpx.Response]]
-
-#: Where a search reads: ``"default"`` (the store's readers, when it has any) or ``"strong"``
-#: (the writer, which has every acknowledged add: read-your-writes; see docs/cluster.md).
-Consistency = Literal["default", "strong"]
-
-
-def consistency_headers(consistency: Consistency) -> dict[str, str]:
-    """The request header asking for ``consistency`` (none for the default)."""
-    return {} if consistency == "default" else {"x-mmserve-consistency": consistency}
+from mmserve.client.requests import AsyncSend, Consistency, RequestBuilder, SyncSend
 
 
 class Collections:
     """The collection endpoints, synchronously."""
 
-    def __init__(self, request: SyncRequest) -> None:
-        self._request = request
+    def __init__(self, send: SyncSend, calls: RequestBuilder) -> None:
+        self._send, self._calls = send, calls
 
     def list(self) -> builtins.list[dict[str, Any]]:
         """Every collection: name, modality, count and embedding space."""
-        found: builtins.list[dict[str, Any]] = self._request("GET", "/v1/collections").json()[
-            "collections"
-        ]
-        return found
+        return self._send(self._calls.collections())
 
     def get(self, name: str) -> dict[str, Any]:
         """One collection (raises :class:`~mmserve.client.errors.ApiNotFoundError` if unknown)."""
-        body: dict[str, Any] = self._request("GET", f"/v1/collections/{name}").json()
-        return body
+        return self._send(self._calls.collection(name))
 
     def add(
         self,
@@ -65,12 +49,17 @@ class Collections:
     ) -> dict[str, Any]:
         """Add texts, images (paths, bytes or PIL images) or ready ``items`` dicts
         (``{"text"|"image", "id", "metadata"}``); returns ids, inserted, updated, count."""
-        payload = add_payload(
-            items=items, texts=texts, images=images, ids=ids, metadata=metadata, model=model
+        return self._send(
+            self._calls.add_items(
+                name,
+                items=items,
+                texts=texts,
+                images=images,
+                ids=ids,
+                metadata=metadata,
+                model=model,
+            )
         )
-        response = self._request("POST", f"/v1/collections/{name}/items", json=payload)
-        body: dict[str, Any] = response.json()
-        return body
 
     def search(
         self,
@@ -87,33 +76,30 @@ class Collections:
         ``{"id", "score", "payload": {"text", "image" (base64), "metadata"}}``.
         ``consistency="strong"`` reads from the store's writer, so the search sees every add
         acknowledged before it even when the server's readers lag (``read_consistency_s``)."""
-        payload = search_payload(
-            text=text, image=image, top_k=top_k, model=model, include_images=include_images
+        return self._send(
+            self._calls.search(
+                name,
+                consistency=consistency,
+                text=text,
+                image=image,
+                top_k=top_k,
+                model=model,
+                include_images=include_images,
+            )
         )
-        response = self._request(
-            "POST",
-            f"/v1/collections/{name}/search",
-            json=payload,
-            headers=consistency_headers(consistency),
-        )
-        matches: builtins.list[dict[str, Any]] = response.json()["matches"]
-        return matches
 
 
 class AsyncCollections:
     """The collection endpoints, awaitable (the same methods as :class:`Collections`)."""
 
-    def __init__(self, request: AsyncRequest) -> None:
-        self._request = request
+    def __init__(self, send: AsyncSend, calls: RequestBuilder) -> None:
+        self._send, self._calls = send, calls
 
     async def list(self) -> builtins.list[dict[str, Any]]:
-        response = await self._request("GET", "/v1/collections")
-        found: builtins.list[dict[str, Any]] = response.json()["collections"]
-        return found
+        return await self._send(self._calls.collections())
 
     async def get(self, name: str) -> dict[str, Any]:
-        body: dict[str, Any] = (await self._request("GET", f"/v1/collections/{name}")).json()
-        return body
+        return await self._send(self._calls.collection(name))
 
     async def add(
         self,
@@ -126,12 +112,17 @@ class AsyncCollections:
         metadata: dict[str, Any] | None = None,
         model: str | None = None,
     ) -> dict[str, Any]:
-        payload = add_payload(
-            items=items, texts=texts, images=images, ids=ids, metadata=metadata, model=model
+        return await self._send(
+            self._calls.add_items(
+                name,
+                items=items,
+                texts=texts,
+                images=images,
+                ids=ids,
+                metadata=metadata,
+                model=model,
+            )
         )
-        response = await self._request("POST", f"/v1/collections/{name}/items", json=payload)
-        body: dict[str, Any] = response.json()
-        return body
 
     async def search(
         self,
@@ -144,17 +135,17 @@ class AsyncCollections:
         include_images: bool = True,
         consistency: Consistency = "default",
     ) -> builtins.list[dict[str, Any]]:
-        payload = search_payload(
-            text=text, image=image, top_k=top_k, model=model, include_images=include_images
+        return await self._send(
+            self._calls.search(
+                name,
+                consistency=consistency,
+                text=text,
+                image=image,
+                top_k=top_k,
+                model=model,
+                include_images=include_images,
+            )
         )
-        response = await self._request(
-            "POST",
-            f"/v1/collections/{name}/search",
-            json=payload,
-            headers=consistency_headers(consistency),
-        )
-        matches: builtins.list[dict[str, Any]] = response.json()["matches"]
-        return matches
 
 
 __all__ = ["AsyncCollections", "Collections"]

@@ -1,14 +1,25 @@
-"""What the sync and async clients share: encoding inputs, reading answers, retry policy."""
+"""The request builder under :class:`~mmserve.client.clients.Client` and
+:class:`~mmserve.client.clients.AsyncClient`: every API call written once.
+
+A :class:`RequestBuilder` turns each call (run a workflow, add items to a collection, run an
+agent, ...) into a :class:`Call`: its method, path, JSON payload and headers, and how its
+answer is read. The two clients only send a ``Call`` (with the retry rules of
+:mod:`mmserve.client.retry`), one with ``httpx.Client``, the other awaiting
+``httpx.AsyncClient``, so their methods are one line each. This module also holds what both
+read from an answer: :func:`raise_for_error` (an error answer as its
+:class:`~mmserve.client.errors.ApiError`), :class:`RunResult` and :class:`AgentRunResult`.
+"""
 
 from __future__ import annotations
 
 import base64
+import builtins
 import io
 import os
-import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 import httpx
 
@@ -22,9 +33,23 @@ from mmserve.client.errors import (
     ApiTimeoutError,
     InputError,
 )
+from mmserve.client.outputs import decode_outputs
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 API_KEY_ENV = "MMSERVE_API_KEY"
 DEFAULT_URL = "http://127.0.0.1:8000"
+#: Request header carrying the caller's deadline (seconds); the server may only shorten it.
+TIMEOUT_HEADER = "x-mmserve-timeout-s"
+#: Sent as ``bypass`` by a client made with ``use_cache=False``.
+CACHE_HEADER = "x-mmserve-cache"
+#: The content type of a streamed run (Server-Sent Events), asked for with ``accept``.
+EVENT_STREAM = "text/event-stream"
+
+#: Where a search reads: ``"default"`` (the store's readers, when it has any) or ``"strong"``
+#: (the writer, which has every acknowledged add: read-your-writes; see docs/cluster.md).
+Consistency = Literal["default", "strong"]
 
 _BY_STATUS: dict[int, type[ApiError]] = {
     400: ApiInputError,
@@ -51,34 +76,18 @@ class RunResult:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When a request is sent again (:mod:`mmserve.client.retry` has the rules).
+@dataclass
+class AgentRunResult:
+    """One agent run: its status (``ok`` or ``max_turns``), the final message (``content``
+    and ``tool_calls``), the images the tools made by handle, and the tool trace."""
 
-    ``budget_s``: how long a request that could not be sent, or was cut mid-way where
-    repeating is safe, is tried again (30 s covers a restart of Serve's proxy or ingress);
-    ``attempts``: sends in all on a 503 with Retry-After (the proxy's backpressure; never
-    mmserve's own 503 to a run: its earlier steps may have committed side effects; mmserve's
-    503 to a collection write is sent again within ``budget_s``, an upsert by id being
-    applied once);
-    ``backoff_s`` doubles per try up to ``max_backoff_s``; ``max_wait_s`` caps a Retry-After.
-    ``RetryPolicy(budget_s=0, attempts=1)`` never sends a request twice.
-    """
-
-    attempts: int = 3
-    backoff_s: float = 0.25
-    max_wait_s: float = 10.0
-    budget_s: float = 30.0
-    max_backoff_s: float = 2.0
-
-    def delay(self, attempt: int, retry_after: str | None = None) -> float:
-        if retry_after is not None:
-            try:
-                return min(max(float(retry_after), 0.0), self.max_wait_s)
-            except ValueError:
-                pass
-        jitter = random.uniform(0.5, 1.0)
-        return float(min(self.backoff_s * (2 ** min(attempt, 30)) * jitter, self.max_backoff_s))
+    status: str
+    message: dict[str, Any]
+    images: dict[str, Image]
+    trace: builtins.list[dict[str, Any]]
+    turns: int
+    request_id: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 def resolve_api_key(api_key: str | None) -> str | None:
@@ -92,31 +101,22 @@ def headers_for(api_key: str | None) -> dict[str, str]:
     return headers
 
 
-#: Methods that change nothing on the server: repeating them is always safe.
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+def client_headers(
+    api_key: str | None, *, deadline_s: float | None, use_cache: bool
+) -> dict[str, str]:
+    """The headers every request of a client carries: its API key (``api_key`` or
+    ``MMSERVE_API_KEY``), its deadline (``x-mmserve-timeout-s``), ``x-mmserve-cache: bypass``."""
+    headers = headers_for(resolve_api_key(api_key))
+    if deadline_s is not None:
+        headers[TIMEOUT_HEADER] = f"{deadline_s:g}"
+    if not use_cache:
+        headers[CACHE_HEADER] = "bypass"
+    return headers
 
 
-def is_retryable_status(response: httpx.Response) -> bool:
-    """Whether a 503 with Retry-After may be answered by sending the request again.
-
-    A read (GET) may always be repeated. Any other request only when the app never ran it:
-    Ray Serve's proxy refusing it because the ingress queue is full (its backpressure answer
-    is plain text, not mmserve's JSON error shape). mmserve's own 503 (``overloaded`` or
-    ``unavailable`` raised by a model deployment mid-run) may come after earlier steps wrote
-    something, so it is reported to the caller instead of repeated.
-    """
-    if response.status_code != 503 or "retry-after" not in response.headers:
-        return False
-    return response.request.method in _SAFE_METHODS or not is_app_error(response)
-
-
-def is_app_error(response: httpx.Response) -> bool:
-    """Whether ``response`` is mmserve's JSON error answer (the app handled the request)."""
-    try:
-        error = response.json()["error"]
-    except (ValueError, KeyError, TypeError):
-        return False
-    return isinstance(error, dict) and "code" in error
+def consistency_headers(consistency: Consistency) -> dict[str, str]:
+    """The request header asking for ``consistency`` (none for the default)."""
+    return {} if consistency == "default" else {"x-mmserve-consistency": consistency}
 
 
 def raise_for_error(response: httpx.Response) -> None:
@@ -195,10 +195,6 @@ def _looks_like_image(value: Any) -> bool:
     except ImportError:  # pragma: no cover - pillow is a dependency
         return False
     return isinstance(value, Image.Image)
-
-
-def run_result(response: httpx.Response) -> RunResult:
-    return result_from_body(response.json(), response.headers.get("x-request-id"))
 
 
 def result_from_body(body: dict[str, Any], request_id: str | None) -> RunResult:
@@ -281,21 +277,196 @@ def search_payload(
     return body
 
 
+def agent_payload(messages: str | list[dict[str, Any]], images: Any) -> dict[str, Any]:
+    """The body of an agent run: a text is one user message; images are paths, bytes or PIL
+    images (``image_1``, ``image_2``, ... in the messages)."""
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
+    return {
+        "messages": messages,
+        "images": [image_base64(f"images[{n}]", image) for n, image in enumerate(images or [])],
+    }
+
+
+def agent_result(response: httpx.Response) -> AgentRunResult:
+    """An agent run's answer, its images decoded to PIL images."""
+    from PIL import Image
+
+    body: dict[str, Any] = response.json()
+    images: dict[str, Image.Image] = {}
+    for handle, data in body.get("images", {}).items():
+        image = Image.open(io.BytesIO(base64.b64decode(data)))
+        image.load()
+        images[handle] = image
+    return AgentRunResult(
+        status=body["status"],
+        message=body["message"],
+        images=images,
+        trace=body.get("trace", []),
+        turns=body.get("turns", 0),
+        request_id=body.get("request_id"),
+        raw=body,
+    )
+
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+@dataclass(frozen=True)
+class Call(Generic[T_co]):
+    """One API call: what to send, and how to read a successful answer (an error answer is
+    raised by :func:`raise_for_error` before ``read`` sees it). ``stream``: the answer's body
+    is left unread for the caller (``read`` gets the open response)."""
+
+    method: str
+    path: str
+    read: Callable[[httpx.Response], T_co]
+    json: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    stream: bool = False
+
+
+class SyncSend(Protocol):
+    """How :class:`~mmserve.client.clients.Client` sends a :class:`Call`."""
+
+    def __call__(self, call: Call[T], /) -> T: ...
+
+
+class AsyncSend(Protocol):
+    """How :class:`~mmserve.client.clients.AsyncClient` sends a :class:`Call`."""
+
+    def __call__(self, call: Call[T], /) -> Awaitable[T]: ...
+
+
+def _json_dict(response: httpx.Response) -> dict[str, Any]:
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _json_list(key: str) -> Callable[[httpx.Response], builtins.list[dict[str, Any]]]:
+    def read(response: httpx.Response) -> builtins.list[dict[str, Any]]:
+        found: builtins.list[dict[str, Any]] = response.json()[key]
+        return found
+
+    return read
+
+
+def _open(response: httpx.Response) -> httpx.Response:
+    return response
+
+
+class RequestBuilder:
+    """Every API call as a :class:`Call`, and what a client knows of the server's workflows
+    (their input and output schemas, whether a run may be repeated: ``GET /v1/workflows``)."""
+
+    def __init__(self) -> None:
+        #: The server's workflows by name, as its listing has them.
+        self.listing: dict[str, dict[str, Any]] = {}
+
+    def knows(self, workflow: str) -> bool:
+        """Whether the listing has ``workflow`` (else list the workflows before running it)."""
+        return workflow in self.listing
+
+    def health(self) -> Call[dict[str, Any]]:
+        """Liveness and per-deployment readiness."""
+        return Call("GET", "/v1/health", _json_dict)
+
+    def plugins(self) -> Call[dict[str, Any]]:
+        return Call("GET", "/v1/plugins", _json_dict)
+
+    def workflows(self) -> Call[builtins.list[dict[str, Any]]]:
+        """The server's workflows with their input and output JSON Schemas (remembered)."""
+
+        def read(response: httpx.Response) -> builtins.list[dict[str, Any]]:
+            listing: builtins.list[dict[str, Any]] = response.json()["workflows"]
+            self.listing.update({w["name"]: w for w in listing})
+            return listing
+
+        return Call("GET", "/v1/workflows", read)
+
+    def _run_payload(self, workflow: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        schema: dict[str, Any] | None = self.listing.get(workflow, {}).get("inputs")
+        return {"inputs": encode_inputs(inputs, schema)}
+
+    def decoded(self, workflow: str, result: RunResult) -> RunResult:
+        """``result`` with its image outputs as PIL images (by the workflow's output schema)."""
+        schema: dict[str, Any] | None = self.listing.get(workflow, {}).get("outputs")
+        result.outputs = decode_outputs(result.outputs, schema)
+        return result
+
+    def run(self, workflow: str, inputs: dict[str, Any]) -> Call[RunResult]:
+        """Run ``workflow``: image inputs encoded, image outputs decoded."""
+
+        def read(response: httpx.Response) -> RunResult:
+            result = result_from_body(response.json(), response.headers.get("x-request-id"))
+            return self.decoded(workflow, result)
+
+        path, payload = f"/v1/workflows/{workflow}/run", self._run_payload(workflow, inputs)
+        return Call("POST", path, read, json=payload)
+
+    def stream(self, workflow: str, inputs: dict[str, Any]) -> Call[httpx.Response]:
+        """Run ``workflow`` as a stream of events (:mod:`mmserve.client.stream` reads it)."""
+        path, payload = f"/v1/workflows/{workflow}/run", self._run_payload(workflow, inputs)
+        accept = {"accept": EVENT_STREAM}
+        return Call("POST", path, _open, json=payload, headers=accept, stream=True)
+
+    def collections(self) -> Call[builtins.list[dict[str, Any]]]:
+        """Every collection: name, modality, count and embedding space."""
+        return Call("GET", "/v1/collections", _json_list("collections"))
+
+    def collection(self, name: str) -> Call[dict[str, Any]]:
+        """One collection (:class:`~mmserve.client.errors.ApiNotFoundError` if unknown)."""
+        return Call("GET", f"/v1/collections/{name}", _json_dict)
+
+    def add_items(self, name: str, **given: Any) -> Call[dict[str, Any]]:
+        """Add items (the arguments of :func:`add_payload`); ids, inserted, updated, count."""
+        payload = add_payload(**given)
+        return Call("POST", f"/v1/collections/{name}/items", _json_dict, json=payload)
+
+    def search(
+        self, name: str, *, consistency: Consistency, **given: Any
+    ) -> Call[builtins.list[dict[str, Any]]]:
+        """Search (the arguments of :func:`search_payload`); the matches, best first."""
+        path, headers = f"/v1/collections/{name}/search", consistency_headers(consistency)
+        payload = search_payload(**given)
+        return Call("POST", path, _json_list("matches"), json=payload, headers=headers)
+
+    def agents(self) -> Call[builtins.list[dict[str, Any]]]:
+        """Every agent: name, description, model, tools, max_turns."""
+        return Call("GET", "/v1/agents", _json_list("agents"))
+
+    def agent_run(
+        self, agent: str, messages: str | builtins.list[dict[str, Any]], images: Any
+    ) -> Call[AgentRunResult]:
+        payload = agent_payload(messages, images)
+        return Call("POST", f"/v1/agents/{agent}/run", agent_result, json=payload)
+
+
 __all__ = [
     "API_KEY_ENV",
+    "CACHE_HEADER",
     "DEFAULT_URL",
-    "RetryPolicy",
+    "EVENT_STREAM",
+    "TIMEOUT_HEADER",
+    "AgentRunResult",
+    "AsyncSend",
+    "Call",
+    "Consistency",
+    "RequestBuilder",
     "RunResult",
+    "SyncSend",
+    "agent_payload",
+    "agent_result",
     "api_error",
+    "client_headers",
+    "consistency_headers",
     "encode_inputs",
     "headers_for",
     "image_base64",
-    "is_app_error",
-    "is_retryable_status",
     "items_payload",
     "raise_for_error",
     "resolve_api_key",
     "result_from_body",
-    "run_result",
     "search_payload",
 ]

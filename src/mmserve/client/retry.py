@@ -1,12 +1,11 @@
 """When the clients send a request again: one :class:`Attempts` per request.
 
-Three kinds of failure, three rules (:class:`~mmserve.client.requests.RetryPolicy` sets the
-numbers):
+Three kinds of failure, three rules (:class:`RetryPolicy` sets the numbers):
 
 * **the request never reached the server** (connection refused, connect timeout): sent again
   with backoff until ``budget_s`` has passed since the first failure, which covers a restart
   of Serve's proxy, the ingress or a load balancer in front;
-* **a 503 with Retry-After** that :func:`~mmserve.client.requests.is_retryable_status` accepts
+* **a 503 with Retry-After** that :func:`is_retryable_status` accepts
   (the proxy's backpressure: the app never ran it): up to ``attempts`` sends;
 * **the request was cut mid-way** (connection reset or closed before the answer, or a 5xx
   that is not mmserve's JSON error, i.e. a proxy's own answer: the app may or may not have
@@ -25,15 +24,20 @@ it raises :class:`~mmserve.client.errors.ClientTimeoutError` (an ``ApiTimeoutErr
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from mmserve.client.requests import RetryPolicy, is_app_error, is_retryable_status
-from mmserve.client.errors import ClientTimeoutError, RequestInterruptedError, ServerUnreachableError
+from mmserve.client.errors import (
+    ClientTimeoutError,
+    RequestInterruptedError,
+    ServerUnreachableError,
+)
 
 #: The request was never sent: repeating it is always safe.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -41,6 +45,59 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _CUT = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError, httpx.WriteTimeout)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _RUN = re.compile(r"^/v1/workflows/([^/]+)/run$")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When a request is sent again (this module has the rules).
+
+    ``budget_s``: how long a request that could not be sent, or was cut mid-way where
+    repeating is safe, is tried again (30 s covers a restart of Serve's proxy or ingress);
+    ``attempts``: sends in all on a 503 with Retry-After (the proxy's backpressure; never
+    mmserve's own 503 to a run: its earlier steps may have committed side effects; mmserve's
+    503 to a collection write is sent again within ``budget_s``, an upsert by id being
+    applied once);
+    ``backoff_s`` doubles per try up to ``max_backoff_s``; ``max_wait_s`` caps a Retry-After.
+    ``RetryPolicy(budget_s=0, attempts=1)`` never sends a request twice.
+    """
+
+    attempts: int = 3
+    backoff_s: float = 0.25
+    max_wait_s: float = 10.0
+    budget_s: float = 30.0
+    max_backoff_s: float = 2.0
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        if retry_after is not None:
+            try:
+                return min(max(float(retry_after), 0.0), self.max_wait_s)
+            except ValueError:
+                pass
+        jitter = random.uniform(0.5, 1.0)
+        return float(min(self.backoff_s * (2 ** min(attempt, 30)) * jitter, self.max_backoff_s))
+
+
+def is_retryable_status(response: httpx.Response) -> bool:
+    """Whether a 503 with Retry-After may be answered by sending the request again.
+
+    A read (GET) may always be repeated. Any other request only when the app never ran it:
+    Ray Serve's proxy refusing it because the ingress queue is full (its backpressure answer
+    is plain text, not mmserve's JSON error shape). mmserve's own 503 (``overloaded`` or
+    ``unavailable`` raised by a model deployment mid-run) may come after earlier steps wrote
+    something, so it is reported to the caller instead of repeated.
+    """
+    if response.status_code != 503 or "retry-after" not in response.headers:
+        return False
+    return response.request.method in _SAFE_METHODS or not is_app_error(response)
+
+
+def is_app_error(response: httpx.Response) -> bool:
+    """Whether ``response`` is mmserve's JSON error answer (the app handled the request)."""
+    try:
+        error = response.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return isinstance(error, dict) and "code" in error
 
 
 def repeat_blocker(method: str, path: str, listing: Mapping[str, Mapping[str, Any]]) -> str | None:
@@ -163,4 +220,11 @@ class Attempts:
         return self._within_budget()
 
 
-__all__ = ["Attempts", "repeat_blocker", "timed_out"]
+__all__ = [
+    "Attempts",
+    "RetryPolicy",
+    "is_app_error",
+    "is_retryable_status",
+    "repeat_blocker",
+    "timed_out",
+]
