@@ -9,7 +9,9 @@ runs a batch, and comes back as the same kind of error.
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field, field_validator
 
 from mmserve.media import ImageValue
 from mmserve.models.roles.images import MAX_SEED, EditItem, GenerateItem
@@ -48,9 +50,31 @@ class ImageOutput(StepOutputs):
     height: int
 
 
+class _MakeImage(Step):
+    """One image-making step: its inputs become the ``Item`` the ``role``'s model takes
+    (every field of the item is an input of the same name), sent with ``method``; the image
+    it makes is the output. ``generate_image`` and ``edit_image`` differ only in these and in
+    their ``Inputs``."""
+
+    role: ClassVar[str]
+    method: ClassVar[str]
+    Item: ClassVar[type[BaseModel]]
+    Outputs = ImageOutput
+
+    async def run(self, inputs: Any, ctx: StepContext) -> ImageOutput:
+        model = ctx.gateway.model_for(self.role, inputs.model)
+        item = self.Item(**{name: getattr(inputs, name) for name in self.Item.model_fields})
+        called = await ctx.gateway.call(model, self.method, item)
+        ctx.record(called)
+        image = called.value
+        return ImageOutput(image=image, width=image.width, height=image.height)
+
+
 @register_step("generate_image")
-class GenerateImage(Step):
+class GenerateImage(_MakeImage):
     """Draw an image from a text prompt (text-to-image diffusion)."""
+
+    role, method, Item = "image_generator", "generate", GenerateItem
 
     class Inputs(StepInputs):
         prompt: str = Field(min_length=1, description="What to draw.")
@@ -78,21 +102,13 @@ class GenerateImage(Step):
         def _prompt(cls, prompt: str) -> str:
             return _not_blank(prompt, "prompt")
 
-    Outputs = ImageOutput
-
-    async def run(self, inputs: Inputs, ctx: StepContext) -> ImageOutput:
-        model = ctx.gateway.model_for("image_generator", inputs.model)
-        item = GenerateItem(**{name: getattr(inputs, name) for name in GenerateItem.model_fields})
-        called = await ctx.gateway.call(model, "generate", item)
-        ctx.record(called)
-        image = called.value
-        return ImageOutput(image=image, width=image.width, height=image.height)
-
 
 @register_step("edit_image")
-class EditImage(Step):
+class EditImage(_MakeImage):
     """Edit an image following a text instruction (InstructPix2Pix). The result has the
     input's size rounded down to a multiple of what the model needs (8 pixels for SD)."""
+
+    role, method, Item = "image_editor", "edit", EditItem
 
     class Inputs(StepInputs):
         image: ImageValue
@@ -112,16 +128,6 @@ class EditImage(Step):
         @classmethod
         def _instruction(cls, instruction: str) -> str:
             return _not_blank(instruction, "instruction")
-
-    Outputs = ImageOutput
-
-    async def run(self, inputs: Inputs, ctx: StepContext) -> ImageOutput:
-        model = ctx.gateway.model_for("image_editor", inputs.model)
-        item = EditItem(**{name: getattr(inputs, name) for name in EditItem.model_fields})
-        called = await ctx.gateway.call(model, "edit", item)
-        ctx.record(called)
-        image = called.value
-        return ImageOutput(image=image, width=image.width, height=image.height)
 
 
 __all__ = ["EditImage", "GenerateImage", "ImageOutput"]

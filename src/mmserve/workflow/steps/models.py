@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from pydantic import Field
 
 from mmserve.media import ImageValue
@@ -26,42 +28,45 @@ class Embedding(StepOutputs):
     space: EmbeddingSpace
 
 
-@register_step("embed_image")
-class EmbedImage(Step):
-    """Embed an image with the image encoder (a unit-norm vector in its space)."""
+class _Embed(Step):
+    """One embedding step: the value of its ``Inputs``' field ``value_field``, embedded by
+    the ``role``'s model with ``method`` (``embed_image`` and ``embed_text`` differ only in
+    these and in their ``Inputs``)."""
 
     deterministic = True  # greedy decoding / a fixed encoder: same inputs, same result
+    role: ClassVar[str]
+    method: ClassVar[str]
+    value_field: ClassVar[str]
+    Outputs = Embedding
+
+    async def run(self, inputs: Any, ctx: StepContext) -> Embedding:
+        model = ctx.gateway.model_for(self.role, inputs.model)
+        value = getattr(inputs, self.value_field)
+        called = ctx.record(await ctx.gateway.call(model, self.method, value))
+        space = await ctx.gateway.space(model)
+        return Embedding(vector=[float(v) for v in called.value], space=space)
+
+
+@register_step("embed_image")
+class EmbedImage(_Embed):
+    """Embed an image with the image encoder (a unit-norm vector in its space)."""
+
+    role, method, value_field = "image_encoder", "embed_images", "image"
 
     class Inputs(StepInputs):
         image: ImageValue
         model: str | None = _model_field()
 
-    Outputs = Embedding
-
-    async def run(self, inputs: Inputs, ctx: StepContext) -> Embedding:
-        model = ctx.gateway.model_for("image_encoder", inputs.model)
-        called = ctx.record(await ctx.gateway.call(model, "embed_images", inputs.image))
-        space = await ctx.gateway.space(model)
-        return Embedding(vector=[float(v) for v in called.value], space=space)
-
 
 @register_step("embed_text")
-class EmbedText(Step):
+class EmbedText(_Embed):
     """Embed a text with the text encoder (a unit-norm vector in its space)."""
 
-    deterministic = True  # greedy decoding / a fixed encoder: same inputs, same result
+    role, method, value_field = "text_encoder", "embed_texts", "text"
 
     class Inputs(StepInputs):
         text: str = Field(min_length=1)
         model: str | None = _model_field()
-
-    Outputs = Embedding
-
-    async def run(self, inputs: Inputs, ctx: StepContext) -> Embedding:
-        model = ctx.gateway.model_for("text_encoder", inputs.model)
-        called = ctx.record(await ctx.gateway.call(model, "embed_texts", inputs.text))
-        space = await ctx.gateway.space(model)
-        return Embedding(vector=[float(v) for v in called.value], space=space)
 
 
 @register_step("caption")
