@@ -31,6 +31,11 @@ which decide what it writes) to the writer; a request that asked for read-your-w
 (:mod:`mmserve.http.middleware.read_routing`) sends its reads to the writer too. A reader
 killed under a search is handled like the writer: the search is sent again and Serve routes
 it to another reader (or waits for the replacement).
+
+Neither class spells out the store's methods: both derive them from the one table of store
+calls, :data:`~mmserve.stores.calls.STORE_CALLS`, whose entries say what is a read (to the
+readers), a lookup (a read sent to the writer) or a write (to the writer, under its lock), and
+which calls may be sent again.
 """
 
 from __future__ import annotations
@@ -45,20 +50,10 @@ from ray.serve.handle import DeploymentHandle
 
 from mmserve.errors import MmserveError, StoreError, StoreFeatureMissingError
 from mmserve.http.middleware.read_routing import reads_go_to_writer
-from mmserve.models.spec import EmbeddingSpace
 from mmserve.serve.handles import translate_error
 from mmserve.serve.replica_retry import send_again_if_replica_dies
-from mmserve.stores.async_store import accepts_include_images, search_store
-from mmserve.stores.browse import get_store_item, list_store_items
-from mmserve.stores.contract import (
-    Collection,
-    Item,
-    Match,
-    Modality,
-    StoredItem,
-    UpsertResult,
-    Vector,
-)
+from mmserve.stores.async_store import AwaitableStore
+from mmserve.stores.calls import StoreCall, StoreCalls, invoke
 from mmserve.stores.warmup import warm_store
 
 T = TypeVar("T")
@@ -78,8 +73,10 @@ class Refused:
     error: MmserveError
 
 
-class StoreServer:
-    """The single replica owning the store (a Serve deployment class)."""
+class StoreServer(StoreCalls):
+    """The single replica owning the store (a Serve deployment class): one method per store
+    call (:data:`~mmserve.stores.calls.STORE_CALLS`), each answering the store's value or a
+    :class:`Refused`."""
 
     def __init__(
         self,
@@ -95,7 +92,6 @@ class StoreServer:
         self._store = open_store_at(kind, location, options)
         self._reader = reader
         self._write_lock = asyncio.Lock()
-        self._include_images = accepts_include_images(self._store)
         self._optimize_every = optimize_every
         self._writes: dict[str, int] = {}
         self._maintenance: set[asyncio.Task[None]] = set()
@@ -141,74 +137,27 @@ class StoreServer:
         await asyncio.gather(*tasks, return_exceptions=True)
         return len(tasks)
 
-    async def create_collection(
-        self, name: str, *, space: EmbeddingSpace, modality: Modality, exist_ok: bool = True
-    ) -> Collection | Refused:
-        return await self._write(
-            self._store.create_collection, name, space=space, modality=modality, exist_ok=exist_ok
-        )
-
-    async def get_collection(self, name: str) -> Collection | Refused:
-        return await self._read(self._store.get_collection, name)
-
-    async def list_collections(self) -> list[Collection] | Refused:
-        return await self._read(self._store.list_collections)
-
-    async def drop_collection(self, name: str) -> Refused | None:
-        self._writes.pop(name, None)
-        return await self._write(self._store.drop_collection, name)
-
-    async def upsert(
-        self, name: str, items: Sequence[Item], *, space: EmbeddingSpace
-    ) -> UpsertResult | Refused:
-        result = await self._write(self._store.upsert, name, items, space=space)
-        if not isinstance(result, Refused):
+    async def _dispatch(
+        self, call: StoreCall, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any | Refused:
+        name = str(args[0] if args else kwargs.get("name", ""))  # the collection
+        if call.drops_collection:
+            self._writes.pop(name, None)
+        if call.kind != "write":
+            return await self._read(invoke, self._store, call, *args, **kwargs)
+        result = await self._write(invoke, self._store, call, *args, **kwargs)
+        if call.adds_rows and not isinstance(result, Refused):
             self._wrote(name)
         return result
 
-    async def existing_ids(self, name: str, ids: Sequence[str]) -> set[str] | Refused:
-        return await self._read(self._store.existing_ids, name, ids)
 
-    async def search(
-        self,
-        name: str,
-        vector: Vector,
-        *,
-        space: EmbeddingSpace,
-        top_k: int = 5,
-        include_images: bool = True,
-    ) -> list[Match] | Refused:
-        return await self._read(
-            search_store,
-            self._store,
-            self._include_images,
-            name,
-            vector,
-            space=space,
-            top_k=top_k,
-            include_images=include_images,
-        )
-
-    async def list_items(
-        self, name: str, *, offset: int = 0, limit: int = 50
-    ) -> list[StoredItem] | Refused:
-        return await self._read(list_store_items, self._store, name, offset=offset, limit=limit)
-
-    async def get_item(self, name: str, item_id: str) -> StoredItem | Refused:
-        return await self._read(get_store_item, self._store, name, item_id)
-
-    async def optimize(self, name: str) -> Refused | None:
-        return await self._write(self._store.optimize, name)
-
-
-class StoreClient:
-    """An :class:`~mmserve.stores.async_store.AsyncVectorStore` backed by the store deployment.
+class StoreClient(AwaitableStore):
+    """An :class:`~mmserve.stores.async_store.AsyncVectorStore` backed by the store deployment:
+    one method per store call (:data:`~mmserve.stores.calls.STORE_CALLS`).
 
     Each call is awaited on the event loop; when the awaiting task is cancelled the request to
     the store replica is cancelled too.
     """
-
-    asynchronous = True
 
     def __init__(
         self, handle: DeploymentHandle[Any], readers: DeploymentHandle[Any] | None = None
@@ -259,64 +208,17 @@ class StoreClient:
             raise result.error
         return result
 
-    async def create_collection(
-        self, name: str, *, space: EmbeddingSpace, modality: Modality, exist_ok: bool = True
-    ) -> Collection:
-        result: Collection = await self._call(
-            "create_collection",
-            name,
-            space=space,
-            modality=modality,
-            exist_ok=exist_ok,
-            repeat=exist_ok,  # sent twice, a create that must be new would fail the 2nd time
+    async def _dispatch(
+        self, call: StoreCall, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """``call`` to the writer, or (a read) to the readers; sequences sent as lists."""
+        args = tuple(
+            list(a) if isinstance(a, Sequence) and not isinstance(a, (str, bytes, list)) else a
+            for a in args
         )
-        return result
-
-    async def get_collection(self, name: str) -> Collection:
-        result: Collection = await self._read("get_collection", name)
-        return result
-
-    async def list_collections(self) -> list[Collection]:
-        result: list[Collection] = await self._read("list_collections")
-        return result
-
-    async def drop_collection(self, name: str) -> None:
-        await self._call("drop_collection", name, repeat=False)
-
-    async def upsert(
-        self, name: str, items: Sequence[Item], *, space: EmbeddingSpace
-    ) -> UpsertResult:
-        result: UpsertResult = await self._call("upsert", name, list(items), space=space)
-        return result
-
-    async def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
-        result: set[str] = await self._call("existing_ids", name, list(ids))
-        return result
-
-    async def search(
-        self,
-        name: str,
-        vector: Vector,
-        *,
-        space: EmbeddingSpace,
-        top_k: int = 5,
-        include_images: bool = True,
-    ) -> list[Match]:
-        result: list[Match] = await self._read(
-            "search", name, vector, space=space, top_k=top_k, include_images=include_images
-        )
-        return result
-
-    async def list_items(self, name: str, *, offset: int = 0, limit: int = 50) -> list[StoredItem]:
-        result: list[StoredItem] = await self._read("list_items", name, offset=offset, limit=limit)
-        return result
-
-    async def get_item(self, name: str, item_id: str) -> StoredItem:
-        result: StoredItem = await self._read("get_item", name, item_id)
-        return result
-
-    async def optimize(self, name: str) -> None:
-        await self._call("optimize", name)
+        if call.kind == "read":
+            return await self._read(call.name, *args, **kwargs)
+        return await self._call(call.name, *args, repeat=call.repeats(kwargs), **kwargs)
 
     def close(self) -> None:
         """Nothing to release here: the store deployment owns the store."""

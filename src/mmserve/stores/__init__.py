@@ -2,9 +2,11 @@
 
 Importing this package registers both; ``lancedb`` by import path, so that listing plugins
 does not import LanceDB and pyarrow. Another engine (e.g. a vector database server for a
-cluster) is a plugin implementing :class:`~mmserve.stores.contract.VectorStore`, registered with
-:func:`mmserve.registry.register_store` or through the ``mmserve.plugins`` entry points, and
-selected with ``store: {kind: <name>}`` in the app config; nothing else changes.
+cluster) is a plugin implementing :class:`~mmserve.stores.contract.VectorStore` (and declaring
+the optional capabilities it has), registered with :func:`mmserve.registry.register_store` or
+through the ``mmserve.plugins`` entry points, and selected with ``store: {kind: <name>}`` in
+the app config; nothing else changes. :mod:`mmserve.testing.store_contract` holds the tests it
+must pass.
 """
 
 from __future__ import annotations
@@ -15,13 +17,18 @@ from typing import TYPE_CHECKING, Any
 from mmserve.errors import StoreError
 from mmserve.registry import Registry, registry
 from mmserve.stores.contract import (
+    BrowsableStore,
+    Capability,
     Collection,
+    ImagesOnRequestStore,
     Item,
     Match,
     Modality,
     Payload,
+    StoredItem,
     UpsertResult,
     VectorStore,
+    capabilities_of,
     content_id,
     image_content_id,
 )
@@ -57,6 +64,11 @@ def open_store_at(
             f"cannot open the {kind} store at {location!r}: {exc.strerror or exc}",
             hint="check that the store path in the config is writable",
         ) from exc
+    try:
+        capabilities_of(store)  # a wrong declaration fails when the store opens
+    except StoreError:
+        store.close()
+        raise
     return store  # type: ignore[no-any-return]
 
 
@@ -68,14 +80,19 @@ def open_store(config: AppConfig, *, registry: Registry = registry) -> VectorSto
 
 
 __all__ = [
+    "BrowsableStore",
+    "Capability",
     "Collection",
+    "ImagesOnRequestStore",
     "Item",
     "Match",
     "MemoryStore",
     "Modality",
     "Payload",
+    "StoredItem",
     "UpsertResult",
     "VectorStore",
+    "capabilities_of",
     "content_id",
     "image_content_id",
     "open_store",

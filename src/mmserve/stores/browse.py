@@ -1,19 +1,17 @@
 """Browsing a collection: a page of its items, and one item with its image.
 
-``list_items`` and ``get_item`` are optional store methods (see
-:class:`~mmserve.stores.contract.VectorStore`): the shipped stores have them, a store plugin
-written before them may not. The functions here call them when present and otherwise raise
-:class:`~mmserve.errors.StoreFeatureMissingError` (HTTP 501) naming the store, so an older
-plugin keeps serving everything else. They block (store calls); the async layers run them off
-the event loop.
+``list_items`` and ``get_item`` are the optional capability ``"browse"``
+(:class:`~mmserve.stores.contract.BrowsableStore`): the shipped stores declare it, a store
+plugin written before it may not. The functions here call them when the store declares it and
+otherwise raise :class:`~mmserve.errors.StoreFeatureMissingError` (HTTP 501) naming the store,
+so an older plugin keeps serving everything else. They block (store calls); the async layers
+run them off the event loop.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from mmserve.errors import InputError, StoreFeatureMissingError
-from mmserve.stores.contract import StoredItem
+from mmserve.stores.contract import BrowsableStore, StoredItem, VectorStore, can_browse
 
 #: The most items one page may hold.
 MAX_PAGE = 200
@@ -27,21 +25,22 @@ def check_page(offset: int, limit: int) -> None:
         raise InputError(f"limit must be between 1 and {MAX_PAGE}, got {limit}", name="limit")
 
 
-def _method(store: Any, operation: str) -> Any:
-    method = getattr(store, operation, None)
-    if method is None:
+def _browsable(store: VectorStore, operation: str) -> BrowsableStore:
+    if not can_browse(store):
         raise StoreFeatureMissingError(
             f"the store plugin {type(store).__name__} cannot {operation.replace('_', ' ')} "
-            f"(it has no {operation} method)",
+            "(it does not declare the capability 'browse')",
             hint="upgrade the store plugin, or use the lancedb or memory store",
         )
-    return method
+    return store
 
 
-def list_store_items(store: Any, name: str, *, offset: int, limit: int) -> list[StoredItem]:
+def list_store_items(
+    store: VectorStore, name: str, *, offset: int = 0, limit: int = 50
+) -> list[StoredItem]:
     """A page of ``name``'s items, images left out (whatever the store returned)."""
     check_page(offset, limit)
-    items: list[StoredItem] = _method(store, "list_items")(name, offset=offset, limit=limit)
+    items = _browsable(store, "list_items").list_items(name, offset=offset, limit=limit)
     return [
         item.model_copy(update={"payload": item.payload.model_copy(update={"image": None})})
         if item.payload.image is not None
@@ -50,10 +49,9 @@ def list_store_items(store: Any, name: str, *, offset: int, limit: int) -> list[
     ]
 
 
-def get_store_item(store: Any, name: str, item_id: str) -> StoredItem:
+def get_store_item(store: VectorStore, name: str, item_id: str) -> StoredItem:
     """One item of ``name`` with its image; ItemNotFoundError for an unknown id."""
-    item: StoredItem = _method(store, "get_item")(name, item_id)
-    return item
+    return _browsable(store, "get_item").get_item(name, item_id)
 
 
 __all__ = ["MAX_PAGE", "check_page", "get_store_item", "list_store_items"]

@@ -10,18 +10,19 @@ An :class:`Item` is a stable id (a content hash unless the caller gives one, see
 (encoded bytes, so a later step can show it or ask a question about it), plus user metadata.
 Writes are upserts by id, so re-indexing the same content never duplicates it.
 
-Lifecycle of a store: ``Store(location, options)`` opens (or creates) the data at ``location``
-cheaply; methods are synchronous and may block, and must be safe to call from several threads
-(steps and routes call them through :func:`mmserve.stores.async_store.as_async_store`, on a
-bounded pool off the event loop). A write method returns only once the write is durable
-(committed), which is what lets an ingest acknowledge progress.
+What a store must do -- lifecycle, each method, the errors it raises, the optional
+capabilities it may declare -- is written once, in :class:`VectorStore`'s docstring; the tests
+that check it ship in :mod:`mmserve.testing.store_contract`. The calls as the engine, the
+store replica and the store client forward them are one table,
+:data:`mmserve.stores.calls.STORE_CALLS`.
 
 Quick start::
 
     from mmserve.stores import open_store_at
     store = open_store_at("memory")
     store.create_collection("notes", space=space, modality="text")
-    store.upsert("notes", [Item(id=content_id(text="hi"), vector=v, payload=Payload(text="hi"))])
+    item = Item(id=content_id(text="hi"), vector=v, payload=Payload(text="hi"))
+    store.upsert("notes", [item], space=space)
     matches = store.search("notes", v, space=space, top_k=3)
 """
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol, get_args, runtime_checkable
+from typing import Any, Literal, Protocol, TypeGuard, get_args, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -119,60 +120,176 @@ class UpsertResult(BaseModel):
 
 @runtime_checkable
 class VectorStore(Protocol):
-    """Every ``store`` plugin. Constructed as ``Store(location, options)``."""
+    """The contract of every ``store`` plugin (the one place it is written down).
+
+    **Lifecycle.** ``Store(location, options)`` opens (or creates) the data at ``location`` (a
+    folder, a file or a URI; ``options`` is the app config's ``store.options``) and must be
+    cheap; bad options raise :class:`~mmserve.errors.StoreError` naming the option. Every
+    method is synchronous, may block, and must be safe to call from several threads at once
+    (the engine calls them on a bounded thread pool, :mod:`mmserve.stores.async_store`, and a
+    served app from the one ``store`` replica, :mod:`mmserve.serve.store_server`). ``close()``
+    releases what the store holds; nothing is called after it.
+
+    **Writes** (``create_collection``, ``drop_collection``, ``upsert``, ``optimize``) return
+    only once durable (committed), and each is one transaction: applied whole or not at all,
+    so a write sent twice (after a replica died under it) is applied once. **Reads**
+    (``get_collection``, ``list_collections``, ``existing_ids``, ``search``) see every write
+    that returned before them in the same store object.
+
+    **Errors** (all :class:`~mmserve.errors.MmserveError`, so they reach a caller as 4xx):
+
+    * :class:`~mmserve.errors.CollectionNotFoundError` -- any method given an unknown
+      collection (but ``create_collection``); it lists the known ones;
+    * :class:`~mmserve.errors.EmbeddingSpaceMismatchError` -- vectors of another space than
+      the collection's (``upsert``, ``search``, re-creating it), naming both
+      (:func:`check_space`);
+    * :class:`~mmserve.errors.InputError` -- a bad collection name
+      (:func:`check_collection_name`), a vector of the wrong dimension or not finite
+      (:func:`as_vector`), ``top_k`` outside 1..1000 (:func:`validate_top_k`);
+    * :class:`~mmserve.errors.StoreError` -- anything else the caller asked wrongly (a
+      collection that must be new and exists, another modality), or the store failing.
+
+    **Optional capabilities** are declared, never guessed: a store lists those it has in a
+    class attribute ``capabilities`` (:data:`Capability`), and each is a small protocol of
+    its own -- ``"browse"``: :class:`BrowsableStore`; ``"images_on_request"``:
+    :class:`ImagesOnRequestStore`. A store without one still serves everything else
+    (:func:`capabilities_of`). :mod:`mmserve.testing.store_contract` holds the tests every
+    store passes, one class per protocol.
+    """
 
     def __init__(self, location: str, options: Mapping[str, Any] | None = None) -> None: ...
 
     def create_collection(
         self, name: str, *, space: EmbeddingSpace, modality: Modality, exist_ok: bool = True
     ) -> Collection:
-        """Create ``name``; if it exists (and ``exist_ok``) its space and modality must match."""
+        """Create ``name`` (empty) with its space and modality, which never change. When it
+        exists: with ``exist_ok`` return it if its space and modality are the asked ones
+        (else EmbeddingSpaceMismatchError, or StoreError naming the modality it holds);
+        without, StoreError ("already exists"). InputError for a bad name."""
         ...
 
     def get_collection(self, name: str) -> Collection:
-        """The collection with its current count; raises CollectionNotFoundError."""
+        """The collection with its current ``count``; CollectionNotFoundError."""
         ...
 
-    def list_collections(self) -> list[Collection]: ...
+    def list_collections(self) -> list[Collection]:
+        """Every collection with its count, by name."""
+        ...
 
     def drop_collection(self, name: str) -> None:
-        """Delete ``name`` and its items; raises CollectionNotFoundError."""
+        """Delete ``name`` and its items; CollectionNotFoundError."""
         ...
 
     def upsert(self, name: str, items: Sequence[Item], *, space: EmbeddingSpace) -> UpsertResult:
-        """Insert or replace items by id; returns after the write is committed."""
+        """Insert or replace items by id (vectors renormalised, :func:`as_vector`); how many
+        were new and how many replaced; returns after the write is committed."""
         ...
 
     def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
-        """Those of ``ids`` already in the collection."""
+        """Those of ``ids`` already in the collection (any characters, quotes included)."""
         ...
 
     def search(
         self, name: str, vector: Vector, *, space: EmbeddingSpace, top_k: int = 5
     ) -> list[Match]:
-        """The ``top_k`` items closest to ``vector``, best first.
-
-        A store may also take ``include_images: bool = True`` and, when it is False, leave
-        out the image bytes (the shipped stores do); for a store that does not, the server
-        drops them from its answer (:mod:`mmserve.stores.async_store`).
-        """
+        """The ``top_k`` items closest to ``vector`` by cosine similarity (``score``, higher
+        is closer), best first, with their payloads (images included); ``[]`` for an empty
+        collection."""
         ...
 
     def optimize(self, name: str) -> None:
-        """Compact storage and build or refresh any search index (after a large ingest)."""
+        """Compact storage and build or refresh any search index (after a large ingest);
+        results stay the same."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release files, connections and locks."""
+        ...
 
-    # Optional (stores written before mmserve could browse collections may lack them; the
-    # server then answers 501, see mmserve.stores.browse):
-    #
-    # def list_items(self, name: str, *, offset: int = 0, limit: int = 50) -> list[StoredItem]:
-    #     """A page of items in a stable order (insertion order between writes), images left
-    #     out (``payload.image`` None); raises CollectionNotFoundError."""
-    #
-    # def get_item(self, name: str, item_id: str) -> StoredItem:
-    #     """One item with its image bytes; raises ItemNotFoundError for an unknown id."""
+
+#: An optional part of the contract a store may declare in its ``capabilities``.
+Capability = Literal["browse", "images_on_request"]
+CAPABILITIES: tuple[Capability, ...] = get_args(Capability)
+
+
+@runtime_checkable
+class BrowsableStore(VectorStore, Protocol):
+    """Capability ``"browse"``: a collection's items can be paged through and fetched by id
+    (``GET /v1/collections/{name}/items``; without it the server answers 501)."""
+
+    def list_items(self, name: str, *, offset: int = 0, limit: int = 50) -> list[StoredItem]:
+        """A page of items in a stable order (insertion or id order between writes), images
+        left out (``payload.image`` None); CollectionNotFoundError."""
+        ...
+
+    def get_item(self, name: str, item_id: str) -> StoredItem:
+        """One item with its image bytes; ItemNotFoundError for an unknown id,
+        CollectionNotFoundError for an unknown collection."""
+        ...
+
+
+@runtime_checkable
+class ImagesOnRequestStore(VectorStore, Protocol):
+    """Capability ``"images_on_request"``: ``search`` takes ``include_images`` and, when it
+    is False, does not read the image bytes (``payload.image`` None). Without it the engine
+    drops the images from the store's answer instead."""
+
+    def search(
+        self,
+        name: str,
+        vector: Vector,
+        *,
+        space: EmbeddingSpace,
+        top_k: int = 5,
+        include_images: bool = True,
+    ) -> list[Match]: ...
+
+
+#: The methods each capability adds to (or changes in) :class:`VectorStore`.
+CAPABILITY_METHODS: dict[Capability, tuple[str, ...]] = {
+    "browse": ("list_items", "get_item"),
+    "images_on_request": ("search",),
+}
+
+
+def capabilities_of(store: object) -> frozenset[Capability]:
+    """The capabilities ``store`` declares (its class attribute ``capabilities``; none when
+    it has no such attribute). StoreError for an unknown name or a declared capability whose
+    methods the store lacks, so a wrong declaration fails when the store opens."""
+    declared: object = getattr(store, "capabilities", frozenset())
+    if isinstance(declared, str) or not isinstance(declared, (set, frozenset, tuple, list)):
+        raise StoreError(
+            f"the store {type(store).__name__} declares capabilities={declared!r}",
+            hint=f"declare a frozenset of {', '.join(CAPABILITIES)}",
+        )
+    found: set[Capability] = set()
+    for capability in declared:
+        if capability not in CAPABILITIES:
+            raise StoreError(
+                f"the store {type(store).__name__} declares an unknown capability {capability!r}",
+                hint=f"known: {', '.join(CAPABILITIES)}",
+            )
+        missing = [
+            m for m in CAPABILITY_METHODS[capability] if not callable(getattr(store, m, None))
+        ]
+        if missing:
+            raise StoreError(
+                f"the store {type(store).__name__} declares {capability!r} but has no "
+                f"{', '.join(missing)}",
+                hint="implement the capability's protocol (mmserve.stores.contract)",
+            )
+        found.add(capability)
+    return frozenset(found)
+
+
+def can_browse(store: VectorStore) -> TypeGuard[BrowsableStore]:
+    """Whether ``store`` declares ``"browse"``."""
+    return "browse" in capabilities_of(store)
+
+
+def leaves_images_out(store: VectorStore) -> TypeGuard[ImagesOnRequestStore]:
+    """Whether ``store`` declares ``"images_on_request"``."""
+    return "images_on_request" in capabilities_of(store)
 
 
 # --- helpers shared by the store implementations ------------------------------------------
@@ -270,8 +387,13 @@ def validate_top_k(top_k: int) -> int:
 
 
 __all__ = [
+    "CAPABILITIES",
+    "CAPABILITY_METHODS",
     "MODALITIES",
+    "BrowsableStore",
+    "Capability",
     "Collection",
+    "ImagesOnRequestStore",
     "Item",
     "Match",
     "Modality",
@@ -281,11 +403,14 @@ __all__ = [
     "Vector",
     "VectorStore",
     "as_vector",
+    "can_browse",
+    "capabilities_of",
     "check_collection_name",
     "check_same_collection",
     "check_space",
     "content_id",
     "image_content_id",
+    "leaves_images_out",
     "same_space",
     "validate_top_k",
 ]

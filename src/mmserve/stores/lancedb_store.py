@@ -40,7 +40,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import lancedb
 import numpy as np
@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mmserve.errors import CollectionNotFoundError, ItemNotFoundError, StoreError
 from mmserve.models.spec import EmbeddingSpace
 from mmserve.stores.contract import (
+    Capability,
     Collection,
     Item,
     Match,
@@ -111,6 +112,8 @@ def _quote(value: str) -> str:
 
 class LanceDBStore:
     """Collections as LanceDB tables in the folder (or object-store URI) ``location``."""
+
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({"browse", "images_on_request"})
 
     def __init__(self, location: str, options: Mapping[str, Any] | None = None) -> None:
         try:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from mmserve.errors import CollectionNotFoundError, ItemNotFoundError, StoreError
 from mmserve.models.spec import EmbeddingSpace
 from mmserve.stores.contract import (
+    Capability,
     Collection,
     Item,
     Match,
@@ -46,6 +47,8 @@ class _Table:
 
 class MemoryStore:
     """Exact (brute-force) cosine search in memory. ``location`` and options are ignored."""
+
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({"browse", "images_on_request"})
 
     def __init__(self, location: str = "memory", options: Mapping[str, Any] | None = None) -> None:
         if options:

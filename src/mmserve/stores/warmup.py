@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from mmserve.stores.contract import VectorStore
+from mmserve.stores.contract import VectorStore, can_browse
 
 #: Collections warmed at most (the first by name); the others warm on their first use.
 WARMUP_MAX_COLLECTIONS = 32
@@ -48,9 +48,8 @@ def warm_store(
         probe[0] = 1.0
         try:
             store.search(collection.name, probe, space=collection.space, top_k=1)
-            list_items = getattr(store, "list_items", None)
-            if list_items is not None:
-                list_items(collection.name, offset=0, limit=1)
+            if can_browse(store):
+                store.list_items(collection.name, offset=0, limit=1)
         except Exception as exc:  # a damaged collection must not keep the store from starting
             log.warning("store warm-up: collection %r failed (%s); skipped", collection.name, exc)
             continue

@@ -15,6 +15,10 @@ With pytest, ``pytest_plugins = ["mmserve.testing"]`` in a ``conftest.py`` adds 
 ``mmserve_app``: a function ``(workflows, config=None) -> LocalApp`` on fake models.
 A plugin's steps register through its entry point once the package is installed (``pip
 install -e .``), so tests see them as a server would.
+
+A store plugin runs the store contract's tests by subclassing the classes of
+:mod:`mmserve.testing.store_contract` (``VectorStoreContract`` and those of the capabilities
+it declares) and giving them its ``store`` fixture.
 """
 
 from __future__ import annotations
@@ -76,6 +80,8 @@ try:
 except ImportError:  # pragma: no cover - pytest is only needed to use the fixture
     pass
 else:
+    # failing contract asserts show their values, as a test file's own asserts do
+    pytest.register_assert_rewrite("mmserve.testing.store_contract")
 
     @pytest.fixture
     def mmserve_app() -> Callable[..., LocalApp]:

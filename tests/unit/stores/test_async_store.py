@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 
 from mmserve.models.spec import EmbeddingSpace
-from mmserve.stores import Item, Payload, open_store_at
+from mmserve.stores import Capability, Item, Payload
 from mmserve.stores.async_store import AsyncStore, as_async_store
 from mmserve.stores.contract import Match
 from mmserve.stores.memory import MemoryStore
@@ -22,21 +21,11 @@ SPACE = EmbeddingSpace(backend="clip", model_id="tiny://clip", dim=4)
 VECTOR = np.array([1, 0, 0, 0], dtype=np.float32)
 
 
-@pytest.mark.parametrize("kind", ["memory", "lancedb"])
-def test_shipped_stores_leave_image_bytes_out_unless_asked(kind: str, tmp_path: Path) -> None:
-    store = open_store_at(kind, str(tmp_path))
-    store.create_collection("pics", space=SPACE, modality="image")
-    item = Item(id="a", vector=VECTOR, payload=Payload(image=b"\x89PNG...", metadata={"n": 1}))
-    store.upsert("pics", [item], space=SPACE)
-    [bare] = store.search("pics", VECTOR, space=SPACE, include_images=False)  # type: ignore[call-arg]
-    assert (bare.id, bare.payload.image, bare.payload.metadata) == ("a", None, {"n": 1})
-    [full] = store.search("pics", VECTOR, space=SPACE)
-    assert full.payload.image == b"\x89PNG..."
-
-
 class OldPluginStore(MemoryStore):
-    """A third-party store written before ``include_images``: search has no such parameter."""
+    """A third-party store written before ``include_images``: search has no such parameter,
+    and the store does not declare ``images_on_request``."""
 
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({"browse"})
     threads: list[str] = []
 
     def search(  # type: ignore[override]
