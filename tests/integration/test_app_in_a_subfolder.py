@@ -77,8 +77,10 @@ def test_it_runs_a_workflow_in_process(app_config: Path) -> None:
 
 def test_mmserve_run_local_runs_it(app_config: Path, tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mmserve", "run", "caption", "--local"]
-        + ["--config", str(app_config), "--input", f"image=@{IMAGE}"],
+        [
+            *(sys.executable, "-m", "mmserve", "run", "caption", "--local"),
+            *("--config", str(app_config), "--input", f"image=@{IMAGE}"),
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,  # any working directory: paths resolve against the config file
