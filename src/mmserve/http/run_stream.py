@@ -64,10 +64,13 @@ def wants_event_stream(request: Request) -> bool:
     return False
 
 
-def frame(event: str, data: Any) -> bytes:
-    """One Server-Sent Event: its name and one line of JSON data."""
+def frame(data: Any, *, event: str | None = None) -> bytes:
+    """One Server-Sent Event: its name (an ``event:`` line, when given) and one ``data:`` line
+    of compact JSON. The one framing of the API's streams: a run's events here, the chat
+    completion chunks of :mod:`mmserve.http.routes.openai` (unnamed, as OpenAI sends them)."""
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return f"event: {event}\ndata: {text}\n\n".encode()
+    name = "" if event is None else f"event: {event}\n"
+    return f"{name}data: {text}\n\n".encode()
 
 
 class EventFeed(Generic[R, E]):
@@ -140,15 +143,17 @@ async def _body(
             yield (
                 event
                 if isinstance(event, bytes)
-                else frame(event.type, event.model_dump(mode="json"))
+                else frame(event.model_dump(mode="json"), event=event.type)
             )
             event = await events.next()
         try:
             result = events.task.result()
         except Exception as exc:
-            yield frame("error", error_event_body(exc, request_id))
+            yield frame(error_event_body(exc, request_id), event="error")
         else:
-            yield frame("result", {**result.model_dump(mode="json"), "request_id": request_id})
+            yield frame(
+                {**result.model_dump(mode="json"), "request_id": request_id}, event="result"
+            )
     finally:
         if not events.task.done():
             events.stop()  # the client went away: stop the run's work

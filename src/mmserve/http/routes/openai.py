@@ -21,7 +21,6 @@ OpenAI's format has no unfinished answer. Errors are mmserve's ``{"error": {"cod
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -47,13 +46,14 @@ from mmserve.http.openai_messages import (
     tool_call_deltas,
 )
 from mmserve.http.run_request import TIMEOUT_PARAMETER, deadline_s
-from mmserve.http.run_stream import EVENT_STREAM, EventFeed
+from mmserve.http.run_stream import EVENT_STREAM, EventFeed, frame
 from mmserve.http.runtime import ApiRuntime, request_id_of
 from mmserve.media import encode_png_base64
 from mmserve.models.roles import ChatMessage
 
 #: Tokens an agent's LLM may write per turn when the request names no max_tokens.
 DEFAULT_MAX_TOKENS = 512
+#: The end of a chat completion stream, as OpenAI sends it (a sentinel, not JSON).
 _DONE = b"data: [DONE]\n\n"
 _STREAM_DOC: dict[str, Any] = {
     "parameters": [TIMEOUT_PARAMETER],
@@ -85,10 +85,6 @@ def max_turns_error(agent: Agent, result: AgentResult) -> AgentMaxTurnsError:
 
 async def _images(result: AgentResult) -> dict[str, str]:
     return {h: await asyncio.to_thread(encode_png_base64, i) for h, i in result.images.items()}
-
-
-def _sse(data: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(data, separators=(',', ':'), ensure_ascii=False)}\n\n".encode()
 
 
 def openai_routes(runtime: ApiRuntime, responses: dict[int | str, Any]) -> APIRouter:
@@ -187,7 +183,7 @@ async def _body(
 ) -> AsyncIterator[bytes]:
     name = agent.name
     try:
-        yield _sse(chunk(request_id, name, {"role": "assistant", "content": ""}))
+        yield frame(chunk(request_id, name, {"role": "assistant", "content": ""}))
         calls = 0
         event = first
         while event is not None:
@@ -195,23 +191,23 @@ async def _body(
                 yield event
             elif isinstance(event, ToolTrace):
                 shown = event.model_dump(mode="json", exclude={"trace"})
-                yield _sse(chunk(request_id, name, {}, extra={"tool_result": shown}))
+                yield frame(chunk(request_id, name, {}, extra={"tool_result": shown}))
             elif event.tool_calls:
                 deltas = tool_call_deltas(event, calls)
                 calls += len(deltas)
-                yield _sse(chunk(request_id, name, {"tool_calls": deltas}))
+                yield frame(chunk(request_id, name, {"tool_calls": deltas}))
             else:
-                yield _sse(chunk(request_id, name, {"content": event.content}))
+                yield frame(chunk(request_id, name, {"content": event.content}))
             event = await events.next()
         try:
             result = events.task.result()
             if result.status == "max_turns":
                 raise max_turns_error(agent, result)
         except Exception as exc:
-            yield _sse(error_event_body(exc, request_id))
+            yield frame(error_event_body(exc, request_id))
         else:
             details = {"status": "ok", "turns": result.turns, "images": await _images(result)}
-            yield _sse(chunk(request_id, name, {}, finish_reason="stop", extra=details))
+            yield frame(chunk(request_id, name, {}, finish_reason="stop", extra=details))
         yield _DONE
     finally:
         if not events.task.done():
