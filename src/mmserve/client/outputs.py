@@ -38,7 +38,7 @@ def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _decode_png(text: str, where: str) -> Any:
-    from PIL import Image
+    from PIL import Image  # deferred: Pillow, only when images are handled
 
     try:
         image = Image.open(io.BytesIO(base64.b64decode(text, validate=True)))
@@ -88,7 +88,7 @@ def decode_outputs(outputs: dict[str, Any], output_schema: dict[str, Any] | None
 def write_images(outputs: dict[str, Any], directory: Path) -> dict[str, Any]:
     """Save every PIL image in ``outputs`` as ``DIR/<output>.png`` (``<output>-<index>.png``
     in a list, ``<output>-<key>.png`` in an object); the outputs with their paths in place."""
-    from PIL import Image
+    from PIL import Image  # deferred: Pillow, only when images are handled
 
     try:
         directory.mkdir(parents=True, exist_ok=True)

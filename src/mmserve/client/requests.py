@@ -149,7 +149,7 @@ def api_error(status: int, code: str, message: str, request_id: str | None) -> A
 
 
 def _image_bytes(name: str, value: Any) -> bytes:
-    from PIL import Image
+    from PIL import Image  # deferred: Pillow, only when images are handled
 
     if isinstance(value, Image.Image):
         buffer = io.BytesIO()
@@ -191,7 +191,7 @@ def _looks_like_image(value: Any) -> bool:
     if isinstance(value, bytes | bytearray | memoryview | Path):
         return True
     try:
-        from PIL import Image
+        from PIL import Image  # deferred: Pillow, only when images are handled
     except ImportError:  # pragma: no cover - pillow is a dependency
         return False
     return isinstance(value, Image.Image)
@@ -290,7 +290,7 @@ def agent_payload(messages: str | list[dict[str, Any]], images: Any) -> dict[str
 
 def agent_result(response: httpx.Response) -> AgentRunResult:
     """An agent run's answer, its images decoded to PIL images."""
-    from PIL import Image
+    from PIL import Image  # deferred: Pillow, only when images are handled
 
     body: dict[str, Any] = response.json()
     images: dict[str, Image.Image] = {}
