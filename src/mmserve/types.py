@@ -27,19 +27,7 @@ from mmserve.workflow.steps.models import Embedding
 from mmserve.workflow.steps.retrieve import MatchPayload, RetrievedMatch
 from mmserve.workflow.steps.step import Step, StepInputs, StepOutputs
 
-#: The models of :mod:`mmserve.types` a step's outputs may hold, by name (for the docs).
-PUBLIC_MODELS = (
-    RetrievedMatch,
-    MatchPayload,
-    Embedding,
-    EmbeddingSpace,
-    LabelScore,
-    ImageOutput,
-    Answer,
-)
-
 __all__ = [
-    "PUBLIC_MODELS",
     "Answer",
     "Embedding",
     "EmbeddingSpace",

@@ -138,26 +138,11 @@ def space_of(model: str, backend: Any) -> EmbeddingSpace:
     return space
 
 
-def loaded_backends() -> dict[_Key, Any]:
-    """A snapshot of the cache: (backend class, spec) -> instance."""
-    with _guard:
-        return dict(_instances)
-
-
-def clear_backends() -> None:
-    """Forget every cached backend (their memory is freed once nothing else holds them)."""
-    with _guard:
-        _instances.clear()
-        _key_locks.clear()
-
-
 __all__ = [
     "check_backend_serves",
     "check_source",
     "check_source_of",
-    "clear_backends",
     "load_backend",
-    "loaded_backends",
     "run_batch",
     "space_of",
 ]

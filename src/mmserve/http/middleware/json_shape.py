@@ -11,10 +11,8 @@ Only a text that passes is handed to :func:`json.loads`, whose depth is then bou
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from mmserve.errors import InputTooLargeError
 
@@ -77,10 +75,4 @@ def surely_within(data: bytes, limits: JsonLimits) -> bool:
     return 1 + opening + data.count(b",") + data.count(b":") <= limits.max_nodes
 
 
-def loads_bounded(data: bytes | str, limits: JsonLimits, *, where: str = "the body") -> Any:
-    """:func:`json.loads` of ``data`` once :func:`check_json_shape` passed it."""
-    check_json_shape(data, limits, where=where)
-    return json.loads(data)
-
-
-__all__ = ["JsonLimits", "check_json_shape", "loads_bounded", "surely_within"]
+__all__ = ["JsonLimits", "check_json_shape", "surely_within"]

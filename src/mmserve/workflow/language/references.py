@@ -145,24 +145,12 @@ def walk_strings(value: Any, path: YamlPath = ()) -> Iterator[tuple[YamlPath, st
             yield from walk_strings(item, (*path, index))
 
 
-def contains_reference(value: Any) -> bool:
-    """Whether any string inside ``value`` holds a (well-formed) reference."""
-    for _, text in walk_strings(value):
-        try:
-            if parse_template(text).references:
-                return True
-        except ReferenceSyntaxError:
-            continue
-    return False
-
-
 __all__ = [
     "INPUTS_ROOT",
     "STAR",
     "Reference",
     "ReferenceSyntaxError",
     "Template",
-    "contains_reference",
     "incomplete",
     "parse_reference",
     "parse_template",
