@@ -74,20 +74,23 @@ def configure() -> bool:
 
 
 def _sdk_provider() -> trace.TracerProvider:
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    # The SDK and its exporters are the optional extra mmserve[tracing]: imported only here.
+    from opentelemetry.sdk.resources import Resource  # deferred: optional
+    from opentelemetry.sdk.trace import TracerProvider  # deferred: optional
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor  # deferred: optional
 
     protocol = os.environ.get(
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
     )
     exporter: Any
     if protocol.strip() == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # deferred: optional
+            OTLPSpanExporter,
+        )
 
         exporter = OTLPSpanExporter()
     else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # deferred: optional
             OTLPSpanExporter as OTLPHttpSpanExporter,
         )
 

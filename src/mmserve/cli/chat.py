@@ -15,10 +15,12 @@ import asyncio
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
+from PIL import Image
 
+from mmserve.agents import AgentRun, load_agents
 from mmserve.cli.common import (
     ConfigOption,
     default_config,
@@ -27,10 +29,11 @@ from mmserve.cli.common import (
     load_config,
     usage_error,
 )
+from mmserve.client.clients import AsyncClient, RetryPolicy
 from mmserve.errors import AgentNotFoundError, MmserveError
-
-if TYPE_CHECKING:
-    from PIL.Image import Image
+from mmserve.local.mode import LocalApp
+from mmserve.models.roles import ChatMessage
+from mmserve.workflow import Engine
 
 QUIT = "/quit"
 
@@ -42,13 +45,11 @@ class Reply:
     status: str
     content: str
     trace: list[dict[str, Any]]
-    images: dict[str, Image] = field(default_factory=dict)
+    images: dict[str, Image.Image] = field(default_factory=dict)
 
 
 class _Remote:
     def __init__(self, url: str, agent: str, images: list[Path], timeout: float) -> None:
-        from mmserve.client.clients import AsyncClient, RetryPolicy
-
         self.client = AsyncClient(url, timeout=timeout, retry=RetryPolicy(budget_s=3.0))
         self.agent, self.images = agent, images
 
@@ -67,12 +68,6 @@ class _Remote:
 
 class _Local:
     def __init__(self, config: str, agent: str, images: list[Path], timeout: float) -> None:
-        from PIL import Image
-
-        from mmserve.agents import load_agents
-        from mmserve.local.mode import LocalApp
-        from mmserve.workflow import Engine
-
         app_config = load_config(config or default_config())
         local = LocalApp(app_config)
         self.workflows = local.workflows
@@ -91,9 +86,6 @@ class _Local:
         return None
 
     async def turn(self, messages: list[dict[str, str]]) -> Reply:
-        from mmserve.agents import AgentRun
-        from mmserve.models.roles import ChatMessage
-
         conversation = [ChatMessage(role=m["role"], content=m["content"]) for m in messages]  # type: ignore[arg-type]
         run = AgentRun(self.agent, self.engine, self.workflows)
         result = await run.run(conversation, self.images, timeout_s=self.timeout)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from tqdm import tqdm
 
 from mmserve.cli.common import (
     ConfigOption,
@@ -25,6 +26,11 @@ from mmserve.cli.common import (
     print_json,
     usage_error,
 )
+from mmserve.local.ingest import ingest, plan_ingest
+from mmserve.local.mode import LocalApp
+from mmserve.media import coerce_image
+from mmserve.stores import open_store
+from mmserve.workflow.steps.retrieve import search_collection
 
 if TYPE_CHECKING:
     from mmserve.stores.contract import Match, VectorStore
@@ -45,8 +51,6 @@ ModelOption = Annotated[
 
 
 def _store(config: str) -> VectorStore:
-    from mmserve.stores import open_store
-
     return open_store(load_config(config or default_config()))
 
 
@@ -65,11 +69,6 @@ def add(
     as_json: JsonOption = False,
 ) -> None:
     """Embed and add images or texts to COLLECTION (re-running adds only what is missing)."""
-    from tqdm import tqdm
-
-    from mmserve.local.ingest import ingest, plan_ingest
-    from mmserve.local.mode import LocalApp
-
     app = LocalApp(load_config(config or default_config()))
     plan = plan_ingest(paths)
     for skipped in plan.skipped:
@@ -126,9 +125,6 @@ def search(
     """Find the items of COLLECTION closest to a text or an image."""
     if (text is None) == (image is None):
         usage_error("give exactly one of --text or --image @FILE")
-    from mmserve.local.mode import LocalApp
-    from mmserve.media import coerce_image
-    from mmserve.workflow.steps.retrieve import search_collection
 
     query_image = None
     if image is not None:

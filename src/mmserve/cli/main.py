@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from mmserve.cli.chat import chat
 from mmserve.cli.common import (
     ConfigOption,
     default_config,
@@ -23,10 +24,22 @@ from mmserve.cli.common import (
     print_json,
     usage_error,
 )
+from mmserve.cli.index import index_app
 from mmserve.cli.inputs import parse_inputs
+from mmserve.cli.mcp import mcp
 from mmserve.cli.progress import ProgressOption, ProgressPrinter, wants_progress
 from mmserve.cli.reports import plugin_reference, print_failed_trace, served_hint
+from mmserve.cli.serve import build, serve
+from mmserve.cli.status import status
+from mmserve.client.clients import Client, RetryPolicy, RunResult
+from mmserve.client.errors import ApiError
+from mmserve.client.outputs import write_images
+from mmserve.errors import WorkflowNotFoundError
+from mmserve.local.mode import LocalApp
 from mmserve.registry import PluginInfo, record_error, registry, step_schemas
+from mmserve.version import __version__
+from mmserve.workflow import validate_paths
+from mmserve.workflow.run.result import to_jsonable
 
 #: How long ``mmserve run --url`` keeps trying to reach a server that does not answer.
 CLI_CONNECT_BUDGET_S = 3.0
@@ -42,8 +55,6 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from mmserve.version import __version__
-
         typer.echo(f"mmserve {__version__}")
         raise typer.Exit()
 
@@ -102,8 +113,6 @@ def run(
             )
         )
         return
-    from mmserve.local.mode import LocalApp
-    from mmserve.workflow.run.result import to_jsonable
 
     app_config = load_config(config or default_config())
     local_app = LocalApp(app_config)
@@ -123,8 +132,6 @@ def run(
 
 
 def _written(outputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
-    from mmserve.client.outputs import write_images
-
     return write_images(outputs, output_dir)
 
 
@@ -138,10 +145,6 @@ def _run_remote(
     *,
     use_cache: bool = True,
 ) -> Any:
-    from mmserve.client.clients import Client, RetryPolicy, RunResult
-    from mmserve.client.errors import ApiError
-    from mmserve.errors import WorkflowNotFoundError
-
     # A person at a terminal wants to hear at once that nothing answers: a few seconds of
     # reconnecting, not the client's default budget for riding out a proxy restart.
     retry = RetryPolicy(budget_s=CLI_CONNECT_BUDGET_S)
@@ -180,8 +183,6 @@ def validate(
     paths: Annotated[list[Path], typer.Argument(help="Workflow files or folders.")],
 ) -> None:
     """Check workflows without running them: syntax, keys, steps, references, types, cycles."""
-    from mmserve.workflow import validate_paths
-
     issues = validate_paths(paths)
     for issue in issues:
         echo_err(str(issue))
@@ -259,12 +260,6 @@ def plugins(
 
 
 def _mount_subcommands() -> None:
-    from mmserve.cli.chat import chat
-    from mmserve.cli.index import index_app
-    from mmserve.cli.mcp import mcp
-    from mmserve.cli.serve import build, serve
-    from mmserve.cli.status import status
-
     app.command(help="Serve the app on Ray Serve (embedded local Ray, or --address).")(serve)
     app.command(help="Write a Ray Serve config (serve run/deploy) or a KubeRay RayService.")(build)
     app.command(help="Show the running app's replicas, their nodes, and why any waits.")(status)

@@ -29,7 +29,7 @@ def mcp(
 ) -> None:
     """Serve the workflows of an mmserve server as MCP tools on stdin/stdout, for desktop MCP
     clients (Claude Desktop and others): every call is forwarded to the server's /mcp."""
-    from mmserve.cli.mcp_bridge import mcp_endpoint, run_bridge
+    from mmserve.cli.mcp_bridge import mcp_endpoint, run_bridge  # deferred: pulls in the MCP SDK
 
     try:
         mcp_endpoint(url)

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from mmserve.registry import PLUGIN_KINDS, PluginInfo, Registry
+from mmserve import types
+from mmserve.registry import PLUGIN_KINDS, PluginInfo, Registry, registry
 from mmserve.workflow.language.typecheck import describe, field_type
 
 #: Where the generated reference lives in the repository.
@@ -67,8 +69,6 @@ def nested_models(models: list[type[BaseModel]]) -> list[type[BaseModel]]:
 
 
 def _model_title(model: type[BaseModel]) -> str:
-    from mmserve import types
-
     public = getattr(types, model.__name__, None) is model
     return f"{model.__name__} (mmserve.types)" if public else model.__name__
 
@@ -209,10 +209,6 @@ def kinds_named(plugins: Registry, name: str) -> list[PluginInfo]:
 
 def main() -> None:
     """Write docs/steps.md (run from the repository root)."""
-    from pathlib import Path
-
-    from mmserve.registry import registry
-
     Path(REFERENCE_PATH).write_text(markdown(registry), encoding="utf-8")
 
 

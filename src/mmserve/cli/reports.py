@@ -4,13 +4,17 @@ workflow a server does not have, the error and trace of a failed run, one plugin
 from __future__ import annotations
 
 from collections.abc import Callable
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from mmserve.cli.common import print_json
+from mmserve.cli.plugin_reference import kinds_named, text_lines
+from mmserve.errors import MmserveError, PluginError
 from mmserve.registry import PluginInfo, registry
+from mmserve.workflow import trace_of
 
 
 def served_hint(workflow: str) -> str:
@@ -29,9 +33,6 @@ def served_hint(workflow: str) -> str:
 def print_failed_trace(exc: BaseException) -> None:
     """A failed run that got as far as running steps prints, as JSON on stdout, the error and
     its trace (which steps ran, which failed and why, which were skipped), as HTTP answers."""
-    from mmserve.errors import MmserveError
-    from mmserve.workflow import trace_of
-
     trace = trace_of(exc)
     if not trace:
         return
@@ -44,11 +45,6 @@ def plugin_reference(
     name: str, as_json: bool, record: Callable[[PluginInfo], dict[str, Any]]
 ) -> None:
     """`mmserve plugins NAME`: every plugin of that name, its fields (``record``: --json)."""
-    from difflib import get_close_matches
-
-    from mmserve.cli.plugin_reference import kinds_named, text_lines
-    from mmserve.errors import PluginError
-
     found = kinds_named(registry, name)
     if not found:
         failed = [f for f in registry.failures if f.name == name]

@@ -14,6 +14,21 @@ import typer
 
 from mmserve.cli.common import ConfigOption, default_config, friendly, load_config, usage_error
 from mmserve.config import AppConfig
+from mmserve.deploy.capacity import asks_of, fit
+from mmserve.deploy.capacity_table import (
+    asks_table,
+    check_capacity,
+    describe_cluster,
+    nodes_of_manifest,
+    parse_node_specs,
+    table,
+)
+from mmserve.deploy.serve_config import (
+    DEFAULT_IMAGE,
+    dump_yaml,
+    rayservice_manifest,
+    serve_config,
+)
 
 #: ``--allow-pending`` of ``serve`` and ``build``.
 AllowPendingOption = Annotated[
@@ -49,7 +64,7 @@ def serve(
 
     Before deploying, it checks that every replica fits on the cluster's nodes and refuses
     with a table of what does not (docs/cluster.md, "Sizing a cluster")."""
-    from mmserve.deploy.session import ServeSession, serve_until_stopped
+    from mmserve.deploy.session import ServeSession, serve_until_stopped  # deferred: pulls in Ray
 
     def announce(message: str) -> None:
         typer.echo(message, err=True)
@@ -118,13 +133,6 @@ def build(
     It prints the capacity table (standard error) for the cluster the file is meant for:
     the manifest's node groups, or the --node shapes; a config that does not fit is refused
     (nothing written) unless --allow-pending."""
-    from mmserve.deploy.serve_config import (
-        DEFAULT_IMAGE,
-        dump_yaml,
-        rayservice_manifest,
-        serve_config,
-    )
-
     config_file = config or default_config()
     app_config = load_config(config_file)
     config_path = _config_path_for(config_file, app_root)
@@ -159,16 +167,6 @@ def _print_capacity(
 ) -> None:
     """The capacity table for the cluster ``build`` writes for (standard error); refuses
     (CapacityError) when replicas would stay pending, unless ``allow_pending``."""
-    from mmserve.deploy.capacity import asks_of, fit
-    from mmserve.deploy.capacity_table import (
-        asks_table,
-        check_capacity,
-        describe_cluster,
-        nodes_of_manifest,
-        parse_node_specs,
-        table,
-    )
-
     asks = asks_of(config)
     if manifest is not None:
         nodes, where = nodes_of_manifest(manifest), "the RayService's node groups"

@@ -13,14 +13,13 @@ from typing import Annotated
 import typer
 
 from mmserve.cli.common import friendly, print_json
+from mmserve.deploy.preflight import check_address_reachable
 from mmserve.errors import ServingError
-from mmserve.serve.status import AppView, DeploymentView, unavailable
+from mmserve.serve.status import AppView, DeploymentView, read_app_view, unavailable
 
 
 def _connect(address: str) -> None:
-    import ray
-
-    from mmserve.deploy.preflight import check_address_reachable
+    import ray  # deferred: `mmserve --help` starts without Ray
 
     if address != "auto":
         check_address_reachable(address)
@@ -35,9 +34,7 @@ def _connect(address: str) -> None:
 
 def read_view(address: str, app: str) -> AppView:
     """The app's view from the cluster at ``address`` (joined for this call only)."""
-    import ray
-
-    from mmserve.serve.status import read_app_view
+    import ray  # deferred: `mmserve --help` starts without Ray
 
     _connect(address)
     try:

@@ -12,8 +12,12 @@ from __future__ import annotations
 import math
 import socket
 
+from mmserve.agents import load_agents
 from mmserve.config import AppConfig
 from mmserve.errors import ConfigError
+from mmserve.models.loader import check_source_of
+from mmserve.models.sources.resolve import absolute_source
+from mmserve.registry import registry
 from mmserve.serve.plan import (
     STORE_CPUS,
     has_store,
@@ -21,14 +25,12 @@ from mmserve.serve.plan import (
     min_store_readers,
     plan_models,
 )
+from mmserve.workflow import load_workflows
 
 
 def check_workflows(config: AppConfig) -> int:
     """Load every workflow and agent of the config (raises WorkflowValidationError or its
     subclass AgentValidationError); returns the count of workflows."""
-    from mmserve.agents import load_agents
-    from mmserve.workflow import load_workflows
-
     workflows = load_workflows([p for p in config.workflow_paths() if p.exists()])
     # the agents are checked against these workflows and the models (AgentValidationError)
     load_agents([p for p in config.agent_paths() if p.exists()], workflows=workflows, config=config)
@@ -43,10 +45,6 @@ def check_models(config: AppConfig) -> None:
     now and check ``tiny://``/``random://``/``pkg://`` names without building anything; a
     plugin's backend may take a URL, a name or nothing.
     """
-    from mmserve.models.loader import check_source_of
-    from mmserve.models.sources.resolve import absolute_source
-    from mmserve.registry import registry
-
     for name, model in config.models.items():
         info = registry.info("model", model.backend)
         # (the registration's roles, when it lists them: the check imports no torch)

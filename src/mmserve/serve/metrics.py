@@ -145,7 +145,7 @@ class RayRecorder:
 
 
 def _make(spec: MetricSpec) -> Any:
-    from ray.serve import metrics  # imported here: this module's catalogue needs no Ray
+    from ray.serve import metrics  # deferred: pulls in Ray (the catalogue needs none)
 
     labels: Any = spec.labels  # (Ray annotates tag_keys as a 1-tuple)
     if spec.kind == "counter":

@@ -55,8 +55,12 @@ from ray.serve.deployment import Deployment
 from mmserve import tracing
 from mmserve.errors import ModelNotConfiguredError
 from mmserve.media.sizes import ImageInput, backend_image_input
+from mmserve.models.loader import check_backend_serves, load_backend, run_batch, space_of
+from mmserve.models.roles import RoleMethod, role_spec
 from mmserve.models.spec import EmbeddingSpace, ModelSpec
+from mmserve.registry import registry
 from mmserve.serve.plan import ModelDeploymentPlan
+from mmserve.serve.warmup import warm_up
 
 T = TypeVar("T")
 
@@ -210,11 +214,6 @@ class ModelServer:
         roles: list[str],
         warmup_roles: Sequence[str] = (),
     ) -> None:
-        # Imported here so that building the app (on the driver) never imports torch.
-        from mmserve.models.loader import check_backend_serves, load_backend
-        from mmserve.models.roles import RoleMethod, role_spec
-        from mmserve.registry import registry
-
         tracing.configure()  # spans exported when OTEL_EXPORTER_OTLP_ENDPOINT is set
         self._roles = frozenset(roles)
         self._methods: dict[str, RoleMethod] = {}
@@ -250,9 +249,6 @@ class ModelServer:
             self._warm_up(max_size)
 
     def _warm_up(self, max_batch_size: int) -> None:
-        from mmserve.models.loader import run_batch
-        from mmserve.serve.warmup import warm_up
-
         # Serve's logger: a replica drops other loggers' INFO lines.
         serve_log = logging.getLogger("ray.serve")
         if not self._warmup_roles:
@@ -281,8 +277,6 @@ class ModelServer:
         }
 
     async def space(self) -> EmbeddingSpace:
-        from mmserve.models.loader import space_of
-
         return space_of(f"this deployment ({', '.join(sorted(self._roles))})", self._backend)
 
     async def image_input(self) -> ImageInput | None:
@@ -338,8 +332,6 @@ class ModelServer:
         # batch 1.3 at concurrency 16). Blocking here lets every request that arrives during
         # the call ride in the next batch. Health checks run on Serve's own loop, not this
         # one (RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD), so they are not held up.
-        from mmserve.models.loader import run_batch
-
         try:
             outputs = run_batch(func, items, method=method)
         except Exception as exc:
@@ -359,8 +351,6 @@ class ModelServer:
     def _run_one(
         self, func: Callable[[list[Any]], Sequence[Any]], item: Any, method: str
     ) -> Served[Any] | _Failed:
-        from mmserve.models.loader import run_batch
-
         try:
             (output,) = run_batch(func, [item], method=method)
         except Exception as exc:

@@ -184,9 +184,8 @@ def app_view_of(
 
 def read_app_view(app: str) -> AppView | None:
     """Blocking: ask the Serve controller and Ray (this process must be connected to Ray)."""
-    # imported here: `mmserve` commands other than `status` never pay for importing Serve
-    import ray
-    from ray.serve.context import _get_global_client
+    import ray  # deferred: pulls in Ray (of the commands, only `status` needs it)
+    from ray.serve.context import _get_global_client  # deferred: pulls in Ray Serve
 
     client = _get_global_client()
     if client is None:  # it raises when no Serve runs; None only in Serve's local testing mode

@@ -52,6 +52,7 @@ from mmserve.errors import MmserveError, StoreError, StoreFeatureMissingError
 from mmserve.http.middleware.read_routing import reads_go_to_writer
 from mmserve.serve.handles import translate_error
 from mmserve.serve.replica_retry import send_again_if_replica_dies
+from mmserve.stores import open_store_at
 from mmserve.stores.async_store import AwaitableStore
 from mmserve.stores.calls import StoreCall, StoreCalls, invoke
 from mmserve.stores.warmup import warm_store
@@ -87,8 +88,6 @@ class StoreServer(StoreCalls):
         *,
         reader: bool = False,
     ) -> None:
-        from mmserve.stores import open_store_at
-
         self._store = open_store_at(kind, location, options)
         self._reader = reader
         self._write_lock = asyncio.Lock()

@@ -21,6 +21,8 @@ by one step now and then (measured on the tiny pipeline: 1 pixel value in 9,216 
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,6 +35,8 @@ from mmserve.models.hf import HuggingFaceBackend
 from mmserve.models.roles.images import EditItem, GenerateItem
 from mmserve.models.sources.diffusion import check_diffusion_source
 from mmserve.models.sources.resolve import ResolvedSource, from_pretrained, resolve_source
+from mmserve.models.sources.tiny import scheme_model_path
+from mmserve.models.sources.tiny_diffusion import RANDOM_BUILDERS, TINY_BUILDERS
 from mmserve.models.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -42,8 +46,6 @@ if TYPE_CHECKING:
 def _offline_build(source: str) -> tuple[str, str, dict[str, Any]] | None:
     """(scheme, arch, builders) when ``source`` names one of the offline diffusion
     pipelines (``tiny://stable-diffusion``, ``tiny://instruct-pix2pix``, ``random://sd-turbo``)."""
-    from mmserve.models.sources.tiny_diffusion import RANDOM_BUILDERS, TINY_BUILDERS
-
     scheme, _, arch = source.partition("://")
     builders: dict[str, Any] | None = {"tiny": TINY_BUILDERS, "random": RANDOM_BUILDERS}.get(scheme)
     if builders is None or arch not in builders:
@@ -54,8 +56,6 @@ def _offline_build(source: str) -> tuple[str, str, dict[str, Any]] | None:
 def resolve_diffusion_source(spec: ModelSpec) -> ResolvedSource:
     """The folder or hub id of ``spec.source``; the offline diffusion pipelines are built on
     first use (into the same cache as every ``tiny://``/``random://`` model)."""
-    from mmserve.models.sources.tiny import scheme_model_path
-
     offline = _offline_build(spec.source)
     if offline is not None:
         scheme, arch, builders = offline
@@ -79,7 +79,7 @@ class _Diffusion(HuggingFaceBackend):
         check_diffusion_source(cls._backend_name, spec)
 
     def __init__(self, spec: ModelSpec) -> None:
-        import diffusers
+        import diffusers  # deferred: pulls in diffusers (a diffusion model only)
 
         self.spec = spec
         self._placement: Placement = placement_for(spec)
@@ -125,10 +125,7 @@ class _Diffusion(HuggingFaceBackend):
 def _load_options(placement: Placement) -> dict[str, Any]:
     """``from_pretrained`` options: the dtype; and, as the CLI asks of every library
     (``HF_HUB_DISABLE_PROGRESS_BARS``), no progress bar on stderr."""
-    import importlib.util
-    import os
-
-    from diffusers.utils import logging as diffusers_logging
+    from diffusers.utils import logging as diffusers_logging  # deferred: pulls in diffusers
 
     if os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "").strip() in ("1", "true", "yes"):
         diffusers_logging.disable_progress_bar()

@@ -23,7 +23,12 @@ VILT_VQA_LABELS = 3129
 
 def _build_clip_vit_b32(dest: Path) -> None:
     """openai/clip-vit-base-patch32: ViT-B/32 at 224 px, 12-layer 512-wide text tower."""
-    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor
+    from transformers import (  # deferred: pulls in transformers
+        CLIPConfig,
+        CLIPImageProcessorPil,
+        CLIPModel,
+        CLIPProcessor,
+    )
 
     tokenizer = clip_tokenizer()
     text = {
@@ -42,7 +47,7 @@ def _build_clip_vit_b32(dest: Path) -> None:
 
 def _blip_base_config(tokenizer: Any) -> Any:
     """Salesforce/blip-*-base: ViT-B/16 at 384 px, 12-layer BERT-base text model."""
-    from transformers import BlipConfig
+    from transformers import BlipConfig  # deferred: pulls in transformers
 
     text = {"bos_token_id": tokenizer.bos_token_id, "sep_token_id": tokenizer.sep_token_id}
     vision = {"image_size": 384, "patch_size": 16, "initializer_range": 0.02}
@@ -50,14 +55,14 @@ def _blip_base_config(tokenizer: Any) -> Any:
 
 
 def _build_blip_base(dest: Path) -> None:
-    from transformers import BlipForConditionalGeneration
+    from transformers import BlipForConditionalGeneration  # deferred: pulls in transformers
 
     tokenizer = bert_tokenizer(max_length=512, decoder_bos=True)
     save_blip(BlipForConditionalGeneration(_blip_base_config(tokenizer)), tokenizer, dest, 384)
 
 
 def _build_blip_vqa_base(dest: Path) -> None:
-    from transformers import BlipForQuestionAnswering
+    from transformers import BlipForQuestionAnswering  # deferred: pulls in transformers
 
     tokenizer = bert_tokenizer(max_length=512, decoder_bos=True)
     save_blip(BlipForQuestionAnswering(_blip_base_config(tokenizer)), tokenizer, dest, 384)
@@ -65,7 +70,7 @@ def _build_blip_vqa_base(dest: Path) -> None:
 
 def _build_vilt_b32_vqa(dest: Path) -> None:
     """dandelin/vilt-b32-finetuned-vqa: ViLT-B/32 with a 3,129-answer classifier."""
-    from transformers import (
+    from transformers import (  # deferred: pulls in transformers
         ViltConfig,
         ViltForQuestionAnswering,
         ViltImageProcessorPil,

@@ -137,7 +137,7 @@ def absolute_source(source: str, base_dir: Path) -> str:
 def _hub_reachable() -> bool:
     """One quick TCP connect to the hub endpoint: fails in milliseconds without DNS and
     within a few seconds on a black-holed network."""
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # deferred: pulls in huggingface_hub
 
     url = urlparse(constants.ENDPOINT)
     port = url.port or (443 if url.scheme == "https" else 80)
@@ -149,7 +149,7 @@ def _hub_reachable() -> bool:
 
 
 def _in_hf_cache(repo_id: str, revision: str | None) -> bool:
-    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache  # deferred: pulls in huggingface_hub
 
     found = try_to_load_from_cache(repo_id, "config.json", revision=revision)
     return isinstance(found, str)

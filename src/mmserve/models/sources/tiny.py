@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mmserve.errors import ModelLoadError
-from mmserve.models.sources.tokenizers import bert_tokenizer, clip_tokenizer
+from mmserve.models.sources.tokenizers import bert_tokenizer, clip_tokenizer, qwen2_tokenizer
 
 #: Bump when a builder changes, so stale caches are never reused.
 BUILD_VERSION = "v2"
@@ -68,7 +68,12 @@ def _vision(**extra: Any) -> dict[str, Any]:
 
 
 def _build_clip(dest: Path) -> None:
-    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor
+    from transformers import (  # deferred: pulls in transformers
+        CLIPConfig,
+        CLIPImageProcessorPil,
+        CLIPModel,
+        CLIPProcessor,
+    )
 
     tokenizer = clip_tokenizer()
     eos = tokenizer.eos_token_id
@@ -85,7 +90,7 @@ def _build_clip(dest: Path) -> None:
 
 
 def _blip_config(tokenizer: Any) -> Any:
-    from transformers import BlipConfig
+    from transformers import BlipConfig  # deferred: pulls in transformers
 
     text = {**_HIDDEN, "num_attention_heads": _HEADS, "vocab_size": len(tokenizer)}
     text |= {"encoder_hidden_size": 32, "max_position_embeddings": 64}
@@ -98,7 +103,7 @@ def _blip_config(tokenizer: Any) -> Any:
 
 def save_blip(model: Any, tokenizer: Any, dest: Path, image_size: int = IMAGE_SIZE) -> None:
     """Save a BLIP model with its processor (square ``image_size`` inputs)."""
-    from transformers import BlipImageProcessorPil, BlipProcessor
+    from transformers import BlipImageProcessorPil, BlipProcessor  # deferred: pulls in transformers
 
     model.save_pretrained(dest)
     size = {"height": image_size, "width": image_size}
@@ -107,21 +112,21 @@ def save_blip(model: Any, tokenizer: Any, dest: Path, image_size: int = IMAGE_SI
 
 
 def _build_blip_caption(dest: Path) -> None:
-    from transformers import BlipForConditionalGeneration
+    from transformers import BlipForConditionalGeneration  # deferred: pulls in transformers
 
     tokenizer = bert_tokenizer(max_length=64, decoder_bos=True)
     save_blip(BlipForConditionalGeneration(_blip_config(tokenizer)), tokenizer, dest)
 
 
 def _build_blip_vqa(dest: Path) -> None:
-    from transformers import BlipForQuestionAnswering
+    from transformers import BlipForQuestionAnswering  # deferred: pulls in transformers
 
     tokenizer = bert_tokenizer(max_length=64, decoder_bos=True)
     save_blip(BlipForQuestionAnswering(_blip_config(tokenizer)), tokenizer, dest)
 
 
 def _build_vilt_vqa(dest: Path) -> None:
-    from transformers import (
+    from transformers import (  # deferred: pulls in transformers
         ViltConfig,
         ViltForQuestionAnswering,
         ViltImageProcessorPil,
@@ -144,9 +149,7 @@ def _build_vilt_vqa(dest: Path) -> None:
 
 
 def _build_qwen2(dest: Path) -> None:
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    from mmserve.models.sources.tokenizers import qwen2_tokenizer
+    from transformers import Qwen2Config, Qwen2ForCausalLM  # deferred: pulls in transformers
 
     tokenizer = qwen2_tokenizer()
     options: dict[str, Any] = dict(_HIDDEN)
@@ -173,14 +176,9 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
 }
 
 
-def build_tiny(arch: str, dest: Path) -> None:
-    """Build ``arch`` into the (existing, empty) folder ``dest``, seeded and offline."""
-    seeded_build(BUILDERS[arch], dest)
-
-
 def seeded_build(build: Callable[[Path], None], dest: Path) -> None:
     """Run ``build(dest)`` with torch's global RNG seeded, restoring the caller's RNG after."""
-    import torch
+    import torch  # deferred: pulls in torch
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
@@ -252,7 +250,6 @@ __all__ = [
     "BUILDERS",
     "BUILD_VERSION",
     "VQA_ANSWERS",
-    "build_tiny",
     "cache_root",
     "cached_build",
     "save_blip",

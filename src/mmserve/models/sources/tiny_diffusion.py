@@ -24,7 +24,7 @@ _TINY_TEXT_DIM = 32
 
 
 def _tiny_text_encoder(tokenizer: Any) -> Any:
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import CLIPTextConfig, CLIPTextModel  # deferred: pulls in transformers
 
     config = CLIPTextConfig(
         bos_token_id=tokenizer.bos_token_id,
@@ -42,7 +42,7 @@ def _tiny_text_encoder(tokenizer: Any) -> Any:
 
 
 def _tiny_unet(in_channels: int) -> Any:
-    from diffusers import UNet2DConditionModel
+    from diffusers import UNet2DConditionModel  # deferred: pulls in diffusers
 
     return UNet2DConditionModel(
         block_out_channels=(4, 8),
@@ -59,7 +59,7 @@ def _tiny_unet(in_channels: int) -> Any:
 
 
 def _tiny_vae() -> Any:
-    from diffusers import AutoencoderKL
+    from diffusers import AutoencoderKL  # deferred: pulls in diffusers
 
     return AutoencoderKL(
         block_out_channels=[4, 4, 8, 8],
@@ -75,7 +75,10 @@ def _tiny_vae() -> Any:
 
 
 def _build_tiny_stable_diffusion(dest: Path) -> None:
-    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+    from diffusers import (  # deferred: pulls in diffusers
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+    )
 
     tokenizer = clip_tokenizer()
     scheduler = EulerDiscreteScheduler(
@@ -100,7 +103,10 @@ def _build_tiny_stable_diffusion(dest: Path) -> None:
 
 
 def _build_tiny_instruct_pix2pix(dest: Path) -> None:
-    from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
+    from diffusers import (  # deferred: pulls in diffusers
+        EulerAncestralDiscreteScheduler,
+        StableDiffusionInstructPix2PixPipeline,
+    )
 
     tokenizer = clip_tokenizer()
     scheduler = EulerAncestralDiscreteScheduler(
@@ -123,13 +129,13 @@ def _build_tiny_instruct_pix2pix(dest: Path) -> None:
 
 def _build_sd_turbo(dest: Path) -> None:
     """stabilityai/sd-turbo: the SD 2.1 architecture at 512 px, random weights."""
-    from diffusers import (
+    from diffusers import (  # deferred: pulls in diffusers
         AutoencoderKL,
         EulerDiscreteScheduler,
         StableDiffusionPipeline,
         UNet2DConditionModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import CLIPTextConfig, CLIPTextModel  # deferred: pulls in transformers
 
     tokenizer = clip_tokenizer()
     text = CLIPTextConfig(

@@ -13,6 +13,7 @@ import itertools
 from collections import Counter
 from typing import Any
 
+from mmserve.models.sources.chat_template import QWEN_TOOLS_TEMPLATE
 from mmserve.models.sources.packages import pkg_folder
 
 _CORPUS = [
@@ -73,8 +74,8 @@ def clip_tokenizer() -> Any:
     """A CLIP byte-level BPE (CLIP's normaliser, pre-tokenizer and ``</w>`` suffix) with
     merges learned from :data:`_CORPUS`; every byte and every byte + ``</w>`` is in the vocab
     so no text ever maps to the unknown token (which is also CLIP's end token)."""
-    from tokenizers import pre_tokenizers
-    from transformers import CLIPTokenizer
+    from tokenizers import pre_tokenizers  # deferred: pulls in tokenizers (model building only)
+    from transformers import CLIPTokenizer  # deferred: pulls in transformers
 
     backend = CLIPTokenizer().backend_tokenizer  # carries CLIP's exact text pipeline
     words: Counter[tuple[str, ...]] = Counter()
@@ -97,7 +98,7 @@ def clip_tokenizer() -> Any:
 
 def bert_tokenizer(*, max_length: int, decoder_bos: bool) -> Any:
     """A BERT WordPiece tokenizer (bert-base-uncased vocab); BLIP's adds ``[DEC]``/``[ENC]``."""
-    from transformers import BertTokenizer
+    from transformers import BertTokenizer  # deferred: pulls in transformers
 
     tokenizer = BertTokenizer(vocab=bert_vocab(), do_lower_case=True, model_max_length=max_length)
     if decoder_bos:
@@ -117,10 +118,13 @@ QWEN_SPECIALS = ("<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>")
 def qwen2_tokenizer() -> Any:
     """A Qwen2-style byte-level BPE (merges learned from :data:`_CORPUS`, every byte in the
     vocab) with Qwen's chat special tokens and a chat template that supports ``tools=``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    from mmserve.models.sources.chat_template import QWEN_TOOLS_TEMPLATE
+    from tokenizers import (  # deferred: pulls in tokenizers (model building only)
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+    )
+    from transformers import PreTrainedTokenizerFast  # deferred: pulls in transformers
 
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     words: Counter[tuple[str, ...]] = Counter()
