@@ -1,12 +1,17 @@
 """The mmserve-milvus store plugin (plugins/mmserve-milvus) for the tests that use it.
 
-In process it is imported from its source folder (importing registers the ``milvus`` store);
-a CLI subprocess gets it installed for real (``pip --target``, entry point included) on its
-``PYTHONPATH``. pymilvus and milvus-lite come from the test extra.
+It is installed for real (``pip --target``, entry point included) into a folder that a
+subprocess gets on its ``PYTHONPATH``: the CLI tests, and the plugin's own test suite
+(plugins/mmserve-milvus/tests, run by tests/unit/stores/test_milvus_plugin.py). In this
+process, :func:`import_plugin` uses the installed package when there is one, else loads it
+from its source folder as a package of its own (sys.path is left alone). pymilvus and
+milvus-lite come from the test extra.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -18,23 +23,20 @@ PIP_INSTALL = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-
 
 def import_plugin() -> None:
     """Register the ``milvus`` store kind in this process."""
-    source = str(PLUGIN / "src")
-    if source not in sys.path:
-        sys.path.insert(0, source)
-    import mmserve_milvus  # noqa: F401  (importing registers the store)
+    if "mmserve_milvus" in sys.modules or importlib.util.find_spec("mmserve_milvus"):
+        importlib.import_module("mmserve_milvus")  # installed: importing registers the store
+        return
+    package = PLUGIN / "src" / "mmserve_milvus"
+    spec = importlib.util.spec_from_file_location(
+        "mmserve_milvus", package / "__init__.py", submodule_search_locations=[str(package)]
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["mmserve_milvus"] = module
+    spec.loader.exec_module(module)  # registers the store (by import path, in this package)
 
 
 def install_plugin(site: Path) -> Path:
     """Install the package into ``site`` (for ``PYTHONPATH``) and return ``site``."""
     subprocess.run([*PIP_INSTALL, "--target", str(site), str(PLUGIN)], check=True, timeout=300)
     return site
-
-
-def wait_for_index(db: Path, collection: str) -> None:
-    """Wait for Milvus Lite's background index build on ``collection`` (in this process's
-    engine for ``db``), so that searches run on the index. Milvus Lite has no public call
-    for it (describe_index always says Finished): private engine API, tests only."""
-    from milvus_lite.server_manager import server_manager_instance
-
-    _, engine, _ = server_manager_instance._servers[str(db.resolve())]
-    engine.get_collection(collection)._wait_for_bg()

@@ -13,13 +13,14 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pymilvus import MilvusClient, MilvusException
 
 from mmserve.errors import CollectionNotFoundError, ItemNotFoundError, StoreError
 from mmserve.models.spec import EmbeddingSpace
 from mmserve.stores.contract import (
+    Capability,
     Collection,
     Item,
     Match,
@@ -60,6 +61,9 @@ _LITE_CHANNEL = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_witho
 
 class MilvusStore:
     """Collections in Milvus Lite (``location`` a ``.db`` path) or a Milvus server (a URI)."""
+
+    #: Browsing (pages in id order) and searches that leave the image blobs unread.
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({"browse", "images_on_request"})
 
     def __init__(self, location: str, options: Mapping[str, Any] | None = None) -> None:
         self.options = parse_options(options)
