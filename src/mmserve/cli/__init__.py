@@ -5,7 +5,7 @@
 * :mod:`.serve` (``serve``, ``build``), :mod:`.status` (``status``), :mod:`.chat` (``chat``),
   :mod:`.index` (``index ...``), :mod:`.mcp` (``mcp``, with :mod:`.mcp_bridge`, the stdio
   bridge to a remote server's ``/mcp``);
-* :mod:`.common` (the ``--config``/``--profile`` options, one-line errors), :mod:`.inputs`
+* :mod:`.common` (the ``--config`` option and its default, one-line errors), :mod:`.inputs`
   (``-i name=value`` parsing), :mod:`.progress` (step progress on stderr), :mod:`.reports`
   (traces, hints, the plugin reference) and :mod:`.plugin_reference` (``docs/plugins.md``).
 """
