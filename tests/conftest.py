@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 _TIERS = ("unit", "integration", "serve")
 _ROOT = Path(__file__).parent
-
-# The repository root, so tests can import ``benchmarks`` helpers (e.g. benchmarks.photos).
-if str(_ROOT.parent) not in sys.path:
-    sys.path.insert(0, str(_ROOT.parent))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,31 +1,28 @@
-"""Serve tier: a real Ray Serve on CPU. Each module starts what it needs once and stops only
-that (never `ray stop`, never other processes); modules that fit the full tiny profile with an
-API key share one app instead (``keyed_tiny_app``, see shared_app.py)."""
+"""Serve tier: a real Ray Serve on CPU. One in-process Ray is shared by the modules that
+deploy their app in the test process (``ray_local``, see shared_ray.py); the modules that fit
+the full tiny profile with an API key share one `mmserve serve` (``keyed_tiny_app``, see
+shared_app.py). Nothing here stops what it did not start (never `ray stop`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from serve_support import RAY_INIT
-from shared_app import FIXTURE, SHARED, TinyApp
-
-_HERE = Path(__file__).resolve().parent
+from shared_app import FIXTURE as APP_FIXTURE
+from shared_app import SHARED, TinyApp
+from shared_ray import FIXTURE as RAY_FIXTURE
+from shared_ray import SHARED_RAY
 
 
 @pytest.fixture(scope="module")
-def ray_local() -> Iterator[None]:
-    """A private local Ray for this module; Serve and Ray are shut down after it."""
-    import ray
-    from ray import serve
-
-    ray.init(**RAY_INIT)
+def ray_local(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The session's in-process Ray (started by the first module asking, stopped after the
+    last); the module starts Serve on it and must stop what it started."""
     try:
+        SHARED_RAY.acquire()
         yield
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        SHARED_RAY.release(_module_of(request.node))
 
 
 @pytest.fixture(scope="module")
@@ -41,25 +38,36 @@ def keyed_tiny_app(
         SHARED.release(request.node.nodeid)
 
 
-def _module_of(item: pytest.Item) -> str:
+def _module_of(item: pytest.Item | pytest.Collector) -> str:
     return item.nodeid.split("::", 1)[0]
+
+
+def _users_of(items: list[pytest.Item], fixture: str) -> set[str]:
+    return {_module_of(item) for item in items if fixture in getattr(item, "fixturenames", ())}
+
+
+def _grouped(items: list[pytest.Item], users: set[str]) -> list[pytest.Item]:
+    """``items`` with the modules in ``users`` run one after another, where the first of them
+    would run (each module's own order is kept)."""
+    first = next(n for n, item in enumerate(items) if _module_of(item) in users)
+    grouped = [item for item in items if _module_of(item) in users]
+    rest = [item for item in items if _module_of(item) not in users]
+    before = [item for item in items[:first] if _module_of(item) not in users]
+    return before + grouped + rest[len(before) :]
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the modules that share the tiny app one after another (where the first of them
-    would run; each module's own order is kept), and count them, so that the app stops after
-    the last one instead of staying up while other modules start their own Ray."""
-    users = [item for item in items if FIXTURE in getattr(item, "fixturenames", ())]
-    SHARED.users = {_module_of(item) for item in users}
-    if len(SHARED.users) < 2:
-        return
-    first = items.index(users[0])
-    grouped = [item for item in items if _module_of(item) in SHARED.users]
-    rest = [item for item in items if _module_of(item) not in SHARED.users]
-    before = [item for item in items[:first] if _module_of(item) not in SHARED.users]
-    items[:] = before + grouped + rest[len(before) :]
+    """Run the modules sharing the in-process Ray one after another, then those sharing the
+    tiny app, and count each group's users, so that each shared thing stops after its last
+    user instead of staying up while other modules start their own."""
+    SHARED_RAY.users = _users_of(items, RAY_FIXTURE)
+    SHARED.users = _users_of(items, APP_FIXTURE)
+    for users in (SHARED_RAY.users, SHARED.users):
+        if len(users) > 1:
+            items[:] = _grouped(items, users)
 
 
 def pytest_sessionfinish() -> None:
     SHARED.close()
+    SHARED_RAY.close()

@@ -204,22 +204,6 @@ def assert_same_image(served: str, local: str) -> None:
     assert difference.max() <= 1 and (difference > 0).mean() < 0.01
 
 
-def test_concurrent_requests_share_model_batches(tiny_server: TinyServer) -> None:
-    async def burst() -> list[int]:
-        async with httpx.AsyncClient(base_url=tiny_server.url, timeout=120) as client:
-            responses = await asyncio.gather(
-                *(
-                    client.post("/v1/workflows/caption/run", json={"inputs": CASES["caption"]})
-                    for _ in range(8)
-                )
-            )
-        assert all(r.status_code == 200 for r in responses)
-        return [r.json()["trace"][0]["batch_size"] for r in responses]
-
-    # while one batch computes, the next requests queue up and ride together
-    assert max(asyncio.run(burst())) > 1
-
-
 def test_generations_of_different_sizes_never_share_a_batch(tiny_server: TinyServer) -> None:
     """Concurrent requests of two sizes: each comes back at its size (a batch mixing sizes
     would fail: the backend refuses one), equal to local mode within float rounding."""

@@ -14,7 +14,6 @@ import httpx
 import pytest
 from serve_support import free_port, serving
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from docs_guide import PACKAGE, build_and_install, env_with, guide_commands
 
 pytestmark = pytest.mark.serve

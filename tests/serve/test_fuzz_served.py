@@ -16,10 +16,9 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-import ray
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serve_support import RAY_INIT, ROOT, free_port, png_base64, wait_ready, write_config
+from serve_support import ROOT, free_port, png_base64, wait_ready, write_config
 
 from mmserve.config import AppConfig
 from mmserve.deploy.session import ServeSession
@@ -73,7 +72,7 @@ def _deep_text(depth: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def http(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     folder = tmp_path_factory.mktemp("fuzz")
     fake = {"backend": "fake", "source": "fake://", "cpus": 0.1}
     data = {
@@ -90,7 +89,6 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         },
     }
     config_path = write_config(folder, data)
-    ray.init(**{**RAY_INIT, "address": "local"})  # never join a cluster someone else runs
     session = ServeSession(AppConfig.load(config_path), port=free_port())
     try:
         url = session.start()
@@ -102,8 +100,6 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
             yield client
     finally:
         session.stop()
-        if ray.is_initialized():
-            ray.shutdown()
 
 
 def _check(response: httpx.Response, case: str) -> None:

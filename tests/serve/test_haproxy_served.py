@@ -14,6 +14,10 @@ import psutil
 import pytest
 import ray
 from benchmarks.photos import jpeg, synthetic_photo
+from ray.serve._private.constants import (
+    RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT,
+    RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT,
+)
 from serve_support import RAY_INIT, ROOT, free_port, png_base64, write_config
 
 from mmserve.client.retry import is_retryable_status
@@ -22,6 +26,10 @@ from mmserve.deploy.session import ServeSession
 
 pytestmark = pytest.mark.serve
 
+#: The ports Serve gives the ingress replicas' own HTTP servers behind HAProxy.
+INGRESS_HTTP_PORTS = range(
+    RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT, RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT + 1
+)
 RED = (220, 30, 30)
 
 
@@ -75,7 +83,8 @@ def test_haproxy_answers_on_the_port_and_forwards_to_the_ingress_replicas(
     assert health["ready"] is True
     assert health["deployments"]["ingress"]["replicas"] == 2
     assert health["deployments"]["ingress"]["models"] == ["captioner"]
-    # the ingress replicas answer HTTP themselves: two Serve replicas listen for HAProxy
+    # the ingress replicas answer HTTP themselves: two Serve replicas listen for HAProxy, on
+    # ports of Serve's range for them (any replica also listens for gRPC, on another port)
     replicas = [
         process
         for process in psutil.process_iter(["cmdline"])
@@ -84,7 +93,9 @@ def test_haproxy_answers_on_the_port_and_forwards_to_the_ingress_replicas(
     listening = {
         conn.pid
         for conn in psutil.net_connections(kind="tcp")
-        if conn.status == psutil.CONN_LISTEN and conn.pid in {p.pid for p in replicas}
+        if conn.status == psutil.CONN_LISTEN
+        and conn.pid in {p.pid for p in replicas}
+        and conn.laddr.port in INGRESS_HTTP_PORTS
     }
     assert len(listening) == 2, (replicas, listening)
 

@@ -18,7 +18,7 @@ import pytest
 import ray
 import yaml
 from PIL import Image
-from serve_support import RAY_INIT, ROOT, assert_close, free_port, wait_ready, write_config
+from serve_support import ROOT, assert_close, free_port, wait_ready, write_config
 
 from mmserve.config import AppConfig
 from mmserve.deploy.session import ServeSession
@@ -82,7 +82,7 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("language")
     (folder / "extra").mkdir()
     (folder / "extra" / "caption_each.yaml").write_text(CAPTION_EACH)
@@ -98,7 +98,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     (folder / "seed.yaml").write_text(INDEX_IMAGE)
     for image in sorted(IMAGES.glob("*.png")):
         asyncio.run(local.run(str(folder / "seed.yaml"), {"image": image.read_bytes()}))
-    ray.init(**{**RAY_INIT, "address": "local"})  # never join a cluster someone else runs
     session = ServeSession(config, port=free_port())
     try:
         url = session.start()
@@ -108,8 +107,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         served.http.close()
     finally:
         session.stop()
-        if ray.is_initialized():
-            ray.shutdown()
 
 
 CASES: dict[str, dict[str, Any]] = {

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import ray
 from prometheus_client.parser import text_string_to_metric_families
-from serve_support import RAY_INIT, ROOT, free_port, png_base64, write_config
+from serve_support import ROOT, free_port, png_base64, write_config
 
 from mmserve.config import AppConfig
 from mmserve.deploy.session import ServeSession
@@ -38,7 +38,7 @@ Series = tuple[str, frozenset[tuple[str, str]]]
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("metrics")
     (folder / "cached_answer.yaml").write_text(CACHED_ANSWER, encoding="utf-8")
     fake = {"backend": "fake", "source": "fake://", "cpus": 0.1}
@@ -47,18 +47,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "workflows": [str(ROOT / "workflows" / "caption.yaml"), str(folder / "cached_answer.yaml")],
     }
     config = AppConfig.load(write_config(folder, data))
-    # Ray reports metrics to its endpoint every 10 s by default; every 0.5 s here
-    ray.init(
-        **{**RAY_INIT, "address": "local"},
-        _system_config={"metrics_report_interval_ms": 500},
-    )
+    # Ray reports metrics every 0.5 s here (10 s by default): see shared_ray.py
     session = ServeSession(config, port=free_port())
     try:
         yield session.start()
     finally:
         session.stop()
-        if ray.is_initialized():
-            ray.shutdown()
 
 
 def _endpoints() -> list[str]:
@@ -90,11 +84,20 @@ def _value(samples: Mapping[Series, float], name: str, **labels: str) -> float:
     return sum(v for (n, have), v in samples.items() if n == name and wanted <= have)
 
 
-def _wait_for(expected: list[tuple[str, dict[str, str], float]]) -> dict[Series, float]:
-    """Scrape until every expected series has its value (Ray exports with a delay)."""
+def _since(samples: Mapping[Series, float], before: Mapping[Series, float]) -> dict[Series, float]:
+    """What each series counted since ``before`` (the Ray is shared with the serve modules
+    that ran earlier, whose replicas' series may still be exported)."""
+    return {key: value - before.get(key, 0.0) for key, value in samples.items()}
+
+
+def _wait_for(
+    expected: list[tuple[str, dict[str, str], float]], before: Mapping[Series, float]
+) -> dict[Series, float]:
+    """Scrape until every expected series has counted its value since ``before`` (Ray
+    exports with a delay); returns the series counted since then."""
     deadline = time.monotonic() + 120
     while True:
-        samples = _scrape()
+        samples = _since(_scrape(), before)
         wrong = [
             (name, labels, _value(samples, name, **labels))
             for name, labels, value in expected
@@ -112,6 +115,7 @@ def _wait_for(expected: list[tuple[str, dict[str, str], float]]) -> dict[Series,
 
 
 def test_runs_steps_and_model_calls_are_counted_on_rays_endpoint(served: str) -> None:
+    before = _scrape()
     with httpx.Client(base_url=served, timeout=60) as http:
         for colour in (RED, GREEN, BLUE):
             ok = http.post(
@@ -151,8 +155,12 @@ def test_runs_steps_and_model_calls_are_counted_on_rays_endpoint(served: str) ->
         ("ray_mmserve_model_ongoing", captioner, 0),
         ("ray_mmserve_model_calls_total", {"model": "vqa", "method": "answer"}, 1),
     ]
-    samples = _wait_for(expected)
-    codes = {dict(labels)["code"] for n, labels in samples if n == "ray_mmserve_model_errors_total"}
+    samples = _wait_for(expected, before)
+    codes = {
+        dict(labels)["code"]
+        for (n, labels), counted in samples.items()
+        if n == "ray_mmserve_model_errors_total" and counted
+    }
     # the fake model's ValueError in the replica: over gRPC (this app's transport) it reaches
     # the ingress as itself, and the handle gateway names it the model's failure
     assert codes == {"serving_error"}, codes

@@ -151,7 +151,7 @@ def test_the_serve_preflight_checks_every_source_without_importing_torch() -> No
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     code = (
         "import sys\n"
         "from mmserve.config import AppConfig\n"

@@ -14,7 +14,7 @@ from benchmarks.run import parse_args
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GPU_SCRIPT = ROOT / "benchmarks" / "gpu" / "run_gpu.sh"
 
 

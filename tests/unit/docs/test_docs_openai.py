@@ -9,8 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from api_support import ROOT, build_api
-from test_api_stream import serving
+from api_support import ROOT, build_api, serving
 
 pytestmark = pytest.mark.unit
 

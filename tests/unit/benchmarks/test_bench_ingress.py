@@ -3,7 +3,6 @@ arithmetic of issue 14's targets. No model, no Ray, no timing."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +10,7 @@ import pytest
 
 pytest.importorskip("psutil")  # the harness needs the [bench] extra
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 from benchmarks.run import make_plan, parse_args  # noqa: E402
 from benchmarks.suite.ingress_targets import ingress_targets  # noqa: E402

@@ -36,7 +36,7 @@ from otlp_receiver import tracing_docs
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 FAKE = {"backend": "fake", "source": "fake://"}
 IMAGE = b64(image_bytes())
 RUN_SPANS = ("workflow caption", "step caption", "model captioner.caption")

@@ -12,7 +12,7 @@ from mmserve.config import LimitsConfig, ServerConfig
 
 pytestmark = pytest.mark.unit
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "http-api.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "http-api.md"
 
 
 def test_the_server_snippet_validates_and_shows_every_limit_with_its_default() -> None:

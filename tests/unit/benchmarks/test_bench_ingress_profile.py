@@ -33,7 +33,7 @@ def test_samples_go_to_the_first_named_part_on_their_stack(tmp_path: Path) -> No
 
 
 def test_the_documented_profile_commands_parse() -> None:
-    readme = (Path(__file__).parents[2] / "benchmarks" / "README.md").read_text()
+    readme = (Path(__file__).parents[3] / "benchmarks" / "README.md").read_text()
     modules: dict[str, Any] = {
         "benchmarks.suite.ingress_profile": ingress_profile,
         "benchmarks.image_door": image_door,

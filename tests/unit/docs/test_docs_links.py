@@ -12,7 +12,7 @@ import pytest
 
 from mmserve.registry import ENTRY_POINT_GROUP
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GUIDES = [ROOT / "ARCHITECTURE.md", ROOT / "CONTRIBUTING.md"]
 DOCS = sorted([ROOT / "README.md", *GUIDES, *(ROOT / "docs").glob("*.md")])
 _LINK = re.compile(r"\]\(([^)\s]+)\)")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from docs_guide import PACKAGE, build_and_install, env_with, guide_commands, guide_files, mmserve
 
 pytestmark = pytest.mark.unit

@@ -14,11 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import ROOT, b64, build_api, image_bytes
+from api_support import ROOT, b64, build_api, image_bytes, serving
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
-from test_api_stream import serving
 
 from mmserve import AsyncClient, Client
 from mmserve.client.errors import ApiNotFoundError

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+import uvicorn
 from fastapi import FastAPI
 from PIL import Image
 
@@ -20,7 +24,7 @@ from mmserve.registry import Registry, registry
 from mmserve.stores import open_store_at
 from mmserve.workflow import Engine, load_workflows
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "unit-test-key"
 AUTH = {"authorization": f"Bearer {KEY}"}
 
@@ -76,3 +80,21 @@ def image_bytes(mode: str = "RGB", size: tuple[int, int] = (16, 16), fmt: str = 
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """``app`` behind a real HTTP server (uvicorn, in a thread, on a free port)."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            pytest.fail("the test server did not start")
+        threading.Event().wait(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

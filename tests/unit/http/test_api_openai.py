@@ -9,9 +9,8 @@ from typing import Any
 
 import openai
 import pytest
-from api_support import AUTH, KEY, b64, build_api, image_bytes
+from api_support import AUTH, KEY, b64, build_api, image_bytes, serving
 from fastapi.testclient import TestClient
-from test_api_stream import serving
 
 from mmserve.models.backends.fake_llm import LOOP_MARKER
 

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from api_support import KEY, ROOT, build_api, image_bytes
-from test_api_stream import serving
+from api_support import KEY, ROOT, build_api, image_bytes, serving
 
 from mmserve.client.requests import API_KEY_ENV
 from mmserve.models.backends.fake_llm import LOOP_MARKER

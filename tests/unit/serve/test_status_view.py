@@ -4,6 +4,7 @@ deployment cannot take calls, and the ingress's fail fast (ReplicaWatch) on such
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any, cast
 
@@ -176,14 +177,15 @@ def test_a_call_to_a_pending_model_fails_fast_and_is_cancelled() -> None:
 
 
 def test_a_slow_call_to_a_running_model_goes_on() -> None:
-    reads: list[int] = []
+    looked = threading.Event()
 
     def read() -> AppView:
-        reads.append(1)
+        looked.set()
         return _running_view()
 
     async def slow() -> str:
-        await asyncio.sleep(1.2)
+        # held until the watch has looked at the replicas: slow by construction, not by a sleep
+        assert await asyncio.to_thread(looked.wait, 60)
         return "done"
 
     async def fast() -> str:
@@ -194,7 +196,7 @@ def test_a_slow_call_to_a_running_model_goes_on() -> None:
         return await watch.watched("m", "m", slow), await watch.watched("m", "m", fast)
 
     assert asyncio.run(scenario()) == ("done", "fast")
-    assert reads  # the slow call looked at the replicas; it had one running, so it waited
+    assert looked.is_set()  # the slow call looked at the replicas; one was running, so it waited
 
 
 def test_a_fast_call_never_reads_the_view() -> None:

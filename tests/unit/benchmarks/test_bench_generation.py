@@ -3,7 +3,6 @@ its report renders every point."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,10 +10,7 @@ import pytest
 # The harness needs the [bench] extra (psutil); without it there is nothing to check here.
 pytest.importorskip("psutil")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# The benchmarks package lives at the repository root, outside the installed src/ package.
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 from benchmarks.generation import _config, markdown  # noqa: E402
 

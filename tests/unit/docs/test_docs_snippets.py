@@ -21,6 +21,7 @@ workflow that was not valid YAML shipped once).
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -35,7 +36,7 @@ from mmserve.agents import check_agent_text
 from mmserve.config import AppConfig
 from mmserve.workflow import load_workflow_text, load_workflows
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOCS = sorted(
     [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "plugins").glob("*/README.md")]
 )
@@ -78,14 +79,19 @@ def _check_with_plugin(text: str, plugin: Path, kind: str) -> None:
         "import importlib, sys, yaml\n"
         "from mmserve.config import AppConfig\n"
         "from mmserve.workflow import load_workflow_text\n"
-        f"sys.path.insert(0, {str(plugin / 'src')!r})\n"
         f"for module in {sorted(modules)!r}:\n"
         "    importlib.import_module(module)\n"
         "text = sys.stdin.read()\n"
         f"{check}\n"
     )
+    env = {**os.environ, "PYTHONPATH": str(plugin / "src")}
     result = subprocess.run(
-        [sys.executable, "-c", program], input=text, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", program],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
 

@@ -18,7 +18,7 @@ import yaml
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PLUGIN = ROOT / "plugins" / "mmserve-colour-tags"
 PIP_INSTALL = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
 README = (PLUGIN / "README.md").read_text(encoding="utf-8")

@@ -12,13 +12,11 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from api_support import AUTH, KEY, ROOT, b64, build_api, image_bytes
+from api_support import AUTH, KEY, ROOT, b64, build_api, image_bytes, serving
 from fastapi import FastAPI
 
 from mmserve import AsyncClient, Client, RunResult
@@ -162,24 +160,6 @@ def test_a_failure_after_the_start_is_an_error_event_like_the_json_error(
 def live_url(app: FastAPI) -> Iterator[str]:
     with serving(app) as url:
         yield url
-
-
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """``app`` behind a real HTTP server (uvicorn, in a thread, on a free port)."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            pytest.fail("the test server did not start")
-        threading.Event().wait(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def test_a_client_that_disconnects_cancels_the_running_step(live_url: str) -> None:
