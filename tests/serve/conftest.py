@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from shared_app import FIXTURE as APP_FIXTURE
-from shared_app import SHARED, TinyApp
+from shared_app import SHARED, STOPS, TinyApp
 from shared_ray import FIXTURE as RAY_FIXTURE
 from shared_ray import SHARED_RAY
 
@@ -48,9 +48,12 @@ def _users_of(items: list[pytest.Item], fixture: str) -> set[str]:
 
 def _grouped(items: list[pytest.Item], users: set[str]) -> list[pytest.Item]:
     """``items`` with the modules in ``users`` run one after another, where the first of them
-    would run (each module's own order is kept)."""
+    would run (each module's own order is kept; a module marked ``stops_shared_app`` last)."""
     first = next(n for n, item in enumerate(items) if _module_of(item) in users)
-    grouped = [item for item in items if _module_of(item) in users]
+    grouped = sorted(
+        (item for item in items if _module_of(item) in users),
+        key=lambda item: item.get_closest_marker(STOPS) is not None,
+    )
     rest = [item for item in items if _module_of(item) not in users]
     before = [item for item in items[:first] if _module_of(item) not in users]
     return before + grouped + rest[len(before) :]

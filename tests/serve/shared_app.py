@@ -1,40 +1,79 @@
 """One `mmserve serve` of the full tiny profile with an API key, shared by the serve modules
-that fit it (the client, MCP and web page modules): one app start instead of one per module.
+that fit it (`mmserve serve` as a user runs it, the client, MCP and web page modules): one app
+start instead of one per module.
 
 The app is started by the first module that asks for it (the ``keyed_tiny_app`` fixture of
 tests/serve/conftest.py) and stopped after the last module of the run that uses it; the
 serve conftest runs those modules one after another, so it is never up while another module
-starts its own Ray. A module whose tests need a config of their own starts its own app, as
-before (see ``ray_local`` and :func:`serve_support.serving`).
+starts its own Ray. A module whose tests need a config of their own starts its own app (see
+``ray_local`` and :func:`serve_support.serving`). The module marked ``stops_shared_app``
+(SIGTERM leaves nothing behind) runs after every other user.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from serve_support import ROOT, free_port, serving, write_config
 
+from mmserve.client.clients import Client
 from mmserve.client.requests import API_KEY_ENV
 
 #: The fixture's name (the conftest groups the modules whose tests use it).
 FIXTURE = "keyed_tiny_app"
+#: The marker of the module that stops the app (the conftest runs it after the other users).
+STOPS = "stops_shared_app"
 #: The key the shared app asks for (as ``Authorization: Bearer``), read from ``API_KEY_ENV``
 #: by the server, the same variable the client and `mmserve run --url` read it from.
 KEY = "tiny-served-test-key"
 
 
+IMAGES = ROOT / "examples" / "images"
+
+
 @dataclass(frozen=True)
 class TinyApp:
-    """The shared app: its base URL and its folder (config, store, log)."""
+    """The shared app: its base URL, its folder (config, store, log), the `mmserve serve`
+    process, and /v1/ready's answers from the start of that process until it was ready."""
 
     url: str
     folder: Path
+    process: subprocess.Popen[bytes]
+    ready_log: list[httpx.Response]
+
+    @property
+    def config_path(self) -> Path:
+        return self.folder / "app.yaml"
+
+
+def fill_collections(client: Client) -> None:
+    """The example captions (``captions``) and images (``images``, ids by file name), as the
+    client adds them; the same items whichever module adds them, so adding again is a no-op."""
+    texts = [
+        json.loads(line)["text"]
+        for line in (ROOT / "examples" / "captions.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    added = client.collections.add("captions", texts=texts)
+    assert added["count"] == len(texts) and len(added["ids"]) == len(texts)
+    images = sorted(IMAGES.glob("*.png"))
+    names = [p.stem for p in images]
+    added = client.collections.add("images", images=images, ids=names, metadata={"set": "ex"})
+    assert added["ids"] == names
+    listing = {c["name"]: c for c in client.collections.list()}
+    assert listing["images"]["modality"] == "image" and listing["images"]["count"] == len(names)
+    assert listing["images"]["space"]["backend"] == "clip"
+    top = client.collections.search("images", image=IMAGES / "red_circle.png", top_k=1)
+    assert top[0]["id"] == "red_circle" and top[0]["payload"]["metadata"] == {"set": "ex"}
 
 
 def tiny_app_config(folder: Path) -> dict[str, Any]:
@@ -87,16 +126,18 @@ class SharedApp:
     def _start(self, folder: Path) -> TinyApp:
         config_path = write_config(folder, tiny_app_config(folder))
         env = {**os.environ, API_KEY_ENV: KEY, "RAY_AUTH_MODE": "disabled"}
-        _, url = self._stack.enter_context(
+        ready_log: list[httpx.Response] = []
+        process, url = self._stack.enter_context(
             serving(
                 config_path,
                 port=free_port(),
                 log_path=folder / "serve.log",
                 env=env,
+                ready_log=ready_log,
                 ready_timeout_s=900,
             )
         )
-        return TinyApp(url, folder)
+        return TinyApp(url, folder, process, ready_log)
 
     def _stop(self) -> None:
         self._app = None

@@ -1,16 +1,14 @@
-"""`mmserve serve` as a user runs it: the offline tiny profile over plain HTTP, results equal
-to local mode for every shipped workflow, a clean stop on SIGTERM, and a fast clear failure
-for real models without network."""
+"""`mmserve serve` as a user runs it: the offline tiny profile over plain HTTP (the app the
+serve modules share, shared_app.py), results equal to local mode for every shipped workflow,
+and fast clear failures for real models without network and a config that does not fit. Its
+clean stop on SIGTERM is test_cli_serve_stop.py, after every other user of the app."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
-import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,37 +16,24 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import yaml
 from serve_support import (
     MMSERVE_SERVE,
     ROOT,
     assert_close,
-    descendants,
     free_port,
-    serving,
     write_config,
 )
+from shared_app import KEY, TinyApp, fill_collections
 
+from mmserve.client.clients import Client
 from mmserve.config import AppConfig
 from mmserve.local.mode import LocalApp
 
 pytestmark = pytest.mark.serve
 
+AUTH = {"authorization": f"Bearer {KEY}"}
+
 IMAGES = ROOT / "examples" / "images"
-INDEX_TEXT = """
-name: seed_texts
-inputs: {texts: {type: array, items: {type: string}}}
-steps:
-  add: {uses: index, with: {collection: captions, texts: "${inputs.texts}"}}
-outputs: {count: "${add.count}"}
-"""
-INDEX_IMAGE = """
-name: seed_image
-inputs: {image: {type: image}}
-steps:
-  add: {uses: index, with: {collection: images, image: "${inputs.image}"}}
-outputs: {count: "${add.count}"}
-"""
 
 
 def _image(name: str) -> str:
@@ -79,59 +64,25 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 class TinyServer:
-    def __init__(
-        self,
-        process: subprocess.Popen[bytes],
-        url: str,
-        config: AppConfig,
-        ready_log: list[httpx.Response],
-    ) -> None:
-        self.process, self.url, self.config = process, url, config
+    def __init__(self, url: str, config: AppConfig, ready_log: list[httpx.Response]) -> None:
+        self.url, self.config = url, config
         #: /v1/ready's answers from the start of `mmserve serve` until it was ready.
         self.ready_log = ready_log
+        self.http = httpx.Client(base_url=url, headers=AUTH, timeout=300)
 
 
 @pytest.fixture(scope="module")
-def tiny_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyServer]:
-    folder = tmp_path_factory.mktemp("tiny")
-    data = yaml.safe_load((ROOT / "deployments" / "tiny.yaml").read_text())
-    # The shipped profile, with a private store and the repository's workflows.
-    data["store"] = {**data.get("store", {}), "path": str(folder / "store")}
-    data["workflows"] = [str(ROOT / "workflows")]
-    config_path = write_config(folder, data)
-    config = AppConfig.load(config_path)
-    _seed_store(config, folder)
-    ready_log: list[httpx.Response] = []
-    log_path = folder / "serve.log"
-    with serving(config_path, port=free_port(), log_path=log_path, ready_log=ready_log) as (
-        process,
-        url,
-    ):
-        yield TinyServer(process, url, config, ready_log)
-
-
-def _seed_store(config: AppConfig, folder: Path) -> None:
-    """Index the example captions and images in local mode, as `mmserve index` would."""
-    (folder / "seed_texts.yaml").write_text(INDEX_TEXT)
-    (folder / "seed_image.yaml").write_text(INDEX_IMAGE)
-    texts = [
-        json.loads(line)["text"]
-        for line in (ROOT / "examples" / "captions.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
-    local = LocalApp(config)
-    asyncio.run(local.run(str(folder / "seed_texts.yaml"), {"texts": texts}))
-    for image in sorted(IMAGES.glob("*.png")):
-        asyncio.run(local.run(str(folder / "seed_image.yaml"), {"image": image.read_bytes()}))
+def tiny_server(keyed_tiny_app: TinyApp) -> Iterator[TinyServer]:
+    """The shipped tiny profile as `mmserve serve` runs it (the app the serve modules share,
+    shared_app.py: a private store, the repository's workflows and agents, an API key), with
+    the example captions and images indexed."""
+    with Client(keyed_tiny_app.url, api_key=KEY) as client:
+        fill_collections(client)
+    config = AppConfig.load(keyed_tiny_app.config_path)
+    server = TinyServer(keyed_tiny_app.url, config, keyed_tiny_app.ready_log)
+    yield server
+    server.http.close()
 
 
 def test_real_models_without_network_fail_fast_pointing_at_the_tiny_profile(
@@ -163,7 +114,7 @@ def test_ready_is_503_while_starting_and_200_once_every_deployment_is(
         assert answer.json()["error"]["code"] == "not_ready"
         assert answer.headers["retry-after"]
     assert all(a.status_code != 200 for a in answers[: answers.index(starting[-1])])
-    ready = httpx.get(f"{tiny_server.url}/v1/ready", timeout=30)
+    ready = httpx.get(f"{tiny_server.url}/v1/ready", timeout=30)  # needs no key
     assert ready.status_code == 200
     assert ready.json()["ready"] is True
     deployments = set(ready.json()["deployments"])
@@ -171,15 +122,11 @@ def test_ready_is_503_while_starting_and_200_once_every_deployment_is(
 
 
 def test_every_shipped_workflow_answers_like_local_mode(tiny_server: TinyServer) -> None:
-    listed = httpx.get(f"{tiny_server.url}/v1/workflows", timeout=30).json()["workflows"]
+    listed = tiny_server.http.get("/v1/workflows").json()["workflows"]
     assert {w["name"] for w in listed} == set(CASES)
     local = LocalApp(tiny_server.config)
     for workflow, inputs in CASES.items():
-        response = httpx.post(
-            f"{tiny_server.url}/v1/workflows/{workflow}/run",
-            json={"inputs": inputs},
-            timeout=120,
-        )
+        response = tiny_server.http.post(f"/v1/workflows/{workflow}/run", json={"inputs": inputs})
         assert response.status_code == 200, f"{workflow}: {response.text}"
         served = response.json()
         expected = asyncio.run(local.run(workflow, inputs)).model_dump(mode="json")
@@ -217,7 +164,7 @@ def test_generations_of_different_sizes_never_share_a_batch(tiny_server: TinySer
 
     async def all_at_once() -> list[httpx.Response]:
         url = f"{tiny_server.url}/v1/workflows/generate/run"
-        async with httpx.AsyncClient(timeout=300) as client:
+        async with httpx.AsyncClient(headers=AUTH, timeout=300) as client:
             return list(await asyncio.gather(*(client.post(url, json=b) for b in bodies)))
 
     local = LocalApp(tiny_server.config)
@@ -247,27 +194,10 @@ def test_generations_of_different_sizes_never_share_a_batch(tiny_server: TinySer
 def test_bad_generation_inputs_get_a_clear_4xx(
     tiny_server: TinyServer, inputs: dict[str, Any], status: int, message: str
 ) -> None:
-    response = httpx.post(
-        f"{tiny_server.url}/v1/workflows/generate/run", json={"inputs": inputs}, timeout=120
-    )
+    response = tiny_server.http.post("/v1/workflows/generate/run", json={"inputs": inputs})
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert message in error["message"] and error["request_id"]
-
-
-# Last in the module: it stops the server every test above shares.
-def test_sigterm_stops_everything_it_started(tiny_server: TinyServer) -> None:
-    process = tiny_server.process
-    started = descendants(process.pid)
-    assert started, "the server should run Ray's processes as its descendants"
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=120) == 0
-    deadline = time.monotonic() + 60
-    while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
-        time.sleep(1)
-    assert not [pid for pid in started if _alive(pid)]
-    with pytest.raises(httpx.HTTPError):
-        httpx.get(f"{tiny_server.url}/v1/health", timeout=5)
 
 
 def test_a_config_that_does_not_fit_is_refused_before_serve_starts(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from PIL import Image
 from serve_support import ROOT, assert_close
-from shared_app import KEY, TinyApp
+from shared_app import KEY, TinyApp, fill_collections
 
 from mmserve.client.clients import AsyncClient, Client, RunResult
 from mmserve.client.errors import ApiAuthError, ApiInputError, ApiNotFoundError, ApiTimeoutError
@@ -57,30 +57,11 @@ def server(keyed_tiny_app: TinyApp) -> str:
     return keyed_tiny_app.url
 
 
-def _fill_collections(client: Client) -> None:
-    texts = [
-        json.loads(line)["text"]
-        for line in (ROOT / "examples" / "captions.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
-    added = client.collections.add("captions", texts=texts)
-    assert added["count"] == len(texts) and len(added["ids"]) == len(texts)
-    images = sorted(IMAGES.glob("*.png"))
-    names = [p.stem for p in images]
-    added = client.collections.add("images", images=images, ids=names, metadata={"set": "ex"})
-    assert added["ids"] == names
-    listing = {c["name"]: c for c in client.collections.list()}
-    assert listing["images"]["modality"] == "image" and listing["images"]["count"] == len(names)
-    assert listing["images"]["space"]["backend"] == "clip"
-    top = client.collections.search("images", image=IMAGES / "red_circle.png", top_k=1)
-    assert top[0]["id"] == "red_circle" and top[0]["payload"]["metadata"] == {"set": "ex"}
-
-
 def test_every_shipped_workflow_round_trips_sync_and_async(server: str) -> None:
     cases = _cases()
     with Client(server, api_key=KEY) as client:
         assert {w["name"] for w in client.workflows()} == set(cases)
-        _fill_collections(client)
+        fill_collections(client)
         sync = {name: client.run(name, **inputs) for name, inputs in cases.items()}
 
     async def run_all() -> dict[str, RunResult]:
