@@ -103,6 +103,31 @@ class EventFeed(Generic[R, E]):
         self.task.add_done_callback(lambda t: t.cancelled() or t.exception())
         self.task.cancel()
 
+    async def first(self) -> E | None:
+        """The first event (keep-alives skipped), or None when the task ended without one;
+        raises the task's error when it failed before its first event (the plain JSON answer
+        is then the caller's, with its status)."""
+        try:
+            first = await self.next()
+            while isinstance(first, bytes):
+                first = await self.next()
+        except BaseException:
+            self.stop()
+            raise
+        error = self.task.exception() if first is None else None
+        if error is not None:
+            raise error
+        return first
+
+
+def event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:
+    """The streamed answer: ``body``'s events as they come, never buffered on the way."""
+    return StreamingResponse(
+        body,
+        media_type=EVENT_STREAM,
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
 
 async def stream_run(
     start: Callable[[EventHook], Awaitable[RunResult]], request_id: str
@@ -117,21 +142,8 @@ async def stream_run(
         return await start(queue.put_nowait)
 
     events = EventFeed(asyncio.create_task(running()), queue)
-    try:
-        first = await events.next()
-        while isinstance(first, bytes):
-            first = await events.next()
-    except BaseException:
-        events.stop()
-        raise
-    error = events.task.exception() if first is None else None
-    if error is not None:
-        raise error
-    return StreamingResponse(
-        _body(events, first, request_id),
-        media_type=EVENT_STREAM,
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-    )
+    first = await events.first()
+    return event_stream(_body(events, first, request_id))
 
 
 async def _body(
@@ -163,6 +175,7 @@ __all__ = [
     "EVENT_STREAM",
     "EVENT_STREAM_RESPONSE",
     "EventFeed",
+    "event_stream",
     "frame",
     "stream_run",
     "wants_event_stream",

@@ -9,14 +9,12 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from api_support import KEY, ROOT, b64, build_api, image_bytes
+from api_support import KEY, ROOT, b64, build_api, image_bytes, serving
 from mcp import Client, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 
@@ -34,19 +32,8 @@ def live_url() -> Iterator[str]:
         app = build_api({"api_key_env": KEY_ENV})
     finally:
         os.environ.pop(KEY_ENV)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            pytest.fail("the test server did not start")
-        threading.Event().wait(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serving(app) as url:
+        yield url
 
 
 def over_stdio(

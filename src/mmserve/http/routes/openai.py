@@ -46,7 +46,7 @@ from mmserve.http.openai_messages import (
     tool_call_deltas,
 )
 from mmserve.http.run_request import TIMEOUT_PARAMETER, deadline_s
-from mmserve.http.run_stream import EVENT_STREAM, EventFeed, frame
+from mmserve.http.run_stream import EVENT_STREAM, EventFeed, event_stream, frame
 from mmserve.http.runtime import ApiRuntime, request_id_of
 from mmserve.media import encode_png_base64
 from mmserve.models.roles import ChatMessage
@@ -158,21 +158,8 @@ async def _stream(
 ) -> StreamingResponse:
     """The SSE answer; the run's error as a plain JSON answer when it fails before its first
     LLM reply (bad handles, an LLM that fails at once)."""
-    try:
-        first = await events.next()
-        while isinstance(first, bytes):
-            first = await events.next()
-    except BaseException:
-        events.stop()
-        raise
-    error = events.task.exception() if first is None else None
-    if error is not None:
-        raise error
-    return StreamingResponse(
-        _body(agent, events, first, request_id),
-        media_type=EVENT_STREAM,
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-    )
+    first = await events.first()
+    return event_stream(_body(agent, events, first, request_id))
 
 
 async def _body(
