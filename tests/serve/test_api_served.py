@@ -189,20 +189,22 @@ def _raw_post(port: int, path: str, headers: dict[str, str], total: int, chunked
 
 
 def test_concurrent_requests_ride_one_model_batch(served: Served) -> None:
-    """Three runs at once on the ``slow`` model, whose batch is held open 8 s for up to 64
-    items: they are answered from one batch of three (forced by the held batch, not hoped
-    for under load). It runs before any other test sends to ``slow``: its batch is empty."""
+    """Two runs at once on the ``slow`` model, whose batch is held open 8 s for up to 64
+    items: they are answered from one batch of two (forced by the held batch, not hoped for
+    under load). It runs before any other test sends to ``slow``: its batch is empty. Two,
+    not three: this app's door admits 3 running and 2 queued requests, and Serve's proxy may
+    still count the first two as queued when a third arrives (then it answers 503)."""
 
     async def together() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=served.url, headers=AUTH, timeout=60) as client:
             body = {"inputs": {"image": _b64(_png())}}
             return await asyncio.gather(
-                *(client.post("/v1/workflows/slow_caption/run", json=body) for _ in range(3))
+                *(client.post("/v1/workflows/slow_caption/run", json=body) for _ in range(2))
             )
 
     responses = asyncio.run(together())
-    assert [r.status_code for r in responses] == [200, 200, 200], [r.text for r in responses]
-    assert [r.json()["trace"][0]["batch_size"] for r in responses] == [3, 3, 3]
+    assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
+    assert [r.json()["trace"][0]["batch_size"] for r in responses] == [2, 2]
 
 
 def test_bad_bytes_get_clear_4xx_and_the_server_keeps_serving(served: Served) -> None:
