@@ -98,3 +98,19 @@ def serving(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def error_message(response: Any, status: int, code: str | None = None) -> str:
+    """The message of an API error answer, after checking its status, its request id (the
+    same as the x-request-id header) and, when given, its code."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["request_id"] == response.headers["x-request-id"]
+    if code is not None:
+        assert error["code"] == code
+    return str(error["message"])
+
+
+def run_workflow(client: Any, workflow: str, **inputs: object) -> Any:
+    """``POST /v1/workflows/{workflow}/run`` with ``inputs`` as JSON."""
+    return client.post(f"/v1/workflows/{workflow}/run", json={"inputs": inputs})

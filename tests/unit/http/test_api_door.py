@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from api_support import b64, build_api, image_bytes
+from api_support import error_message as _error
+from api_support import run_workflow as _run
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -28,19 +30,6 @@ LIMITS = {
 def client() -> Iterator[TestClient]:
     with TestClient(build_api({"limits": LIMITS})) as test_client:
         yield test_client
-
-
-def _error(response: object, status: int, code: str | None = None) -> str:
-    assert response.status_code == status, response.text  # type: ignore[attr-defined]
-    error = response.json()["error"]  # type: ignore[attr-defined]
-    assert error["request_id"] == response.headers["x-request-id"]  # type: ignore[attr-defined]
-    if code is not None:
-        assert error["code"] == code
-    return str(error["message"])
-
-
-def _run(client: TestClient, workflow: str, **inputs: object) -> object:
-    return client.post(f"/v1/workflows/{workflow}/run", json={"inputs": inputs})
 
 
 def _nested(depth: int) -> str:

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 from api_support import AUTH, KEY, b64, build_api, image_bytes
+from api_support import error_message as _error
+from api_support import run_workflow as _run
 from fastapi.testclient import TestClient
 
 pytestmark = pytest.mark.unit
@@ -27,19 +29,6 @@ def client(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[TestClient]:
 def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
     with pytest.MonkeyPatch.context() as patch:
         yield patch
-
-
-def _error(response: object, status: int, code: str | None = None) -> str:
-    assert response.status_code == status, response.text  # type: ignore[attr-defined]
-    error = response.json()["error"]  # type: ignore[attr-defined]
-    assert error["request_id"] == response.headers["x-request-id"]  # type: ignore[attr-defined]
-    if code is not None:
-        assert error["code"] == code
-    return str(error["message"])
-
-
-def _run(client: TestClient, workflow: str, **inputs: object) -> object:
-    return client.post(f"/v1/workflows/{workflow}/run", json={"inputs": inputs})
 
 
 def test_api_key_is_required_everywhere_but_health(client: TestClient) -> None:
