@@ -1,17 +1,26 @@
 """Serve tier: a real Ray Serve on CPU. One in-process Ray is shared by the modules that
 deploy their app in the test process (``ray_local``, see shared_ray.py); the modules that fit
 the full tiny profile with an API key share one `mmserve serve` (``keyed_tiny_app``, see
-shared_app.py). Nothing here stops what it did not start (never `ray stop`)."""
+shared_app.py). Nothing here stops what it did not start (never `ray stop`).
+
+Under pytest-xdist (``--dist loadgroup``, as scripts/check runs the suite) the whole tier is
+one group, :data:`GROUP`: one worker runs it, in this order, while the others share the unit
+and integration tiers; the group is the largest, so xdist hands it out first."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from shared_app import FIXTURE as APP_FIXTURE
 from shared_app import SHARED, STOPS, TinyApp
 from shared_ray import FIXTURE as RAY_FIXTURE
 from shared_ray import SHARED_RAY
+
+#: The xdist group of every serve-tier test (one worker, one Ray at a time, in this order).
+GROUP = "serve"
+HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +45,12 @@ def keyed_tiny_app(
         yield SHARED.acquire(tmp_path_factory)
     finally:
         SHARED.release(request.node.nodeid)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark each serve-tier test with the tier's xdist group (before xdist reads it)."""
+    if HERE in item.path.parents:
+        item.add_marker(pytest.mark.xdist_group(GROUP))
 
 
 def _module_of(item: pytest.Item | pytest.Collector) -> str:
@@ -63,12 +78,15 @@ def _grouped(items: list[pytest.Item], users: set[str]) -> list[pytest.Item]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the modules sharing the in-process Ray one after another, then those sharing the
     tiny app, and count each group's users, so that each shared thing stops after its last
-    user instead of staying up while other modules start their own."""
+    user instead of staying up while other modules start their own. The serve tier comes
+    first (the longest part of a run: under xdist, its worker starts it at once)."""
     SHARED_RAY.users = _users_of(items, RAY_FIXTURE)
     SHARED.users = _users_of(items, APP_FIXTURE)
     for users in (SHARED_RAY.users, SHARED.users):
         if len(users) > 1:
             items[:] = _grouped(items, users)
+    served = [item for item in items if HERE in item.path.parents]
+    items[:] = served + [item for item in items if HERE not in item.path.parents]
 
 
 def pytest_sessionfinish() -> None:

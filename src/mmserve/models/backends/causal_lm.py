@@ -103,7 +103,6 @@ class CausalLmBackend(HuggingFaceBackend):
         """One assistant message per conversation (see the module docs)."""
         return [self._reply(item) for item in items]
 
-    @torch.inference_mode()
     def _reply(self, item: ChatItem) -> ChatMessage:
         tools = [{"type": "function", "function": tool.model_dump()} for tool in item.tools] or None
         batch = self._tokenizer.apply_chat_template(
@@ -119,12 +118,13 @@ class CausalLmBackend(HuggingFaceBackend):
             if item.temperature > 0
             else {"do_sample": False, "num_beams": 1}
         )
-        output = self._model.generate(
-            **inputs,
-            max_new_tokens=min(item.max_new_tokens, self.spec.max_new_tokens),
-            pad_token_id=self._tokenizer.pad_token_id,
-            **sampling,
-        )
+        with torch.inference_mode():
+            output = self._model.generate(
+                **inputs,
+                max_new_tokens=min(item.max_new_tokens, self.spec.max_new_tokens),
+                pad_token_id=self._tokenizer.pad_token_id,
+                **sampling,
+            )
         prompt_length = inputs["input_ids"].shape[1]
         text = self._tokenizer.decode(output[0, prompt_length:], skip_special_tokens=False)
         self._calls += 1
