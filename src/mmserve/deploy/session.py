@@ -5,9 +5,13 @@ local Ray when no address is given (or connects to ``address``), checks that eve
 fits on the cluster's nodes (:mod:`mmserve.deploy.capacity`; it refuses with a table of what
 does not, before Serve starts, unless ``allow_pending``), deploys the app and waits until every
 deployment is ready (what ``GET /v1/ready`` reports; with replicas left pending, until each
-deployment with room has a replica running). A Ray it starts gets the
-switches for ``server.proxy`` (Serve's Python proxy or its HAProxy ingress) and
-``server.transport`` in its environment (:mod:`mmserve.deploy.front_door`).
+deployment with room has a replica running). A replica that fails to start with a
+:class:`~mmserve.errors.ModelLoadError` fails the deploy at once, with its reason: its model
+cannot load from its source, and the retries Serve would make first (up to three a replica,
+each a new process that imports torch again) cannot help. Serve's options are left as they
+are: it still retries other failed starts, and replaces replicas that die once the app runs.
+A Ray it starts gets the switches for ``server.proxy`` (Serve's Python proxy or its HAProxy
+ingress) and ``server.transport`` in its environment (:mod:`mmserve.deploy.front_door`).
 :meth:`ServeSession.stop` undoes exactly what ``start`` did: an embedded Ray is shut down with
 Serve; on a cluster, Serve is shut down if this session started it, else only this app is
 deleted.
@@ -27,11 +31,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any
 
 import ray
 from ray import serve
+from ray.serve.schema import ApplicationStatusOverview
 
 from mmserve.config import AppConfig
 from mmserve.deploy.capacity import Fit, asks_of, fit, nodes_from_ray
@@ -44,7 +50,7 @@ from mmserve.deploy.preflight import (
     check_workflows,
     embedded_cpus,
 )
-from mmserve.errors import ServingError
+from mmserve.errors import ModelLoadError, ServingError
 from mmserve.http.api import not_ready_message
 from mmserve.serve.app import build_app
 from mmserve.serve.health import app_health
@@ -53,6 +59,11 @@ from mmserve.serve.plan import APP_NAME, scale_to_zero_deployments
 logger = logging.getLogger(__name__)
 
 _FAILED = {"DEPLOY_FAILED", "UNHEALTHY"}
+#: How a replica's ModelLoadError ends the traceback that Serve keeps in a deployment's message.
+_LOAD_ERROR = f"{ModelLoadError.__module__}.{ModelLoadError.__qualname__}: "
+#: Seconds between two reads of Serve's status while the app deploys (Serve's own wait: 1 s).
+POLL_S = 0.5
+_DEPLOY_HINT = "the replica log above has the full traceback"
 
 #: Exit status of a clean stop by SIGTERM or Ctrl-C.
 STOPPED_BY_SIGNAL = 0
@@ -131,15 +142,14 @@ class ServeSession:
         )
         self._deployed = True
         pending = not self.capacity.fits
-        try:
-            # with replicas that cannot be placed, Serve would wait for them forever
-            target = serve.RunTarget(build_app(self.config), name=APP_NAME, route_prefix="/")
-            serve.run_many([target], wait_for_applications_running=not pending)
-        except RuntimeError as exc:  # Serve's "deployment failed"; the reason is in its status
-            raise ServingError(
-                f"the app failed to deploy: {_deploy_failures() or exc}",
-                hint="the replica log above has the full traceback",
-            ) from exc
+        target = serve.RunTarget(build_app(self.config), name=APP_NAME, route_prefix="/")
+        # Not Serve's own wait for RUNNING: it sits through every retry of a replica that
+        # cannot load its model; wait_running stops at the first such failure.
+        serve.run_many([target], wait_for_applications_running=False)
+        # with replicas that cannot be placed, Serve would wait for them forever
+        if not pending:
+            wait_running(_read_app)
+            _proxies_serving()
         self._wait_ready(waiting_for=self._placeable() if pending else None)
         return self.url
 
@@ -154,6 +164,7 @@ class ServeSession:
         with ``waiting_for``, until each of those deployments has a replica running."""
         deadline = time.monotonic() + timeout_s
         while True:
+            _raise_on_load_failure(_read_app())
             health = app_health(APP_NAME, {}, scale_to_zero_deployments(self.config))
             if health.ready:
                 return
@@ -236,23 +247,95 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _deploy_failures() -> str:
-    """The last line (the exception) of each failed deployment's message, e.g. a replica's
-    ModelLoadError, so the user reads the cause rather than Serve's summary."""
-    app = serve.status().applications.get(APP_NAME)
+@dataclass(frozen=True)
+class DeployFailure:
+    """Why one deployment of the app is failing to deploy."""
+
+    deployment: str
+    #: The exception's line from Serve's message, without the exception's dotted class name.
+    reason: str
+    #: A replica failed to start with a ModelLoadError: retrying it cannot help.
+    model_load: bool
+
+    def __str__(self) -> str:
+        return f"deployment {self.deployment!r}: {self.reason}"
+
+
+def _exception_text(line: str) -> str:
+    """``mmserve.errors.ModelLoadError: could not ...`` -> ``could not ...``."""
+    head, sep, tail = line.partition(": ")
+    return tail if sep and "." in head and " " not in head else line
+
+
+def deploy_failures(app: ApplicationStatusOverview | None) -> list[DeployFailure]:
+    """The failing deployments of ``app`` (Serve's status of it), by name: each one whose
+    message (Serve keeps the replica's traceback in it) names a ModelLoadError, whatever its
+    status (Serve calls it UPDATING while it retries), and each one Serve marked failed, with
+    the last line of its message (the exception), so the user reads the cause rather than
+    Serve's summary."""
     if app is None:
-        return ""
-    reasons = []
+        return []
+    failures = []
     for name, overview in sorted(app.deployments.items()):
-        lines = [line for line in (overview.message or "").splitlines() if line.strip()]
-        if str(getattr(overview.status, "value", overview.status)) in _FAILED and lines:
-            reason = lines[-1]
-            # "mmserve.errors.ModelLoadError: could not ..." -> "could not ..."
-            head, sep, tail = reason.partition(": ")
-            if sep and "." in head and " " not in head:
-                reason = tail
-            reasons.append(f"deployment {name!r}: {reason}")
-    return "; ".join(reasons)
+        lines = [line.strip() for line in (overview.message or "").splitlines() if line.strip()]
+        load = next((line for line in reversed(lines) if line.startswith(_LOAD_ERROR)), None)
+        if load is not None:
+            failures.append(DeployFailure(name, _exception_text(load), model_load=True))
+        elif str(getattr(overview.status, "value", overview.status)) in _FAILED and lines:
+            failures.append(DeployFailure(name, _exception_text(lines[-1]), model_load=False))
+    return failures
+
+
+def _failed_to_deploy(reason: str) -> ServingError:
+    return ServingError(f"the app failed to deploy: {reason}", hint=_DEPLOY_HINT)
+
+
+def _raise_on_load_failure(app: ApplicationStatusOverview | None) -> None:
+    loads = [failure for failure in deploy_failures(app) if failure.model_load]
+    if loads:
+        raise _failed_to_deploy("; ".join(map(str, loads)))
+
+
+def wait_running(
+    read_app: Callable[[], ApplicationStatusOverview | None],
+    *,
+    poll_s: float = POLL_S,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Block until Serve calls the app RUNNING (what ``serve.run`` waits for), reading its
+    status with ``read_app``; raise ServingError at the first replica that failed to start
+    with a ModelLoadError, before Serve retries it, or when Serve gives up on the app."""
+    while True:
+        app = read_app()
+        if app is None:
+            raise _failed_to_deploy("Serve has no such application (was it deleted?)")
+        status = str(getattr(app.status, "value", app.status))
+        if status == "RUNNING":
+            return
+        _raise_on_load_failure(app)
+        if status == "DEPLOY_FAILED":
+            failures = deploy_failures(app)
+            raise _failed_to_deploy("; ".join(map(str, failures)) or app.message or status)
+        sleep(poll_s)
+
+
+def _read_app() -> ApplicationStatusOverview | None:
+    return serve.status().applications.get(APP_NAME)
+
+
+def _proxies_serving() -> None:
+    """What ``serve.run`` does once the app runs: wait until the proxies route to it (Serve's
+    HAProxy ingress needs a moment for its backends), and log that it is ready."""
+    from ray.serve._private.constants import SERVE_LOGGER_NAME
+    from ray.serve.context import _get_global_client
+
+    client = _get_global_client()
+    if client is None:  # only in Serve's local testing mode, which has no proxies
+        return
+    client.wait_for_proxies_serving(wait_for_applications_running=True)
+    logging.getLogger(SERVE_LOGGER_NAME).info(
+        "Application %r is ready at %s/.", APP_NAME, client.root_url
+    )
 
 
 def _raise_stop(signum: int, _frame: FrameType | None) -> None:
@@ -288,4 +371,12 @@ def serve_until_stopped(session: ServeSession, *, announce: Any = print) -> int:
             signal.signal(signum, handler)
 
 
-__all__ = ["STOPPED_BY_SIGNAL", "ServeSession", "Stop", "serve_until_stopped"]
+__all__ = [
+    "STOPPED_BY_SIGNAL",
+    "DeployFailure",
+    "ServeSession",
+    "Stop",
+    "deploy_failures",
+    "serve_until_stopped",
+    "wait_running",
+]
