@@ -1,6 +1,6 @@
 """One `mmserve serve` of the full tiny profile with an API key, shared by the serve modules
-that fit it (`mmserve serve` as a user runs it, the client, MCP and web page modules): one app
-start instead of one per module.
+that fit it (`mmserve serve` as a user runs it, the workflow language, the client, MCP and
+web page modules): one app start instead of one per module.
 
 The app is started by the first module that asks for it (the ``keyed_tiny_app`` fixture of
 tests/serve/conftest.py) and stopped after the last module of the run that uses it; the
@@ -8,6 +8,10 @@ serve conftest runs those modules one after another, so it is never up while ano
 starts its own Ray. A module whose tests need a config of their own starts its own app (see
 ``ray_local`` and :func:`serve_support.serving`). The module marked ``stops_shared_app``
 (SIGTERM leaves nothing behind) runs after every other user.
+
+Besides the repository's workflows the app serves :data:`TEST_WORKFLOWS`, two for_each
+workflows of test_language_served.py only (test-only: they never go into workflows/); the
+modules that compare the served workflows with the shipped ones add their names.
 """
 
 from __future__ import annotations
@@ -38,6 +42,31 @@ KEY = "tiny-served-test-key"
 
 
 IMAGES = ROOT / "examples" / "images"
+
+_CAPTION_EACH = """
+name: caption_each
+inputs:
+  images: {type: array, items: {type: image}}
+steps:
+  captions:
+    uses: caption
+    for_each: ${inputs.images}
+    as: image
+    cache: true
+    retry: {attempts: 8, backoff_s: 1}
+    with: {image: "${image}"}
+outputs:
+  captions: ${captions[*].text}
+"""
+#: The test-only workflows the app serves next to the repository's, by name (their YAML):
+#: ``caption_each`` captions a list of images (cached), ``slow_each`` the same two at a time
+#: (no cache), for test_language_served.py.
+TEST_WORKFLOWS: dict[str, str] = {
+    "caption_each": _CAPTION_EACH,
+    "slow_each": _CAPTION_EACH.replace("name: caption_each", "name: slow_each").replace(
+        "    cache: true\n", "    concurrency: 2\n"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -77,12 +106,17 @@ def fill_collections(client: Client) -> None:
 
 
 def tiny_app_config(folder: Path) -> dict[str, Any]:
-    """deployments/tiny.yaml with a private store, the repository's workflows and agents, and
-    the API key; the diffusion models skip their warm-up (minutes on two cores, and no test
-    of these modules is about it)."""
+    """deployments/tiny.yaml with a private store, the repository's workflows (and
+    :data:`TEST_WORKFLOWS`, written to ``folder``/test-workflows) and agents, and the API
+    key; the diffusion models skip their warm-up (minutes on two cores, and no test of these
+    modules is about it)."""
     data: dict[str, Any] = yaml.safe_load((ROOT / "deployments" / "tiny.yaml").read_text())
     data["store"] = {**data.get("store", {}), "path": str(folder / "store")}
-    data["workflows"] = [str(ROOT / "workflows")]
+    extra = folder / "test-workflows"
+    extra.mkdir(exist_ok=True)
+    for name, text in TEST_WORKFLOWS.items():
+        (extra / f"{name}.yaml").write_text(text, encoding="utf-8")
+    data["workflows"] = [str(ROOT / "workflows"), str(extra)]
     data["agents"] = [str(ROOT / "agents")]
     data["server"] = {**data.get("server", {}), "api_key_env": API_KEY_ENV}
     for name in ("image_generator", "image_editor"):

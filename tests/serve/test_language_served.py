@@ -1,57 +1,44 @@
-"""The workflow language on a real Ray Serve with the tiny models (deployments/tiny.yaml):
-the new shipped workflows answer over HTTP as in local mode, a for_each over 16 images rides
-in Serve's batches, the cache and its bypass header, and a step with `retry` survives its
-model replica being killed mid-run."""
+"""The workflow language on a real Ray Serve with the tiny models (the `mmserve serve` of
+deployments/tiny.yaml the serve modules share, shared_app.py): the new shipped workflows
+answer over HTTP as in local mode, a for_each over 16 images rides in Serve's batches, the
+cache and its bypass header, and a step with `retry` survives its model replica being killed
+mid-run. ``caption_each`` and ``slow_each`` are the app's test-only workflows
+(shared_app.TEST_WORKFLOWS)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import io
-import threading
+import os
+import re
+import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import ray
 import yaml
 from PIL import Image
-from serve_support import ROOT, assert_close, free_port, wait_ready, write_config
+from serve_support import ROOT, assert_close, descendants, wait_ready, write_config
+from shared_app import KEY, TinyApp, fill_collections
 
+from mmserve.client.clients import Client
+from mmserve.client.requests import RunResult
 from mmserve.config import AppConfig
-from mmserve.deploy.session import ServeSession
 from mmserve.local.mode import LocalApp
+from mmserve.media import decode_image
+from mmserve.workflow import ItemProgress
+from mmserve.workflow.steps.index import Document, index_documents
 
 pytestmark = pytest.mark.serve
 
 IMAGES = ROOT / "examples" / "images"
-CAPTION_EACH = """
-name: caption_each
-inputs:
-  images: {type: array, items: {type: image}}
-steps:
-  captions:
-    uses: caption
-    for_each: ${inputs.images}
-    as: image
-    cache: true
-    retry: {attempts: 8, backoff_s: 1}
-    with: {image: "${image}"}
-outputs:
-  captions: ${captions[*].text}
-"""
-SLOW_EACH = CAPTION_EACH.replace("name: caption_each", "name: slow_each").replace(
-    "    cache: true\n", "    concurrency: 2\n"
-)
-INDEX_IMAGE = """
-name: seed_image
-inputs: {image: {type: image}}
-steps:
-  add: {uses: index, with: {collection: images, image: "${inputs.image}"}}
-outputs: {count: "${add.count}"}
-"""
+#: The process title Ray gives the captioner's Serve replica (``ray::<actor class>``, then
+#: ``.<method>`` while it runs one): the app is ``mmserve``, the deployment ``captioner``.
+CAPTIONER = re.compile(r"ray::ServeReplica:mmserve:captioner(?![\w:])")
 
 
 def _b64(image: Image.Image) -> str:
@@ -68,9 +55,14 @@ def _images(count: int, shift: int = 0) -> list[Image.Image]:
 
 
 class Served:
-    def __init__(self, url: str, config: AppConfig) -> None:
-        self.url, self.config = url, config
-        self.http = httpx.Client(base_url=url, timeout=300)
+    """The shared app (with the key) and a local-mode app of the same config whose store
+    holds the same ``images`` items (same ids, bytes and metadata)."""
+
+    def __init__(self, app: TinyApp, local: LocalApp) -> None:
+        self.app, self.url, self.local = app, app.url, local
+        self.http = httpx.Client(
+            base_url=app.url, headers={"authorization": f"Bearer {KEY}"}, timeout=300
+        )
 
     def run(self, workflow: str, inputs: dict[str, Any], **headers: str) -> dict[str, Any]:
         response = self.http.post(
@@ -81,32 +73,35 @@ class Served:
         return body
 
 
+def _local_app(app: TinyApp, folder: Path) -> LocalApp:
+    """Local mode on the shared app's config with a store of its own (the served store is
+    the store replica's: this process only reads and writes its own lancedb folder), filled
+    with the example images as fill_collections adds them over HTTP: ids by file name, the
+    file's bytes as the payload, the same metadata."""
+    data = yaml.safe_load(app.config_path.read_text(encoding="utf-8"))
+    data["store"] = {**data["store"], "path": str(folder / "store")}
+    local = LocalApp(AppConfig.load(write_config(folder, data)))
+    documents = [
+        Document(
+            image=decode_image(path.read_bytes()),
+            image_bytes=path.read_bytes(),
+            id=path.stem,
+            metadata={"set": "ex"},
+        )
+        for path in sorted(IMAGES.glob("*.png"))
+    ]
+    report = asyncio.run(index_documents(local.gateway, local.store, "images", documents))
+    assert report.ids == [p.stem for p in sorted(IMAGES.glob("*.png"))]
+    return local
+
+
 @pytest.fixture(scope="module")
-def served(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    folder = tmp_path_factory.mktemp("language")
-    (folder / "extra").mkdir()
-    (folder / "extra" / "caption_each.yaml").write_text(CAPTION_EACH)
-    (folder / "extra" / "slow_each.yaml").write_text(SLOW_EACH)
-    data = yaml.safe_load((ROOT / "deployments" / "tiny.yaml").read_text())
-    for model in data["models"].values():
-        model["cpus"] = 0.1  # all of them on the 2 CPUs of this module's Ray
-    data["store"] = {"kind": "lancedb", "path": str(folder / "store")}
-    data["workflows"] = [str(ROOT / "workflows"), str(folder / "extra")]
-    config_path = write_config(folder, data)
-    config = AppConfig.load(config_path)
-    local = LocalApp(config)
-    (folder / "seed.yaml").write_text(INDEX_IMAGE)
-    for image in sorted(IMAGES.glob("*.png")):
-        asyncio.run(local.run(str(folder / "seed.yaml"), {"image": image.read_bytes()}))
-    session = ServeSession(config, port=free_port())
-    try:
-        url = session.start()
-        wait_ready(url)
-        served = Served(url, config)
-        yield served
-        served.http.close()
-    finally:
-        session.stop()
+def served(keyed_tiny_app: TinyApp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with Client(keyed_tiny_app.url, api_key=KEY) as client:
+        fill_collections(client)  # the example images as ``images``, ids by file name
+    served = Served(keyed_tiny_app, _local_app(keyed_tiny_app, tmp_path_factory.mktemp("lang")))
+    yield served
+    served.http.close()
 
 
 CASES: dict[str, dict[str, Any]] = {
@@ -121,10 +116,9 @@ CASES: dict[str, dict[str, Any]] = {
 
 
 def test_new_shipped_workflows_answer_as_in_local_mode(served: Served) -> None:
-    local = LocalApp(served.config)
     for workflow, inputs in CASES.items():
         body = served.run(workflow, inputs)
-        expected = asyncio.run(local.run(workflow, inputs)).model_dump(mode="json")
+        expected = asyncio.run(served.local.run(workflow, inputs)).model_dump(mode="json")
         assert_close(body["outputs"], expected["outputs"], where=workflow)
         assert [e["status"] for e in body["trace"]] == [e["status"] for e in expected["trace"]]
     skipped = served.run("classify_then_answer", {**CASES["classify_then_answer"], "min_score": 1})
@@ -137,42 +131,55 @@ def test_for_each_over_16_items_rides_in_serve_batches(served: Served) -> None:
     (entry,) = body["trace"]
     assert entry["items"] == 16 and entry["item_status"] == ["ok"] * 16
     assert entry["batch_size"] > 1
-    local = LocalApp(served.config)
-    expected = asyncio.run(local.run("caption_each", {"images": images}, use_cache=False))
+    expected = asyncio.run(served.local.run("caption_each", {"images": images}, use_cache=False))
     assert body["outputs"] == expected.model_dump(mode="json")["outputs"]
     again = served.run("caption_each", {"images": images})
     assert again["trace"][0]["item_status"] == ["cached"] * 16
     assert again["outputs"] == body["outputs"]
 
 
-def _captioner_replica() -> Any:
-    names = ray.util.list_named_actors(all_namespaces=True)
-    (found,) = [n for n in names if "SERVE_REPLICA" in n["name"] and "#captioner#" in n["name"]]
-    return ray.get_actor(found["name"], namespace=found["namespace"])
+def _title(pid: int) -> str:
+    """The process's title (its command line, which Ray rewrites for its workers)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def _captioner_replicas(app: TinyApp) -> list[int]:
+    """The pids of the captioner's replica processes among `mmserve serve`'s descendants
+    (its own Ray cluster: the test process cannot reach its actors through Ray's API)."""
+    return [pid for pid in descendants(app.process.pid) if CAPTIONER.match(_title(pid))]
 
 
 def test_a_step_with_retry_survives_its_replica_being_killed_mid_run(served: Served) -> None:
     images = [_b64(image) for image in _images(48, shift=7)]
-    replica = _captioner_replica()
-    result: dict[str, Any] = {}
-
-    def run() -> None:
-        result["body"] = served.run("slow_each", {"images": images})
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    # the items run two at a time, so the run is mid-way once the first batches were
-    # served; wait for those, then kill the replica the remaining items need
-    while ray.get(replica.get_num_ongoing_requests.remote()) == 0:
-        assert worker.is_alive(), "the run ended before the replica saw a request"
-        time.sleep(0.05)
-    ray.kill(replica, no_restart=False)
-    worker.join(timeout=600)
-    body = result["body"]
-    (entry,) = body["trace"]
+    (replica,) = _captioner_replicas(served.app)
+    killed_at: ItemProgress | None = None
+    got: list[object] = []
+    with Client(served.url, api_key=KEY, timeout=600) as client:
+        for item in client.stream("slow_each", images=images):
+            got.append(item)
+            if isinstance(item, ItemProgress) and killed_at is None:
+                # The run's own progress, not a timing guess: the first item has ended and
+                # the others had not when it was sent (two at a time, 48 items), so the
+                # rest still need the captioner. Kill its replica now.
+                killed_at = item
+                os.kill(replica, signal.SIGKILL)
+    assert killed_at is not None and killed_at.done < killed_at.total == 48
+    *_, result = got
+    assert isinstance(result, RunResult)
+    (entry,) = result.trace
     assert entry["status"] == "ok" and entry["item_status"] == ["ok"] * 48
     # Whoever absorbs the kill -- the ingress, which re-sends a model call whose replica died
     # (docs/reliability.md), or the step's own `retry` -- no item fails and the run answers.
     # That `retry` re-runs a failed item is shown in tests/unit/workflow/test_language.py.
     assert entry["attempts"] >= 1
-    assert len(body["outputs"]["captions"]) == 48
+    assert len(result.outputs["captions"]) == 48
+    # Serve replaced the replica; the app must be serving again for the modules after this
+    deadline = time.monotonic() + 300
+    while _captioner_replicas(served.app) in ([], [replica]):
+        assert time.monotonic() < deadline, "Serve did not start a new captioner replica"
+        time.sleep(0.5)
+    wait_ready(served.url, timeout_s=300)
