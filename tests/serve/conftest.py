@@ -3,9 +3,12 @@ deploy their app in the test process (``ray_local``, see shared_ray.py); the mod
 the full tiny profile with an API key share one `mmserve serve` (``keyed_tiny_app``, see
 shared_app.py). Nothing here stops what it did not start (never `ray stop`).
 
-Under pytest-xdist (``--dist loadgroup``, as scripts/check runs the suite) the whole tier is
-one group, :data:`GROUP`: one worker runs it, in this order, while the others share the unit
-and integration tiers; the group is the largest, so xdist hands it out first."""
+Under pytest-xdist (``--dist loadgroup``, as scripts/check runs the suite) the tier is two
+xdist groups, each run by one worker in this order, beside each other and beside the workers
+that share the unit and integration tiers: :data:`RAY_GROUP` (the modules on the shared
+in-process Ray) and :data:`APPS_GROUP` (the shared `mmserve serve` and the modules that start
+a Ray of their own, one at a time). They are the largest groups, so xdist hands them out
+first."""
 
 from __future__ import annotations
 
@@ -18,8 +21,8 @@ from shared_app import SHARED, STOPS, TinyApp
 from shared_ray import FIXTURE as RAY_FIXTURE
 from shared_ray import SHARED_RAY
 
-#: The xdist group of every serve-tier test (one worker, one Ray at a time, in this order).
-GROUP = "serve"
+#: The xdist groups of the serve tier (each: one worker, one Ray at a time, in this order).
+RAY_GROUP, APPS_GROUP = "serve-shared-ray", "serve-apps"
 HERE = Path(__file__).resolve().parent
 
 
@@ -39,8 +42,8 @@ def keyed_tiny_app(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TinyApp]:
     """The shared `mmserve serve` of deployments/tiny.yaml with the API key ``shared_app.KEY``
-    (a private store, every shipped workflow and agent); stopped after the last module using
-    it. Tests must leave it serving, and seed the collections they read themselves."""
+    (a private store, every shipped workflow and agent, and the test-only workflows of
+    ``shared_app.TEST_WORKFLOWS``); stopped after the last module using it. Tests must leave it serving, and seed the collections they read themselves."""
     try:
         yield SHARED.acquire(tmp_path_factory)
     finally:
@@ -48,9 +51,10 @@ def keyed_tiny_app(
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """Mark each serve-tier test with the tier's xdist group (before xdist reads it)."""
+    """Mark each serve-tier test with its xdist group (before xdist reads it)."""
     if HERE in item.path.parents:
-        item.add_marker(pytest.mark.xdist_group(GROUP))
+        group = RAY_GROUP if RAY_FIXTURE in getattr(item, "fixturenames", ()) else APPS_GROUP
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _module_of(item: pytest.Item | pytest.Collector) -> str:
