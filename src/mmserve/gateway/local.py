@@ -27,12 +27,17 @@ from typing import Any, TypeVar
 
 from mmserve.config import AppConfig
 from mmserve.gateway.contract import Batched, Called
-from mmserve.gateway.methods import method_of, require_model, require_space
+from mmserve.gateway.methods import (
+    check_items,
+    method_of,
+    model_spec,
+    require_model,
+    require_space,
+)
 from mmserve.gateway.model_inputs import reduce_item_sync
 from mmserve.media.sizes import backend_image_input
 from mmserve.models.loader import check_backend_serves, load_backend, run_batch, space_of
 from mmserve.models.roles import role_spec
-from mmserve.models.sources.resolve import absolute_source
 from mmserve.models.spec import EmbeddingSpace
 from mmserve.registry import Registry, registry
 
@@ -82,10 +87,7 @@ class LocalGateway:
         backend_class = self._registry.get("model", entry.backend)
         role = role_spec(self.config.role_of(model), registry=self._registry)
         check_backend_serves(model, entry.backend, backend_class, role)
-        spec = entry.to_spec()
-        source = absolute_source(spec.source, self.config.base_dir)
-        if source != spec.source:
-            spec = spec.model_copy(update={"source": source})
+        spec = model_spec(self.config, model)
         return load_backend(entry.backend, spec, registry=self._registry)
 
     def warm(self) -> None:
@@ -103,6 +105,7 @@ class LocalGateway:
     async def call(self, model: str, method: str, item: Any) -> Called[Any]:
         """One item; it rides in a batch with the concurrent calls of this loop turn."""
         method_of(self.config, model, method, registry=self._registry)  # fail fast, alone
+        check_items(self.config, model, method, [item], registry=self._registry)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Called[Any]] = loop.create_future()
         pending = self._pending.setdefault((model, method), [])
@@ -148,6 +151,7 @@ class LocalGateway:
         """One backend call per batch key among ``items`` (all of them when the method has
         no key); ``batch_size`` is the largest such group."""
         role_method = method_of(self.config, model, method, registry=self._registry)
+        check_items(self.config, model, method, items, registry=self._registry)
         groups: dict[Hashable, list[int]] = {}
         for index, item in enumerate(items):
             groups.setdefault(role_method.key_of(item), []).append(index)

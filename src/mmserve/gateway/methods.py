@@ -1,10 +1,17 @@
-"""What both gateways check before a model call: the model exists and its role has the method."""
+"""What every gateway checks before a model call: the model exists, its role has the method,
+and its backend takes the items (as far as the model's config entry tells, without loading it)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from mmserve.config import AppConfig
 from mmserve.errors import ModelNotConfiguredError
+from mmserve.models.loader import check_item_of
 from mmserve.models.roles import RoleMethod, role_spec
+from mmserve.models.sources.resolve import absolute_source
+from mmserve.models.spec import ModelSpec
 from mmserve.registry import Registry, registry
 
 
@@ -34,6 +41,31 @@ def method_of(
     return role.methods[method]
 
 
+def check_items(
+    config: AppConfig,
+    model: str,
+    method: str,
+    items: Sequence[Any],
+    *,
+    registry: Registry = registry,
+) -> None:
+    """Refuse, before the model is loaded or called, the first of ``items`` that the config
+    entry ``model`` alone says its backend would refuse (:func:`check_item_of`: a size off the
+    multiple or over ``max_pixels``, steps over ``max_steps``), with the backend's own error.
+    ``method`` must be one of the model's (:func:`method_of`)."""
+    spec = model_spec(config, model)
+    for item in items:
+        check_item_of(config.models[model].backend, spec, method, item, registry=registry)
+
+
+def model_spec(config: AppConfig, model: str) -> ModelSpec:
+    """The :class:`ModelSpec` of the config entry ``model``, its relative folder source made
+    absolute against the config's folder (as its backend is loaded from)."""
+    spec = config.models[model].to_spec()
+    source = absolute_source(spec.source, config.base_dir)
+    return spec if source == spec.source else spec.model_copy(update={"source": source})
+
+
 def require_space(config: AppConfig, model: str, *, registry: Registry = registry) -> None:
     """Raise ModelNotConfiguredError unless ``model``'s role has an embedding space."""
     require_model(config, model)
@@ -45,4 +77,4 @@ def require_space(config: AppConfig, model: str, *, registry: Registry = registr
         )
 
 
-__all__ = ["method_of", "require_model", "require_space"]
+__all__ = ["check_items", "method_of", "model_spec", "require_model", "require_space"]

@@ -71,10 +71,17 @@ _DIFFUSION_SOURCE_CHECKS = {
     "instruct-pix2pix": "mmserve.models.sources.diffusion:check_instruct_pix2pix_source",
 }
 
+#: The diffusion backends' item check, importable without torch (see loader.check_item_of).
+_DIFFUSION_ITEM_CHECKS = {
+    "diffusion": "mmserve.models.image_limits:check_generate_item",
+    "instruct-pix2pix": "mmserve.models.image_limits:check_edit_item",
+}
+
 for _name, (_target, _roles, _description) in _BUILTIN_BACKENDS.items():
     _meta = {"roles": list(_roles), "description": _description}
     if _name in _DIFFUSION_SOURCE_CHECKS:  # their tiny:// and random:// pipelines
         _meta["check_source"] = _DIFFUSION_SOURCE_CHECKS[_name]
+        _meta["check_item"] = _DIFFUSION_ITEM_CHECKS[_name]
     elif not _name.startswith("fake") and _name != "openai":  # these check their own sources
         _meta["check_source"] = _HF_SOURCE_CHECK
     registry.register("model", _name, _target, meta=_meta)

@@ -10,6 +10,7 @@ threads at once corrupt each other ("Cannot copy out of meta tensor").
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 from collections.abc import Callable, Sequence
@@ -86,6 +87,37 @@ def check_source_of(name: str, spec: ModelSpec, *, registry: Registry = registry
     check_source(name, registry.get("model", name), spec)
 
 
+def check_item_of(
+    name: str, spec: ModelSpec, method: str, item: Any, *, registry: Registry = registry
+) -> None:
+    """Let the registered backend ``name`` refuse ``item`` for ``method`` from ``spec`` alone,
+    before any model is loaded or called: it raises what the backend would raise running it
+    (an InputError for a size or step count over the entry's limits).
+
+    The check is the backend's optional ``check_item(spec, method, item)``, or the lighter one
+    its registration names (``meta["check_item"]``, "module:attr"; the diffusion backends':
+    sizes and steps over the entry's limits, no torch). A backend registered by import path
+    without one is not imported here: its items are judged when it runs them."""
+    info = registry.info("model", name)
+    lazy = info.meta.get("check_item")
+    check: Callable[..., None] | None
+    if lazy is not None:
+        check = _light_check(str(lazy))
+    elif info.loaded:
+        check = getattr(info.target, "check_item", None)
+    else:
+        return
+    if check is not None:
+        check(spec, method, item)
+
+
+@functools.cache
+def _light_check(target: str) -> Callable[..., None]:
+    module_name, _, attr = target.partition(":")
+    check: Callable[..., None] = getattr(importlib.import_module(module_name), attr)
+    return check
+
+
 def _run_check(name: str, check: Callable[[ModelSpec], None] | None, spec: ModelSpec) -> None:
     if check is None:
         return
@@ -140,6 +172,7 @@ def space_of(model: str, backend: Any) -> EmbeddingSpace:
 
 __all__ = [
     "check_backend_serves",
+    "check_item_of",
     "check_source",
     "check_source_of",
     "load_backend",

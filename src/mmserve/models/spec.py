@@ -10,7 +10,10 @@ Lifecycle of a backend (a ``model`` plugin):
 2. The role methods are then called many times, always batched: a list of items in, a list
    of results out, in the same order. They are synchronous and may block; callers run them
    off the event loop. ``check_source(spec)`` (a classmethod) says beforehand, fast and
-   without loading, whether ``spec.source`` can be loaded at all.
+   without loading, whether ``spec.source`` can be loaded at all. An optional
+   ``check_item(spec, method, item)`` (a classmethod or staticmethod) refuses, from the spec
+   alone, an item the backend would refuse (the diffusion backends: a size or step count over
+   the entry's limits); every gateway asks it before the model is loaded or called.
 
 A backend declares the roles it serves in ``roles`` (any registered role names); one backend
 may serve several (CLIP serves both ``image_encoder`` and ``text_encoder`` from one set of

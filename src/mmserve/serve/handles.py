@@ -29,9 +29,10 @@ from mmserve.errors import (
     ServingError,
 )
 from mmserve.gateway.contract import Batched, Called
-from mmserve.gateway.methods import method_of, require_space
+from mmserve.gateway.methods import check_items, method_of, require_space
 from mmserve.gateway.model_inputs import reduce_item
 from mmserve.media.sizes import ImageInput
+from mmserve.models.roles import RoleMethod
 from mmserve.models.spec import EmbeddingSpace
 from mmserve.serve.model_server import Served, trace_kwargs
 
@@ -142,21 +143,23 @@ class HandleGateway:
             self._image_inputs[model] = found
         return self._image_inputs[model]
 
-    async def _for_model(self, model: str, method: str, item: Any) -> Any:
+    async def _for_model(self, model: str, role_method: RoleMethod, item: Any) -> Any:
         """``item`` with the images the model reads reduced to its input size."""
-        role_method = method_of(self._config, model, method)
         if role_method.model_images is None:
             return item
         return await reduce_item(role_method, item, await self.image_input(model))
 
     async def call(self, model: str, method: str, item: Any) -> Called[Any]:
-        item = await self._for_model(model, method, item)
+        role_method = method_of(self._config, model, method)
+        check_items(self._config, model, method, [item])  # refused here, not in the replica
+        item = await self._for_model(model, role_method, item)
         handle = self._handles[model].options(method_name="call")
         served: Served[Any] = await _call(model, handle.remote(method, item, **trace_kwargs()))
         return Called(value=served.value, batch_size=served.batch_size, replica=served.replica)
 
     async def call_batch(self, model: str, method: str, items: Sequence[Any]) -> Batched[Any]:
-        method_of(self._config, model, method)
+        role_method = method_of(self._config, model, method)
+        check_items(self._config, model, method, items)
         handle = self._handles[model].options(method_name="call")
         # At most max_ongoing_requests of one call in flight: enough to fill every batch,
         # while a large ingest does not flood the model's queue (and trip its limit) alone.
@@ -164,7 +167,7 @@ class HandleGateway:
 
         async def one(item: Any) -> Served[Any]:
             async with limit:
-                item = await self._for_model(model, method, item)
+                item = await self._for_model(model, role_method, item)
                 result: Served[Any] = await _call(
                     model, handle.remote(method, item, **trace_kwargs())
                 )

@@ -29,7 +29,7 @@ from mmserve.config import AppConfig
 from mmserve.errors import MmserveError, ServingError
 from mmserve.gateway.contract import Batched, Called, ModelGateway
 from mmserve.gateway.local import model_thread, on_model_thread
-from mmserve.gateway.methods import method_of, require_space
+from mmserve.gateway.methods import check_items, method_of, require_space
 from mmserve.gateway.model_inputs import reduce_item
 from mmserve.media.sizes import ImageInput
 from mmserve.models.roles import RoleMethod
@@ -150,6 +150,7 @@ class PlacedGateway:
         if model not in self._local:
             return await self._remote.call(model, method, item)
         role_method = method_of(self._config, model, method)
+        check_items(self._config, model, method, [item])
         served = await self._served(model, method, role_method, item)
         return Called(value=served.value, batch_size=served.batch_size, replica=served.replica)
 
@@ -157,6 +158,7 @@ class PlacedGateway:
         if model not in self._local:
             return await self._remote.call_batch(model, method, items)
         role_method = method_of(self._config, model, method)
+        check_items(self._config, model, method, items)
         # As the handle gateway: at most max_ongoing_requests items of one call in flight.
         limit = asyncio.Semaphore(self._config.models[model].max_ongoing_requests)
 

@@ -10,8 +10,10 @@ image's width and height must be multiples of it, and an edit's output is the in
 size rounded *down* to a multiple of it (the input is resized to that size first: a 500x375
 photo comes back as 496x368). ``max_pixels`` and ``max_steps`` of the model entry cap what one
 request may ask for; over a cap, or off the multiple, the request fails with an InputError
-(HTTP 422) before any work. A batch holds items of one size and step count (the roles' batch
-keys), so a bad size fails only the requests that asked for it.
+(HTTP 422) before any work: the gateways check each item against the model entry before the
+pipeline is loaded or called (``check_item``, :mod:`mmserve.models.image_limits`), and the
+backend checks again with its pipeline's multiple. A batch holds items of one size and step
+count (the roles' batch keys), so a bad size fails only the requests that asked for it.
 
 Seeds: each item's noise comes from its own ``torch.Generator`` seeded with the item's seed,
 so the same request gives the same bytes on the same device. Its batch mates change nothing
@@ -29,9 +31,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from PIL import Image as PILImage
 
-from mmserve.errors import InputError, InputTooLargeError
+from mmserve.errors import InputError
 from mmserve.models.device import Placement, placement_for
 from mmserve.models.hf import HuggingFaceBackend
+from mmserve.models.image_limits import (
+    check_edit_item,
+    check_generate_item,
+    check_size,
+    check_steps,
+    edit_size,
+)
 from mmserve.models.roles.images import EditItem, GenerateItem
 from mmserve.models.sources.diffusion import check_diffusion_source
 from mmserve.models.sources.resolve import ResolvedSource, from_pretrained, resolve_source
@@ -93,29 +102,10 @@ class _Diffusion(HuggingFaceBackend):
 
     def check_size(self, width: int, height: int) -> None:
         """Raise InputError unless ``width`` x ``height`` is a size this model can make."""
-        multiple = self.size_multiple
-        if width % multiple or height % multiple or width < multiple or height < multiple:
-            raise InputError(
-                f"width and height must be positive multiples of {multiple} for this model, "
-                f"got {width}x{height}",
-                name="width" if width % multiple or width < multiple else "height",
-                hint=f"try {_round(width, multiple)}x{_round(height, multiple)}",
-            )
-        if width * height > self.spec.max_pixels:
-            raise InputTooLargeError(
-                f"{width}x{height} = {width * height} pixels is over this model's limit of "
-                f"{self.spec.max_pixels} (max_pixels)",
-                name="width",
-                hint="ask for a smaller image, or raise max_pixels on the model entry",
-            )
+        check_size(width, height, multiple=self.size_multiple, max_pixels=self.spec.max_pixels)
 
     def check_steps(self, steps: int) -> None:
-        if steps > self.spec.max_steps:
-            raise InputError(
-                f"steps={steps} is over this model's limit of {self.spec.max_steps} (max_steps)",
-                name="steps",
-                hint="ask for fewer steps, or raise max_steps on the model entry",
-            )
+        check_steps(steps, max_steps=self.spec.max_steps)
 
     def _generators(self, seeds: Sequence[int]) -> list[torch.Generator]:
         device = self._placement.device
@@ -136,10 +126,6 @@ def _load_options(placement: Placement) -> dict[str, Any]:
     return options
 
 
-def _round(value: int, multiple: int) -> int:
-    return max(multiple, value // multiple * multiple)
-
-
 def _one_key(keys: set[Any], what: str) -> None:
     if len(keys) > 1:  # the role's batch key keeps such items apart; a direct call may not
         raise InputError(f"one {what} batch must share its settings, got {sorted(keys)}")
@@ -151,6 +137,8 @@ class TextToImageBackend(_Diffusion):
     roles: ClassVar[frozenset[str]] = frozenset({"image_generator"})
     _pipeline_class = "AutoPipelineForText2Image"
     _backend_name = "diffusion"
+    #: Fast, before loading: what the model entry alone refuses (sizes, steps).
+    check_item = staticmethod(check_generate_item)
 
     def generate(self, items: Sequence[GenerateItem]) -> list[Image]:
         """One image per item, each ``width`` x ``height``."""
@@ -182,13 +170,13 @@ class InstructPix2PixBackend(_Diffusion):
     roles: ClassVar[frozenset[str]] = frozenset({"image_editor"})
     _pipeline_class = "StableDiffusionInstructPix2PixPipeline"
     _backend_name = "instruct-pix2pix"
+    #: Fast, before loading: what the model entry alone refuses (sizes, steps).
+    check_item = staticmethod(check_edit_item)
 
     def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """The size an edit of an image of ``size`` comes back at (rounded down to the
-        model's multiple)."""
-        width, height = size
-        multiple = self.size_multiple
-        return width // multiple * multiple, height // multiple * multiple
+        model's multiple); InputError when the image is smaller than that either way."""
+        return edit_size(size, multiple=self.size_multiple)
 
     def edit(self, items: Sequence[EditItem]) -> list[Image]:
         """One edited image per item, at its input's size rounded down (see the module doc)."""
@@ -198,12 +186,6 @@ class InstructPix2PixBackend(_Diffusion):
         _one_key(keys, "edit")
         first = items[0]
         width, height = self.output_size(first.image.size)
-        if width == 0 or height == 0:
-            raise InputError(
-                f"the image is {first.image.width}x{first.image.height}; this model needs at "
-                f"least {self.size_multiple} pixels each way",
-                name="image",
-            )
         self.check_size(width, height)
         self.check_steps(first.steps)
         images = [_fit(item.image, (width, height)) for item in items]

@@ -3,8 +3,9 @@
 
 What any model needs is checked here, as the inputs are validated (an empty prompt or
 instruction, a negative seed: 422). What depends on the model -- sizes off its multiple,
-over its ``max_pixels``, steps over its ``max_steps`` -- is checked by the backend before it
-runs a batch, and comes back as the same kind of error.
+over its ``max_pixels``, steps over its ``max_steps`` -- is checked against the model's config
+entry by the gateway the step calls, before the model is loaded or called
+(:mod:`mmserve.models.image_limits`), and comes back as the same kind of error.
 """
 
 from __future__ import annotations
