@@ -75,7 +75,7 @@ class _Local:
         if agent not in agents:
             raise AgentNotFoundError(name=agent, known=list(agents))
         self.agent = agents[agent]
-        self.engine = Engine(local.gateway, store=local.store, registry=local.registry)
+        self.engine = Engine(local.gateway, store=local.lazy_store, registry=local.registry)
         self.images: list[Image.Image] = []
         for path in images:
             with Image.open(path) as image:

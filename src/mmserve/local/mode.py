@@ -19,6 +19,7 @@ from mmserve.tracing import configure as configure_tracing
 from mmserve.workflow import (
     Engine,
     EventHook,
+    LazyStore,
     RunResult,
     Workflow,
     load_workflow,
@@ -44,16 +45,15 @@ class LocalApp:
         self.config = config
         self.registry = registry
         self.gateway = LocalGateway(config, registry=registry)
-        self._store: Any = None
-        self._store_opened = False
+        #: the configured store, opened when first used: by a step of a run that reaches
+        #: for it (``ctx.store``), or by a caller reading :attr:`store`
+        self.lazy_store = LazyStore(lambda: open_configured_store(self.config))
         self._workflows: dict[str, Workflow] | None = None
 
     @property
     def store(self) -> Any:
-        if not self._store_opened:
-            self._store = open_configured_store(self.config)
-            self._store_opened = True
-        return self._store
+        """The configured store (opened now, on first use); None when none is installed."""
+        return self.lazy_store.get()
 
     @property
     def workflows(self) -> dict[str, Workflow]:
@@ -92,7 +92,8 @@ class LocalApp:
     ) -> RunResult:
         if isinstance(workflow, str):
             workflow = self.workflow(workflow)
-        engine = Engine(self.gateway, store=self.store, registry=self.registry)
+        # the store opens only if a step reaches for it: a caption run never imports LanceDB
+        engine = Engine(self.gateway, store=self.lazy_store, registry=self.registry)
         return await engine.run(
             workflow, inputs, timeout_s=timeout_s, use_cache=use_cache, on_event=on_event
         )

@@ -17,6 +17,7 @@ from mmserve.workflow.language.loader import (
     workflow_files,
 )
 from mmserve.workflow.language.spec import InputSpec, StepSpec, WorkflowSpec
+from mmserve.workflow.run.context import LazyStore
 from mmserve.workflow.run.engine import Engine
 from mmserve.workflow.run.events import (
     RUN_EVENT,
@@ -34,6 +35,7 @@ __all__ = [
     "EventHook",
     "InputSpec",
     "ItemProgress",
+    "LazyStore",
     "RunEvent",
     "RunResult",
     "StepFinished",

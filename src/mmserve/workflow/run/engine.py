@@ -40,7 +40,7 @@ from mmserve.workflow.language.definition import Workflow
 from mmserve.workflow.language.input_values import validate_inputs
 from mmserve.workflow.language.references import parse_template, walk_strings
 from mmserve.workflow.run.cache import StepCache, process_cache
-from mmserve.workflow.run.context import StepContext
+from mmserve.workflow.run.context import StepContext, resolve_store
 from mmserve.workflow.run.engine_steps import DEFAULT_FOR_EACH_CONCURRENCY, StepRunner, StepState
 from mmserve.workflow.run.events import EventHook, ItemProgress, StepFinished, StepStarted, emit
 from mmserve.workflow.run.resolve import ResolveError, lookup, resolve
@@ -56,6 +56,8 @@ from mmserve.workflow.run.result import (
 class Engine:
     """Runs workflows against a model gateway (local models or Ray Serve handles).
 
+    ``store`` is the vector store the steps reach (``ctx.store``), or a
+    :class:`~mmserve.workflow.run.context.LazyStore` that opens it when a step first does;
     ``cache`` holds ``cache: true`` results (the process's LRU unless given);
     ``for_each_concurrency`` bounds the items of a for_each step that run at once.
     """
@@ -70,10 +72,16 @@ class Engine:
         for_each_concurrency: int = DEFAULT_FOR_EACH_CONCURRENCY,
     ) -> None:
         self.gateway = traced_gateway(gateway)  # model calls in spans when tracing is on
-        self.store = store
+        #: the store as given: the steps' contexts open a LazyStore only when they read it
+        self.given_store = store
         self.registry = registry
         self.cache = process_cache if cache is None else cache
         self.for_each_concurrency = for_each_concurrency
+
+    @property
+    def store(self) -> Any:
+        """The vector store (opened now when it was given as a LazyStore); None when none."""
+        return resolve_store(self.given_store)
 
     async def run(
         self,
@@ -122,7 +130,7 @@ class _Run:
         self.outputs: dict[str, Any] = {}
         self.steps = StepRunner(
             gateway=engine.gateway,
-            store=engine.store,
+            store=engine.given_store,
             cache=engine.cache,
             for_each_concurrency=engine.for_each_concurrency,
             nested_run=engine.run,
@@ -193,7 +201,8 @@ class _Run:
                     known[key] = resolve(value, self.values, {})
                 except (ResolveError, KeyError):
                     continue  # it refers to a step's output: known only when that step ran
-            checks.append(check(known, StepContext(step, self.engine.gateway, self.engine.store)))
+            context = StepContext(step, self.engine.gateway, self.engine.given_store)
+            checks.append(check(known, context))
         await asyncio.gather(*checks)
 
     def _output(self, value: Any) -> Any:

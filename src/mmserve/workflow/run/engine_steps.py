@@ -80,6 +80,7 @@ class StepRunner:
     """Runs the steps' work of one run (see the module docstring)."""
 
     gateway: ModelGateway
+    #: the store, or a LazyStore that each step's context opens when it reads ``store``
     store: Any
     cache: StepCache
     #: items of a for_each step that run at once, unless the step sets ``concurrency``
