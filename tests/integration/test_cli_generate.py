@@ -1,19 +1,20 @@
-"""`mmserve run` of the generation workflows as a user runs them: real processes, the tiny
-diffusion pipelines, PNG files out, one clear line for bad input. The commands of
-docs/generation.md are run as written (with the output folder moved to a temporary one)."""
+"""`mmserve run` of the generation workflows as a user types them (run through the CLI's own
+app in the test process, tests/cli_support.py): the tiny diffusion pipelines, PNG files out,
+one clear line for bad input. The commands of docs/generation.md are run as written (with the
+output folder moved to a temporary one)."""
 
 from __future__ import annotations
 
 import json
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
+
+from cli_support import mmserve
 
 pytestmark = pytest.mark.integration
 
@@ -21,16 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "deployments" / "tiny.yaml")
 DOC = ROOT / "docs" / "generation.md"
 WORKFLOW_SNIPPET = re.compile(r"```yaml\n# (workflows/\S+\.yaml)\n(.*?)```", re.S)
-
-
-def mmserve(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mmserve", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
 
 
 def run_ok(*args: str) -> dict[str, Any]:

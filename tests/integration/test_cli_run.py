@@ -1,4 +1,6 @@
-"""`mmserve run --local` and `mmserve validate` as a user runs them: real processes, tiny models."""
+"""`mmserve run --local` and `mmserve validate` as a user types them, on the tiny models: each
+command runs through the CLI's own app in the test process (tests/cli_support.py), and the
+console script itself once, as its own process (`mmserve validate`)."""
 
 from __future__ import annotations
 
@@ -10,19 +12,13 @@ from typing import Any
 
 import pytest
 
+from cli_support import mmserve
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "deployments" / "tiny.yaml")
 IMAGES = ROOT / "examples" / "images"
-
-
-def mmserve(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mmserve", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+#: The console script that `pip install` puts next to the environment's python.
+CONSOLE_SCRIPT = str(Path(sys.executable).with_name("mmserve"))
 
 
 def run_ok(*args: str) -> dict[str, Any]:
@@ -33,9 +29,16 @@ def run_ok(*args: str) -> dict[str, Any]:
 
 
 def test_shipped_workflows_validate() -> None:
-    result = mmserve("validate", str(ROOT / "workflows"))
+    result = subprocess.run(
+        [CONSOLE_SCRIPT, "validate", str(ROOT / "workflows")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok: ")
+    assert mmserve("validate", str(ROOT / "workflows")).stdout == result.stdout
 
 
 def test_caption_prints_a_caption_and_a_trace() -> None:
