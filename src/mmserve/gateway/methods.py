@@ -8,7 +8,7 @@ from typing import Any
 
 from mmserve.config import AppConfig
 from mmserve.errors import ModelNotConfiguredError
-from mmserve.models.loader import check_item_of
+from mmserve.models.loader import item_check_of
 from mmserve.models.roles import RoleMethod, role_spec
 from mmserve.models.sources.resolve import absolute_source
 from mmserve.models.spec import ModelSpec
@@ -50,12 +50,15 @@ def check_items(
     registry: Registry = registry,
 ) -> None:
     """Refuse, before the model is loaded or called, the first of ``items`` that the config
-    entry ``model`` alone says its backend would refuse (:func:`check_item_of`: a size off the
+    entry ``model`` alone says its backend would refuse (:func:`item_check_of`: a size off the
     multiple or over ``max_pixels``, steps over ``max_steps``), with the backend's own error.
     ``method`` must be one of the model's (:func:`method_of`)."""
+    check = item_check_of(config.models[model].backend, registry=registry)
+    if check is None or not items:
+        return
     spec = model_spec(config, model)
     for item in items:
-        check_item_of(config.models[model].backend, spec, method, item, registry=registry)
+        check(spec, method, item)
 
 
 def model_spec(config: AppConfig, model: str) -> ModelSpec:

@@ -71,7 +71,7 @@ _DIFFUSION_SOURCE_CHECKS = {
     "instruct-pix2pix": "mmserve.models.sources.diffusion:check_instruct_pix2pix_source",
 }
 
-#: The diffusion backends' item check, importable without torch (see loader.check_item_of).
+#: The diffusion backends' item check, importable without torch (see loader.item_check_of).
 _DIFFUSION_ITEM_CHECKS = {
     "diffusion": "mmserve.models.image_limits:check_generate_item",
     "instruct-pix2pix": "mmserve.models.image_limits:check_edit_item",

@@ -9,7 +9,7 @@ what one request may ask for.
 
 :func:`check_generate_item` and :func:`check_edit_item` are those backends' ``check_item``
 (registered in :mod:`mmserve.models`): the gateways ask it of every item before the model is
-loaded or called (:func:`mmserve.models.loader.check_item_of`), so a bad request is refused at
+loaded or called (:func:`mmserve.models.loader.item_check_of`), so a bad request is refused at
 once, in the caller's process, with the error the model would raise. A loaded backend checks
 again with its own pipeline's multiple. No torch here.
 """

@@ -87,28 +87,24 @@ def check_source_of(name: str, spec: ModelSpec, *, registry: Registry = registry
     check_source(name, registry.get("model", name), spec)
 
 
-def check_item_of(
-    name: str, spec: ModelSpec, method: str, item: Any, *, registry: Registry = registry
-) -> None:
-    """Let the registered backend ``name`` refuse ``item`` for ``method`` from ``spec`` alone,
-    before any model is loaded or called: it raises what the backend would raise running it
-    (an InputError for a size or step count over the entry's limits).
+def item_check_of(name: str, *, registry: Registry = registry) -> Callable[..., None] | None:
+    """The item check of the registered backend ``name``, or None when it has none.
 
-    The check is the backend's optional ``check_item(spec, method, item)``, or the lighter one
-    its registration names (``meta["check_item"]``, "module:attr"; the diffusion backends':
-    sizes and steps over the entry's limits, no torch). A backend registered by import path
-    without one is not imported here: its items are judged when it runs them."""
+    An item check ``check(spec, method, item)`` refuses, from the model entry's ``spec`` alone
+    and before any model is loaded or called, an item the backend would refuse, raising what
+    the backend would raise running it (an InputError for a size or step count over the
+    entry's limits). It is the backend's optional ``check_item``, or the lighter one its
+    registration names (``meta["check_item"]``, "module:attr"; the diffusion backends':
+    no torch). A backend registered by import path without one is not imported here: its
+    items are judged when it runs them."""
     info = registry.info("model", name)
     lazy = info.meta.get("check_item")
-    check: Callable[..., None] | None
     if lazy is not None:
-        check = _light_check(str(lazy))
-    elif info.loaded:
-        check = getattr(info.target, "check_item", None)
-    else:
-        return
-    if check is not None:
-        check(spec, method, item)
+        return _light_check(str(lazy))
+    if info.loaded:
+        check: Callable[..., None] | None = getattr(info.target, "check_item", None)
+        return check
+    return None
 
 
 @functools.cache
@@ -172,9 +168,9 @@ def space_of(model: str, backend: Any) -> EmbeddingSpace:
 
 __all__ = [
     "check_backend_serves",
-    "check_item_of",
     "check_source",
     "check_source_of",
+    "item_check_of",
     "load_backend",
     "run_batch",
     "space_of",
