@@ -43,7 +43,8 @@ def keyed_tiny_app(
 ) -> Iterator[TinyApp]:
     """The shared `mmserve serve` of deployments/tiny.yaml with the API key ``shared_app.KEY``
     (a private store, every shipped workflow and agent, and the test-only workflows of
-    ``shared_app.TEST_WORKFLOWS``); stopped after the last module using it. Tests must leave it serving, and seed the collections they read themselves."""
+    ``shared_app.TEST_WORKFLOWS``); stopped after the last module using it. Tests must
+    leave it serving, and seed the collections they read themselves."""
     try:
         yield SHARED.acquire(tmp_path_factory)
     finally:

@@ -37,6 +37,8 @@ from typing import Any
 
 import ray
 from ray import serve
+from ray.serve._private.constants import SERVE_LOGGER_NAME
+from ray.serve.context import _get_global_client
 from ray.serve.schema import ApplicationStatusOverview
 
 from mmserve.config import AppConfig
@@ -326,9 +328,6 @@ def _read_app() -> ApplicationStatusOverview | None:
 def _proxies_serving() -> None:
     """What ``serve.run`` does once the app runs: wait until the proxies route to it (Serve's
     HAProxy ingress needs a moment for its backends), and log that it is ready."""
-    from ray.serve._private.constants import SERVE_LOGGER_NAME
-    from ray.serve.context import _get_global_client
-
     client = _get_global_client()
     if client is None:  # only in Serve's local testing mode, which has no proxies
         return
