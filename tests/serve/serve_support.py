@@ -21,6 +21,12 @@ import yaml
 from PIL import Image
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a test Ray needs no token
+# The suite runs two Serve apps and the unit tiers at once on CI's two cores (scripts/check):
+# Serve's controller kills a proxy that is not ready within 5 s (its default), and a proxy
+# process that starts beside ten replicas importing torch can take longer. Every Ray the
+# serve tier starts (in this process, or in a `mmserve serve` child) inherits these.
+os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
+os.environ.setdefault("RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S", "60")
 
 ROOT = Path(__file__).resolve().parents[2]
 #: `mmserve serve`, the console script of the environment running the tests.
