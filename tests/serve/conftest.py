@@ -3,23 +3,27 @@ deploy their app in the test process (``ray_local``, see shared_ray.py); the mod
 the full tiny profile with an API key share one `mmserve serve` (``keyed_tiny_app``, see
 shared_app.py). Nothing here stops what it did not start (never `ray stop`).
 
-Under pytest-xdist (``--dist loadgroup``, as scripts/check runs the suite) the tier is two
-xdist groups, each run by one worker in this order, beside each other and beside the workers
-that share the unit and integration tiers: :data:`RAY_GROUP` (the modules on the shared
-in-process Ray) and :data:`APPS_GROUP` (the shared `mmserve serve` and the modules that start
-a Ray of their own, one at a time). They are the largest groups, so xdist hands them out
-first."""
+Under pytest-xdist (scripts/check runs the suite with several workers) the tier is two
+groups, each run by one worker in this order, beside each other and beside the workers that
+share the unit and integration tiers: :data:`RAY_GROUP` (the modules on the shared in-process
+Ray) and :data:`APPS_GROUP` (the shared `mmserve serve` and the modules that start a Ray of
+their own, one at a time). The scheduler below hands them out first (the largest units of
+work). xdist's own ``--dist loadgroup`` cannot do this with pytest 9: it renames items by
+their old ``_nodeid`` attribute, which pytest 9 no longer reads."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from shared_app import FIXTURE as APP_FIXTURE
 from shared_app import SHARED, STOPS, TinyApp
 from shared_ray import FIXTURE as RAY_FIXTURE
 from shared_ray import SHARED_RAY
+from xdist.scheduler import LoadScopeScheduling
 
 #: The xdist groups of the serve tier (each: one worker, one Ray at a time, in this order).
 RAY_GROUP, APPS_GROUP = "serve-shared-ray", "serve-apps"
@@ -51,11 +55,27 @@ def keyed_tiny_app(
         SHARED.release(request.node.nodeid)
 
 
-def pytest_itemcollected(item: pytest.Item) -> None:
-    """Mark each serve-tier test with its xdist group (before xdist reads it)."""
-    if HERE in item.path.parents:
-        group = RAY_GROUP if RAY_FIXTURE in getattr(item, "fixturenames", ()) else APPS_GROUP
-        item.add_marker(pytest.mark.xdist_group(group))
+@functools.cache
+def group_of(module: str) -> str | None:
+    """The xdist group of a test module (a path from the rootdir), None outside the tier.
+    The scheduler runs in xdist's controller, which sees node ids, not fixtures: a module
+    that asks for the shared in-process Ray names its fixture, ``ray_local``."""
+    path = HERE.parent.parent / module
+    if HERE not in path.parents:
+        return None
+    return RAY_GROUP if RAY_FIXTURE in path.read_text(encoding="utf-8") else APPS_GROUP
+
+
+class ServeGroups(LoadScopeScheduling):
+    """xdist's load-by-scope scheduling where a serve-tier test's scope is its group and
+    every other test is a scope of its own (larger scopes are handed out first)."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return group_of(nodeid.split("::", 1)[0]) or nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> ServeGroups:
+    return ServeGroups(config, log)
 
 
 def _module_of(item: pytest.Item | pytest.Collector) -> str:
