@@ -263,6 +263,11 @@ class DeployFailure:
         return f"deployment {self.deployment!r}: {self.reason}"
 
 
+def _status_name(status: Any) -> str:
+    """Serve's status enum (or its plain string) as its name, e.g. ``"DEPLOY_FAILED"``."""
+    return str(getattr(status, "value", status))
+
+
 def _exception_text(line: str) -> str:
     """``mmserve.errors.ModelLoadError: could not ...`` -> ``could not ...``."""
     head, sep, tail = line.partition(": ")
@@ -283,7 +288,7 @@ def deploy_failures(app: ApplicationStatusOverview | None) -> list[DeployFailure
         load = next((line for line in reversed(lines) if line.startswith(_LOAD_ERROR)), None)
         if load is not None:
             failures.append(DeployFailure(name, _exception_text(load), model_load=True))
-        elif str(getattr(overview.status, "value", overview.status)) in _FAILED and lines:
+        elif _status_name(overview.status) in _FAILED and lines:
             failures.append(DeployFailure(name, _exception_text(lines[-1]), model_load=False))
     return failures
 
@@ -311,7 +316,7 @@ def wait_running(
         app = read_app()
         if app is None:
             raise _failed_to_deploy("Serve has no such application (was it deleted?)")
-        status = str(getattr(app.status, "value", app.status))
+        status = _status_name(app.status)
         if status == "RUNNING":
             return
         _raise_on_load_failure(app)
