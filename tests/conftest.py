@@ -12,6 +12,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Ray runs its workers (replicas, Serve's proxy and controller) at nice 15. Under xdist the
+# unit tiers' worker runs at nice 0 beside them on CI's two cores and would starve them: a
+# proxy then misses serve.start's fixed 60 s. Every Ray a test starts inherits this.
+os.environ.setdefault("RAY_worker_niceness", "0")
 
 _TIERS = ("unit", "integration", "serve")
 _ROOT = Path(__file__).parent

@@ -17,6 +17,7 @@ import json
 import re
 import shlex
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,17 @@ def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodes]:
         cluster.shutdown()
 
 
+def _health(url: str, timeout_s: float = 60.0) -> dict[str, Any]:
+    """/v1/health once it reports the deployments: a new ingress answers "starting" with none
+    while Serve's controller has not answered its first read within 2 s (a busy machine)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        health: dict[str, Any] = httpx.get(f"{url}/v1/health", timeout=10).json()
+        if health.get("deployments") or time.monotonic() > deadline:
+            return health
+        time.sleep(0.5)
+
+
 def test_the_vqa_replica_runs_on_the_node_with_the_resource(two_nodes: TwoNodes) -> None:
     handle = serve.get_deployment_handle("vqa", app_name=APP_NAME)
 
@@ -98,8 +110,8 @@ def test_the_vqa_replica_runs_on_the_node_with_the_resource(two_nodes: TwoNodes)
 
 
 def test_workflows_answer_across_nodes(two_nodes: TwoNodes) -> None:
-    health = httpx.get(f"{two_nodes.url}/v1/health", timeout=10).json()
-    assert health["deployments"]["vqa"]["ready"]
+    health = _health(two_nodes.url)
+    assert health["deployments"]["vqa"]["ready"], health
     for workflow in ("answer", "describe"):
         response = httpx.post(
             f"{two_nodes.url}/v1/workflows/{workflow}/run",
@@ -145,8 +157,8 @@ def test_a_config_too_large_for_the_cluster_is_refused_with_the_table(
     assert "captioner" not in rows  # it fits
     assert rows["all"].split()[:2] == ["all", "5"]
     assert "Traceback" not in done.stderr
-    health = httpx.get(f"{two_nodes.url}/v1/health", timeout=10).json()
-    assert health["deployments"]["vqa"]["ready"]
+    health = _health(two_nodes.url)
+    assert health["deployments"]["vqa"]["ready"], health
 
 
 def test_a_workflow_needing_the_pending_model_fails_fast(two_nodes: TwoNodes) -> None:

@@ -138,10 +138,17 @@ class ServeSession:
             self._announce(warning)
         status = serve.status()
         self._started_serve = not (status.proxies or status.applications)
-        serve.start(
-            http_options={"host": self.host, "port": self.port},
-            proxy_location=self.proxy_location,
-        )
+        try:
+            serve.start(
+                http_options={"host": self.host, "port": self.port},
+                proxy_location=self.proxy_location,
+            )
+        except TimeoutError as exc:  # Serve waits a fixed 60 s for its HTTP proxies
+            raise ServingError(
+                f"Serve's HTTP proxy did not start: {exc}",
+                hint="the machine may be too busy to start it in time; the proxy's log is "
+                "under /tmp/ray/session_latest/logs/serve",
+            ) from exc
         self._deployed = True
         pending = not self.capacity.fits
         target = serve.RunTarget(build_app(self.config), name=APP_NAME, route_prefix="/")
