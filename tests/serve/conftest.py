@@ -74,6 +74,7 @@ class ServeGroups(LoadScopeScheduling):
         return group_of(nodeid.split("::", 1)[0]) or nodeid
 
 
+@pytest.hookimpl(optionalhook=True)  # the suite also runs without xdist (-p no:xdist)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> ServeGroups:
     return ServeGroups(config, log)
 

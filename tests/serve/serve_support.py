@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -62,10 +62,12 @@ def wait_ready(
     timeout_s: float = 240.0,
     process: Any = None,
     ready_log: list[httpx.Response] | None = None,
+    on_not_ready: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Poll /v1/health until every deployment is ready (fails early if ``process`` exits);
     with ``ready_log``, /v1/ready's answers on the way are appended to it (the proxy's
-    answers before the app exists included; refused connections are not answers)."""
+    answers before the app exists included; refused connections are not answers), and
+    ``on_not_ready`` is called at each of mmserve's own 503 ``not_ready`` answers."""
     deadline = time.monotonic() + timeout_s
     last: Any = None
     while time.monotonic() < deadline:
@@ -74,6 +76,8 @@ def wait_ready(
         if ready_log is not None:
             with suppress(httpx.HTTPError):
                 ready_log.append(httpx.get(f"{url}/v1/ready", timeout=5))
+                if on_not_ready is not None and _not_ready(ready_log[-1]):
+                    on_not_ready()
         try:
             last = httpx.get(f"{url}/v1/health", timeout=5).json()
             if last.get("ready"):
@@ -84,6 +88,11 @@ def wait_ready(
     pytest.fail(f"{url} not ready after {timeout_s:.0f}s; last health: {last}")
 
 
+def _not_ready(answer: httpx.Response) -> bool:
+    """mmserve's own 503 (its ingress runs, a model does not yet), not Serve's proxy's."""
+    return answer.status_code == 503 and answer.headers.get("content-type") == "application/json"
+
+
 @contextmanager
 def serving(
     config_path: Path,
@@ -92,11 +101,13 @@ def serving(
     log_path: Path,
     env: dict[str, str] | None = None,
     ready_log: list[httpx.Response] | None = None,
+    on_not_ready: Callable[[], None] | None = None,
     ready_timeout_s: float = 420,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`mmserve serve` on ``config_path`` as a child process, ready; then SIGTERM, and SIGKILL
     of its process group if it has not stopped within 90 s. Yields the process and its URL.
-    ``ready_log``: see :func:`wait_ready`; ``ready_timeout_s``: how long it may take to start."""
+    ``ready_log``, ``on_not_ready``: see :func:`wait_ready`; ``ready_timeout_s``: how long it
+    may take to start."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*MMSERVE_SERVE, "--config", str(config_path), "--port", str(port)],
@@ -107,7 +118,13 @@ def serving(
         )
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_ready(url, timeout_s=ready_timeout_s, process=process, ready_log=ready_log)
+            wait_ready(
+                url,
+                timeout_s=ready_timeout_s,
+                process=process,
+                ready_log=ready_log,
+                on_not_ready=on_not_ready,
+            )
             yield process, url
         finally:
             if process.poll() is None:

@@ -105,11 +105,24 @@ def fill_collections(client: Client) -> None:
     assert top[0]["id"] == "red_circle" and top[0]["payload"]["metadata"] == {"set": "ex"}
 
 
+#: A model deployment whose loading waits for the file ``GATE`` in the app's folder (the
+#: fake backend's ``gate=``): the fixture creates it once mmserve's ingress has answered 503
+#: ``not_ready``, so that answer is seen whichever replica happens to load first.
+GATED = "gated"
+GATE = "models-may-load"
+#: The models the shared app loads in its ingress replica (``placement: ingress``): each model
+#: deployment is a process importing torch (about 15 CPU-seconds on these cores), and no user
+#: of the app needs these apart. The captioner (its replica is killed mid-run) and the VQA
+#: model stay deployments of their own.
+IN_INGRESS = ("image_encoder", "text_encoder", "sentence", "image_generator", "image_editor", "llm")
+
+
 def tiny_app_config(folder: Path) -> dict[str, Any]:
     """deployments/tiny.yaml with a private store, the repository's workflows (and
     :data:`TEST_WORKFLOWS`, written to ``folder``/test-workflows) and agents, and the API
     key; the diffusion models skip their warm-up (minutes on two cores, and no test of these
-    modules is about it)."""
+    modules is about it); the models of :data:`IN_INGRESS` are loaded in the ingress, and
+    the :data:`GATED` model is added."""
     data: dict[str, Any] = yaml.safe_load((ROOT / "deployments" / "tiny.yaml").read_text())
     data["store"] = {**data.get("store", {}), "path": str(folder / "store")}
     extra = folder / "test-workflows"
@@ -121,6 +134,14 @@ def tiny_app_config(folder: Path) -> dict[str, Any]:
     data["server"] = {**data.get("server", {}), "api_key_env": API_KEY_ENV}
     for name in ("image_generator", "image_editor"):
         data["models"][name]["warmup"] = False
+    for name in IN_INGRESS:
+        data["models"][name]["placement"] = "ingress"
+    data["models"][GATED] = {
+        "role": "captioner",
+        "backend": "fake",
+        "source": f"fake://gate={folder / GATE}",
+        "cpus": 0.1,
+    }
     return data
 
 
@@ -168,6 +189,7 @@ class SharedApp:
                 log_path=folder / "serve.log",
                 env=env,
                 ready_log=ready_log,
+                on_not_ready=(folder / GATE).touch,
                 ready_timeout_s=900,
             )
         )

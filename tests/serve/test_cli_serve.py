@@ -23,7 +23,7 @@ from serve_support import (
     free_port,
     write_config,
 )
-from shared_app import KEY, TEST_WORKFLOWS, TinyApp, fill_collections
+from shared_app import GATED, KEY, TEST_WORKFLOWS, TinyApp, fill_collections
 
 from mmserve.client.clients import Client
 from mmserve.config import AppConfig
@@ -119,7 +119,7 @@ def test_ready_is_503_while_starting_and_200_once_every_deployment_is(
     assert ready.status_code == 200
     assert ready.json()["ready"] is True
     deployments = set(ready.json()["deployments"])
-    assert {"ingress", "captioner", "vqa", "store"} <= deployments
+    assert {"ingress", "captioner", "vqa", "store", GATED} <= deployments
 
 
 def test_every_shipped_workflow_answers_like_local_mode(tiny_server: TinyServer) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,9 +81,26 @@ def test_delay_ms_makes_every_call_take_that_long_asleep(monkeypatch: pytest.Mon
     assert slept == [0.25, 0.25]  # no delay unless asked
 
 
+def test_gate_holds_loading_until_its_file_exists(tmp_path: Path) -> None:
+    gate = tmp_path / "open"
+    loaded: list[FakeBackend] = []
+    loader = threading.Thread(
+        target=lambda: loaded.append(FakeBackend(ModelSpec(source=f"fake://dim=5,gate={gate}")))
+    )
+    loader.start()
+    loader.join(timeout=1.0)
+    assert loader.is_alive() and not loaded  # still waiting for the file
+    gate.touch()
+    loader.join(timeout=30)
+    assert not loader.is_alive() and loaded[0].space.dim == 5
+
+
 @pytest.mark.parametrize(
     "source",
-    ["fake://dim=0", "fake://size=3", "fake://dim=x", "fake://delay_ms=-1", "tiny://clip"],
+    [
+        *("fake://dim=0", "fake://size=3", "fake://dim=x", "fake://delay_ms=-1", "tiny://clip"),
+        "fake://gate=",
+    ],
 )
 def test_bad_sources_are_refused_clearly(source: str) -> None:
     with pytest.raises(ModelLoadError, match="fake"):

@@ -13,7 +13,9 @@ outputs relate to the inputs in a way a workflow can check:
 
 Source: ``fake://`` or ``fake://dim=64`` (vector size, default 32); ``delay_ms=<n>``
 (``fake://dim=64,delay_ms=200``) makes every call take that long, sleeping (off the CPU), as a
-model of known capacity for load and back-pressure tests.
+model of known capacity for load and back-pressure tests; ``gate=<path>``
+(``fake://gate=/tmp/run/open``) makes loading wait until that file exists, as a model whose
+load a readiness test holds and then lets go.
 
 For tests of failure handling, any text it is given (a text to embed, a caption prompt, a
 question) that contains :data:`FAIL_MARKER` (``fake:fail``) makes the call raise
@@ -28,6 +30,8 @@ import re
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
 DEFAULT_DIM = 32
 #: A text containing this makes the fake model fail (see the module docs).
 FAIL_MARKER = "fake:fail"
+_GATE_POLL_S = 0.2  # how often a gated load looks for its file
 _IMAGE_SHARE = 0.25  # weight of the pixel-seeded part of an image vector
 _WORD = re.compile(r"[a-z0-9]+")
 _YES_NO = ("is", "are", "does", "do", "can", "was", "were", "has", "have")
@@ -63,26 +68,38 @@ _NAMES = list(_PALETTE)
 _RGB = np.array(list(_PALETTE.values()), dtype=np.float32)
 
 
-def _parse_options(source: str) -> tuple[int, float]:
-    """``(dim, delay_s)`` of a ``fake://[dim=<n>][,delay_ms=<n>]`` source."""
+@dataclass(frozen=True)
+class _Options:
+    dim: int = DEFAULT_DIM
+    delay_s: float = 0.0
+    #: Loading waits until this file exists.
+    gate: Path | None = None
+
+
+def _parse_options(source: str) -> _Options:
+    """The options of a ``fake://[dim=<n>][,delay_ms=<n>][,gate=<path>]`` source."""
     scheme, sep, options = source.partition("://")
     if not sep or scheme != "fake":
         raise ModelLoadError(
             source=source,
             reason="the 'fake' backend takes a source of the form fake:// or fake://dim=<n>",
         )
-    found = {"dim": DEFAULT_DIM, "delay_ms": 0}
+    found: dict[str, int] = {"dim": DEFAULT_DIM, "delay_ms": 0}
+    gate: Path | None = None
     for option in filter(None, options.split(",")):
         key, _, value = option.partition("=")
+        if key == "gate" and value:
+            gate = Path(value)
+            continue
         if key not in found or not value.isdigit() or (key == "dim" and int(value) < 1):
             raise ModelLoadError(
                 source=source,
                 reason=f"unknown fake model option {option!r}",
-                hint="the options are dim=<positive integer> and delay_ms=<integer>, "
-                "e.g. fake://dim=64,delay_ms=100",
+                hint="the options are dim=<positive integer>, delay_ms=<integer> and "
+                "gate=<path>, e.g. fake://dim=64,delay_ms=100",
             )
         found[key] = int(value)
-    return found["dim"], found["delay_ms"] / 1000
+    return _Options(found["dim"], found["delay_ms"] / 1000, gate)
 
 
 def _refuse_marked(texts: Sequence[str | None]) -> None:
@@ -126,9 +143,12 @@ class FakeBackend:
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
-        dim, self._delay_s = _parse_options(spec.source)
+        options = _parse_options(spec.source)
+        self._delay_s = options.delay_s
+        while options.gate is not None and not options.gate.exists():
+            time.sleep(_GATE_POLL_S)
         self._space = EmbeddingSpace(
-            backend="fake", model_id=model_identity(spec.source, spec.revision), dim=dim
+            backend="fake", model_id=model_identity(spec.source, spec.revision), dim=options.dim
         )
 
     @property
