@@ -454,23 +454,6 @@ def test_new_batch_settings_apply_without_restarting_replicas(served: Served) ->
     assert max(body["trace"][0]["batch_size"] for body in bodies) <= 3
 
 
-def test_a_model_that_cannot_load_fails_the_deploy_with_its_reason(served: Served) -> None:
-    data = _config_data(served.folder, captioner_batch={"max_size": 2, "wait_ms": 1})
-    data["models"]["captioner"]["source"] = "fake://bogus"
-    config = AppConfig.load(write_config(served.folder, data, name="broken.yaml"))
-    # The backend's own check_source refuses it before Ray is touched.
-    with pytest.raises(ModelLoadError, match=r"'fake://bogus': unknown fake model option"):
-        ServeSession(config, port=served.port).start()
-    # A source that passes the check but cannot load (an empty folder) fails in the replica.
-    empty = served.folder / "not-a-model"
-    empty.mkdir(exist_ok=True)
-    data["models"]["captioner"] = {**data["models"]["captioner"], "backend": "blip-caption"}
-    data["models"]["captioner"]["source"] = str(empty)
-    config = AppConfig.load(write_config(served.folder, data, name="broken.yaml"))
-    with pytest.raises(ServingError, match=r"deployment 'captioner': could not load model"):
-        ServeSession(config, port=served.port).start()
-
-
 def test_an_unknown_collection_is_a_404_and_no_traceback_in_the_store_log(served: Served) -> None:
     response = httpx.post(
         f"{served.url}/v1/collections/nope/search", json={"text": "x", "top_k": 1}, timeout=60
@@ -487,3 +470,25 @@ def test_an_unknown_collection_is_a_404_and_no_traceback_in_the_store_log(served
     assert store_logs
     text = "\n".join(p.read_text(errors="replace") for p in store_logs)
     assert "Traceback" not in text and "CollectionNotFoundError" not in text
+
+
+def test_a_model_that_cannot_load_fails_the_deploy_with_its_reason(served: Served) -> None:
+    """Last in the module: the second deploy replaces the served app, with an app of one
+    model and one workflow (a redeploy of the whole app would restart every deployment)."""
+    fake = {"backend": "fake", "source": "fake://bogus", "cpus": 0.1}
+    data = {
+        "models": {"captioner": fake},
+        "store": {"kind": "memory"},
+        "workflows": [str(ROOT / "workflows" / "caption.yaml")],
+    }
+    config = AppConfig.load(write_config(served.folder, data, name="broken.yaml"))
+    # The backend's own check_source refuses it before Ray is touched.
+    with pytest.raises(ModelLoadError, match=r"'fake://bogus': unknown fake model option"):
+        ServeSession(config, port=served.port).start()
+    # A source that passes the check but cannot load (an empty folder) fails in the replica.
+    empty = served.folder / "not-a-model"
+    empty.mkdir(exist_ok=True)
+    data["models"]["captioner"] = {**fake, "backend": "blip-caption", "source": str(empty)}
+    config = AppConfig.load(write_config(served.folder, data, name="broken.yaml"))
+    with pytest.raises(ServingError, match=r"deployment 'captioner': could not load model"):
+        ServeSession(config, port=served.port).start()
