@@ -1,6 +1,7 @@
 """`mmserve index add|search|list|drop` and a shipped retrieval workflow (`mmserve run`), run
-as the user runs them (subprocesses), on `store: {kind: milvus, path: ./milvus.db}` with the
-mmserve-milvus package installed for real (pip --target, found through its entry point).
+as the user runs them (subprocesses), on `store: {kind: milvus, path: ./milvus.db}` (fake
+encoders) with the mmserve-milvus package installed for real (pip --target, found through its
+entry point).
 Each command is its own process: Milvus Lite is opened by one process at a time."""
 
 from __future__ import annotations
@@ -48,9 +49,14 @@ def _json(site: Path, *args: str) -> Any:
 
 
 def test_the_cli_and_a_retrieval_workflow_on_milvus_lite(site: Path, tmp_path: Path) -> None:
-    config = yaml.safe_load((ROOT / "deployments" / "tiny.yaml").read_text())
-    config["store"] = {"kind": "milvus", "path": "./milvus.db", "options": {"index_type": "hnsw"}}
-    config["workflows"] = []
+    # the weight-free fake encoders: what runs here is the store and the CLI, and a process
+    # that loads a tiny CLIP imports torch (seconds of CPU in each of these commands)
+    fake = {"backend": "fake", "source": "fake://"}
+    config = {
+        "models": {"image_encoder": fake, "text_encoder": fake},
+        "store": {"kind": "milvus", "path": "./milvus.db", "options": {"index_type": "hnsw"}},
+        "workflows": [],
+    }
     cfg = tmp_path / "app.yaml"
     cfg.write_text(yaml.safe_dump(config))
     images = tmp_path / "images"
@@ -73,7 +79,7 @@ def test_the_cli_and_a_retrieval_workflow_on_milvus_lite(site: Path, tmp_path: P
         "image",
         3,
     )
-    assert collection["space"]["model_id"] == "tiny://clip"
+    assert collection["space"]["model_id"] == "fake://"
 
     search = ["index", "search", "images", "--text", "a red square", "-k", "3", "--json"]
     matches = _json(site, *search, "-c", str(cfg))["matches"]
