@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from shared_app import FIXTURE as APP_FIXTURE
 from shared_app import SHARED, STOPS, TinyApp
+from shared_fake import FIXTURE as FAKE_FIXTURE
+from shared_fake import SHARED_FAKE, FakeApp
 from shared_ray import FIXTURE as RAY_FIXTURE
 from shared_ray import SHARED_RAY
 from xdist.scheduler import LoadScopeScheduling
@@ -42,6 +44,18 @@ def ray_local(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
+def fake_app(
+    ray_local: None, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FakeApp]:
+    """The shared app of the fake models on the shared Ray (see shared_fake.py), deployed by
+    the first module asking and stopped after the last. Tests must leave it serving."""
+    try:
+        yield SHARED_FAKE.acquire(tmp_path_factory)
+    finally:
+        SHARED_FAKE.release(_module_of(request.node))
+
+
+@pytest.fixture(scope="module")
 def keyed_tiny_app(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TinyApp]:
@@ -59,11 +73,13 @@ def keyed_tiny_app(
 def group_of(module: str) -> str | None:
     """The xdist group of a test module (a path from the rootdir), None outside the tier.
     The scheduler runs in xdist's controller, which sees node ids, not fixtures: a module
-    that asks for the shared in-process Ray names its fixture, ``ray_local``."""
+    that asks for the shared in-process Ray names its fixture, ``ray_local`` (or the shared
+    fake app's, ``fake_app``, deployed on that Ray)."""
     path = HERE.parent.parent / module
     if HERE not in path.parents:
         return None
-    return RAY_GROUP if RAY_FIXTURE in path.read_text(encoding="utf-8") else APPS_GROUP
+    text = path.read_text(encoding="utf-8")
+    return RAY_GROUP if RAY_FIXTURE in text or FAKE_FIXTURE in text else APPS_GROUP
 
 
 class ServeGroups(LoadScopeScheduling):
@@ -108,7 +124,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     first (the longest part of a run: under xdist, its worker starts it at once)."""
     SHARED_RAY.users = _users_of(items, RAY_FIXTURE)
     SHARED.users = _users_of(items, APP_FIXTURE)
-    for users in (SHARED_RAY.users, SHARED.users):
+    SHARED_FAKE.users = _users_of(items, FAKE_FIXTURE)
+    # the fake app's users are users of the shared Ray: grouped after it, they stay inside it
+    for users in (SHARED_RAY.users, SHARED.users, SHARED_FAKE.users):
         if len(users) > 1:
             items[:] = _grouped(items, users)
     served = [item for item in items if HERE in item.path.parents]
@@ -117,4 +135,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_sessionfinish() -> None:
     SHARED.close()
+    SHARED_FAKE.close()
     SHARED_RAY.close()

@@ -1,4 +1,5 @@
-"""A fuzz run of the served HTTP surface (weight-free ``fake`` models, started once).
+"""A fuzz run of the served HTTP surface (the shared app of the weight-free ``fake`` models,
+shared_fake.py).
 
 Nested and oversized JSON at several depths and sizes in every input of every shipped
 workflow and every field of the collection routes, random bytes as images (JSON and
@@ -18,15 +19,11 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serve_support import ROOT, free_port, png_base64, wait_ready, write_config
-
-from mmserve.config import AppConfig
-from mmserve.deploy.session import ServeSession
+from serve_support import png_base64
+from shared_fake import MAX_ITEMS, MAX_TEXT, FakeApp
 
 pytestmark = pytest.mark.serve
 
-MAX_TEXT = 2_000
-MAX_ITEMS = 16
 RED = png_base64((220, 30, 30), (24, 24))
 #: A valid run of every shipped workflow (collections filled by the fixture).
 VALID: dict[str, dict[str, Any]] = {
@@ -72,34 +69,12 @@ def _deep_text(depth: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def http(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    folder = tmp_path_factory.mktemp("fuzz")
-    fake = {"backend": "fake", "source": "fake://", "cpus": 0.1}
-    data = {
-        "models": {r: fake for r in ("image_encoder", "text_encoder", "captioner", "vqa")},
-        "store": {"kind": "lancedb", "path": str(folder / "store")},
-        "workflows": [str(ROOT / "workflows")],
-        "server": {
-            "limits": {
-                "max_body_bytes": 1024 * 1024,
-                "max_text_chars": MAX_TEXT,
-                "max_items": MAX_ITEMS,
-                "max_image_pixels": 1_000_000,
-            }
-        },
-    }
-    config_path = write_config(folder, data)
-    session = ServeSession(AppConfig.load(config_path), port=free_port())
-    try:
-        url = session.start()
-        wait_ready(url)
-        with httpx.Client(base_url=url, timeout=60) as client:
-            for path, body in COLLECTION_BODIES.items():
-                if path.endswith("/items"):
-                    assert client.post(path, json=body).status_code == 200
-            yield client
-    finally:
-        session.stop()
+def http(fake_app: FakeApp) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=fake_app.url, timeout=60) as client:
+        for path, body in COLLECTION_BODIES.items():
+            if path.endswith("/items"):
+                assert client.post(path, json=body).status_code == 200
+        yield client
 
 
 def _check(response: httpx.Response, case: str) -> None:

@@ -1,58 +1,33 @@
-"""mmserve's metrics on Ray's Prometheus endpoint after real runs of a served app (weight-free
-``fake`` models): per workflow, step and model, with their labels and exact counts, a failing
-run counted under its error code, and a cached step's hit and miss."""
+"""mmserve's metrics on Ray's Prometheus endpoint after real runs of the shared app of the
+weight-free ``fake`` models (shared_fake.py, its ``cached_answer`` workflow): per workflow,
+step and model, with their labels and exact counts, a failing run counted under its error
+code, and a cached step's hit and miss."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import httpx
 import pytest
 import ray
 from prometheus_client.parser import text_string_to_metric_families
-from serve_support import ROOT, free_port, png_base64, write_config
+from serve_support import png_base64
+from shared_fake import FakeApp
 
-from mmserve.config import AppConfig
-from mmserve.deploy.session import ServeSession
 from mmserve.models.backends.fake import FAIL_MARKER
 from mmserve.serve.metrics import METRICS
 
 pytestmark = pytest.mark.serve
 
-CACHED_ANSWER = """
-name: cached_answer
-inputs:
-  image: {type: image}
-  question: {type: string}
-steps:
-  answer:
-    uses: answer
-    cache: true
-    with: {image: "${inputs.image}", question: "${inputs.question}"}
-outputs:
-  answer: ${answer.answer}
-"""
 RED, GREEN, BLUE = (220, 30, 30), (40, 170, 60), (30, 60, 220)
 Series = tuple[str, frozenset[tuple[str, str]]]
 
 
 @pytest.fixture(scope="module")
-def served(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("metrics")
-    (folder / "cached_answer.yaml").write_text(CACHED_ANSWER, encoding="utf-8")
-    fake = {"backend": "fake", "source": "fake://", "cpus": 0.1}
-    data = {
-        "models": {"captioner": fake, "vqa": fake},
-        "workflows": [str(ROOT / "workflows" / "caption.yaml"), str(folder / "cached_answer.yaml")],
-    }
-    config = AppConfig.load(write_config(folder, data))
+def served(fake_app: FakeApp) -> str:
     # Ray reports metrics every 0.5 s here (10 s by default): see shared_ray.py
-    session = ServeSession(config, port=free_port())
-    try:
-        yield session.start()
-    finally:
-        session.stop()
+    return fake_app.url
 
 
 def _endpoints() -> list[str]:
@@ -84,9 +59,23 @@ def _value(samples: Mapping[Series, float], name: str, **labels: str) -> float:
     return sum(v for (n, have), v in samples.items() if n == name and wanted <= have)
 
 
+def _settled() -> dict[Series, float]:
+    """A scrape that two scrapes a second apart agree on: the app is shared with the fuzz
+    run, whose last calls may not be exported yet (at most 15 s)."""
+    deadline = time.monotonic() + 15
+    last = _scrape()
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = _scrape()
+        if now == last:
+            break
+        last = now
+    return last
+
+
 def _since(samples: Mapping[Series, float], before: Mapping[Series, float]) -> dict[Series, float]:
-    """What each series counted since ``before`` (the Ray is shared with the serve modules
-    that ran earlier, whose replicas' series may still be exported)."""
+    """What each series counted since ``before`` (the Ray and the app are shared with the
+    serve modules that ran earlier, whose series are exported too)."""
     return {key: value - before.get(key, 0.0) for key, value in samples.items()}
 
 
@@ -115,7 +104,7 @@ def _wait_for(
 
 
 def test_runs_steps_and_model_calls_are_counted_on_rays_endpoint(served: str) -> None:
-    before = _scrape()
+    before = _settled()
     with httpx.Client(base_url=served, timeout=60) as http:
         for colour in (RED, GREEN, BLUE):
             ok = http.post(

@@ -82,8 +82,9 @@ def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodes]:
         url = session.start()
         yield TwoNodes(url, accel.node_id, cluster.address)
     finally:
+        # the cluster is ours: stopping its nodes stops Serve and every replica with them
+        # (Serve's own shutdown waited for the replica that was never placed)
         if ray.is_initialized():
-            serve.shutdown()
             ray.shutdown()
         cluster.shutdown()
 

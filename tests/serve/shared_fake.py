@@ -1,0 +1,107 @@
+"""One app of the weight-free ``fake`` models on the serve tier's shared in-process Ray,
+deployed once for the modules that need nothing else of it (``fake_app``): the fuzz run and
+the metrics. One deploy instead of one per module.
+
+The app is deployed by the first module that asks for it and stopped after the last one; the
+serve conftest runs those modules one after another inside the ``ray_local`` group, so no
+other app is deployed on that Ray meanwhile. Its config: the four fake roles, a LanceDB
+store, every shipped workflow plus ``cached_answer`` (a cached VQA step, for the metrics),
+and the fuzz run's request limits (:data:`MAX_TEXT`, :data:`MAX_ITEMS`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from serve_support import ROOT, free_port, wait_ready, write_config
+
+from mmserve.config import AppConfig
+from mmserve.deploy.session import ServeSession
+
+#: The fixture's name (the conftest groups the modules whose tests use it).
+FIXTURE = "fake_app"
+#: The app's request limits: a longer text or a longer list is refused.
+MAX_TEXT, MAX_ITEMS = 2_000, 16
+CACHED_ANSWER = """
+name: cached_answer
+inputs:
+  image: {type: image}
+  question: {type: string}
+steps:
+  answer:
+    uses: answer
+    cache: true
+    with: {image: "${inputs.image}", question: "${inputs.question}"}
+outputs:
+  answer: ${answer.answer}
+"""
+
+
+@dataclass(frozen=True)
+class FakeApp:
+    url: str
+    folder: Path
+
+
+def fake_app_config(folder: Path) -> dict[str, Any]:
+    (folder / "cached_answer.yaml").write_text(CACHED_ANSWER, encoding="utf-8")
+    fake = {"backend": "fake", "source": "fake://", "cpus": 0.1}
+    return {
+        "models": {r: fake for r in ("image_encoder", "text_encoder", "captioner", "vqa")},
+        "store": {"kind": "lancedb", "path": str(folder / "store")},
+        "workflows": [str(ROOT / "workflows"), str(folder / "cached_answer.yaml")],
+        "server": {
+            "limits": {
+                "max_body_bytes": 1024 * 1024,
+                "max_text_chars": MAX_TEXT,
+                "max_items": MAX_ITEMS,
+                "max_image_pixels": 1_000_000,
+            }
+        },
+    }
+
+
+class SharedFakeApp:
+    """Deploys the app on first :meth:`acquire`, stops it when the last user releases it."""
+
+    def __init__(self) -> None:
+        self.users: set[str] = set()
+        self._app: FakeApp | None = None
+        self._session: ServeSession | None = None
+        self._failed: str | None = None
+
+    def acquire(self, tmp_path_factory: pytest.TempPathFactory) -> FakeApp:
+        if self._failed is not None:
+            pytest.fail(f"the shared fake app did not start: {self._failed}")
+        if self._app is None:
+            folder = tmp_path_factory.mktemp("fake-app")
+            config = AppConfig.load(write_config(folder, fake_app_config(folder)))
+            self._session = ServeSession(config, port=free_port())
+            try:
+                url = self._session.start()
+                wait_ready(url)
+            except BaseException as exc:
+                self.close()
+                self._failed = f"{type(exc).__name__}: {exc}"
+                raise
+            self._app = FakeApp(url, folder)
+        return self._app
+
+    def release(self, user: str) -> None:
+        """``user`` (a module) is done; the app stops when no module of the run is left."""
+        self.users.discard(user)
+        if not self.users:
+            self.close()
+
+    def close(self) -> None:
+        self.users.clear()
+        session, self._session, self._app = self._session, None, None
+        if session is not None:
+            session.stop()
+
+
+#: The one shared fake app of the test session.
+SHARED_FAKE = SharedFakeApp()
