@@ -57,6 +57,7 @@ from mmserve.http.api import not_ready_message
 from mmserve.serve.app import build_app
 from mmserve.serve.health import app_health
 from mmserve.serve.plan import APP_NAME, scale_to_zero_deployments
+from mmserve.serve.status import status_name
 
 logger = logging.getLogger(__name__)
 
@@ -270,11 +271,6 @@ class DeployFailure:
         return f"deployment {self.deployment!r}: {self.reason}"
 
 
-def _status_name(status: Any) -> str:
-    """Serve's status enum (or its plain string) as its name, e.g. ``"DEPLOY_FAILED"``."""
-    return str(getattr(status, "value", status))
-
-
 def _exception_text(line: str) -> str:
     """``mmserve.errors.ModelLoadError: could not ...`` -> ``could not ...``."""
     head, sep, tail = line.partition(": ")
@@ -295,7 +291,7 @@ def deploy_failures(app: ApplicationStatusOverview | None) -> list[DeployFailure
         load = next((line for line in reversed(lines) if line.startswith(_LOAD_ERROR)), None)
         if load is not None:
             failures.append(DeployFailure(name, _exception_text(load), model_load=True))
-        elif _status_name(overview.status) in _FAILED and lines:
+        elif status_name(overview.status) in _FAILED and lines:
             failures.append(DeployFailure(name, _exception_text(lines[-1]), model_load=False))
     return failures
 
@@ -323,7 +319,7 @@ def wait_running(
         app = read_app()
         if app is None:
             raise _failed_to_deploy("Serve has no such application (was it deleted?)")
-        status = _status_name(app.status)
+        status = status_name(app.status)
         if status == "RUNNING":
             return
         _raise_on_load_failure(app)

@@ -20,6 +20,7 @@ from ray import serve
 from ray.serve.schema import ApplicationStatusOverview
 
 from mmserve.http.schemas.workflows import DeploymentHealth, HealthResponse
+from mmserve.serve.status import status_name
 
 #: Deployment states in which requests are served (scaling keeps serving).
 _SERVING = {"HEALTHY", "UPSCALING", "DOWNSCALING"}
@@ -30,10 +31,6 @@ _RECOVERING = "RECOVERING"
 STATUS_TIMEOUT_S = 2.0
 
 log = logging.getLogger(__name__)
-
-
-def _name(value: object) -> str:
-    return str(getattr(value, "value", value))
 
 
 def health_of(
@@ -51,9 +48,9 @@ def health_of(
         return HealthResponse(status="starting", ready=False)
     deployments = {}
     for name, overview in sorted(app.deployments.items()):
-        states = {_name(state): count for state, count in overview.replica_states.items()}
+        states = {status_name(state): count for state, count in overview.replica_states.items()}
         running, recovering = states.get("RUNNING", 0), states.get(_RECOVERING, 0)
-        status = _name(overview.status)
+        status = status_name(overview.status)
         ready = status in _SERVING and (running > 0 or name in scale_to_zero)
         message = overview.message or ""
         if status == "UPDATING" and recovering and set(states) <= {"RUNNING", _RECOVERING}:

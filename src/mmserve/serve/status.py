@@ -68,7 +68,8 @@ class AppView(BaseModel):
     nodes: dict[str, str] = Field(default_factory=dict, description="node id -> its address")
 
 
-def _name(value: object) -> str:
+def status_name(value: object) -> str:
+    """One of Serve's status enums (or its plain string) as its name, e.g. ``"DEPLOY_FAILED"``."""
     return str(getattr(value, "value", value))
 
 
@@ -86,7 +87,7 @@ def _fits(need: Mapping[str, float], have: Mapping[str, float]) -> bool:
 
 
 def _replica_state(replica: Mapping[str, Any]) -> str:
-    state = _name(replica.get("state"))
+    state = status_name(replica.get("state"))
     if state in _RUNNING:
         return "running"
     if state == "STARTING":
@@ -131,7 +132,7 @@ def deployment_view_of(
         why = f"{counts['starting']} replica(s) starting (loading the model)"
     return DeploymentView(
         name=name,
-        status=_name(details.get("status")),
+        status=status_name(details.get("status")),
         message=str(details.get("message") or ""),
         models=_models_of(name),
         target=int(details.get("target_num_replicas") or 0),
@@ -174,7 +175,7 @@ def app_view_of(
     }
     return AppView(
         app=app,
-        status=_name(found.get("status")),
+        status=status_name(found.get("status")),
         message=str(found.get("message") or ""),
         deployments=deployments,
         free=free_now,
