@@ -33,24 +33,24 @@ HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
-def ray_local(request: pytest.FixtureRequest) -> Iterator[None]:
-    """The session's in-process Ray (started by the first module asking, stopped after the
-    last); the module starts Serve on it and must stop what it started."""
+def ray_local(request: pytest.FixtureRequest) -> Iterator[int]:
+    """The session's in-process Ray and Serve (started by the first module asking, stopped
+    after the last); their HTTP port. The module deploys its app there (a ServeSession on
+    that port) and must delete what it deployed (the session's stop does)."""
     try:
-        SHARED_RAY.acquire()
-        yield
+        yield SHARED_RAY.acquire()
     finally:
         SHARED_RAY.release(_module_of(request.node))
 
 
 @pytest.fixture(scope="module")
 def fake_app(
-    ray_local: None, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ray_local: int, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FakeApp]:
     """The shared app of the fake models on the shared Ray (see shared_fake.py), deployed by
     the first module asking and stopped after the last. Tests must leave it serving."""
     try:
-        yield SHARED_FAKE.acquire(tmp_path_factory)
+        yield SHARED_FAKE.acquire(tmp_path_factory, ray_local)
     finally:
         SHARED_FAKE.release(_module_of(request.node))
 

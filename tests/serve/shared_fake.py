@@ -1,12 +1,13 @@
 """One app of the weight-free ``fake`` models on the serve tier's shared in-process Ray,
-deployed once for the modules that need nothing else of it (``fake_app``): the fuzz run and
-the metrics. One deploy instead of one per module.
+deployed once for the modules that need nothing else of it (``fake_app``): the fuzz run, the
+metrics and the store's reader replicas. One deploy instead of one per module.
 
 The app is deployed by the first module that asks for it and stopped after the last one; the
 serve conftest runs those modules one after another inside the ``ray_local`` group, so no
 other app is deployed on that Ray meanwhile. Its config: the four fake roles, a LanceDB
-store, every shipped workflow plus ``cached_answer`` (a cached VQA step, for the metrics),
-and the fuzz run's request limits (:data:`MAX_TEXT`, :data:`MAX_ITEMS`).
+store with two reader replicas (``store: {replicas: 2}``), every shipped workflow plus
+``cached_answer`` (a cached VQA step, for the metrics), and the fuzz run's request limits
+(:data:`MAX_TEXT`, :data:`MAX_ITEMS`). Each module uses collections of its own names.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serve_support import ROOT, free_port, wait_ready, write_config
+from serve_support import ROOT, wait_ready, write_config
 
 from mmserve.config import AppConfig
 from mmserve.deploy.session import ServeSession
@@ -43,7 +44,9 @@ outputs:
 @dataclass(frozen=True)
 class FakeApp:
     url: str
+    #: The app's folder (its store is ``store`` in it) and its config file.
     folder: Path
+    config_path: Path
 
 
 def fake_app_config(folder: Path) -> dict[str, Any]:
@@ -51,7 +54,8 @@ def fake_app_config(folder: Path) -> dict[str, Any]:
     fake = {"backend": "fake", "source": "fake://", "cpus": 0.1}
     return {
         "models": {r: fake for r in ("image_encoder", "text_encoder", "captioner", "vqa")},
-        "store": {"kind": "lancedb", "path": str(folder / "store")},
+        # the writer and two reader replicas (test_store_replicas_served)
+        "store": {"kind": "lancedb", "path": str(folder / "store"), "replicas": 2},
         "workflows": [str(ROOT / "workflows"), str(folder / "cached_answer.yaml")],
         "server": {
             "limits": {
@@ -73,13 +77,15 @@ class SharedFakeApp:
         self._session: ServeSession | None = None
         self._failed: str | None = None
 
-    def acquire(self, tmp_path_factory: pytest.TempPathFactory) -> FakeApp:
+    def acquire(self, tmp_path_factory: pytest.TempPathFactory, port: int) -> FakeApp:
+        """The app, deployed on the shared Serve's ``port`` if it is not up yet."""
         if self._failed is not None:
             pytest.fail(f"the shared fake app did not start: {self._failed}")
         if self._app is None:
             folder = tmp_path_factory.mktemp("fake-app")
-            config = AppConfig.load(write_config(folder, fake_app_config(folder)))
-            self._session = ServeSession(config, port=free_port())
+            config_path = write_config(folder, fake_app_config(folder))
+            config = AppConfig.load(config_path)
+            self._session = ServeSession(config, port=port)
             try:
                 url = self._session.start()
                 wait_ready(url)
@@ -87,7 +93,7 @@ class SharedFakeApp:
                 self.close()
                 self._failed = f"{type(exc).__name__}: {exc}"
                 raise
-            self._app = FakeApp(url, folder)
+            self._app = FakeApp(url, folder, config_path)
         return self._app
 
     def release(self, user: str) -> None:

@@ -1,10 +1,13 @@
 """The serve tier's one in-process Ray, shared by every module that deploys its app with
 :class:`~mmserve.deploy.session.ServeSession` in the test process (``ray_local``).
 
-Ray starts when the first such module asks for it and stops after the last one; the serve
-conftest runs those modules one after another, so no other Ray of the test process is up
-meanwhile (the HAProxy and multi-node modules start Rays of their own, outside the group).
-Each module's session starts and stops Serve on this Ray with its own app and port.
+Ray and Serve start when the first such module asks for them and stop after the last one;
+the serve conftest runs those modules one after another, so no other Ray of the test process
+is up meanwhile (the HAProxy and multi-node modules start Rays of their own, outside the
+group). Each module's session deploys its app on this Serve, on its port (:attr:`SharedRay.port`,
+what the fixture gives), and its stop deletes only that app: a session leaves a Serve it did
+not start running (`mmserve serve --address` does the same on a cluster). One Serve controller
+and proxy for the group instead of one per module.
 
 What Ray's processes read from the environment is set once, before Ray starts: the API key
 of ``test_api_served`` (its replicas read it from there, as `mmserve serve`'s do), Serve's
@@ -19,7 +22,7 @@ import os
 
 import ray
 from ray import serve
-from serve_support import RAY_INIT
+from serve_support import RAY_INIT, free_port
 
 from mmserve.config import AppConfig
 from mmserve.serve.plan import proxy_env
@@ -41,10 +44,13 @@ class SharedRay:
     def __init__(self) -> None:
         self.users: set[str] = set()
         self._env: dict[str, str] = {}
+        #: Serve's HTTP port, once started: every module's app answers there.
+        self.port = 0
 
-    def acquire(self) -> None:
+    def acquire(self) -> int:
+        """Start Ray and Serve if they are not up; returns Serve's HTTP port."""
         if ray.is_initialized():
-            return
+            return self.port
         self._env = ray_env()
         os.environ.update(self._env)
         # "local": always a new Ray of our own, never one that happens to be running
@@ -52,6 +58,11 @@ class SharedRay:
             **{**RAY_INIT, "address": "local"},
             _system_config={"metrics_report_interval_ms": 500},
         )
+        self.port = free_port()
+        # the host and port each module's ServeSession asks for (AppConfig's default host)
+        host = AppConfig.from_dict({}).server.host
+        serve.start(http_options={"host": host, "port": self.port})
+        return self.port
 
     def release(self, user: str) -> None:
         """``user`` (a module) is done; Ray stops when no module of the run is left."""
@@ -67,6 +78,7 @@ class SharedRay:
         for name in self._env:
             os.environ.pop(name, None)
         self._env = {}
+        self.port = 0
 
 
 #: The one shared Ray of the test session.

@@ -22,7 +22,7 @@ import pytest
 import ray
 import schemathesis
 from PIL import Image
-from serve_support import ROOT, descendants, free_port, wait_ready, write_config
+from serve_support import ROOT, descendants, wait_ready, write_config
 from shared_ray import KEY, KEY_ENV
 
 from mmserve.client.clients import AsyncClient, Client
@@ -82,7 +82,7 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(ray_local: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     # The key (KEY_ENV) and gRPC front door are in the shared Ray's environment (shared_ray.py):
     # replicas and Serve's proxy read them from there, as they do under `mmserve serve`.
     folder = tmp_path_factory.mktemp("api")
@@ -112,7 +112,7 @@ def served(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         },
     }
     config_path = write_config(folder, data)
-    port = free_port()
+    port = ray_local  # the shared Serve's
     session = ServeSession(AppConfig.load(config_path), port=port)
     try:
         url = session.start()

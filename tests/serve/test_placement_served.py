@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from ray import serve
-from serve_support import ROOT, free_port, png_base64, write_config
+from serve_support import ROOT, png_base64, write_config
 
 from mmserve.config import AppConfig
 from mmserve.deploy.session import ServeSession
@@ -26,7 +26,7 @@ RED, BLUE = (220, 30, 30), (30, 60, 220)
 
 
 @pytest.fixture(scope="module")
-def served(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(ray_local: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("placement")
     fake = {"backend": "fake", "source": "fake://", "cpus": 0.1}
     data = {
@@ -40,7 +40,7 @@ def served(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "server": {"ingress_replicas": 2},
     }
     config_path = write_config(folder, data)
-    session = ServeSession(AppConfig.load(config_path), port=free_port())
+    session = ServeSession(AppConfig.load(config_path), port=ray_local)
     url = session.start()
     try:
         yield url

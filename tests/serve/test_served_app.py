@@ -26,7 +26,6 @@ from serve_support import (
     ROOT,
     assert_close,
     descendants,
-    free_port,
     png_base64,
     wait_ready,
     write_config,
@@ -135,13 +134,13 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(ray_local: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("served")
     for name, text in INDEX_WORKFLOWS.items():
         (folder / name).write_text(text, encoding="utf-8")
     data = _config_data(folder, captioner_batch={"max_size": 8, "wait_ms": 200})
     config_path = write_config(folder, data)
-    port = free_port()
+    port = ray_local  # the shared Serve's
     session = ServeSession(AppConfig.load(config_path), port=port)
     url = session.start()
     try:

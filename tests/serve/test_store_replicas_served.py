@@ -2,7 +2,8 @@
 health lists the writer and both readers, a search right after an acknowledged add sees it,
 every shipped retrieval workflow and item listing works unchanged, `mmserve index
 add|search|list|drop` beside the server, and a reader SIGKILLed under concurrent searches
-costs no search (the shipped client). One app for the module (weight-free ``fake`` models)."""
+costs no search (the shipped client). On the shared app of the weight-free ``fake`` models
+(shared_fake.py), whose store has two readers; this module's collections have names of its own."""
 
 from __future__ import annotations
 
@@ -13,54 +14,38 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from serve_support import ROOT, free_port, wait_ready, write_config
+from serve_support import ROOT, wait_ready
+from shared_fake import FakeApp
 
 from mmserve import Client
 from mmserve.client.errors import ApiNotFoundError
-from mmserve.config import AppConfig
-from mmserve.deploy.session import ServeSession
 from mmserve.serve.plan import APP_NAME, STORE_READER_NAME
 
 pytestmark = pytest.mark.serve
 
+#: This module's collections in the shared app (the fuzz run fills its own).
+CAPTIONS, IMAGES = "replica_captions", "replica_images"
 RETRIEVAL = {
-    "caption_then_retrieve": {"image": ROOT / "examples" / "images" / "red_circle.png"},
-    "retrieve_then_answer": {"question": "what shape is red?"},
-    "search_images": {"text": "a yellow sun", "top_k": 2},
-    "answer_each": {"question": "what shape is it?", "top_k": 2},
-    "caption_matches": {"text": "a red circle", "top_k": 2},
+    "caption_then_retrieve": {
+        "image": ROOT / "examples" / "images" / "red_circle.png",
+        "collection": CAPTIONS,
+    },
+    "retrieve_then_answer": {"question": "what shape is red?", "collection": IMAGES},
+    "search_images": {"text": "a yellow sun", "top_k": 2, "collection": IMAGES},
+    "answer_each": {"question": "what shape is it?", "top_k": 2, "collection": IMAGES},
+    "caption_matches": {"text": "a red circle", "top_k": 2, "collection": IMAGES},
 }
 MMSERVE = str(Path(sys.executable).with_name("mmserve"))
 
 
-class Served:
-    def __init__(self, url: str, config_path: Path, folder: Path) -> None:
-        self.url, self.config_path, self.folder = url, config_path, folder
-
-
 @pytest.fixture(scope="module")
-def served(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    folder = tmp_path_factory.mktemp("store-replicas")
-    fake = {"backend": "fake", "source": "fake://", "cpus": 0.1}
-    data = {
-        "models": {role: fake for role in ("image_encoder", "text_encoder", "captioner", "vqa")},
-        "store": {"kind": "lancedb", "path": str(folder / "store"), "replicas": 2},
-        # caption_matches runs the caption workflow as a step
-        "workflows": [str(ROOT / "workflows" / f"{n}.yaml") for n in [*RETRIEVAL, "caption"]],
-        "agents": [],
-    }
-    config_path = write_config(folder, data)
-    session = ServeSession(AppConfig.load(config_path), port=free_port())
-    url = session.start()
-    try:
-        yield Served(url, config_path, folder)
-    finally:
-        session.stop()
+def served(fake_app: FakeApp) -> FakeApp:
+    """The shared app of the fake models (shared_fake.py): its store has two readers."""
+    return fake_app
 
 
 def _reader_pids() -> list[int]:
@@ -75,14 +60,14 @@ def _reader_pids() -> list[int]:
     ]
 
 
-def test_health_lists_the_writer_and_both_readers(served: Served) -> None:
+def test_health_lists_the_writer_and_both_readers(served: FakeApp) -> None:
     deployments = wait_ready(served.url)["deployments"]
     assert deployments["store"]["replicas"] == 1
     assert deployments[STORE_READER_NAME]["replicas"] == 2
     assert len(_reader_pids()) == 2
 
 
-def test_reads_after_adds_and_every_retrieval_workflow(served: Served) -> None:
+def test_reads_after_adds_and_every_retrieval_workflow(served: FakeApp) -> None:
     captions = [
         json.loads(line)
         for line in (ROOT / "examples" / "captions.jsonl").read_text().splitlines()
@@ -92,37 +77,38 @@ def test_reads_after_adds_and_every_retrieval_workflow(served: Served) -> None:
     with Client(served.url) as client:
         # each add acknowledged, then read at once: whichever replica answers sees it
         for n, caption in enumerate(captions):
-            added = client.collections.add("captions", texts=[caption["text"]])
-            assert client.collections.get("captions")["count"] == n + 1
-            top = client.collections.search("captions", text=caption["text"], top_k=1)
+            added = client.collections.add(CAPTIONS, texts=[caption["text"]])
+            assert client.collections.get(CAPTIONS)["count"] == n + 1
+            top = client.collections.search(CAPTIONS, text=caption["text"], top_k=1)
             assert top[0]["id"] == added["ids"][0]
         names = [path.stem for path in images]
-        client.collections.add("images", images=images, ids=names)
-        assert client.collections.search("images", image=images[0], top_k=1)[0]["id"] == names[0]
-        assert {c["name"] for c in client.collections.list()} == {"captions", "images"}
+        client.collections.add(IMAGES, images=images, ids=names)
+        assert client.collections.search(IMAGES, image=images[0], top_k=1)[0]["id"] == names[0]
+        listed = {c["name"]: c["count"] for c in client.collections.list()}
+        assert listed[CAPTIONS] == len(captions) and listed[IMAGES] == len(names)
         for workflow, inputs in RETRIEVAL.items():
             result = client.run(workflow, **inputs)
             assert [e["status"] for e in result.trace] == ["ok"] * len(result.trace), workflow
-    page = httpx.get(f"{served.url}/v1/collections/images/items", params={"limit": 2}).json()
+    page = httpx.get(f"{served.url}/v1/collections/{IMAGES}/items", params={"limit": 2}).json()
     assert page["total"] == len(names) and len(page["items"]) == 2
-    image = httpx.get(f"{served.url}/v1/collections/images/items/{names[0]}/image")
+    image = httpx.get(f"{served.url}/v1/collections/{IMAGES}/items/{names[0]}/image")
     assert image.status_code == 200 and image.content == images[0].read_bytes()
     strong = httpx.post(
-        f"{served.url}/v1/collections/captions/search",
+        f"{served.url}/v1/collections/{CAPTIONS}/search",
         json={"text": captions[0]["text"], "top_k": 1},
         headers={"x-mmserve-consistency": "strong"},  # read from the writer
     )
     assert strong.status_code == 200 and strong.json()["matches"][0]["score"] > 0.99
 
 
-def _cli(served: Served, *args: str) -> str:
+def _cli(served: FakeApp, *args: str) -> str:
     command = [MMSERVE, "index", *args, "--config", str(served.config_path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
-def test_mmserve_index_beside_the_served_replicas(served: Served) -> None:
+def test_mmserve_index_beside_the_served_replicas(served: FakeApp) -> None:
     notes = served.folder / "notes.txt"
     notes.write_text("a note written by the cli\nanother note from the cli\n", encoding="utf-8")
     _cli(served, "add", "cli_notes", str(notes))
@@ -140,7 +126,7 @@ def test_mmserve_index_beside_the_served_replicas(served: Served) -> None:
         client.collections.search("cli_notes", text="a note", top_k=1)
 
 
-def test_a_reader_killed_under_concurrent_searches_costs_no_search(served: Served) -> None:
+def test_a_reader_killed_under_concurrent_searches_costs_no_search(served: FakeApp) -> None:
     """The ingress sends a search whose reader died again (issue 15's re-send), and Serve
     routes it to the other reader: every search of the shipped client is answered."""
     with Client(served.url) as client:
