@@ -210,28 +210,25 @@ def test_mmserve_run_url_uses_the_client(server: str) -> None:
     assert json.loads(shown.stdout)["outputs"] == json.loads(done.stdout)["outputs"]
 
 
-def test_mmserve_run_url_writes_image_outputs_as_files(server: str, tmp_path: Path) -> None:
-    """`--output-dir` against a server writes the same PNG bytes as in local mode."""
+def test_mmserve_run_url_writes_image_outputs_as_files(
+    keyed_tiny_app: TinyApp, tmp_path: Path
+) -> None:
+    """`--output-dir` against a server writes the PNG bytes local mode makes (local mode's
+    own `--output-dir`: tests/integration/test_cli_generate.py)."""
     mmserve = str(Path(sys.executable).with_name("mmserve"))
-    inputs = ["--input", "prompt=a red circle", "--input", "width=64", "--input", "seed=1"]
-    inputs += ["--input", "height=48"]
-    env = {**os.environ, API_KEY_ENV: KEY}
-    tiny = str(ROOT / "deployments" / "tiny.yaml")
-    runs = {
-        "served": ["--url", server, "--output-dir", str(tmp_path / "served")],
-        "local": ["--config", tiny, "--output-dir", str(tmp_path / "local")],
-    }
-    for where, args in runs.items():
-        done = subprocess.run(
-            [mmserve, "run", "generate", *inputs, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr
-        assert json.loads(done.stdout)["outputs"]["image"] == str(tmp_path / where / "image.png")
-    served, local = (tmp_path / "served" / "image.png"), (tmp_path / "local" / "image.png")
-    assert served.read_bytes() == local.read_bytes()
+    inputs = {"prompt": "a red circle", "width": 64, "height": 48, "seed": 1}
+    done = subprocess.run(
+        [mmserve, "run", "generate", "--url", keyed_tiny_app.url, "--output-dir", str(tmp_path)]
+        + [arg for name, value in inputs.items() for arg in ("--input", f"{name}={value}")],
+        env={**os.environ, API_KEY_ENV: KEY},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    served = tmp_path / "image.png"
+    assert json.loads(done.stdout)["outputs"]["image"] == str(served)
+    local = asyncio.run(keyed_tiny_app.local.run("generate", inputs)).model_dump(mode="json")
+    assert served.read_bytes() == base64.b64decode(local["outputs"]["image"])
     with Image.open(served) as image:
         assert image.size == (64, 48)
