@@ -10,6 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from plugin_site import installed
+
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "plugins.md"
 _FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -39,21 +43,15 @@ def guide_commands() -> list[list[str]]:
     return commands
 
 
-def build_and_install(work: Path) -> Path:
-    """Write the guide's files under ``work``, pip-install the package into ``work/site``
-    (as `pip install ./mmserve-notes` does); the site folder goes on PYTHONPATH."""
+def build_and_install(work: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Write the guide's files under ``work`` and pip-install the package (as `pip install
+    ./mmserve-notes` does; once per test run for the same files, plugin_site.py); returns
+    the site folder, for PYTHONPATH."""
     for relative, text in guide_files().items():
         path = work / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    site = work / "site"
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
-    subprocess.run(
-        [*pip, "--target", str(site), str(work / PACKAGE)],
-        check=True,
-        timeout=300,
-    )
-    return site
+    return installed(work / PACKAGE, tmp_path_factory)
 
 
 def env_with(site: Path) -> dict[str, str]:

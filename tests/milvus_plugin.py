@@ -1,24 +1,26 @@
 """The mmserve-milvus store plugin (plugins/mmserve-milvus) for the tests that use it.
 
-It is installed for real (``pip --target``, entry point included) into a folder that a
-subprocess gets on its ``PYTHONPATH``: the CLI tests, and the plugin's own test suite
-(plugins/mmserve-milvus/tests, run by tests/unit/stores/test_milvus_plugin.py). In this
-process, :func:`import_plugin` uses the installed package when there is one, else loads it
-from its source folder as a package of its own (sys.path is left alone). pymilvus and
-milvus-lite come from the test extra.
+It is installed for real (``pip --target``, entry point included, once per test run:
+plugin_site.py) into a folder that a subprocess gets on its ``PYTHONPATH``: the CLI tests,
+and the plugin's own test suite (plugins/mmserve-milvus/tests, run by
+tests/unit/stores/test_milvus_plugin.py). In this process, :func:`import_plugin` uses the
+installed package when there is one, else loads it from its source folder as a package of
+its own (sys.path is left alone). pymilvus and milvus-lite come from the test extra.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from plugin_site import installed
+
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "plugins" / "mmserve-milvus"
-PIP_INSTALL = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
 
 
 def import_plugin() -> None:
@@ -36,7 +38,6 @@ def import_plugin() -> None:
     spec.loader.exec_module(module)  # registers the store (by import path, in this package)
 
 
-def install_plugin(site: Path) -> Path:
-    """Install the package into ``site`` (for ``PYTHONPATH``) and return ``site``."""
-    subprocess.run([*PIP_INSTALL, "--target", str(site), str(PLUGIN)], check=True, timeout=300)
-    return site
+def install_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site folder (for ``PYTHONPATH``) holding the installed package."""
+    return installed(PLUGIN, tmp_path_factory)

@@ -138,12 +138,15 @@ def _count(kind: str, location: Path) -> int:
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
-    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kind: str,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     spec = KINDS[kind]
     if kind == "milvus":
         import_plugin()
-        monkeypatch.setenv("PYTHONPATH", str(install_plugin(tmp_path / "site")))
+        monkeypatch.setenv("PYTHONPATH", str(install_plugin(tmp_path_factory)))
     source = tmp_path / "texts.txt"
     source.write_text("\n".join(_texts()) + "\n")
     config = tmp_path / "config.yaml"

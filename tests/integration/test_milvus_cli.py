@@ -27,7 +27,7 @@ COLOURS = {"red": (220, 30, 30), "green": (40, 170, 60), "blue": (30, 60, 220)}
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return install_plugin(tmp_path_factory.mktemp("milvus-plugin") / "site")
+    return install_plugin(tmp_path_factory)
 
 
 def _mmserve(site: Path, *args: str) -> subprocess.CompletedProcess[str]:

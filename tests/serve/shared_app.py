@@ -10,8 +10,11 @@ starts its own Ray. A module whose tests need a config of their own starts its o
 (SIGTERM leaves nothing behind) runs after every other user.
 
 Besides the repository's workflows the app serves :data:`TEST_WORKFLOWS`, two for_each
-workflows of test_language_served.py only (test-only: they never go into workflows/); the
-modules that compare the served workflows with the shipped ones add their names.
+workflows of test_language_served.py only (test-only: they never go into workflows/), and
+the example role plugin (plugins/mmserve-colour-tags, pip-installed, on the app's
+PYTHONPATH: :data:`ROLE_PLUGIN`), its model and workflow as its own deployment.yaml has them,
+for test_role_plugin_served.py; the modules that compare the served workflows with the
+shipped ones add the names of :data:`EXTRA_WORKFLOWS`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from mmserve.client.clients import Client
 from mmserve.client.requests import API_KEY_ENV
 from mmserve.config import AppConfig
 from mmserve.local.mode import LocalApp
+from plugin_site import installed
 
 #: The fixture's name (the conftest groups the modules whose tests use it).
 FIXTURE = "keyed_tiny_app"
@@ -70,28 +74,42 @@ TEST_WORKFLOWS: dict[str, str] = {
         "    cache: true\n", "    concurrency: 2\n"
     ),
 }
+#: The example role plugin the app serves (installed into :attr:`TinyApp.site`).
+ROLE_PLUGIN = ROOT / "plugins" / "mmserve-colour-tags"
+#: The workflows the app serves besides the repository's: the test-only ones and the plugin's.
+EXTRA_WORKFLOWS = frozenset(TEST_WORKFLOWS) | {
+    path.stem for path in (ROLE_PLUGIN / "workflows").glob("*.yaml")
+}
 
 
 @dataclass(frozen=True)
 class TinyApp:
     """The shared app: its base URL, its folder (config, store, log), the `mmserve serve`
-    process, and /v1/ready's answers from the start of that process until it was ready."""
+    process, /v1/ready's answers from the start of that process until it was ready, and the
+    site folder of the role plugin (on the app's PYTHONPATH)."""
 
     url: str
     folder: Path
     process: subprocess.Popen[bytes]
     ready_log: list[httpx.Response]
+    site: Path
 
     @property
     def config_path(self) -> Path:
         return self.folder / "app.yaml"
 
     @property
+    def local_config_path(self) -> Path:
+        """The app's config without the role plugin's model and workflows: what this
+        process, which does not import the plugin, can load."""
+        return self.folder / "local.yaml"
+
+    @property
     def local(self) -> LocalApp:
-        """The app's config in local mode, in this process: what the served app must equal.
-        One for the test process (the modules comparing with it share it), so each tiny model
-        loads here once, on first use."""
-        return _local_app(self.config_path)
+        """The app's config in local mode (:attr:`local_config_path`), in this process: what
+        the served app must equal. One for the test process (the modules comparing with it
+        share it), so each tiny model loads here once, on first use."""
+        return _local_app(self.local_config_path)
 
 
 @functools.cache
@@ -141,12 +159,14 @@ IN_INGRESS = (
 )
 
 
-def tiny_app_config(folder: Path) -> dict[str, Any]:
+def tiny_app_config(folder: Path, *, role_plugin: bool = True) -> dict[str, Any]:
     """deployments/tiny.yaml with a private store, the repository's workflows (and
     :data:`TEST_WORKFLOWS`, written to ``folder``/test-workflows) and agents, and the API
     key; the diffusion models skip their warm-up (minutes on two cores, and no test of these
-    modules is about it); the models of :data:`IN_INGRESS` are loaded in the ingress, and
-    the :data:`GATED` model is added."""
+    modules is about it); the models of :data:`IN_INGRESS` are loaded in the ingress; the
+    :data:`GATED` model is added, and the role plugin's model and workflows as its
+    deployment.yaml has them (a longer batch wait, so that concurrent requests surely share
+    batches; without them when ``role_plugin`` is false)."""
     data: dict[str, Any] = yaml.safe_load((ROOT / "deployments" / "tiny.yaml").read_text())
     data["store"] = {**data.get("store", {}), "path": str(folder / "store")}
     extra = folder / "test-workflows"
@@ -166,6 +186,12 @@ def tiny_app_config(folder: Path) -> dict[str, Any]:
         "source": f"fake://gate={folder / GATE}",
         "cpus": 0.1,
     }
+    if not role_plugin:
+        return data
+    data["workflows"].append(str(ROLE_PLUGIN / "workflows"))
+    plugin = yaml.safe_load((ROLE_PLUGIN / "deployment.yaml").read_text())["models"]
+    for name, model in plugin.items():
+        data["models"][name] = {**model, "batch": {**model.get("batch", {}), "wait_ms": 200}}
     return data
 
 
@@ -183,7 +209,8 @@ class SharedApp:
             pytest.fail(f"the shared tiny app did not start: {self._failed}")
         if self._app is None:
             try:
-                self._app = self._start(tmp_path_factory.mktemp("tiny-app"))
+                site = installed(ROLE_PLUGIN, tmp_path_factory)
+                self._app = self._start(tmp_path_factory.mktemp("tiny-app"), site)
             except BaseException as exc:
                 self._stop()
                 self._failed = f"{type(exc).__name__}: {exc}"
@@ -202,9 +229,10 @@ class SharedApp:
         self.users.clear()
         self._stop()
 
-    def _start(self, folder: Path) -> TinyApp:
+    def _start(self, folder: Path, site: Path) -> TinyApp:
         config_path = write_config(folder, tiny_app_config(folder))
-        env = {**os.environ, API_KEY_ENV: KEY, "RAY_AUTH_MODE": "disabled"}
+        write_config(folder, tiny_app_config(folder, role_plugin=False), name="local.yaml")
+        env = {**os.environ, API_KEY_ENV: KEY, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(site)}
         ready_log: list[httpx.Response] = []
         process, url = self._stack.enter_context(
             serving(
@@ -217,7 +245,7 @@ class SharedApp:
                 ready_timeout_s=900,
             )
         )
-        return TinyApp(url, folder, process, ready_log)
+        return TinyApp(url, folder, process, ready_log, site)
 
     def _stop(self) -> None:
         self._app = None

@@ -23,7 +23,7 @@ from serve_support import (
     free_port,
     write_config,
 )
-from shared_app import GATED, KEY, TEST_WORKFLOWS, TinyApp, fill_collections
+from shared_app import EXTRA_WORKFLOWS, GATED, KEY, TinyApp, fill_collections
 
 from mmserve.client.clients import Client
 from mmserve.config import AppConfig
@@ -41,7 +41,7 @@ def _image(name: str) -> str:
 
 
 #: Inputs for every shipped workflow (the test fails when a new one is not covered here;
-#: the app's test-only workflows, shared_app.TEST_WORKFLOWS, are test_language_served's).
+#: the app's other workflows, shared_app.EXTRA_WORKFLOWS, are other modules').
 CASES: dict[str, dict[str, Any]] = {
     "caption": {"image": _image("red_circle.png")},
     "answer": {"image": _image("blue_square.png"), "question": "what colour is the square?"},
@@ -84,7 +84,7 @@ def tiny_server(keyed_tiny_app: TinyApp) -> Iterator[TinyServer]:
     the example captions and images indexed."""
     with Client(keyed_tiny_app.url, api_key=KEY) as client:
         fill_collections(client)
-    config = AppConfig.load(keyed_tiny_app.config_path)
+    config = AppConfig.load(keyed_tiny_app.local_config_path)
     server = TinyServer(keyed_tiny_app.url, config, keyed_tiny_app.ready_log, keyed_tiny_app.local)
     yield server
     server.http.close()
@@ -128,7 +128,7 @@ def test_ready_is_503_while_starting_and_200_once_every_deployment_is(
 
 def test_every_shipped_workflow_answers_like_local_mode(tiny_server: TinyServer) -> None:
     listed = tiny_server.http.get("/v1/workflows").json()["workflows"]
-    assert {w["name"] for w in listed} == set(CASES) | set(TEST_WORKFLOWS)
+    assert {w["name"] for w in listed} == set(CASES) | EXTRA_WORKFLOWS
     local = tiny_server.local
     for workflow, inputs in CASES.items():
         response = tiny_server.http.post(f"/v1/workflows/{workflow}/run", json={"inputs": inputs})

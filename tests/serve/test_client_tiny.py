@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from PIL import Image
 from serve_support import ROOT, assert_close
-from shared_app import KEY, TEST_WORKFLOWS, TinyApp, fill_collections
+from shared_app import EXTRA_WORKFLOWS, KEY, TinyApp, fill_collections
 
 from mmserve.client.clients import AsyncClient, Client, RunResult
 from mmserve.client.errors import ApiAuthError, ApiInputError, ApiNotFoundError, ApiTimeoutError
@@ -60,8 +60,8 @@ def server(keyed_tiny_app: TinyApp) -> str:
 def test_every_shipped_workflow_round_trips_sync_and_async(server: str) -> None:
     cases = _cases()
     with Client(server, api_key=KEY) as client:
-        # the shipped workflows, and the app's test-only ones (test_language_served's)
-        assert {w["name"] for w in client.workflows()} == set(cases) | set(TEST_WORKFLOWS)
+        # the shipped workflows, and the app's other ones (shared_app.EXTRA_WORKFLOWS)
+        assert {w["name"] for w in client.workflows()} == set(cases) | EXTRA_WORKFLOWS
         fill_collections(client)
         sync = {name: client.run(name, **inputs) for name, inputs in cases.items()}
 

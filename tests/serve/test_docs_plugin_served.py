@@ -27,8 +27,8 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def site(work: Path) -> Path:
-    return build_and_install(work)
+def site(work: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_and_install(work, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

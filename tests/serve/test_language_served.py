@@ -74,11 +74,11 @@ class Served:
 
 
 def _local_app(app: TinyApp, folder: Path) -> LocalApp:
-    """Local mode on the shared app's config with a store of its own (the served store is
-    the store replica's: this process only reads and writes its own lancedb folder), filled
-    with the example images as fill_collections adds them over HTTP: ids by file name, the
-    file's bytes as the payload, the same metadata."""
-    data = yaml.safe_load(app.config_path.read_text(encoding="utf-8"))
+    """Local mode on the shared app's config (without the role plugin) with a store of its
+    own (the served store is the store replica's: this process only reads and writes its own
+    lancedb folder), filled with the example images as fill_collections adds them over HTTP:
+    ids by file name, the file's bytes as the payload, the same metadata."""
+    data = yaml.safe_load(app.local_config_path.read_text(encoding="utf-8"))
     data["store"] = {**data["store"], "path": str(folder / "store")}
     local = LocalApp(AppConfig.load(write_config(folder, data)))
     documents = [

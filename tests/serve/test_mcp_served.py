@@ -21,7 +21,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from PIL import Image
 from serve_support import ROOT
-from shared_app import KEY, TEST_WORKFLOWS, TinyApp
+from shared_app import EXTRA_WORKFLOWS, KEY, TinyApp
 
 pytestmark = pytest.mark.serve
 
@@ -73,7 +73,7 @@ def test_tools_caption_and_a_bad_argument(url: str) -> None:
     tools, caption, bad, after = over_http(url, scenario)
     by_name = {t.name: t for t in tools}
     shipped = {p.stem for p in (ROOT / "workflows").glob("*.yaml")}
-    assert set(by_name) == shipped | set(TEST_WORKFLOWS)  # and the app's test-only ones
+    assert set(by_name) == shipped | EXTRA_WORKFLOWS  # and the app's other ones
     image = by_name["caption"].input_schema["properties"]["image"]
     assert image["contentEncoding"] == "base64" and "base64" in image["description"]
     # text back: the caption of the tiny BLIP (nonsense words, but words)

@@ -22,8 +22,8 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def site(work: Path) -> Path:
-    return build_and_install(work)
+def site(work: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_and_install(work, tmp_path_factory)
 
 
 def test_the_guide_has_a_whole_package() -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from plugin_site import installed
 
 ROOT = Path(__file__).resolve().parents[3]
 MMSERVE = [sys.executable, "-m", "mmserve"]
@@ -27,27 +28,7 @@ def _run(args: list[str], site: Path | None, cwd: Path = ROOT) -> subprocess.Com
 @pytest.fixture(scope="module")
 def keywords_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example plugin package, installed into its own site folder."""
-    work = tmp_path_factory.mktemp("plugin")
-    source = work / "src"
-    shutil.copytree(ROOT / "plugins" / "mmserve-keywords", source)
-    site = work / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(source),
-        ],
-        check=True,
-        timeout=300,
-    )
-    return site
+    return installed(ROOT / "plugins" / "mmserve-keywords", tmp_path_factory)
 
 
 def test_installed_plugin_is_listed_with_its_origin_and_schema(keywords_site: Path) -> None:

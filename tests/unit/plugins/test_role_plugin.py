@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from plugin_site import installed
+
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[3]
 PLUGIN = ROOT / "plugins" / "mmserve-colour-tags"
-PIP_INSTALL = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
 README = (PLUGIN / "README.md").read_text(encoding="utf-8")
 
 
@@ -30,13 +31,7 @@ def _blocks(language: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    site = tmp_path_factory.mktemp("plugin") / "site"
-    subprocess.run(
-        [*PIP_INSTALL, "--target", str(site), str(PLUGIN)],
-        check=True,
-        timeout=300,
-    )
-    return site
+    return installed(PLUGIN, tmp_path_factory)
 
 
 def _mmserve(args: list[str], site: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:

@@ -24,8 +24,10 @@ pytestmark = pytest.mark.unit
 CONTRACTS = (VectorStoreContract, BrowsingContract, ImagesOnRequestContract)
 
 
-def test_the_plugin_passes_the_store_contract_and_its_own_tests(tmp_path: Path) -> None:
-    site = install_plugin(tmp_path / "site")
+def test_the_plugin_passes_the_store_contract_and_its_own_tests(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    site = install_plugin(tmp_path_factory)
     report = tmp_path / "report.xml"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}"],
