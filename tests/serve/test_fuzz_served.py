@@ -4,7 +4,8 @@ shared_fake.py).
 Nested and oversized JSON at several depths and sizes in every input of every shipped
 workflow and every field of the collection routes, random bytes as images (JSON and
 multipart), random field names. The property of every case: never a 5xx, every error in the
-error shape, and a valid request to the same route succeeds right after.
+error shape, and a valid request to the same route succeeds right after (after the bad values
+of one field, for the nested and oversized ones).
 """
 
 from __future__ import annotations
@@ -97,9 +98,13 @@ def _still_serves(http: httpx.Client, path: str) -> None:
     assert after.status_code == 200, f"a valid request after the case: {after.text[:300]}"
 
 
-def _case(http: httpx.Client, path: str, content: bytes | str, case: str) -> None:
+def _bad(http: httpx.Client, path: str, content: bytes | str, case: str) -> None:
     response = http.post(path, content=content, headers={"content-type": "application/json"})
     _check(response, case)
+
+
+def _case(http: httpx.Client, path: str, content: bytes | str, case: str) -> None:
+    _bad(http, path, content, case)
     _still_serves(http, path)
 
 
@@ -132,7 +137,8 @@ def test_nested_and_oversized_json_in_every_workflow_input(http: httpx.Client) -
         for name in [*inputs, "unexpected"]:
             for label, text in BAD_VALUES:
                 body = _with({"inputs": inputs}, ["inputs", name], text)
-                _case(http, path, body, f"{workflow}.{name}: {label}")
+                _bad(http, path, body, f"{workflow}.{name}: {label}")
+            _still_serves(http, path)  # after every bad value of this input
 
 
 def test_nested_and_oversized_json_in_every_collection_field(http: httpx.Client) -> None:
@@ -152,7 +158,8 @@ def test_nested_and_oversized_json_in_every_collection_field(http: httpx.Client)
         for where in wheres:
             for label, text in BAD_VALUES:
                 body = _with(COLLECTION_BODIES[path], where, text)
-                _case(http, path, body, f"{path} {'.'.join(where)}: {label}")
+                _bad(http, path, body, f"{path} {'.'.join(where)}: {label}")
+            _still_serves(http, path)  # after every bad value of this field
     for path in COLLECTION_BODIES:
         _case(http, path, _deep_text(5_000), f"{path}: a bare nested body")
 
