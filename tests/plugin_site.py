@@ -24,6 +24,7 @@ PIP_INSTALL = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-
 #: What a build leaves in a package folder: not part of its identity, not copied.
 _BUILT = shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__", ".pytest_cache")
 _DONE = ".installed"
+_NOT_SOURCE = ("build", "dist", "__pycache__", ".pytest_cache")
 
 
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -38,7 +39,7 @@ def _digest(package: Path) -> str:
         path
         for path in package.rglob("*")
         if path.is_file()
-        and not any(part in ("build", "dist", "__pycache__") for part in path.parts)
+        and not any(part in _NOT_SOURCE for part in path.parts)
         and not any(part.endswith(".egg-info") for part in path.parts)
     )
     digest = hashlib.sha256()
