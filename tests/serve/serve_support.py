@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 import pytest
@@ -40,6 +40,53 @@ RAY_INIT: dict[str, Any] = {
     "include_dashboard": False,
     "object_store_memory": 256 * 1024 * 1024,
 }
+
+
+T = TypeVar("T")
+
+
+class SharedByModules(Generic[T]):
+    """Something the serve modules share (a Ray, an app): started by the first module that
+    asks for it (:meth:`_acquire`), stopped after the last of :attr:`users` releases it. The
+    conftest fills :attr:`users` (the modules of the run using it) at collection. A failed
+    start is remembered: later modules fail at once with its reason instead of starting it
+    again. Subclasses say what they are (:attr:`what`) and how to stop (:meth:`_stop`), which
+    must also undo a start that failed half-way."""
+
+    what = "the shared thing"
+
+    def __init__(self) -> None:
+        self.users: set[str] = set()
+        self._value: T | None = None
+        self._failed: str | None = None
+
+    def _acquire(self, start: Callable[[], T]) -> T:
+        if self._failed is not None:
+            pytest.fail(f"{self.what} did not start: {self._failed}")
+        if self._value is None:
+            try:
+                self._value = start()
+            except BaseException as exc:
+                self._stop()
+                self._failed = f"{type(exc).__name__}: {exc}"
+                raise
+        return self._value
+
+    def release(self, user: str) -> None:
+        """``user`` (a module) is done; it stops when no module of the run is left."""
+        self.users.discard(user)
+        if not self.users:
+            self.close()
+
+    def close(self) -> None:
+        """Stop it whatever is left (the end of the session: a user module whose tests were
+        all skipped never releases it)."""
+        self.users.clear()
+        self._value = None
+        self._stop()
+
+    def _stop(self) -> None:
+        raise NotImplementedError
 
 
 def free_port() -> int:

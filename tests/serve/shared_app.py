@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from serve_support import ROOT, free_port, serving, write_config
+from serve_support import ROOT, SharedByModules, free_port, serving, write_config
 
 from mmserve.client.clients import Client
 from mmserve.client.requests import API_KEY_ENV
@@ -195,39 +195,21 @@ def tiny_app_config(folder: Path, *, role_plugin: bool = True) -> dict[str, Any]
     return data
 
 
-class SharedApp:
+class SharedApp(SharedByModules[TinyApp]):
     """Starts the app on first :meth:`acquire`, stops it when the last user releases it."""
 
+    what = "the shared tiny app"
+
     def __init__(self) -> None:
-        self.users: set[str] = set()
-        self._app: TinyApp | None = None
-        self._failed: str | None = None
+        super().__init__()
         self._stack = ExitStack()
 
     def acquire(self, tmp_path_factory: pytest.TempPathFactory) -> TinyApp:
-        if self._failed is not None:
-            pytest.fail(f"the shared tiny app did not start: {self._failed}")
-        if self._app is None:
-            try:
-                site = installed(ROLE_PLUGIN, tmp_path_factory)
-                self._app = self._start(tmp_path_factory.mktemp("tiny-app"), site)
-            except BaseException as exc:
-                self._stop()
-                self._failed = f"{type(exc).__name__}: {exc}"
-                raise
-        return self._app
+        def start() -> TinyApp:
+            site = installed(ROLE_PLUGIN, tmp_path_factory)
+            return self._start(tmp_path_factory.mktemp("tiny-app"), site)
 
-    def release(self, user: str) -> None:
-        """``user`` (a module) is done; the app stops when no module of the run is left."""
-        self.users.discard(user)
-        if not self.users:
-            self._stop()
-
-    def close(self) -> None:
-        """Stop the app whatever is left (the end of the session: a user module whose tests
-        were all skipped never releases it)."""
-        self.users.clear()
-        self._stop()
+        return self._acquire(start)
 
     def _start(self, folder: Path, site: Path) -> TinyApp:
         config_path = write_config(folder, tiny_app_config(folder))
@@ -248,7 +230,6 @@ class SharedApp:
         return TinyApp(url, folder, process, ready_log, site)
 
     def _stop(self) -> None:
-        self._app = None
         self._stack.close()
         self._stack = ExitStack()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serve_support import ROOT, wait_ready, write_config
+from serve_support import ROOT, SharedByModules, wait_ready, write_config
 
 from mmserve.config import AppConfig
 from mmserve.deploy.session import ServeSession
@@ -68,43 +68,30 @@ def fake_app_config(folder: Path) -> dict[str, Any]:
     }
 
 
-class SharedFakeApp:
+class SharedFakeApp(SharedByModules[FakeApp]):
     """Deploys the app on first :meth:`acquire`, stops it when the last user releases it."""
 
+    what = "the shared fake app"
+
     def __init__(self) -> None:
-        self.users: set[str] = set()
-        self._app: FakeApp | None = None
+        super().__init__()
         self._session: ServeSession | None = None
-        self._failed: str | None = None
 
     def acquire(self, tmp_path_factory: pytest.TempPathFactory, port: int) -> FakeApp:
         """The app, deployed on the shared Serve's ``port`` if it is not up yet."""
-        if self._failed is not None:
-            pytest.fail(f"the shared fake app did not start: {self._failed}")
-        if self._app is None:
+
+        def start() -> FakeApp:
             folder = tmp_path_factory.mktemp("fake-app")
             config_path = write_config(folder, fake_app_config(folder))
-            config = AppConfig.load(config_path)
-            self._session = ServeSession(config, port=port)
-            try:
-                url = self._session.start()
-                wait_ready(url)
-            except BaseException as exc:
-                self.close()
-                self._failed = f"{type(exc).__name__}: {exc}"
-                raise
-            self._app = FakeApp(url, folder, config_path)
-        return self._app
+            self._session = ServeSession(AppConfig.load(config_path), port=port)
+            url = self._session.start()
+            wait_ready(url)
+            return FakeApp(url, folder, config_path)
 
-    def release(self, user: str) -> None:
-        """``user`` (a module) is done; the app stops when no module of the run is left."""
-        self.users.discard(user)
-        if not self.users:
-            self.close()
+        return self._acquire(start)
 
-    def close(self) -> None:
-        self.users.clear()
-        session, self._session, self._app = self._session, None, None
+    def _stop(self) -> None:
+        session, self._session = self._session, None
         if session is not None:
             session.stop()
 

@@ -22,7 +22,7 @@ import os
 
 import ray
 from ray import serve
-from serve_support import RAY_INIT, free_port
+from serve_support import RAY_INIT, SharedByModules, free_port
 
 from mmserve.config import AppConfig
 from mmserve.serve.plan import proxy_env
@@ -38,11 +38,14 @@ def ray_env() -> dict[str, str]:
     return {KEY_ENV: KEY, **proxy_env(AppConfig.from_dict({}))}
 
 
-class SharedRay:
-    """Starts Ray on first :meth:`acquire`, stops it when the last user releases it."""
+class SharedRay(SharedByModules[int]):
+    """Starts Ray on first :meth:`acquire`, stops it when the last user releases it (a start
+    that failed is tried again by the next module: Ray's own state says whether it is up)."""
+
+    what = "the shared Ray"
 
     def __init__(self) -> None:
-        self.users: set[str] = set()
+        super().__init__()
         self._env: dict[str, str] = {}
         #: Serve's HTTP port, once started: every module's app answers there.
         self.port = 0
@@ -64,14 +67,7 @@ class SharedRay:
         serve.start(http_options={"host": host, "port": self.port})
         return self.port
 
-    def release(self, user: str) -> None:
-        """``user`` (a module) is done; Ray stops when no module of the run is left."""
-        self.users.discard(user)
-        if not self.users:
-            self.close()
-
-    def close(self) -> None:
-        self.users.clear()
+    def _stop(self) -> None:
         if ray.is_initialized():
             serve.shutdown()
             ray.shutdown()
