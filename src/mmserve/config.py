@@ -4,18 +4,22 @@ Read from ``deployments/*.yaml``. Every section rejects unknown keys; relative p
 resolved against the config file's folder, so a config works from any working directory.
 A config that leaves out ``workflows:`` or ``agents:`` loads the ``workflows/`` or
 ``agents/`` folder beside the config file when there is one, and none otherwise: a config
-loads only what it names or what sits next to it. The shipped profiles name the
-repository's folders explicitly (``workflows: [../workflows]``).
+loads only what it names or what sits next to it.
 
-Example (deployments/tiny.yaml)::
+The profiles ship inside the package (``mmserve/profiles/``: :data:`PROFILES`, with the
+shipped ``workflows/`` and ``agents/`` beside them; the repository's ``deployments/*.yaml``,
+``workflows/`` and ``agents/`` link there), so ``--profile tiny`` works from any directory
+of any install: :func:`profile_path`.
+
+Example (the ``tiny`` profile, deployments/tiny.yaml)::
 
     models:
       image_encoder: {backend: clip, source: tiny://clip}
       text_encoder:  {backend: clip, source: tiny://clip}
       captioner:     {backend: blip-caption, source: tiny://blip-caption, replicas: 2}
       vqa:           {backend: blip-vqa, source: tiny://blip-vqa}
-    store: {kind: lancedb, path: ../.mmserve/tiny}
-    workflows: [../workflows]
+    store: {kind: lancedb, path: ~/.mmserve/tiny}
+    workflows: [workflows]
 """
 
 from __future__ import annotations
@@ -413,7 +417,7 @@ class AppConfig(_Strict):
         except OSError as exc:
             raise ConfigError(
                 f"cannot read config {str(file)!r}: {exc.strerror or exc}",
-                hint="pass an app config such as deployments/tiny.yaml with --config",
+                hint="pass an app config with --config FILE, or a shipped one with --profile tiny",
             ) from exc
         try:
             data = yaml.safe_load(text) or {}
@@ -441,6 +445,27 @@ class AppConfig(_Strict):
             raise ConfigError(f"{source}: invalid config: {problems}") from exc
 
 
+#: The profiles shipped in the package: name -> what it runs.
+PROFILES: dict[str, str] = {
+    "tiny": "tiny offline models of the real architectures (no GPU, no network)",
+    "local": "real models from the Hugging Face hub, on this machine",
+    "cluster": "real models on a Ray cluster with GPUs",
+}
+#: Where the profiles are: this package's ``profiles/`` folder.
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+
+
+def profile_path(name: str) -> Path:
+    """The config file of the shipped profile ``name`` (:data:`PROFILES`)."""
+    if name not in PROFILES:
+        known = ", ".join(f"{key} ({what})" for key, what in PROFILES.items())
+        raise ConfigError(
+            f"unknown profile {name!r}; the profiles are: {known}",
+            hint="or pass your own app config with --config FILE",
+        )
+    return PROFILES_DIR / f"{name}.yaml"
+
+
 #: Keys that, when a config file leaves them out, default to the folder of that name beside
 #: the file (``workflows/``, ``agents/``) if it exists, else to nothing.
 FOLDERS_BESIDE = ("workflows", "agents")
@@ -455,6 +480,8 @@ def _folders_beside(data: dict[str, Any], base_dir: Path) -> dict[str, Any]:
 
 __all__ = [
     "FOLDERS_BESIDE",
+    "PROFILES",
+    "PROFILES_DIR",
     "AppConfig",
     "AutoscalingConfig",
     "BatchConfig",
@@ -462,4 +489,5 @@ __all__ = [
     "ModelConfig",
     "ServerConfig",
     "StoreConfig",
+    "profile_path",
 ]

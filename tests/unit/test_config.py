@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from mmserve.config import AppConfig
+import mmserve
+from mmserve.config import PROFILES, AppConfig, profile_path
 from mmserve.errors import ConfigError, ModelNotConfiguredError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,14 +17,32 @@ def test_shipped_configs_load(name: str) -> None:
     for role in ("image_encoder", "text_encoder", "captioner", "vqa"):
         assert config.model_for(role) == role  # type: ignore[arg-type]
     assert config.role_of("sentence") == "text_encoder"
-    assert config.workflow_paths() == [ROOT / "workflows"]
-    assert config.agent_paths() == [ROOT / "agents"]
+    # the repository's folders are links to the package's, which the profiles name
+    assert config.workflow_paths() == [(ROOT / "workflows").resolve()]
+    assert config.agent_paths() == [(ROOT / "agents").resolve()]
+    # the store is in the user's home, whatever the working directory or the install
+    assert config.store_location() == str(Path.home() / ".mmserve" / name.removesuffix(".yaml"))
 
 
 def test_cluster_profile_names_its_workflows_and_no_agents() -> None:
     config = AppConfig.load(ROOT / "deployments" / "cluster.yaml")
-    assert config.workflow_paths() == [ROOT / "workflows"]
+    assert config.workflow_paths() == [(ROOT / "workflows").resolve()]
     assert config.agent_paths() == []
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_profiles_ship_in_the_package_with_their_workflows(name: str) -> None:
+    path = profile_path(name)
+    assert path.parent.parent == Path(mmserve.__file__).parent
+    assert (ROOT / "deployments" / f"{name}.yaml").resolve() == path
+    config = AppConfig.load(path)
+    assert config.workflow_paths() == [path.parent / "workflows"]
+    assert "caption.yaml" in {p.name for p in (path.parent / "workflows").iterdir()}
+
+
+def test_an_unknown_profile_lists_the_profiles() -> None:
+    with pytest.raises(ConfigError, match="unknown profile 'huge'.*tiny .*local .*cluster"):
+        profile_path("huge")
 
 
 def test_left_out_folders_default_to_those_beside_the_config(tmp_path: Path) -> None:
@@ -125,7 +144,7 @@ def test_bad_configs_say_what_is_wrong(tmp_path: Path, text: str, message: str) 
 
 
 def test_missing_config_file_hints_at_the_offline_profile(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="deployments/tiny.yaml"):
+    with pytest.raises(ConfigError, match="--profile tiny"):
         AppConfig.load(tmp_path / "nope.yaml")
 
 

@@ -23,10 +23,11 @@ from PIL import Image
 from mmserve.agents import AgentRun, load_agents
 from mmserve.cli.common import (
     ConfigOption,
-    default_config,
+    ProfileOption,
     echo_err,
     friendly,
     load_config,
+    need_server,
     usage_error,
 )
 from mmserve.client.clients import AsyncClient, RetryPolicy
@@ -67,8 +68,10 @@ class _Remote:
 
 
 class _Local:
-    def __init__(self, config: str, agent: str, images: list[Path], timeout: float) -> None:
-        app_config = load_config(config or default_config())
+    def __init__(
+        self, config: str, profile: str | None, agent: str, images: list[Path], timeout: float
+    ) -> None:
+        app_config = load_config(config, profile)
         local = LocalApp(app_config)
         self.workflows = local.workflows
         agents = load_agents(app_config.agent_paths(), workflows=self.workflows, config=app_config)
@@ -155,6 +158,7 @@ def chat(
         typer.Option("--image", help="An image for the agent: image_1, image_2, ... (repeatable)."),
     ] = None,
     config: ConfigOption = "",
+    profile: ProfileOption = None,
     output_dir: Annotated[
         Path | None, typer.Option("--output-dir", help="Save the images the tools make here.")
     ] = None,
@@ -165,7 +169,11 @@ def chat(
     for path in files:
         if not path.is_file():
             usage_error(f"--image {path}: no such file")
-    session = _Remote(url, agent, files, timeout) if url else _Local(config, agent, files, timeout)
+    if url:
+        session: _Remote | _Local = _Remote(url, agent, files, timeout)
+    else:
+        need_server()
+        session = _Local(config, profile, agent, files, timeout)
     if asyncio.run(_converse(session, output_dir)):
         raise typer.Exit(1)
 

@@ -3,10 +3,16 @@
 A user of the CLI never sees a traceback: known errors print one line (or one line per
 workflow issue) to stderr; unexpected ones print a one-line summary and point to
 ``MMSERVE_DEBUG=1``, which re-raises them with the full traceback.
+
+``pip install mmserve`` is the client and the commands that talk to a server; a command that
+runs the server side (``serve``, ``build``, ``status``, ``run``/``chat``/``index`` without
+``--url``) on such an install says in one line to install the ``server`` extra
+(:func:`need_server`, and :func:`friendly` for an import that fails deeper down).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -15,9 +21,10 @@ from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
+import click
 import typer
 
-from mmserve.config import AppConfig
+from mmserve.config import PROFILES, AppConfig, profile_path
 from mmserve.errors import MmserveError, WorkflowValidationError
 
 P = ParamSpec("P")
@@ -27,7 +34,9 @@ R = TypeVar("R")
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
-DEFAULT_CONFIG = "deployments/local.yaml"
+#: The profile a command uses when given neither ``--config``, ``--profile`` nor
+#: ``$MMSERVE_CONFIG``: real models on this machine.
+DEFAULT_PROFILE = "local"
 
 #: The ``--config`` option every command shares; "" means :func:`default_config`.
 ConfigOption = Annotated[
@@ -35,19 +44,69 @@ ConfigOption = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="App config (deployments/*.yaml). Default: $MMSERVE_CONFIG or "
-        "deployments/local.yaml (real models); deployments/tiny.yaml runs offline.",
+        help="Your app config (YAML). Default: $MMSERVE_CONFIG, else --profile local.",
+    ),
+]
+#: The ``--profile`` option beside it: a config shipped in the package.
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help=f"A shipped app config instead of --config: {', '.join(PROFILES)} "
+        "(tiny runs offline: tiny models, no GPU, no network).",
     ),
 ]
 
 
 def default_config() -> str:
-    """``$MMSERVE_CONFIG`` if set, else the real-model profile."""
-    return os.environ.get("MMSERVE_CONFIG", DEFAULT_CONFIG)
+    """``$MMSERVE_CONFIG`` if set, else the :data:`DEFAULT_PROFILE` profile's file."""
+    return os.environ.get("MMSERVE_CONFIG") or str(profile_path(DEFAULT_PROFILE))
 
 
-def load_config(path: str | Path) -> AppConfig:
-    return AppConfig.load(path)
+def config_file(config: str = "", profile: str | None = None) -> str:
+    """The app config a command uses: ``--config``, ``--profile`` (not both), else
+    :func:`default_config`."""
+    if config and profile:
+        usage_error("use either --config FILE or --profile NAME, not both")
+    if profile:
+        return str(profile_path(profile))
+    return config or default_config()
+
+
+def load_config(config: str | Path = "", profile: str | None = None) -> AppConfig:
+    """The app config of ``--config``/``--profile`` (see :func:`config_file`)."""
+    return AppConfig.load(config_file(str(config), profile))
+
+
+#: The packages of the ``server`` extra that the server side imports: a thin install
+#: (``pip install mmserve``) has none of them.
+SERVER_PACKAGES = ("ray", "torch", "transformers", "diffusers", "lancedb")
+#: What to install for them.
+SERVER_EXTRA = 'pip install "mmserve[server]"'
+
+
+def server_extra_line(command: str, missing: str) -> str:
+    """The one line a server-side command prints on an install without the extra."""
+    return (
+        f"error: `mmserve {command}` runs the server side, which needs the server extra "
+        f"({missing} is not installed): {SERVER_EXTRA}"
+    )
+
+
+def need_server() -> None:
+    """Exit with :func:`server_extra_line` unless the ``server`` extra is installed: called
+    first by the commands (and forms) that run the server side."""
+    for package in SERVER_PACKAGES:
+        if importlib.util.find_spec(package) is None:
+            echo_err(server_extra_line(_command_path(), package))
+            raise typer.Exit(EXIT_ERROR)
+
+
+def _command_path() -> str:
+    """The running sub-command as typed, without the program: ``serve``, ``index add``."""
+    context = click.get_current_context(silent=True)
+    words = context.command_path.split()[1:] if context is not None else []
+    return " ".join(words) or "this command"
 
 
 def echo_err(message: str) -> None:
@@ -85,6 +144,10 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
         except Exception as exc:
             if os.environ.get("MMSERVE_DEBUG"):
                 raise
+            package = (getattr(exc, "name", None) or "").partition(".")[0]
+            if isinstance(exc, ModuleNotFoundError) and package in SERVER_PACKAGES:
+                echo_err(server_extra_line(_command_path(), package))
+                raise typer.Exit(EXIT_ERROR) from None
             fail(exc)
 
     return wrapper
@@ -96,15 +159,21 @@ def print_json(data: Any) -> None:
 
 
 __all__ = [
-    "DEFAULT_CONFIG",
+    "DEFAULT_PROFILE",
     "EXIT_ERROR",
     "EXIT_USAGE",
+    "SERVER_EXTRA",
+    "SERVER_PACKAGES",
     "ConfigOption",
+    "ProfileOption",
+    "config_file",
     "default_config",
     "echo_err",
     "fail",
     "friendly",
     "load_config",
+    "need_server",
     "print_json",
+    "server_extra_line",
     "usage_error",
 ]

@@ -19,10 +19,11 @@ from tqdm import tqdm
 
 from mmserve.cli.common import (
     ConfigOption,
-    default_config,
+    ProfileOption,
     echo_err,
     friendly,
     load_config,
+    need_server,
     print_json,
     usage_error,
 )
@@ -50,8 +51,14 @@ ModelOption = Annotated[
 ]
 
 
-def _store(config: str) -> VectorStore:
-    return open_store(load_config(config or default_config()))
+def _store(config: str, profile: str | None) -> VectorStore:
+    need_server()
+    return open_store(load_config(config, profile))
+
+
+def _local(config: str, profile: str | None) -> LocalApp:
+    need_server()
+    return LocalApp(load_config(config, profile))
 
 
 @index_app.command()
@@ -62,6 +69,7 @@ def add(
         list[Path], typer.Argument(help="Folders of images, or .txt / .jsonl / .csv files.")
     ],
     config: ConfigOption = "",
+    profile: ProfileOption = None,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, max=4096, help="Items per committed batch.")
     ] = 32,
@@ -69,7 +77,7 @@ def add(
     as_json: JsonOption = False,
 ) -> None:
     """Embed and add images or texts to COLLECTION (re-running adds only what is missing)."""
-    app = LocalApp(load_config(config or default_config()))
+    app = _local(config, profile)
     plan = plan_ingest(paths)
     for skipped in plan.skipped:
         echo_err(f"skipped {skipped}")
@@ -119,6 +127,7 @@ def search(
     ] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=100)] = 5,
     config: ConfigOption = "",
+    profile: ProfileOption = None,
     model: ModelOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -129,7 +138,7 @@ def search(
     query_image = None
     if image is not None:
         query_image = coerce_image(Path(image.removeprefix("@")), name="--image")
-    app = LocalApp(load_config(config or default_config()))
+    app = _local(config, profile)
     matches = asyncio.run(
         search_collection(
             app.gateway,
@@ -152,9 +161,11 @@ def search(
 
 @index_app.command("list")
 @friendly
-def list_collections(config: ConfigOption = "", as_json: JsonOption = False) -> None:
+def list_collections(
+    config: ConfigOption = "", profile: ProfileOption = None, as_json: JsonOption = False
+) -> None:
     """List the collections with their embedding space, modality and item count."""
-    collections = _store(config).list_collections()
+    collections = _store(config, profile).list_collections()
     if as_json:
         print_json({"collections": [c.model_dump(mode="json") for c in collections]})
         return
@@ -169,9 +180,10 @@ def list_collections(config: ConfigOption = "", as_json: JsonOption = False) -> 
 def drop(
     collection: Annotated[str, typer.Argument(help="Collection to delete, with its items.")],
     config: ConfigOption = "",
+    profile: ProfileOption = None,
 ) -> None:
     """Delete COLLECTION and everything in it."""
-    store = _store(config)
+    store = _store(config, profile)
     count = store.get_collection(collection).count
     store.drop_collection(collection)
     typer.echo(f"dropped {collection} ({count} items)")

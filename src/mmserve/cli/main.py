@@ -17,10 +17,11 @@ import typer
 from mmserve.cli.chat import chat
 from mmserve.cli.common import (
     ConfigOption,
-    default_config,
+    ProfileOption,
     echo_err,
     friendly,
     load_config,
+    need_server,
     print_json,
     usage_error,
 )
@@ -80,6 +81,7 @@ def run(
         typer.Option("--input", "-i", help="name=value, or name=@file (repeatable)."),
     ] = None,
     config: ConfigOption = "",
+    profile: ProfileOption = None,
     local: Annotated[
         bool, typer.Option("--local", help="Run in this process, no server (the default).")
     ] = False,
@@ -114,7 +116,8 @@ def run(
         )
         return
 
-    app_config = load_config(config or default_config())
+    need_server()
+    app_config = load_config(config, profile)
     local_app = LocalApp(app_config)
     spec = local_app.workflow(workflow)
     values = parse_inputs(inputs or [], spec.input_schema())

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from mmserve.cli.common import friendly, print_json
+from mmserve.cli.common import friendly, need_server, print_json
 from mmserve.deploy.preflight import check_address_reachable
 from mmserve.errors import ServingError
 from mmserve.serve.status import AppView, DeploymentView, read_app_view, unavailable
@@ -132,6 +132,7 @@ def status(
 ) -> None:
     """Show the running app: each deployment's replicas (running, pending, starting), the
     nodes they run on, what each replica asks for, its batching, and why a replica waits."""
+    need_server()
     view = read_view(address, app)
     if as_json:
         print_json(view.model_dump(mode="json"))

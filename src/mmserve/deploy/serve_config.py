@@ -29,10 +29,16 @@ DEFAULT_IMAGE = f"mmserve:{__version__}"
 
 
 def serve_config(
-    config: AppConfig, *, config_path: str, host: str | None = None, port: int | None = None
+    config: AppConfig,
+    *,
+    config_path: str = "",
+    profile: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
 ) -> dict[str, Any]:
     """A Ray Serve config (``ServeDeploySchema``) running ``config``, found at ``config_path``
-    wherever the app is built (the cluster's filesystem for ``serve deploy``)."""
+    wherever the app is built (the cluster's filesystem for ``serve deploy``), or, for a
+    shipped ``profile``, in the package installed there."""
     return {
         "proxy_location": "EveryNode",
         "http_options": {
@@ -44,7 +50,7 @@ def serve_config(
                 "name": APP_NAME,
                 "route_prefix": "/",
                 "import_path": IMPORT_PATH,
-                "args": {"config": config_path},
+                "args": {"profile": profile} if profile else {"config": config_path},
                 "deployments": all_deployment_options(config),
             }
         ],
@@ -107,7 +113,8 @@ def _container(
 def rayservice_manifest(
     config: AppConfig,
     *,
-    config_path: str,
+    config_path: str = "",
+    profile: str | None = None,
     image: str = DEFAULT_IMAGE,
     name: str = "mmserve",
     max_workers: int = 4,
@@ -127,7 +134,9 @@ def rayservice_manifest(
         "kind": "RayService",
         "metadata": {"name": name},
         "spec": {
-            "serveConfigV2": dump_yaml(serve_config(config, config_path=config_path)),
+            "serveConfigV2": dump_yaml(
+                serve_config(config, config_path=config_path, profile=profile)
+            ),
             "rayClusterConfig": {
                 "rayVersion": RAY_VERSION,
                 "enableInTreeAutoscaling": True,

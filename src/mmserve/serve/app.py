@@ -23,7 +23,7 @@ from typing import Any
 
 from ray.serve import Application
 
-from mmserve.config import AppConfig
+from mmserve.config import AppConfig, profile_path
 from mmserve.errors import ConfigError
 from mmserve.serve.ingress import Ingress
 from mmserve.serve.model_server import as_deployment, model_deployment
@@ -88,16 +88,20 @@ def build_app(config: AppConfig | str | Path) -> Application:
 
 
 def app_builder(args: dict[str, Any]) -> Application:
-    """Ray Serve application builder: ``args = {"config": <path to an app config>}``.
+    """Ray Serve application builder: ``args = {"config": <path to an app config>}``, or
+    ``{"profile": <a shipped profile: tiny, local, cluster>}`` (found in the package
+    installed on each node, wherever that is).
 
-    Without ``config``, the path comes from ``$MMSERVE_CONFIG``.
+    Without either, the path comes from ``$MMSERVE_CONFIG``.
     """
-    unknown = sorted(set(args) - {"config"})
-    if unknown:
+    unknown = sorted(set(args) - {"config", "profile"})
+    if unknown or len(args) > 1:
         raise ConfigError(
-            f"unknown application args {unknown}; the only arg is 'config'",
-            hint="set args: {config: path/to/app-config.yaml}",
+            f"application args {sorted(args)}: give one of 'config' or 'profile'",
+            hint="set args: {config: path/to/app-config.yaml} or {profile: cluster}",
         )
+    if args.get("profile"):
+        return build_app(profile_path(str(args["profile"])))
     path = args.get("config") or os.environ.get(CONFIG_ENV)
     if not path:
         raise ConfigError(
