@@ -172,7 +172,7 @@ def chat(
     if url:
         session: _Remote | _Local = _Remote(url, agent, files, timeout)
     else:
-        need_server()
+        need_server("chat")
         session = _Local(config, profile, agent, files, timeout)
     if asyncio.run(_converse(session, output_dir)):
         raise typer.Exit(1)

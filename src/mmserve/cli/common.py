@@ -21,7 +21,6 @@ from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
-import click
 import typer
 
 from mmserve.config import PROFILES, AppConfig, profile_path
@@ -93,20 +92,14 @@ def server_extra_line(command: str, missing: str) -> str:
     )
 
 
-def need_server() -> None:
+def need_server(command: str = "index") -> None:
     """Exit with :func:`server_extra_line` unless the ``server`` extra is installed: called
-    first by the commands (and forms) that run the server side."""
+    first by the commands (and forms) that run the server side; ``command`` as typed
+    (``serve``, ``index add``)."""
     for package in SERVER_PACKAGES:
         if importlib.util.find_spec(package) is None:
-            echo_err(server_extra_line(_command_path(), package))
+            echo_err(server_extra_line(command, package))
             raise typer.Exit(EXIT_ERROR)
-
-
-def _command_path() -> str:
-    """The running sub-command as typed, without the program: ``serve``, ``index add``."""
-    context = click.get_current_context(silent=True)
-    words = context.command_path.split()[1:] if context is not None else []
-    return " ".join(words) or "this command"
 
 
 def echo_err(message: str) -> None:
@@ -146,7 +139,7 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
                 raise
             package = (getattr(exc, "name", None) or "").partition(".")[0]
             if isinstance(exc, ModuleNotFoundError) and package in SERVER_PACKAGES:
-                echo_err(server_extra_line(_command_path(), package))
+                echo_err(server_extra_line(func.__name__.replace("_", " "), package))
                 raise typer.Exit(EXIT_ERROR) from None
             fail(exc)
 

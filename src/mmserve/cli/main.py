@@ -116,7 +116,7 @@ def run(
         )
         return
 
-    need_server()
+    need_server("run")
     app_config = load_config(config, profile)
     local_app = LocalApp(app_config)
     spec = local_app.workflow(workflow)

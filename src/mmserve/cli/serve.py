@@ -73,7 +73,7 @@ def serve(
 
     Before deploying, it checks that every replica fits on the cluster's nodes and refuses
     with a table of what does not (docs/cluster.md, "Sizing a cluster")."""
-    need_server()
+    need_server("serve")
     from mmserve.deploy.session import ServeSession, serve_until_stopped  # deferred: pulls in Ray
 
     def announce(message: str) -> None:
@@ -145,7 +145,7 @@ def build(
     It prints the capacity table (standard error) for the cluster the file is meant for:
     the manifest's node groups, or the --node shapes; a config that does not fit is refused
     (nothing written) unless --allow-pending."""
-    need_server()
+    need_server("build")
     path = config_file(config, profile)
     app_config = load_config(path)
     # a profile is found in the package installed on each node; a file at its path there

@@ -132,7 +132,7 @@ def status(
 ) -> None:
     """Show the running app: each deployment's replicas (running, pending, starting), the
     nodes they run on, what each replica asks for, its batching, and why a replica waits."""
-    need_server()
+    need_server("status")
     view = read_view(address, app)
     if as_json:
         print_json(view.model_dump(mode="json"))

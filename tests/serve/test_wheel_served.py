@@ -1,0 +1,191 @@
+"""mmserve as users install it (tests/wheel_site.py): the built sdist and wheel, the thin
+client (`pip install mmserve`, no extras) used against the served app, and the server extra
+(`pip install "mmserve[server]"`) running the shipped tiny profile from an empty directory.
+The served app itself (shared_app.py) runs from that server install."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+import pytest
+import yaml
+from serve_support import ROOT
+from shared_app import KEY, TinyApp
+
+from mmserve.client.requests import API_KEY_ENV
+from wheel_site import built, installed_names, venv
+
+pytestmark = pytest.mark.serve
+
+IMAGE = ROOT / "examples" / "images" / "red_circle.png"
+#: What only the server extra brings (and its heaviest dependencies).
+SERVER_ONLY = {"torch", "ray", "transformers", "diffusers", "lancedb", "scipy", "pyarrow"}
+#: The one line a server-side command prints on the thin install.
+EXTRA_LINE = 'pip install "mmserve[server]"'
+
+
+@pytest.fixture(scope="module")
+def thin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The venv of `pip install <wheel>`: the client and the remote CLI."""
+    return venv(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The venv of `pip install "<wheel>[server]"` (the one the shared app runs from)."""
+    return venv(tmp_path_factory, extras="server")
+
+
+@pytest.fixture(scope="module")
+def url(keyed_tiny_app: TinyApp) -> str:
+    return keyed_tiny_app.url
+
+
+def _run(
+    command: list[str | Path], *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(part) for part in command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def test_the_wheel_carries_the_page_the_profiles_and_ranges_not_pins(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    wheel = built(tmp_path_factory).wheel
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        metadata_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = Parser().parsestr(archive.read(metadata_name).decode())
+    for shipped in (
+        "mmserve/py.typed",
+        "mmserve/http/web/index.html",
+        "mmserve/profiles/tiny.yaml",
+        "mmserve/profiles/local.yaml",
+        "mmserve/profiles/cluster.yaml",
+        "mmserve/profiles/workflows/caption.yaml",
+        "mmserve/profiles/agents/assistant.yaml",
+    ):
+        assert shipped in names, shipped
+    shipped_workflows = {n for n in names if n.startswith("mmserve/profiles/workflows/")}
+    assert len(shipped_workflows) == len(list((ROOT / "workflows").glob("*.yaml")))
+    requires = metadata.get_all("Requires-Dist") or []
+    runtime = [r for r in requires if "extra ==" not in r]
+    server = [r for r in requires if 'extra == "server"' in r]
+    assert runtime and server
+    for requirement in runtime + server:
+        assert "==" not in requirement.split(";")[0], f"an exact pin: {requirement}"
+    names_needed = {r.split(";")[0].split("[")[0].split(">")[0].split("<")[0] for r in runtime}
+    assert not names_needed & SERVER_ONLY
+
+
+def test_the_thin_install_has_the_client_and_no_server_packages(thin: Path) -> None:
+    installed = installed_names(thin)
+    assert "mmserve" in installed
+    assert not installed & SERVER_ONLY, sorted(installed & SERVER_ONLY)
+    done = _run(
+        [
+            thin / "bin" / "python",
+            "-c",
+            "import json, sys, mmserve; mmserve.Client, mmserve.AsyncClient, mmserve.ApiError; "
+            "print(json.dumps(sorted(m for m in ('torch', 'ray', 'numpy') if m in sys.modules)))",
+        ]
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []  # the client imports none of them
+
+
+def test_the_thin_client_and_cli_run_a_workflow_on_the_served_app(thin: Path, url: str) -> None:
+    script = (
+        "import json, sys; from mmserve import Client\n"
+        f"with Client({url!r}, api_key={KEY!r}) as client:\n"
+        f"    result = client.run('caption', image={str(IMAGE)!r})\n"
+        "print(json.dumps(result.outputs))\n"
+    )
+    by_client = _run([thin / "bin" / "python", "-c", script])
+    assert by_client.returncode == 0, by_client.stderr
+    caption = json.loads(by_client.stdout)["caption"]
+    assert isinstance(caption, str) and caption
+
+    by_cli = _run(
+        [thin / "bin" / "mmserve", "run", "caption", "--url", url, "-i", f"image=@{IMAGE}"],
+        env={API_KEY_ENV: KEY},
+    )
+    assert by_cli.returncode == 0, by_cli.stderr
+    answer = json.loads(by_cli.stdout)
+    assert answer["outputs"]["caption"] == caption  # the same tiny model, the same caption
+    assert [step["step"] for step in answer["trace"]] == ["caption"]
+
+
+def test_the_thin_cli_chats_with_a_served_agent(thin: Path, url: str) -> None:
+    done = subprocess.run(
+        [str(thin / "bin" / "mmserve"), "chat", "assistant", "--url", url, "--image", str(IMAGE)],
+        input="caption image_1\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, API_KEY_ENV: KEY},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("caption: ")  # the agent called the caption workflow
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve"],
+        ["serve", "--profile", "tiny"],
+        ["build", "--profile", "cluster"],
+        ["status"],
+        ["run", "caption", "--profile", "tiny", "-i", f"image=@{IMAGE}"],
+        ["index", "list", "--profile", "tiny"],
+        ["chat", "assistant", "--profile", "tiny"],
+    ],
+    ids=lambda command: " ".join(command[:2]),
+)
+def test_server_commands_on_the_thin_install_name_the_extra(
+    thin: Path, tmp_path: Path, command: list[str]
+) -> None:
+    done = _run([thin / "bin" / "mmserve", *command], cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert EXTRA_LINE in lines[0] and f"`mmserve {command[0]}" in lines[0]
+
+
+def test_the_server_install_runs_the_tiny_profile_from_an_empty_directory(
+    server: Path, tmp_path: Path
+) -> None:
+    empty, home = tmp_path / "empty", tmp_path / "home"
+    empty.mkdir()
+    home.mkdir()
+    env = {"HOME": str(home)}  # the profile's store is ~/.mmserve/tiny
+    built_config = _run([server / "bin" / "mmserve", "build", "--profile", "tiny"], cwd=empty)
+    assert built_config.returncode == 0, built_config.stderr
+    application = yaml.safe_load(built_config.stdout)["applications"][0]
+    assert application["args"] == {"profile": "tiny"}  # found in the package on every node
+    assert "captioner" in {d["name"] for d in application["deployments"]}
+
+    caption = ["run", "caption", "--profile", "tiny", "-i", f"image=@{IMAGE}"]
+    ran = _run(
+        [server / "bin" / "mmserve", *caption],
+        cwd=empty,
+        env=env,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["outputs"]["caption"]
+    assert list(empty.iterdir()) == []  # nothing written where it ran
