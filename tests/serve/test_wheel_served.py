@@ -18,6 +18,7 @@ from serve_support import ROOT
 from shared_app import KEY, TinyApp
 
 from mmserve.client.requests import API_KEY_ENV
+from plugin_site import installed
 from wheel_site import built, installed_names, venv
 
 pytestmark = pytest.mark.serve
@@ -141,6 +142,22 @@ def test_the_thin_cli_chats_with_a_served_agent(thin: Path, url: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("caption: ")  # the agent called the caption workflow
+
+
+def test_a_step_plugin_needs_only_the_thin_install(
+    thin: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    site = installed(ROOT / "plugins" / "mmserve-keywords", tmp_path_factory)
+    env = {"PYTHONPATH": str(site)}
+    listed = _run([thin / "bin" / "mmserve", "plugins", "keywords", "--json"], env=env)
+    assert listed.returncode == 0, listed.stderr
+    (keywords,) = json.loads(listed.stdout)["plugins"]
+    assert keywords["kind"] == "step" and keywords["origin"] != "builtin"
+    checked = _run(
+        [thin / "bin" / "mmserve", "validate", ROOT / "examples" / "tag_image.yaml"], env=env
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.strip() == "ok: 1 workflow file(s) valid"
 
 
 @pytest.mark.parametrize(
