@@ -77,7 +77,8 @@ class Client:
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
         self._calls = RequestBuilder()
-        #: The server's collections: ``list()``, ``get(name)``, ``add(...)``, ``search(...)``.
+        #: The server's collections: ``list()``, ``get(name)``, ``add(...)``, ``search(...)``,
+        #: and browsing them: ``items(name, offset=, limit=)``, ``image(name, item_id)``.
         self.collections = Collections(self._send, self._calls)
         #: The server's agents: ``list()``, ``run(agent, messages, images=...)``.
         self.agents = Agents(self._send, self._calls)
@@ -89,7 +90,7 @@ class Client:
         attempts = Attempts(self.retry, self.url, blocker, self._http.timeout.read)
         while True:
             request = self._http.build_request(
-                call.method, call.path, json=call.json, headers=call.headers
+                call.method, call.path, json=call.json, headers=call.headers, params=call.params
             )
             try:
                 response = self._http.send(request, stream=call.stream)
@@ -186,7 +187,8 @@ class AsyncClient:
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
         self._calls = RequestBuilder()
-        #: The server's collections: awaitable ``list()``, ``get()``, ``add()``, ``search()``.
+        #: The server's collections: awaitable ``list()``, ``get()``, ``add()``, ``search()``,
+        #: ``items()``, ``image()``.
         self.collections = AsyncCollections(self._send, self._calls)
         #: The server's agents: awaitable ``list()``, ``run(...)``.
         self.agents = AsyncAgents(self._send, self._calls)
@@ -197,7 +199,7 @@ class AsyncClient:
         attempts = Attempts(self.retry, self.url, blocker, self._http.timeout.read)
         while True:
             request = self._http.build_request(
-                call.method, call.path, json=call.json, headers=call.headers
+                call.method, call.path, json=call.json, headers=call.headers, params=call.params
             )
             try:
                 response = await self._http.send(request, stream=call.stream)

@@ -1,4 +1,4 @@
-"""``client.collections``: the retrieval index of a server (list, add, search).
+"""``client.collections``: the retrieval index of a server (list, add, search, browse).
 
 Reached as an attribute of :class:`~mmserve.client.clients.Client` (and awaitable on
 :class:`~mmserve.client.clients.AsyncClient`)::
@@ -7,8 +7,17 @@ Reached as an attribute of :class:`~mmserve.client.clients.Client` (and awaitabl
         client.collections.add("notes", texts=["a red car", "a blue boat"])
         client.collections.add("photos", images=["cat.jpg", png_bytes], metadata={"album": "x"})
         for match in client.collections.search("notes", text="red", top_k=3):
-            print(match["id"], match["score"], match["text"])
+            print(match["id"], match["score"], match["payload"]["text"])
         client.collections.list()
+        page = client.collections.items("photos", offset=0, limit=50)  # ids, texts, metadata
+        for item in page["items"]:
+            if item["has_image"]:
+                client.collections.image("photos", item["id"], size=128).save(f"{item['id']}.png")
+
+``items`` pages through a collection (``page["total"]`` items in all, at most 200 a page);
+``image`` answers an image item's stored image as a PIL image (a thumbnail with ``size``).
+An unknown collection or item raises :class:`~mmserve.client.errors.ApiNotFoundError`, as
+for every other method.
 
 Each call is built once by :class:`~mmserve.client.requests.RequestBuilder`; the two classes
 here only send it.
@@ -17,9 +26,15 @@ here only send it.
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmserve.client.requests import AsyncSend, Consistency, RequestBuilder, SyncSend
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+#: The size of a page of :meth:`Collections.items` unless told (the server's default).
+DEFAULT_PAGE = 50
 
 
 class Collections:
@@ -88,6 +103,37 @@ class Collections:
             )
         )
 
+    def items(
+        self,
+        name: str,
+        *,
+        offset: int = 0,
+        limit: int = DEFAULT_PAGE,
+        consistency: Consistency = "default",
+    ) -> dict[str, Any]:
+        """A page of ``name``'s items, in the store's order, without their images:
+        ``{"collection", "total", "offset", "limit", "items": [{"id", "text", "has_image",
+        "metadata"}]}``; ``limit`` is 1 to 200 (the server refuses more). ``consistency``:
+        as for :meth:`search`. Raises :class:`~mmserve.client.errors.ApiNotFoundError` for an
+        unknown collection."""
+        return self._send(
+            self._calls.items(name, offset=offset, limit=limit, consistency=consistency)
+        )
+
+    def image(
+        self,
+        name: str,
+        item_id: str,
+        *,
+        size: int | None = None,
+        consistency: Consistency = "default",
+    ) -> Image:
+        """The image of item ``item_id`` of ``name`` as a PIL image: the file as it was
+        added, or with ``size`` (16 to 1024) a thumbnail at most that many pixels wide and
+        high. Raises :class:`~mmserve.client.errors.ApiNotFoundError` for an unknown
+        collection or item, and for a text item."""
+        return self._send(self._calls.item_image(name, item_id, size=size, consistency=consistency))
+
 
 class AsyncCollections:
     """The collection endpoints, awaitable (the same methods as :class:`Collections`)."""
@@ -147,5 +193,29 @@ class AsyncCollections:
             )
         )
 
+    async def items(
+        self,
+        name: str,
+        *,
+        offset: int = 0,
+        limit: int = DEFAULT_PAGE,
+        consistency: Consistency = "default",
+    ) -> dict[str, Any]:
+        return await self._send(
+            self._calls.items(name, offset=offset, limit=limit, consistency=consistency)
+        )
 
-__all__ = ["AsyncCollections", "Collections"]
+    async def image(
+        self,
+        name: str,
+        item_id: str,
+        *,
+        size: int | None = None,
+        consistency: Consistency = "default",
+    ) -> Image:
+        return await self._send(
+            self._calls.item_image(name, item_id, size=size, consistency=consistency)
+        )
+
+
+__all__ = ["DEFAULT_PAGE", "AsyncCollections", "Collections"]

@@ -16,10 +16,11 @@ import base64
 import builtins
 import io
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -32,6 +33,7 @@ from mmserve.client.errors import (
     ApiServerError,
     ApiTimeoutError,
     InputError,
+    ServingError,
 )
 from mmserve.client.outputs import decode_outputs
 
@@ -288,6 +290,19 @@ def agent_payload(messages: str | list[dict[str, Any]], images: Any) -> dict[str
     }
 
 
+def image_answer(response: httpx.Response) -> Image:
+    """An answer whose body is an image file (an item's image), as a loaded PIL image."""
+    from PIL import Image  # deferred: Pillow, only when images are handled
+
+    try:
+        image = Image.open(io.BytesIO(response.content))
+        image.load()
+    except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
+        kind = response.headers.get("content-type", "no content type")
+        raise ServingError(f"the server's answer is not an image ({kind}): {exc}") from exc
+    return image
+
+
 def agent_result(response: httpx.Response) -> AgentRunResult:
     """An agent run's answer, its images decoded to PIL images."""
     from PIL import Image  # deferred: Pillow, only when images are handled
@@ -325,6 +340,8 @@ class Call(Generic[T_co]):
     json: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     stream: bool = False
+    #: The query string's parameters.
+    params: Mapping[str, str | int] | None = None
 
 
 class SyncSend(Protocol):
@@ -419,6 +436,23 @@ class RequestBuilder:
         """One collection (:class:`~mmserve.client.errors.ApiNotFoundError` if unknown)."""
         return Call("GET", f"/v1/collections/{name}", _json_dict)
 
+    def items(
+        self, name: str, *, offset: int, limit: int, consistency: Consistency
+    ) -> Call[dict[str, Any]]:
+        """A page of ``name``'s items (without their images) and the collection's total."""
+        params = {"offset": offset, "limit": limit}
+        path, headers = f"/v1/collections/{name}/items", consistency_headers(consistency)
+        return Call("GET", path, _json_dict, headers=headers, params=params)
+
+    def item_image(
+        self, name: str, item_id: str, *, size: int | None, consistency: Consistency
+    ) -> Call[Image]:
+        """An image item's image (as stored, or a thumbnail of at most ``size`` pixels)."""
+        path = f"/v1/collections/{name}/items/{quote(item_id, safe='')}/image"
+        params = {} if size is None else {"size": size}
+        headers = consistency_headers(consistency)
+        return Call("GET", path, image_answer, headers=headers, params=params)
+
     def add_items(self, name: str, **given: Any) -> Call[dict[str, Any]]:
         """Add items (the arguments of :func:`add_payload`); ids, inserted, updated, count."""
         payload = add_payload(**given)
@@ -463,6 +497,7 @@ __all__ = [
     "consistency_headers",
     "encode_inputs",
     "headers_for",
+    "image_answer",
     "image_base64",
     "items_payload",
     "raise_for_error",

@@ -1,5 +1,6 @@
 """The Python client against the real API app in process (httpx's ASGI transport, no Ray):
-runs, collections, the deadline, and typed errors carrying the server's code and request id."""
+runs, collections and browsing them, the deadline, and typed errors carrying the server's
+code and request id."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from api_support import KEY, build_api, image_bytes
+from api_support import KEY, build_api, image_bytes, serving
 from fastapi import FastAPI
 from PIL import Image
 
-from mmserve import AsyncClient
+from mmserve import AsyncClient, Client
 from mmserve.client.errors import ApiAuthError, ApiInputError, ApiNotFoundError, ApiTimeoutError
 from mmserve.errors import InputError
 
@@ -78,6 +79,74 @@ def test_typed_errors_carry_code_and_request_id(app: FastAPI) -> None:
             assert denied.value.code == "unauthorized" and denied.value.request_id
 
     asyncio.run(scenario())
+
+
+def _pixels(image: Image.Image) -> bytes:
+    return image.convert("RGB").tobytes()
+
+
+def test_browse_pages_and_images_sync_and_async(app: FastAPI) -> None:
+    """``items`` pages through a collection (ids, texts, metadata, the total) and ``image``
+    answers an item's stored file, or a thumbnail; the same on both clients."""
+    big = Image.new("RGB", (64, 32), (30, 160, 60))
+    with serving(app) as url, Client(url, api_key=KEY) as client:
+        names = [f"tile/{n}?#" for n in range(3)]  # ids needing escapes in a path
+        images = [big, *(Image.new("RGB", (8, 8), (n * 40, 0, 0)) for n in range(1, 3))]
+        client.collections.add("browse", images=images, ids=names, metadata={"set": "b"})
+        client.collections.add("browse_notes", texts=["one note", "two notes"], ids=["a", "b"])
+        first = client.collections.items("browse", limit=2)
+        rest = client.collections.items("browse", offset=2, limit=2, consistency="strong")
+        got = client.collections.image("browse", names[0])
+        small = client.collections.image("browse", names[0], size=16)
+        notes = client.collections.items("browse_notes")
+        with pytest.raises(ApiNotFoundError) as no_collection:
+            client.collections.items("nowhere")
+        with pytest.raises(ApiNotFoundError) as no_item:
+            client.collections.image("browse", "no such id")
+        with pytest.raises(ApiNotFoundError) as text_item:
+            client.collections.image("browse_notes", "a")
+        with pytest.raises(ApiInputError):
+            client.collections.items("browse", limit=201)
+
+    assert (first["total"], first["offset"], first["limit"]) == (3, 0, 2)
+    assert [i["id"] for i in first["items"] + rest["items"]] == names
+    assert first["items"][0] == {
+        "id": names[0],
+        "text": None,
+        "has_image": True,
+        "metadata": {"set": "b"},
+    }
+    assert got.size == (64, 32) and _pixels(got) == _pixels(big)
+    assert small.size == (16, 8)
+    assert [(i["id"], i["text"], i["has_image"]) for i in notes["items"]] == [
+        ("a", "one note", False),
+        ("b", "two notes", False),
+    ]
+    assert no_collection.value.code == "collection_not_found" and no_collection.value.request_id
+    assert no_item.value.code == text_item.value.code == "item_not_found"
+    assert "text item" in text_item.value.message
+
+    async def scenario() -> tuple[dict[str, object], Image.Image]:
+        async with _client(app, api_key=KEY) as client:
+            with pytest.raises(ApiNotFoundError):
+                await client.collections.image("nowhere", "x")
+            page = await client.collections.items("browse", offset=1, limit=1)
+            return page, await client.collections.image("browse", names[1], size=16)
+
+    page, image = asyncio.run(scenario())
+    assert page["items"] == [first["items"][1]] and page["total"] == 3  # type: ignore[index]
+    assert image.size == (8, 8) and _pixels(image) == _pixels(images[1])
+
+
+def test_an_answer_that_is_not_an_image_is_a_serving_error() -> None:
+    from mmserve.client.errors import ServingError
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"<html>a proxy page</html>")
+
+    with Client("http://api", transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(ServingError, match="not an image"):
+            client.collections.image("photos", "x")
 
 
 def test_a_plain_text_overload_answer_is_still_typed() -> None:

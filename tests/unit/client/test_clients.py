@@ -171,6 +171,45 @@ def test_async_client_mirrors_the_sync_one() -> None:
     asyncio.run(main())
 
 
+def test_async_collections_have_the_sync_methods_and_signatures() -> None:
+    import inspect
+
+    from mmserve.client.collections import AsyncCollections, Collections
+
+    def methods(cls: type) -> dict[str, inspect.Signature]:
+        return {
+            name: inspect.signature(member)
+            for name, member in vars(cls).items()
+            if inspect.isfunction(member) and not name.startswith("_")
+        }
+
+    assert methods(AsyncCollections) == methods(Collections)
+    assert {"list", "get", "add", "search", "items", "image"} <= set(methods(Collections))
+
+
+def test_browse_requests_carry_their_query_and_an_escaped_item_id() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path.endswith("/items"):
+            return httpx.Response(200, json={"total": 0, "items": []})
+        buffer = io.BytesIO()
+        Image.new("RGB", (4, 2), (9, 9, 9)).save(buffer, format="PNG")
+        return httpx.Response(200, content=buffer.getvalue(), headers={"content-type": "image/png"})
+
+    with Client(transport=httpx.MockTransport(handler)) as client:
+        client.collections.items("photos", offset=400, limit=200, consistency="strong")
+        image = client.collections.image("photos", "a/b c?", size=64)
+    listing, fetched = seen
+    assert listing.url.path == "/v1/collections/photos/items"
+    assert dict(listing.url.params) == {"offset": "400", "limit": "200"}
+    assert listing.headers["x-mmserve-consistency"] == "strong"
+    assert fetched.url.raw_path == b"/v1/collections/photos/items/a%2Fb%20c%3F/image?size=64"
+    assert "x-mmserve-consistency" not in fetched.headers
+    assert image.size == (4, 2)
+
+
 def test_unreadable_image_path_is_a_clear_local_error(tmp_path: Path) -> None:
     from mmserve.errors import InputError
 
