@@ -1,9 +1,10 @@
-"""The Python client and `mmserve run --url` as a user meets them: a real `mmserve serve` of
-the offline tiny profile with an API key, the collections filled over HTTP, every shipped
-workflow round-tripped sync and async, streamed runs (Server-Sent Events through Serve's proxy,
-whose hop to the ingress is gRPC by default), and typed errors carrying the server's code and
-request id, an agent run over the served models. The server is the one the client, MCP and
-web page modules share (shared_app.py: tiny models take minutes to start on two cores)."""
+"""The Python client, `mmserve run --url` and `mmserve index ... --url` as a user meets them:
+a real `mmserve serve` of the offline tiny profile with an API key, the collections filled
+and browsed over HTTP, every shipped workflow round-tripped sync and async, streamed runs
+(Server-Sent Events through Serve's proxy, whose hop to the ingress is gRPC by default), and
+typed errors carrying the server's code and request id, an agent run over the served models.
+The server is the one the client, MCP and web page modules share (shared_app.py: tiny models
+take minutes to start on two cores)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from serve_support import ROOT, assert_close
+from serve_support import ROOT, assert_close, free_port
 from shared_app import EXTRA_WORKFLOWS, KEY, TinyApp, fill_collections
 
 from mmserve.client.clients import AsyncClient, Client, RunResult
@@ -232,3 +234,119 @@ def test_mmserve_run_url_writes_image_outputs_as_files(
     assert served.read_bytes() == base64.b64decode(local["outputs"]["image"])
     with Image.open(served) as image:
         assert image.size == (64, 48)
+
+
+def test_browse_a_collection_page_by_page_and_its_images_sync_and_async(server: str) -> None:
+    images = sorted(IMAGES.glob("*.png"))
+    names = [p.stem for p in images]
+    with Client(server, api_key=KEY) as client:
+        client.collections.add("browsed", images=images, ids=names, metadata={"set": "b"})
+        pages = [client.collections.items("browsed", offset=n, limit=2) for n in (0, 2)]
+        red = client.collections.image("browsed", "red_circle")
+        thumb = client.collections.image("browsed", "red_circle", size=32, consistency="strong")
+        with pytest.raises(ApiNotFoundError) as no_collection:
+            client.collections.items("no_such_collection")
+        with pytest.raises(ApiNotFoundError) as no_item:
+            client.collections.image("browsed", "no_such_item")
+
+    async def browse_async() -> tuple[dict[str, Any], Image.Image]:
+        async with AsyncClient(server, api_key=KEY) as client:
+            with pytest.raises(ApiNotFoundError):
+                await client.collections.image("no_such_collection", "red_circle")
+            page = await client.collections.items("browsed", limit=4, consistency="strong")
+            return page, await client.collections.image("browsed", "blue_square")
+
+    page, blue = asyncio.run(browse_async())
+    assert [p["total"] for p in pages] == [4, 4]
+    assert sorted(i["id"] for p in pages for i in p["items"]) == names
+    assert [i["id"] for i in page["items"]] == [i["id"] for p in pages for i in p["items"]]
+    assert all(i["has_image"] and i["metadata"] == {"set": "b"} for i in page["items"])
+    with Image.open(IMAGES / "red_circle.png") as original:
+        assert red.size == original.size and red.tobytes() == original.tobytes()
+        assert max(thumb.size) == 32
+    with Image.open(IMAGES / "blue_square.png") as original:
+        assert blue.tobytes() == original.tobytes()
+    assert no_collection.value.code == "collection_not_found" and no_collection.value.request_id
+    assert no_item.value.code == "item_not_found"
+
+
+def _index(
+    server: str | None, *args: str, key: str | None = KEY
+) -> subprocess.CompletedProcess[str]:
+    """`mmserve index ARGS --url SERVER` as a user types it, in the repository root."""
+    env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
+    if key is not None:
+        env[API_KEY_ENV] = key
+    mmserve = str(Path(sys.executable).with_name("mmserve"))
+    url = [] if server is None else ["--url", server]
+    command = [mmserve, "index", *args, *url]
+    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def _one_line(done: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    assert done.returncode == code and not done.stdout, (done.stdout, done.stderr)
+    [line] = done.stderr.strip().splitlines()
+    return line
+
+
+def test_mmserve_index_url_adds_once_lists_searches_and_browses(server: str) -> None:
+    """`mmserve index ... --url` indexes a folder into the served app as the local form
+    would (its lines, its ids: content hashes, metadata: the file's path as given)."""
+    added = _index(server, "add", "cli_indexed", "examples/images", "--batch-size", "3")
+    assert added.returncode == 0, added.stderr
+    assert added.stdout == "cli_indexed: 4 added, 0 already present, 0 skipped; 4 items in total\n"
+    assert "indexing into cli_indexed: 100%" in added.stderr and "4/4" in added.stderr
+    again = _index(server, "add", "cli_indexed", "examples/images", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == {
+        "collection": "cli_indexed",
+        "planned": 4,
+        "inserted": 0,
+        "already_present": 4,
+        "skipped": [],
+        "count": 4,
+    }
+
+    listed = _index(server, "list")
+    assert listed.returncode == 0, listed.stderr
+    [line] = [line for line in listed.stdout.splitlines() if line.startswith("cli_indexed ")]
+    assert re.fullmatch(r"cli_indexed  image  4 items  space=clip:\S+:\d+", line), line
+    shown = json.loads(_index(server, "list", "--json").stdout)["collections"]
+    [info] = [c for c in shown if c["name"] == "cli_indexed"]
+    assert list(info) == ["name", "space", "modality", "count"] and info["count"] == 4
+
+    with Client(server, api_key=KEY) as client:
+        page = client.collections.items("cli_indexed")
+        ids = {i["metadata"]["source"]: i["id"] for i in page["items"]}
+        stored = client.collections.image("cli_indexed", ids["examples/images/red_circle.png"])
+    assert sorted(ids) == [f"examples/images/{p.name}" for p in sorted(IMAGES.glob("*.png"))]
+    with Image.open(IMAGES / "red_circle.png") as original:
+        assert stored.tobytes() == original.tobytes()
+
+    red = "@examples/images/red_circle.png"
+    by_image = _index(server, "search", "cli_indexed", "--image", red, "-k", "2", "--json")
+    assert by_image.returncode == 0, by_image.stderr
+    top, second = json.loads(by_image.stdout)["matches"]
+    assert top["id"] == ids["examples/images/red_circle.png"] and top["score"] > 0.99
+    assert top["payload"]["metadata"] == {"source": "examples/images/red_circle.png"}
+    assert second["score"] <= top["score"]
+    by_text = _index(server, "search", "cli_indexed", "--text", "a red circle", "-k", "4")
+    assert by_text.returncode == 0, by_text.stderr
+    ranked = by_text.stdout.splitlines()
+    assert len(ranked) == 4 and ranked[0].startswith("  1. ")
+    assert {line.rsplit("  ", 1)[1] for line in ranked} == set(ids)
+
+
+def test_mmserve_index_url_mistakes_are_one_line(server: str) -> None:
+    missing = _one_line(_index(server, "search", "no_such_collection", "--text", "x"))
+    assert "unknown collection 'no_such_collection'" in missing and "404" in missing
+    nowhere = _one_line(_index(server, "add", "cli_indexed", "examples/no_such_folder"))
+    assert nowhere == "error: no such file or folder: 'examples/no_such_folder'"
+    unreachable = _one_line(
+        _index(f"http://127.0.0.1:{free_port()}", "add", "x", "examples/images")
+    )
+    assert unreachable.startswith("error: cannot reach mmserve at http://127.0.0.1:")
+    denied = _one_line(_index(server, "list", key=None))
+    assert "API key" in denied
+    drop = _one_line(_index(server, "drop", "cli_indexed"), code=2)
+    assert drop.startswith("usage error: the HTTP API cannot drop a collection")

@@ -230,7 +230,10 @@ def _load_image(entry: Entry) -> Document | Skipped:
     return Document(image=image, image_bytes=data, id=entry.id, metadata=dict(entry.metadata))
 
 
-def _documents(batch: Sequence[Entry]) -> tuple[list[Document], list[Skipped]]:
+def load_documents(batch: Sequence[Entry]) -> tuple[list[Document], list[Skipped]]:
+    """The documents of ``batch`` (image files read and decoded; blocking), and the entries
+    skipped on the way; ``Document.resolved_id()`` is then each item's id. The ingest here,
+    and ``mmserve index add --url`` (which sends them over HTTP), both build items by it."""
     documents: list[Document] = []
     skipped: list[Skipped] = []
     for entry in batch:
@@ -260,7 +263,7 @@ async def ingest(
     report.skipped.extend(plan.skipped)
     for start in range(0, len(plan.entries), batch_size):
         batch = plan.entries[start : start + batch_size]
-        documents, skipped = await asyncio.to_thread(_documents, batch)
+        documents, skipped = await asyncio.to_thread(load_documents, batch)
         for item in skipped:
             report.skipped.append(item)
             if on_skip is not None:
@@ -291,5 +294,6 @@ __all__ = [
     "IngestReport",
     "Skipped",
     "ingest",
+    "load_documents",
     "plan_ingest",
 ]
