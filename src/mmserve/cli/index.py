@@ -76,13 +76,13 @@ def _one_place(url: str | None, config: str, profile: str | None) -> None:
         usage_error("--url works on the server's own config; leave out --config and --profile")
 
 
-def _store(config: str, profile: str | None) -> VectorStore:
-    need_server()
+def _store(config: str, profile: str | None, command: str) -> VectorStore:
+    need_server(command)
     return open_store(load_config(config, profile))
 
 
-def _local(config: str, profile: str | None) -> LocalApp:
-    need_server()
+def _local(config: str, profile: str | None, command: str) -> LocalApp:
+    need_server(command)
     return LocalApp(load_config(config, profile))
 
 
@@ -107,7 +107,7 @@ def add(
     if url is not None:
         report = _add_remote(url, collection, paths, batch_size, model)
     else:
-        app = _local(config, profile)
+        app = _local(config, profile, "index add")
         plan = plan_ingest(paths)
         for skipped in plan.skipped:
             echo_err(f"skipped {skipped}")
@@ -226,7 +226,7 @@ def search(
     query_image = None
     if image is not None:
         query_image = coerce_image(Path(image.removeprefix("@")), name="--image")
-    app = _local(config, profile)
+    app = _local(config, profile, "index search")
     matches = asyncio.run(
         search_collection(
             app.gateway,
@@ -255,7 +255,7 @@ def list_collections(
         with connect(url) as client:
             collections = [collection_record(c) for c in client.collections.list()]
     else:
-        found = _store(config, profile).list_collections()
+        found = _store(config, profile, "index list").list_collections()
         collections = [c.model_dump(mode="json") for c in found]
     if as_json:
         print_json({"collections": collections})
@@ -282,7 +282,7 @@ def drop(
             "the HTTP API cannot drop a collection (it has no DELETE route); drop it where "
             f"its store is: mmserve index drop {collection} --config CONFIG"
         )
-    store = _store(config, profile)
+    store = _store(config, profile, "index drop")
     count = store.get_collection(collection).count
     store.drop_collection(collection)
     typer.echo(f"dropped {collection} ({count} items)")
