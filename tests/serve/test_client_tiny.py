@@ -27,6 +27,7 @@ from mmserve.client.clients import AsyncClient, Client, RunResult
 from mmserve.client.errors import ApiAuthError, ApiInputError, ApiNotFoundError, ApiTimeoutError
 from mmserve.client.requests import API_KEY_ENV
 from mmserve.workflow import StepFinished, StepStarted
+from wheel_site import venv
 
 pytestmark = pytest.mark.serve
 
@@ -270,14 +271,19 @@ def test_browse_a_collection_page_by_page_and_its_images_sync_and_async(server: 
     assert no_item.value.code == "item_not_found"
 
 
+@pytest.fixture(scope="module")
+def thin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `mmserve` of `pip install mmserve` (no extras: tests/wheel_site.py)."""
+    return venv(tmp_path_factory) / "bin" / "mmserve"
+
+
 def _index(
-    server: str | None, *args: str, key: str | None = KEY
+    mmserve: Path, server: str | None, *args: str, key: str | None = KEY
 ) -> subprocess.CompletedProcess[str]:
     """`mmserve index ARGS --url SERVER` as a user types it, in the repository root."""
     env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
     if key is not None:
         env[API_KEY_ENV] = key
-    mmserve = str(Path(sys.executable).with_name("mmserve"))
     url = [] if server is None else ["--url", server]
     command = [mmserve, "index", *args, *url]
     return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -289,14 +295,17 @@ def _one_line(done: subprocess.CompletedProcess[str], code: int = 1) -> str:
     return line
 
 
-def test_mmserve_index_url_adds_once_lists_searches_and_browses(server: str) -> None:
-    """`mmserve index ... --url` indexes a folder into the served app as the local form
-    would (its lines, its ids: content hashes, metadata: the file's path as given)."""
-    added = _index(server, "add", "cli_indexed", "examples/images", "--batch-size", "3")
+def test_mmserve_index_url_adds_once_lists_searches_browses_and_drops(
+    server: str, thin: Path
+) -> None:
+    """`mmserve index ... --url` from the thin install indexes a folder into the served app
+    as the local form would (its lines, its ids: content hashes, metadata: the file's path as
+    given), and drops it."""
+    added = _index(thin, server, "add", "cli_indexed", "examples/images", "--batch-size", "3")
     assert added.returncode == 0, added.stderr
     assert added.stdout == "cli_indexed: 4 added, 0 already present, 0 skipped; 4 items in total\n"
     assert "indexing into cli_indexed: 100%" in added.stderr and "4/4" in added.stderr
-    again = _index(server, "add", "cli_indexed", "examples/images", "--json")
+    again = _index(thin, server, "add", "cli_indexed", "examples/images", "--json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout) == {
         "collection": "cli_indexed",
@@ -307,11 +316,11 @@ def test_mmserve_index_url_adds_once_lists_searches_and_browses(server: str) -> 
         "count": 4,
     }
 
-    listed = _index(server, "list")
+    listed = _index(thin, server, "list")
     assert listed.returncode == 0, listed.stderr
     [line] = [line for line in listed.stdout.splitlines() if line.startswith("cli_indexed ")]
     assert re.fullmatch(r"cli_indexed  image  4 items  space=clip:\S+:\d+", line), line
-    shown = json.loads(_index(server, "list", "--json").stdout)["collections"]
+    shown = json.loads(_index(thin, server, "list", "--json").stdout)["collections"]
     [info] = [c for c in shown if c["name"] == "cli_indexed"]
     assert list(info) == ["name", "space", "modality", "count"] and info["count"] == 4
 
@@ -324,29 +333,34 @@ def test_mmserve_index_url_adds_once_lists_searches_and_browses(server: str) -> 
         assert stored.tobytes() == original.tobytes()
 
     red = "@examples/images/red_circle.png"
-    by_image = _index(server, "search", "cli_indexed", "--image", red, "-k", "2", "--json")
+    by_image = _index(thin, server, "search", "cli_indexed", "--image", red, "-k", "2", "--json")
     assert by_image.returncode == 0, by_image.stderr
     top, second = json.loads(by_image.stdout)["matches"]
     assert top["id"] == ids["examples/images/red_circle.png"] and top["score"] > 0.99
     assert top["payload"]["metadata"] == {"source": "examples/images/red_circle.png"}
     assert second["score"] <= top["score"]
-    by_text = _index(server, "search", "cli_indexed", "--text", "a red circle", "-k", "4")
+    by_text = _index(thin, server, "search", "cli_indexed", "--text", "a red circle", "-k", "4")
     assert by_text.returncode == 0, by_text.stderr
     ranked = by_text.stdout.splitlines()
     assert len(ranked) == 4 and ranked[0].startswith("  1. ")
     assert {line.rsplit("  ", 1)[1] for line in ranked} == set(ids)
 
+    dropped = _index(thin, server, "drop", "cli_indexed")
+    assert (dropped.returncode, dropped.stdout) == (0, "dropped cli_indexed (4 items)\n")
+    listed = _index(thin, server, "list")
+    assert "cli_indexed " not in listed.stdout
 
-def test_mmserve_index_url_mistakes_are_one_line(server: str) -> None:
-    missing = _one_line(_index(server, "search", "no_such_collection", "--text", "x"))
+
+def test_mmserve_index_url_mistakes_are_one_line(server: str, thin: Path) -> None:
+    missing = _one_line(_index(thin, server, "search", "no_such_collection", "--text", "x"))
     assert "unknown collection 'no_such_collection'" in missing and "404" in missing
-    nowhere = _one_line(_index(server, "add", "cli_indexed", "examples/no_such_folder"))
+    nowhere = _one_line(_index(thin, server, "add", "cli_indexed", "examples/no_such_folder"))
     assert nowhere == "error: no such file or folder: 'examples/no_such_folder'"
     unreachable = _one_line(
-        _index(f"http://127.0.0.1:{free_port()}", "add", "x", "examples/images")
+        _index(thin, f"http://127.0.0.1:{free_port()}", "add", "x", "examples/images")
     )
     assert unreachable.startswith("error: cannot reach mmserve at http://127.0.0.1:")
-    denied = _one_line(_index(server, "list", key=None))
+    denied = _one_line(_index(thin, server, "list", key=None))
     assert "API key" in denied
-    drop = _one_line(_index(server, "drop", "cli_indexed"), code=2)
-    assert drop.startswith("usage error: the HTTP API cannot drop a collection")
+    gone = _one_line(_index(thin, server, "drop", "no_such_collection"))
+    assert "unknown collection 'no_such_collection'" in gone and "404" in gone

@@ -22,6 +22,7 @@ from PIL import Image
 
 from mmserve.agents import AgentRun, load_agents
 from mmserve.cli.common import (
+    CLI_CONNECT_BUDGET_S,
     ConfigOption,
     ProfileOption,
     echo_err,
@@ -51,7 +52,9 @@ class Reply:
 
 class _Remote:
     def __init__(self, url: str, agent: str, images: list[Path], timeout: float) -> None:
-        self.client = AsyncClient(url, timeout=timeout, retry=RetryPolicy(budget_s=3.0))
+        self.client = AsyncClient(
+            url, timeout=timeout, retry=RetryPolicy(budget_s=CLI_CONNECT_BUDGET_S)
+        )
         self.agent, self.images = agent, images
 
     async def check(self) -> None:

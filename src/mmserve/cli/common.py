@@ -77,6 +77,12 @@ def load_config(config: str | Path = "", profile: str | None = None) -> AppConfi
     return AppConfig.load(config_file(str(config), profile))
 
 
+#: How long a command given ``--url`` keeps trying to reach a server that does not answer:
+#: a person at a terminal wants to hear at once that nothing answers (a few seconds of
+#: reconnecting, not the client's default budget for riding out a proxy restart).
+CLI_CONNECT_BUDGET_S = 3.0
+
+
 #: The packages of the ``server`` extra that the server side imports: a thin install
 #: (``pip install mmserve``) has none of them.
 SERVER_PACKAGES = ("ray", "torch", "transformers", "diffusers", "lancedb")
@@ -84,15 +90,17 @@ SERVER_PACKAGES = ("ray", "torch", "transformers", "diffusers", "lancedb")
 SERVER_EXTRA = 'pip install "mmserve[server]"'
 
 
-def server_extra_line(command: str, missing: str) -> str:
-    """The one line a server-side command prints on an install without the extra."""
+def server_extra_line(command: str | None, missing: str) -> str:
+    """The one line a server-side command (``command`` as typed, e.g. ``index add``; None
+    when not known) prints on an install without the extra."""
+    which = f"`mmserve {command}`" if command else "this command"
     return (
-        f"error: `mmserve {command}` runs the server side, which needs the server extra "
+        f"error: {which} runs the server side, which needs the server extra "
         f"({missing} is not installed): {SERVER_EXTRA}"
     )
 
 
-def need_server(command: str = "index") -> None:
+def need_server(command: str) -> None:
     """Exit with :func:`server_extra_line` unless the ``server`` extra is installed: called
     first by the commands (and forms) that run the server side; ``command`` as typed
     (``serve``, ``index add``)."""
@@ -139,7 +147,7 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
                 raise
             package = (getattr(exc, "name", None) or "").partition(".")[0]
             if isinstance(exc, ModuleNotFoundError) and package in SERVER_PACKAGES:
-                echo_err(server_extra_line(func.__name__.replace("_", " "), package))
+                echo_err(server_extra_line(None, package))
                 raise typer.Exit(EXIT_ERROR) from None
             fail(exc)
 
@@ -152,6 +160,7 @@ def print_json(data: Any) -> None:
 
 
 __all__ = [
+    "CLI_CONNECT_BUDGET_S",
     "DEFAULT_PROFILE",
     "EXIT_ERROR",
     "EXIT_USAGE",

@@ -278,10 +278,10 @@ def drop(
     """Delete COLLECTION and everything in it."""
     _one_place(url, config, profile)
     if url is not None:
-        usage_error(
-            "the HTTP API cannot drop a collection (it has no DELETE route); drop it where "
-            f"its store is: mmserve index drop {collection} --config CONFIG"
-        )
+        with connect(url) as client:
+            count = client.collections.drop(collection)["count"]
+        typer.echo(f"dropped {collection} ({count} items)")
+        return
     store = _store(config, profile, "index drop")
     count = store.get_collection(collection).count
     store.drop_collection(collection)

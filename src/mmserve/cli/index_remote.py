@@ -16,15 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mmserve.cli.common import CLI_CONNECT_BUDGET_S
 from mmserve.client.clients import Client, RetryPolicy
 from mmserve.client.errors import ApiError, ApiNotFoundError
 from mmserve.local.ingest import Entry, IngestPlan, IngestReport, Skipped, load_documents
 from mmserve.workflow.steps.index import Document
 
-#: How long a command keeps trying to reach a server that does not answer: the budget of
-#: ``mmserve run --url`` (``mmserve.cli.main.CLI_CONNECT_BUDGET_S``, which main, importing
-#: this module through :mod:`mmserve.cli.index`, cannot give it without an import circle).
-CONNECT_BUDGET_S = 3.0
 #: Seconds to wait for one answer (a batch embedded and committed on a slow server).
 REMOTE_TIMEOUT_S = 600.0
 #: Items per page when listing the ids a collection holds (the most the route gives).
@@ -34,7 +31,7 @@ ID_PAGE = 200
 def connect(url: str) -> Client:
     """A client of the server at ``url`` as ``mmserve run --url`` makes it: the API key from
     ``$MMSERVE_API_KEY``, a few seconds of reconnecting to a server that does not answer."""
-    retry = RetryPolicy(budget_s=CONNECT_BUDGET_S)
+    retry = RetryPolicy(budget_s=CLI_CONNECT_BUDGET_S)
     return Client(url, timeout=REMOTE_TIMEOUT_S, retry=retry)
 
 
@@ -140,7 +137,6 @@ def space_text(space: dict[str, Any]) -> str:
 
 
 __all__ = [
-    "CONNECT_BUDGET_S",
     "ID_PAGE",
     "REMOTE_TIMEOUT_S",
     "collection_record",

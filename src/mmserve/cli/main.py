@@ -16,6 +16,7 @@ import typer
 
 from mmserve.cli.chat import chat
 from mmserve.cli.common import (
+    CLI_CONNECT_BUDGET_S,
     ConfigOption,
     ProfileOption,
     echo_err,
@@ -41,9 +42,6 @@ from mmserve.registry import PluginInfo, record_error, registry, step_schemas
 from mmserve.version import __version__
 from mmserve.workflow import validate_paths
 from mmserve.workflow.run.result import to_jsonable
-
-#: How long ``mmserve run --url`` keeps trying to reach a server that does not answer.
-CLI_CONNECT_BUDGET_S = 3.0
 
 app = typer.Typer(
     name="mmserve",
@@ -148,8 +146,6 @@ def _run_remote(
     *,
     use_cache: bool = True,
 ) -> Any:
-    # A person at a terminal wants to hear at once that nothing answers: a few seconds of
-    # reconnecting, not the client's default budget for riding out a proxy restart.
     retry = RetryPolicy(budget_s=CLI_CONNECT_BUDGET_S)
     with Client(url, timeout=timeout or 600.0, retry=retry, use_cache=use_cache) as client:
         schemas = {w["name"]: w["inputs"] for w in client.workflows()}

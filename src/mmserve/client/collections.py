@@ -1,4 +1,4 @@
-"""``client.collections``: the retrieval index of a server (list, add, search, browse).
+"""``client.collections``: the retrieval index of a server (list, add, search, browse, drop).
 
 Reached as an attribute of :class:`~mmserve.client.clients.Client` (and awaitable on
 :class:`~mmserve.client.clients.AsyncClient`)::
@@ -9,6 +9,7 @@ Reached as an attribute of :class:`~mmserve.client.clients.Client` (and awaitabl
         for match in client.collections.search("notes", text="red", top_k=3):
             print(match["id"], match["score"], match["payload"]["text"])
         client.collections.list()
+        client.collections.drop("notes")  # the collection and every item in it
         page = client.collections.items("photos", offset=0, limit=50)  # ids, texts, metadata
         for item in page["items"]:
             if item["has_image"]:
@@ -50,6 +51,12 @@ class Collections:
     def get(self, name: str) -> dict[str, Any]:
         """One collection (raises :class:`~mmserve.client.errors.ApiNotFoundError` if unknown)."""
         return self._send(self._calls.collection(name))
+
+    def drop(self, name: str) -> dict[str, Any]:
+        """Delete ``name`` and every item in it: ``{"collection", "count", "request_id"}``,
+        ``count`` the items dropped (:class:`~mmserve.client.errors.ApiNotFoundError` if
+        unknown)."""
+        return self._send(self._calls.drop_collection(name))
 
     def add(
         self,
@@ -146,6 +153,9 @@ class AsyncCollections:
 
     async def get(self, name: str) -> dict[str, Any]:
         return await self._send(self._calls.collection(name))
+
+    async def drop(self, name: str) -> dict[str, Any]:
+        return await self._send(self._calls.drop_collection(name))
 
     async def add(
         self,

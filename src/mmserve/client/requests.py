@@ -436,6 +436,10 @@ class RequestBuilder:
         """One collection (:class:`~mmserve.client.errors.ApiNotFoundError` if unknown)."""
         return Call("GET", f"/v1/collections/{name}", _json_dict)
 
+    def drop_collection(self, name: str) -> Call[dict[str, Any]]:
+        """Delete ``name`` and its items: ``{"collection", "count"}`` (the items dropped)."""
+        return Call("DELETE", f"/v1/collections/{name}", _json_dict)
+
     def items(
         self, name: str, *, offset: int, limit: int, consistency: Consistency
     ) -> Call[dict[str, Any]]:

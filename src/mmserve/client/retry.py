@@ -9,8 +9,9 @@ Three kinds of failure, three rules (:class:`RetryPolicy` sets the numbers):
   (the proxy's backpressure: the app never ran it): up to ``attempts`` sends;
 * **the request was cut mid-way** (connection reset or closed before the answer, or a 5xx
   that is not mmserve's JSON error, i.e. a proxy's own answer: the app may or may not have
-  run it): sent again within ``budget_s`` only when repeating is safe. Reads are; collection
-  writes are (items are upserted by id, content hashes by default); a workflow run is when
+  run it): sent again within ``budget_s`` only when repeating is safe. Reads are; adding to a
+  collection is (items are upserted by id, content hashes by default), dropping one is not
+  (a drop that went through would come back as a 404); a workflow run is when
   the server's listing says so (``repeatable``: none of its steps declares side effects).
   Otherwise :class:`~mmserve.client.errors.RequestInterruptedError` says the run was not repeated
   and why;
@@ -103,7 +104,11 @@ def is_app_error(response: httpx.Response) -> bool:
 def repeat_blocker(method: str, path: str, listing: Mapping[str, Mapping[str, Any]]) -> str | None:
     """Why a request cut mid-way must not be sent again, or None when that is safe.
     ``listing``: the server's workflows by name (``GET /v1/workflows``)."""
-    if method.upper() in _SAFE_METHODS or path.startswith("/v1/collections"):
+    if method.upper() in _SAFE_METHODS:
+        return None
+    if path.startswith("/v1/collections"):
+        if method.upper() == "DELETE":
+            return "a dropped collection cannot be dropped again"
         return None
     match = _RUN.match(path)
     if match is None:

@@ -55,7 +55,7 @@ def test_a_missing_server_package_deeper_down_is_one_line_naming_the_extra() -> 
     done = CliRunner().invoke(app, [])
     assert done.exit_code == 1
     assert done.stderr.strip().splitlines() == [
-        "error: `mmserve serve thing` runs the server side, which needs the server extra "
+        "error: this command runs the server side, which needs the server extra "
         f"(ray is not installed): {SERVER_EXTRA}"
     ]
 

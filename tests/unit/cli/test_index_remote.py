@@ -217,14 +217,16 @@ def test_the_remote_forms_need_nothing_of_the_server_extra(url: str, tmp_path: P
     assert len(json.loads(found)["matches"]) == 4
     local = mmserve("index", "list", "--profile", "tiny", thin=True)
     assert one_line_error(local).startswith("error: `mmserve index list` runs the server side")
+    assert ok("index", "drop", "thin", "--url", url, thin=True) == "dropped thin (4 items)\n"
+    assert "thin  image" not in ok("index", "list", "--url", url, thin=True)
 
 
 def test_a_server_that_does_not_answer_is_given_the_budget_of_run_url() -> None:
-    from mmserve.cli.index_remote import CONNECT_BUDGET_S, connect
-    from mmserve.cli.main import CLI_CONNECT_BUDGET_S
+    from mmserve.cli.common import CLI_CONNECT_BUDGET_S
+    from mmserve.cli.index_remote import connect
 
     with connect("http://127.0.0.1:1") as client:
-        assert client.retry.budget_s == CONNECT_BUDGET_S == CLI_CONNECT_BUDGET_S
+        assert client.retry.budget_s == CLI_CONNECT_BUDGET_S
 
 
 def test_mistakes_are_one_clear_line(url: str, tmp_path: Path) -> None:
@@ -240,7 +242,7 @@ def test_mistakes_are_one_clear_line(url: str, tmp_path: Path) -> None:
     assert "API key" in denied and "401" in denied
     both = one_line_error(mmserve("index", "list", "--url", url, "--profile", "tiny"), code=2)
     assert both.startswith("usage error: --url") and "--config" in both
-    drop = one_line_error(mmserve("index", "drop", "remote_shapes", "--url", url), code=2)
-    assert "cannot drop a collection" in drop and "mmserve index drop remote_shapes" in drop
+    drop = one_line_error(mmserve("index", "drop", "no_such", "--url", url))
+    assert "unknown collection 'no_such'" in drop and "404 collection_not_found" in drop
     image = one_line_error(mmserve("index", "search", "x", "--image", "@gone.png", "--url", url))
     assert image == "error: input '--image': cannot read 'gone.png': No such file or directory"

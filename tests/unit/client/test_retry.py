@@ -27,6 +27,7 @@ from mmserve.client.errors import (
     RequestInterruptedError,
     ServerUnreachableError,
 )
+from mmserve.client.retry import repeat_blocker
 
 pytestmark = pytest.mark.unit
 
@@ -320,3 +321,19 @@ def test_a_stream_follows_the_same_rule(server: tuple[str, Script]) -> None:
         with pytest.raises(ApiOverloadedError) as caught:
             list(client.stream("answer", question="colour?"))
     assert caught.value.code == "overloaded" and len(_runs(script)) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "safe"),
+    [
+        ("GET", "/v1/collections/x/items", True),
+        ("POST", "/v1/collections/x/items", True),  # an upsert by id: applied twice is once
+        ("POST", "/v1/collections/x/search", True),
+        ("DELETE", "/v1/collections/x", False),  # a second drop would answer 404
+    ],
+)
+def test_collection_calls_cut_mid_way_are_repeated_unless_a_drop(
+    method: str, path: str, safe: bool
+) -> None:
+    blocker = repeat_blocker(method, path, {})
+    assert (blocker is None) == safe, blocker

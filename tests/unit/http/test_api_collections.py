@@ -1,5 +1,6 @@
 """Collections over HTTP in process (fake models, memory store): stored images come back as
-the files that were stored, image work runs off the event loop, wrong collections are 4xx."""
+the files that were stored, image work runs off the event loop, wrong collections are 4xx,
+a collection is dropped with its items."""
 
 from __future__ import annotations
 
@@ -124,3 +125,23 @@ def test_a_match_has_one_shape_from_the_step_and_from_collection_search(
     assert searched.json()["matches"] == step_matches
     assert set(step_matches[0]) == {"id", "score", "payload"}
     assert set(step_matches[0]["payload"]) == {"text", "image", "metadata"}
+
+
+def test_delete_drops_a_collection_with_its_items(client: TestClient) -> None:
+    added = client.post(
+        "/v1/collections/doomed/items", json={"items": [{"text": "a"}, {"text": "b"}]}
+    )
+    assert added.status_code == 200, added.text
+    dropped = client.delete("/v1/collections/doomed")
+    assert dropped.status_code == 200, dropped.text
+    assert dropped.json() == {
+        "collection": "doomed",
+        "count": 2,
+        "request_id": dropped.headers["x-request-id"],
+    }
+    assert client.get("/v1/collections/doomed").status_code == 404
+    names = {c["name"] for c in client.get("/v1/collections").json()["collections"]}
+    assert "doomed" not in names and {"photos", "notes"} <= names
+    again = client.delete("/v1/collections/doomed")
+    assert again.status_code == 404 and again.json()["error"]["code"] == "collection_not_found"
+    assert client.delete("/v1/collections/bad name!").status_code in (404, 422)

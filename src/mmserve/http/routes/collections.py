@@ -1,4 +1,4 @@
-"""The collection endpoints: list collections, add items, search.
+"""The collection endpoints: list collections, add items, search, drop a collection.
 
 They reuse the ``index`` and ``retrieve`` steps' operations
 (:func:`~mmserve.workflow.steps.index.index_documents`,
@@ -31,6 +31,7 @@ from mmserve.http.schemas.collections import (
     AddItemsResponse,
     CollectionInfo,
     CollectionList,
+    DroppedCollection,
     NewItem,
     SearchMatch,
     SearchPayload,
@@ -115,6 +116,14 @@ def collection_routes(runtime: ApiRuntime, responses: dict[int | str, Any]) -> A
         """One collection; 404 when it does not exist."""
         store = require_store(runtime.engine.store)
         return _info(await store.get_collection(name))
+
+    @router.delete("/{name}", response_model=DroppedCollection)
+    async def drop_collection(name: CollectionName, request: Request) -> DroppedCollection:
+        """Delete the collection and every item in it; 404 when it does not exist."""
+        store = require_store(runtime.engine.store)
+        count = (await store.get_collection(name)).count
+        await store.drop_collection(name)
+        return DroppedCollection(collection=name, count=count, request_id=request_id_of(request))
 
     @router.post("/{name}/items", response_model=AddItemsResponse, openapi_extra=_DEADLINE)
     async def add_items(

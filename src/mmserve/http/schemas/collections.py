@@ -101,6 +101,12 @@ class AddItemsResponse(BaseModel):
     request_id: str
 
 
+class DroppedCollection(BaseModel):
+    collection: str
+    count: int = Field(description="Items the collection held, now deleted with it.")
+    request_id: str
+
+
 class SearchRequest(_Request):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one("text", "image"))
 
@@ -168,6 +174,7 @@ __all__ = [
     "AddItemsResponse",
     "CollectionInfo",
     "CollectionList",
+    "DroppedCollection",
     "ItemPage",
     "ItemRecord",
     "NewItem",
