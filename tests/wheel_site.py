@@ -6,8 +6,11 @@ client: ``pip install mmserve``) and with the ``server`` extra into another
 Each is made once per test run and shared by every test and xdist worker that uses it (a
 file lock in the run's temporary folder, as tests/plugin_site.py does for plugin packages).
 The build reads a copy of the tree, so nothing is written into the repository. The venvs
-are installed by uv with constraints.txt, the exact versions the suite is tested with, from
-uv's cache that scripts/setup filled: a second environment costs seconds, not a download.
+are installed by uv. The server venv gets constraints.txt, the exact versions the suite is
+tested with, from uv's cache that scripts/setup filled (seconds, not a download). The thin
+venv gets the lower bound of each of the wheel's own dependencies, exactly (:func:`floors`):
+the oldest versions the package metadata admits, so the tests that use it check those
+bounds (the newest versions are the rest of the suite's).
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.parser import Parser
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from plugin_site import run_folder
 
@@ -92,15 +98,36 @@ def _find_links() -> list[str]:
     return [arg for link in links for arg in ("--find-links", link)]
 
 
+def floors(wheel: Path) -> list[str]:
+    """``name==lower bound`` for each dependency of ``wheel`` without extras (its
+    ``Requires-Dist`` lines without an ``extra`` marker)."""
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = Parser().parsestr(archive.read(name).decode())
+    pins = []
+    for line in metadata.get_all("Requires-Dist") or []:
+        requirement = Requirement(line)
+        if requirement.marker is not None and "extra" in str(requirement.marker):
+            continue
+        (lowest,) = [s.version for s in requirement.specifier if s.operator == ">="]
+        pins.append(f"{requirement.name}=={lowest}")
+    return pins
+
+
 def venv(tmp_path_factory: pytest.TempPathFactory, *, extras: str = "") -> Path:
     """A fresh venv with this tree's wheel installed (``extras``: e.g. ``server``), made
-    once per run; its folder (``bin/mmserve``, ``bin/python``)."""
+    once per run; its folder (``bin/mmserve``, ``bin/python``). Without extras, at the
+    lower bounds of the wheel's dependencies (:func:`floors`)."""
 
     def make(folder: Path) -> None:
         wheel = built(tmp_path_factory).wheel
         target = folder / "venv"
         _run([str(BIN / "uv"), "venv", "-q", "--python", sys.executable, str(target)])
         requirement = f"{wheel}[{extras}]" if extras else str(wheel)
+        pinned = ROOT / "constraints.txt"
+        if not extras:
+            pinned = folder / "floors.txt"
+            pinned.write_text("\n".join(floors(wheel)) + "\n", encoding="utf-8")
         _run(
             [
                 str(BIN / "uv"),
@@ -110,7 +137,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory, *, extras: str = "") -> Path:
                 "--python",
                 str(target / "bin" / "python"),
                 "--constraint",
-                str(ROOT / "constraints.txt"),
+                str(pinned),
                 *_find_links(),
                 requirement,
             ]

@@ -1,5 +1,6 @@
 """mmserve as users install it (tests/wheel_site.py): the built sdist and wheel, the thin
-client (`pip install mmserve`, no extras) used against the served app, and the server extra
+client (`pip install mmserve`, no extras, at the lower bounds of its dependencies) used
+against the served app, and the server extra
 (`pip install "mmserve[server]"`) running the shipped tiny profile from an empty directory.
 The served app itself (shared_app.py) runs from that server install."""
 
@@ -14,12 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.version import Version
 from serve_support import ROOT
 from shared_app import KEY, TinyApp
 
 from mmserve.client.requests import API_KEY_ENV
 from plugin_site import installed
-from wheel_site import built, installed_names, venv
+from wheel_site import built, floors, installed_names, venv
 
 pytestmark = pytest.mark.serve
 
@@ -92,7 +94,24 @@ def test_the_wheel_carries_the_page_the_profiles_and_ranges_not_pins(
     assert not names_needed & SERVER_ONLY
 
 
-def test_the_thin_install_has_the_client_and_no_server_packages(thin: Path) -> None:
+def test_the_thin_install_has_the_client_and_no_server_packages(
+    thin: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # the thin venv holds the lower bounds of the package's dependencies (wheel_site.floors):
+    # every test using it checks them
+    pins = dict(pin.split("==") for pin in floors(built(tmp_path_factory).wheel))
+    versions = _run(
+        [
+            thin / "bin" / "python",
+            "-c",
+            "import json, sys, importlib.metadata as m; "
+            "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))",
+            *pins,
+        ]
+    )
+    assert versions.returncode == 0, versions.stderr
+    found = json.loads(versions.stdout)
+    assert {n: Version(v) for n, v in found.items()} == {n: Version(v) for n, v in pins.items()}
     installed = installed_names(thin)
     assert "mmserve" in installed
     assert not installed & SERVER_ONLY, sorted(installed & SERVER_ONLY)
