@@ -154,16 +154,14 @@ def serving(
     ready_log: list[httpx.Response] | None = None,
     on_not_ready: Callable[[], None] | None = None,
     ready_timeout_s: float = 420,
-    mmserve: Path | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`mmserve serve` on ``config_path`` as a child process, ready; then SIGTERM, and SIGKILL
     of its process group if it has not stopped within 90 s. Yields the process and its URL.
     ``ready_log``, ``on_not_ready``: see :func:`wait_ready`; ``ready_timeout_s``: how long it
-    may take to start; ``mmserve``: the command (default: this venv's)."""
-    command = [str(mmserve), "serve"] if mmserve is not None else MMSERVE_SERVE
+    may take to start."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [*command, "--config", str(config_path), "--port", str(port)],
+            [*MMSERVE_SERVE, "--config", str(config_path), "--port", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -1,8 +1,6 @@
 """One `mmserve serve` of the full tiny profile with an API key, shared by the serve modules
 that fit it (`mmserve serve` as a user runs it, the workflow language, the client, MCP and
-web page modules): one app start instead of one per module. It runs as users install it:
-the `mmserve` of a fresh venv with this tree's wheel and its ``server`` extra
-(tests/wheel_site.py), so every module using it tests the built wheel.
+web page modules): one app start instead of one per module.
 
 The app is started by the first module that asks for it (the ``keyed_tiny_app`` fixture of
 tests/serve/conftest.py) and stopped after the last module of the run that uses it; the
@@ -40,7 +38,6 @@ from mmserve.client.requests import API_KEY_ENV
 from mmserve.config import AppConfig
 from mmserve.local.mode import LocalApp
 from plugin_site import installed
-from wheel_site import venv
 
 #: The fixture's name (the conftest groups the modules whose tests use it).
 FIXTURE = "keyed_tiny_app"
@@ -210,12 +207,11 @@ class SharedApp(SharedByModules[TinyApp]):
     def acquire(self, tmp_path_factory: pytest.TempPathFactory) -> TinyApp:
         def start() -> TinyApp:
             site = installed(ROLE_PLUGIN, tmp_path_factory)
-            mmserve = venv(tmp_path_factory, extras="server") / "bin" / "mmserve"
-            return self._start(tmp_path_factory.mktemp("tiny-app"), site, mmserve)
+            return self._start(tmp_path_factory.mktemp("tiny-app"), site)
 
         return self._acquire(start)
 
-    def _start(self, folder: Path, site: Path, mmserve: Path) -> TinyApp:
+    def _start(self, folder: Path, site: Path) -> TinyApp:
         config_path = write_config(folder, tiny_app_config(folder))
         write_config(folder, tiny_app_config(folder, role_plugin=False), name="local.yaml")
         env = {**os.environ, API_KEY_ENV: KEY, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(site)}
@@ -229,7 +225,6 @@ class SharedApp(SharedByModules[TinyApp]):
                 ready_log=ready_log,
                 on_not_ready=(folder / GATE).touch,
                 ready_timeout_s=900,
-                mmserve=mmserve,
             )
         )
         return TinyApp(url, folder, process, ready_log, site)

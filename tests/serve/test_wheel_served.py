@@ -1,8 +1,8 @@
 """mmserve as users install it (tests/wheel_site.py): the built sdist and wheel, the thin
 client (`pip install mmserve`, no extras, at the lower bounds of its dependencies) used
 against the served app, and the server extra
-(`pip install "mmserve[server]"`) running the shipped tiny profile from an empty directory.
-The served app itself (shared_app.py) runs from that server install."""
+(`pip install "mmserve[server]"`) building the shipped tiny profile's app from an empty
+directory. The served app (shared_app.py) runs from the repository's full install."""
 
 from __future__ import annotations
 
@@ -203,25 +203,35 @@ def test_server_commands_on_the_thin_install_name_the_extra(
     assert EXTRA_LINE in lines[0] and f"`mmserve {command[0]}" in lines[0]
 
 
-def test_the_server_install_runs_the_tiny_profile_from_an_empty_directory(
+def test_the_server_install_builds_the_tiny_profile_from_an_empty_directory(
     server: Path, tmp_path: Path
 ) -> None:
     empty, home = tmp_path / "empty", tmp_path / "home"
     empty.mkdir()
     home.mkdir()
     env = {"HOME": str(home)}  # the profile's store is ~/.mmserve/tiny
-    built_config = _run([server / "bin" / "mmserve", "build", "--profile", "tiny"], cwd=empty)
+    built_config = _run(
+        [server / "bin" / "mmserve", "build", "--profile", "tiny"], cwd=empty, env=env
+    )
     assert built_config.returncode == 0, built_config.stderr
     application = yaml.safe_load(built_config.stdout)["applications"][0]
     assert application["args"] == {"profile": "tiny"}  # found in the package on every node
-    assert "captioner" in {d["name"] for d in application["deployments"]}
+    deployments = {d["name"] for d in application["deployments"]}
+    assert {"ingress", "store", "captioner", "vqa", "llm"} <= deployments
 
-    caption = ["run", "caption", "--profile", "tiny", "-i", f"image=@{IMAGE}"]
-    ran = _run(
-        [server / "bin" / "mmserve", *caption],
-        cwd=empty,
-        env=env,
+    # the profile, its workflows and agents come from the installed package; its store
+    # from the home folder: nothing of the working directory
+    where = (
+        "import json; from mmserve.config import AppConfig, profile_path; "
+        "c = AppConfig.load(profile_path('tiny')); "
+        "print(json.dumps([str(profile_path('tiny')), [str(p) for p in c.workflow_paths()], "
+        "c.store_location()]))"
     )
-    assert ran.returncode == 0, ran.stderr
-    assert json.loads(ran.stdout)["outputs"]["caption"]
+    found = _run([server / "bin" / "python", "-c", where], cwd=empty, env=env)
+    assert found.returncode == 0, found.stderr
+    profile, workflows, store = json.loads(found.stdout)
+    package = next((server / "lib").glob("python3*/site-packages/mmserve"))
+    assert Path(profile) == package / "profiles" / "tiny.yaml"
+    assert [Path(w) for w in workflows] == [package / "profiles" / "workflows"]
+    assert Path(store) == home / ".mmserve" / "tiny"
     assert list(empty.iterdir()) == []  # nothing written where it ran
