@@ -1,5 +1,6 @@
-"""`mmserve index add|list|search|drop --url`, run as a user runs it (the `mmserve` command in
-a subprocess) against the API (fake models, memory store) behind a real HTTP server: the
+"""`mmserve index add|list|search|drop --url`, run as a user runs it (the CLI's own app, in
+this process as tests/cli_support.py runs it; in a process without the server packages for
+the thin-install case) against the API (fake models, memory store) behind a real HTTP server: the
 local form's lines and JSON, the same ids and metadata as a local ingest of the same folder,
 a re-run adding only what is missing, one clear line for every mistake, and nothing of the
 ``server`` extra imported."""
@@ -21,11 +22,11 @@ import pytest
 import yaml
 from api_support import KEY, ROOT, build_api, serving
 
+from cli_support import mmserve as run_cli
 from mmserve import Client
 
 pytestmark = pytest.mark.unit
 
-MMSERVE = str(Path(sys.executable).with_name("mmserve"))
 KEY_ENV = "MMSERVE_UNIT_INDEX_KEY"
 IMAGES = ROOT / "examples" / "images"
 #: Runs the `mmserve` command with the packages of the ``server`` extra (and FastAPI, which
@@ -56,10 +57,15 @@ def url() -> Iterator[str]:
 def mmserve(
     *args: str, key: str | None = KEY, thin: bool = False, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
+    """`mmserve ARGS` with the key (or none) in ``$MMSERVE_API_KEY``: in this process
+    (tests/cli_support.py), or with ``thin`` in a process of its own without the server
+    packages."""
+    if not thin:
+        return run_cli(*args, cwd=cwd, env={"MMSERVE_API_KEY": key, "MMSERVE_CONFIG": None})
     env = {k: v for k, v in os.environ.items() if k not in ("MMSERVE_API_KEY", "MMSERVE_CONFIG")}
     if key is not None:
         env["MMSERVE_API_KEY"] = key
-    command = [sys.executable, "-c", THIN, *args] if thin else [MMSERVE, *args]
+    command = [sys.executable, "-c", THIN, *args]
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
