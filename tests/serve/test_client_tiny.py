@@ -12,7 +12,6 @@ import asyncio
 import base64
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from serve_support import ROOT, assert_close, free_port
+from serve_support import ROOT, assert_close
 from shared_app import EXTRA_WORKFLOWS, KEY, TinyApp, fill_collections
 
 from mmserve.client.clients import AsyncClient, Client, RunResult
@@ -295,12 +294,11 @@ def _one_line(done: subprocess.CompletedProcess[str], code: int = 1) -> str:
     return line
 
 
-def test_mmserve_index_url_adds_once_lists_searches_browses_and_drops(
-    server: str, thin: Path
-) -> None:
+def test_mmserve_index_url_adds_once_searches_and_drops(server: str, thin: Path) -> None:
     """`mmserve index ... --url` from the thin install indexes a folder into the served app
     as the local form would (its lines, its ids: content hashes, metadata: the file's path as
-    given), and drops it."""
+    given), and drops it. Its other output and its mistakes: tests/unit/cli/test_index_remote.py
+    (the same code against the API in process)."""
     added = _index(thin, server, "add", "cli_indexed", "examples/images", "--batch-size", "3")
     assert added.returncode == 0, added.stderr
     assert added.stdout == "cli_indexed: 4 added, 0 already present, 0 skipped; 4 items in total\n"
@@ -316,51 +314,14 @@ def test_mmserve_index_url_adds_once_lists_searches_browses_and_drops(
         "count": 4,
     }
 
-    listed = _index(thin, server, "list")
-    assert listed.returncode == 0, listed.stderr
-    [line] = [line for line in listed.stdout.splitlines() if line.startswith("cli_indexed ")]
-    assert re.fullmatch(r"cli_indexed  image  4 items  space=clip:\S+:\d+", line), line
-    shown = json.loads(_index(thin, server, "list", "--json").stdout)["collections"]
-    [info] = [c for c in shown if c["name"] == "cli_indexed"]
-    assert list(info) == ["name", "space", "modality", "count"] and info["count"] == 4
-
-    with Client(server, api_key=KEY) as client:
-        page = client.collections.items("cli_indexed")
-        ids = {i["metadata"]["source"]: i["id"] for i in page["items"]}
-        stored = client.collections.image("cli_indexed", ids["examples/images/red_circle.png"])
-    assert sorted(ids) == [f"examples/images/{p.name}" for p in sorted(IMAGES.glob("*.png"))]
-    with Image.open(IMAGES / "red_circle.png") as original:
-        assert stored.tobytes() == original.tobytes()
-
     red = "@examples/images/red_circle.png"
     by_image = _index(thin, server, "search", "cli_indexed", "--image", red, "-k", "2", "--json")
     assert by_image.returncode == 0, by_image.stderr
     top, second = json.loads(by_image.stdout)["matches"]
-    assert top["id"] == ids["examples/images/red_circle.png"] and top["score"] > 0.99
+    assert top["score"] > 0.99 and second["score"] <= top["score"]
     assert top["payload"]["metadata"] == {"source": "examples/images/red_circle.png"}
-    assert second["score"] <= top["score"]
-    by_text = _index(thin, server, "search", "cli_indexed", "--text", "a red circle", "-k", "4")
-    assert by_text.returncode == 0, by_text.stderr
-    ranked = by_text.stdout.splitlines()
-    assert len(ranked) == 4 and ranked[0].startswith("  1. ")
-    assert {line.rsplit("  ", 1)[1] for line in ranked} == set(ids)
 
     dropped = _index(thin, server, "drop", "cli_indexed")
     assert (dropped.returncode, dropped.stdout) == (0, "dropped cli_indexed (4 items)\n")
-    listed = _index(thin, server, "list")
-    assert "cli_indexed " not in listed.stdout
-
-
-def test_mmserve_index_url_mistakes_are_one_line(server: str, thin: Path) -> None:
-    missing = _one_line(_index(thin, server, "search", "no_such_collection", "--text", "x"))
-    assert "unknown collection 'no_such_collection'" in missing and "404" in missing
-    nowhere = _one_line(_index(thin, server, "add", "cli_indexed", "examples/no_such_folder"))
-    assert nowhere == "error: no such file or folder: 'examples/no_such_folder'"
-    unreachable = _one_line(
-        _index(thin, f"http://127.0.0.1:{free_port()}", "add", "x", "examples/images")
-    )
-    assert unreachable.startswith("error: cannot reach mmserve at http://127.0.0.1:")
-    denied = _one_line(_index(thin, server, "list", key=None))
-    assert "API key" in denied
-    gone = _one_line(_index(thin, server, "drop", "no_such_collection"))
-    assert "unknown collection 'no_such_collection'" in gone and "404" in gone
+    gone = _one_line(_index(thin, server, "drop", "cli_indexed"))
+    assert "unknown collection 'cli_indexed'" in gone and "404" in gone
