@@ -270,58 +270,22 @@ def test_browse_a_collection_page_by_page_and_its_images_sync_and_async(server: 
     assert no_item.value.code == "item_not_found"
 
 
-@pytest.fixture(scope="module")
-def thin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The `mmserve` of `pip install mmserve` (no extras: tests/wheel_site.py)."""
-    return venv(tmp_path_factory) / "bin" / "mmserve"
-
-
-def _index(
-    mmserve: Path, server: str | None, *args: str, key: str | None = KEY
-) -> subprocess.CompletedProcess[str]:
-    """`mmserve index ARGS --url SERVER` as a user types it, in the repository root."""
-    env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
-    if key is not None:
-        env[API_KEY_ENV] = key
-    url = [] if server is None else ["--url", server]
-    command = [mmserve, "index", *args, *url]
-    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-
-
-def _one_line(done: subprocess.CompletedProcess[str], code: int = 1) -> str:
-    assert done.returncode == code and not done.stdout, (done.stdout, done.stderr)
-    [line] = done.stderr.strip().splitlines()
-    return line
-
-
-def test_mmserve_index_url_adds_once_searches_and_drops(server: str, thin: Path) -> None:
-    """`mmserve index ... --url` from the thin install indexes a folder into the served app
-    as the local form would (its lines, its ids: content hashes, metadata: the file's path as
-    given), and drops it. Its other output and its mistakes: tests/unit/cli/test_index_remote.py
-    (the same code against the API in process)."""
-    added = _index(thin, server, "add", "cli_indexed", "examples/images", "--batch-size", "3")
-    assert added.returncode == 0, added.stderr
-    assert added.stdout == "cli_indexed: 4 added, 0 already present, 0 skipped; 4 items in total\n"
-    assert "indexing into cli_indexed: 100%" in added.stderr and "4/4" in added.stderr
-    again = _index(thin, server, "add", "cli_indexed", "examples/images", "--json")
-    assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout) == {
-        "collection": "cli_indexed",
-        "planned": 4,
-        "inserted": 0,
-        "already_present": 4,
-        "skipped": [],
-        "count": 4,
-    }
-
-    red = "@examples/images/red_circle.png"
-    by_image = _index(thin, server, "search", "cli_indexed", "--image", red, "-k", "2", "--json")
-    assert by_image.returncode == 0, by_image.stderr
-    top, second = json.loads(by_image.stdout)["matches"]
-    assert top["score"] > 0.99 and second["score"] <= top["score"]
-    assert top["payload"]["metadata"] == {"source": "examples/images/red_circle.png"}
-
-    dropped = _index(thin, server, "drop", "cli_indexed")
-    assert (dropped.returncode, dropped.stdout) == (0, "dropped cli_indexed (4 items)\n")
-    gone = _one_line(_index(thin, server, "drop", "cli_indexed"))
-    assert "unknown collection 'cli_indexed'" in gone and "404" in gone
+def test_the_thin_install_chats_with_a_served_agent(
+    server: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`mmserve chat --url` of `pip install mmserve` (no extras, at its dependencies' lower
+    bounds: tests/wheel_site.py); its client, `run --url` and `index --url`:
+    test_thin_client_served.py."""
+    thin = venv(tmp_path_factory) / "bin" / "mmserve"
+    image = IMAGES / "red_circle.png"
+    done = subprocess.run(
+        [str(thin), "chat", "assistant", "--url", server, "--image", str(image)],
+        input="caption image_1\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, API_KEY_ENV: KEY},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("caption: ")  # the agent called the caption workflow
