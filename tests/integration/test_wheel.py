@@ -3,8 +3,8 @@ ranges rather than pins in its metadata), the thin client (`pip install mmserve`
 at the lower bounds of its dependencies) with none of the server packages, the one line its
 server-side commands print, a step plugin on it, and the server extra
 (`pip install "mmserve[server]"`) building the shipped tiny profile's app from an empty
-directory. The thin install against served apps: tests/serve/test_thin_client_served.py,
-test_client_tiny.py (chat) and test_mcp_served.py."""
+directory. The thin install against a served app: tests/serve/test_thin_client_served.py;
+its `chat --url` and `mcp --url`: tests/unit/cli/test_chat.py and test_mcp.py."""
 
 from __future__ import annotations
 

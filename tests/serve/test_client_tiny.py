@@ -26,7 +26,6 @@ from mmserve.client.clients import AsyncClient, Client, RunResult
 from mmserve.client.errors import ApiAuthError, ApiInputError, ApiNotFoundError, ApiTimeoutError
 from mmserve.client.requests import API_KEY_ENV
 from mmserve.workflow import StepFinished, StepStarted
-from wheel_site import venv
 
 pytestmark = pytest.mark.serve
 
@@ -268,24 +267,3 @@ def test_browse_a_collection_page_by_page_and_its_images_sync_and_async(server: 
         assert blue.tobytes() == original.tobytes()
     assert no_collection.value.code == "collection_not_found" and no_collection.value.request_id
     assert no_item.value.code == "item_not_found"
-
-
-def test_the_thin_install_chats_with_a_served_agent(
-    server: str, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    """`mmserve chat --url` of `pip install mmserve` (no extras, at its dependencies' lower
-    bounds: tests/wheel_site.py); its client, `run --url` and `index --url`:
-    test_thin_client_served.py."""
-    thin = venv(tmp_path_factory) / "bin" / "mmserve"
-    image = IMAGES / "red_circle.png"
-    done = subprocess.run(
-        [str(thin), "chat", "assistant", "--url", server, "--image", str(image)],
-        input="caption image_1\n",
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, API_KEY_ENV: KEY},
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("caption: ")  # the agent called the caption workflow

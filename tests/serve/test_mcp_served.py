@@ -1,7 +1,7 @@
 """``/mcp`` of the served app of ``deployments/tiny.yaml`` (what `mmserve serve` runs, with an
 API key; the app the client, MCP and web page modules share, shared_app.py), spoken to by the
 official MCP client: over streamable HTTP, and through `mmserve mcp` (the stdio bridge) as a
-desktop client starts it, from the thin install (`pip install mmserve`, tests/wheel_site.py)."""
+desktop client starts it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import asyncio
 import base64
 import io
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,10 @@ from PIL import Image
 from serve_support import ROOT
 from shared_app import EXTRA_WORKFLOWS, KEY, TinyApp
 
-from wheel_site import venv
-
 pytestmark = pytest.mark.serve
 
 RED_CIRCLE = base64.b64encode((ROOT / "examples" / "images" / "red_circle.png").read_bytes())
+MMSERVE = str(Path(sys.executable).with_name("mmserve"))
 
 Scenario = Callable[[Client], Awaitable[Any]]
 
@@ -110,12 +110,9 @@ def test_mcp_is_refused_without_the_key(url: str) -> None:
         assert statuses and set(statuses) == {401}
 
 
-def test_the_stdio_bridge_forwards_to_the_served_app(
-    url: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    thin = venv(tmp_path_factory) / "bin" / "mmserve"  # the client install: no server extra
+def test_the_stdio_bridge_forwards_to_the_served_app(url: str, tmp_path: Path) -> None:
     params = StdioServerParameters(
-        command=str(thin), args=["mcp", "--url", url], env={"MMSERVE_API_KEY": KEY}
+        command=MMSERVE, args=["mcp", "--url", url], env={"MMSERVE_API_KEY": KEY}
     )
 
     async def run() -> tuple[list[str], types.CallToolResult]:

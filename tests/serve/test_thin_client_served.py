@@ -3,7 +3,7 @@ dependencies: tests/wheel_site.py) against a served app (the shared app of the f
 shared_fake.py): its `Client`, `mmserve run --url`, and `mmserve index add|search|drop --url`
 as the local form prints them. The index commands' other output and mistakes:
 tests/unit/cli/test_index_remote.py; the thin install's `chat --url` and `mcp --url`:
-test_client_tiny.py and test_mcp_served.py."""
+tests/unit/cli/test_chat.py and test_mcp.py."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from api_support import KEY, ROOT, build_api, image_bytes, serving
 
 from mmserve.client.requests import API_KEY_ENV
 from mmserve.models.backends.fake_llm import LOOP_MARKER
+from wheel_site import venv
 
 pytestmark = pytest.mark.unit
 
@@ -23,10 +24,12 @@ ANSWER = 'caption: {"caption": "a red image"}; answer: {"answer": "red", "score"
 
 
 def chat(
-    *args: str, stdin: str, env: dict[str, str] | None = None
+    *args: str, stdin: str, env: dict[str, str] | None = None, mmserve: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """`mmserve chat ARGS` in a process of its own: this venv's, or the ``mmserve`` given."""
+    command = [str(mmserve)] if mmserve else [sys.executable, "-m", "mmserve"]
     return subprocess.run(
-        [sys.executable, "-m", "mmserve", "chat", *args],
+        [*command, "chat", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -84,12 +87,17 @@ def test_a_failed_turn_is_one_error_line_and_the_chat_goes_on(config: Path) -> N
 
 
 def test_a_chat_with_a_server_uses_its_agents_and_key(
-    red: Path, monkeypatch: pytest.MonkeyPatch
+    red: Path, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     monkeypatch.setenv("MMSERVE_UNIT_KEY", KEY)
+    # the conversation from the thin install (`pip install mmserve`, tests/wheel_site.py)
+    thin = venv(tmp_path_factory) / "bin" / "mmserve"
     with serving(build_api({"api_key_env": "MMSERVE_UNIT_KEY"})) as url:
         done = chat(
-            "assistant", "--url", url, "--image", str(red), stdin=f"{ASK}\n", env={API_KEY_ENV: KEY}
+            *("assistant", "--url", url, "--image", str(red)),
+            stdin=f"{ASK}\n",
+            env={API_KEY_ENV: KEY},
+            mmserve=thin,
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines() == [ANSWER]

@@ -1,5 +1,6 @@
 """``mmserve mcp``, run as a desktop MCP client runs it: a subprocess spoken to over stdio by
-the official MCP client, forwarding to an API (fake models) behind a real HTTP server."""
+the official MCP client, forwarding to an API (fake models) behind a real HTTP server; once
+from the thin install (`pip install mmserve`, tests/wheel_site.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import pytest
 from api_support import KEY, ROOT, b64, build_api, image_bytes, serving
 from mcp import Client, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
+
+from wheel_site import venv
 
 pytestmark = pytest.mark.unit
 
@@ -56,9 +59,13 @@ def _text(result: types.CallToolResult) -> str:
     return first.text
 
 
-def test_the_bridge_lists_and_calls_the_servers_tools(live_url: str, tmp_path: Path) -> None:
+def test_the_bridge_lists_and_calls_the_servers_tools(
+    live_url: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # the bridge as `pip install mmserve` installs it: no server extra (tests/wheel_site.py)
+    thin = venv(tmp_path_factory) / "bin" / "mmserve"
     params = StdioServerParameters(
-        command=MMSERVE, args=["mcp", "--url", live_url], env={"MMSERVE_API_KEY": KEY}
+        command=str(thin), args=["mcp", "--url", live_url], env={"MMSERVE_API_KEY": KEY}
     )
 
     async def scenario(client: Client) -> tuple[list[str], Any, Any]:
