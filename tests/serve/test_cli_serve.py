@@ -102,7 +102,7 @@ def test_real_models_without_network_fail_fast_pointing_at_the_tiny_profile(
         timeout=60,  # a hang fails the test instead of blocking it
     )
     assert done.returncode == 1
-    assert "deployments/tiny.yaml" in done.stderr
+    assert "--profile tiny" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -54,7 +54,7 @@ def build_app(config: AppConfig | str | Path) -> Application:
     if not app_config.models:
         raise ConfigError(
             "the config defines no models, so there is nothing to serve",
-            hint="add models under 'models:' (see deployments/tiny.yaml)",
+            hint="add models under 'models:' (see the tiny profile: deployments/tiny.yaml)",
         )
     handles: dict[str, Application] = {}
     served_by: dict[str, list[str]] = {}

@@ -74,7 +74,7 @@ def test_hub_id_offline_and_not_cached_fails_without_trying_the_network(
     with pytest.raises(ModelLoadError) as caught:
         resolve_source("nobody-xyz/not-a-model")
     assert "HF_HUB_OFFLINE is set" in caught.value.message
-    assert caught.value.hint is not None and "--config deployments/tiny.yaml" in caught.value.hint
+    assert caught.value.hint is not None and "--profile tiny" in caught.value.hint
 
 
 def test_hub_id_with_the_hub_unreachable_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -82,7 +82,7 @@ SOURCE_SCHEMES: dict[str, SourceScheme] = {
 }
 SCHEMES = tuple(SOURCE_SCHEMES)
 OFFLINE_HINT = (
-    "to run without network use the offline tiny models (`--config deployments/tiny.yaml`), "
+    "to run without network use the offline tiny models (`--profile tiny`), "
     "a local folder, or a model already in the Hugging Face cache (HF_HUB_OFFLINE=1)"
 )
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
