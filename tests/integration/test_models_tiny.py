@@ -84,7 +84,7 @@ def test_unknown_hub_id_fails_fast_with_an_offline_hint(monkeypatch: pytest.Monk
     with pytest.raises(ModelLoadError) as caught:
         load_backend("clip", ModelSpec(source="nobody-xyz/not-a-model"))
     assert "nobody-xyz/not-a-model" in caught.value.message
-    assert caught.value.hint is not None and "deployments/tiny.yaml" in caught.value.hint
+    assert caught.value.hint is not None and "--profile tiny" in caught.value.hint
 
 
 def test_a_folder_that_is_not_a_model_fails_clearly(tmp_path: Path) -> None:
