@@ -15,9 +15,10 @@ Three kinds of failure, three rules (:class:`RetryPolicy` sets the numbers):
   the server's listing says so (``repeatable``: none of its steps declares side effects).
   Otherwise :class:`~mmserve.client.errors.RequestInterruptedError` says the run was not repeated
   and why;
-* **mmserve's own 503 to a collection write** (the store replica or the embedding model
+* **mmserve's own 503 to an add to a collection** (the store replica or the embedding model
   restarting, or overloaded): sent again within ``budget_s``, after at least its
-  Retry-After, since an upsert by id applied twice is applied once.
+  Retry-After, since an upsert by id applied twice is applied once (a drop is not sent
+  again: :func:`_repeatable_collection_write`).
 
 A timeout waiting for the answer (``timeout=``) is never repeated: the work may be running;
 it raises :class:`~mmserve.client.errors.ClientTimeoutError` (an ``ApiTimeoutError``).
@@ -45,6 +46,9 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 #: Sent, and cut before the answer came: repeat only where that is safe.
 _CUT = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError, httpx.WriteTimeout)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: In a collection's path (``/v1/collections/NAME...``, after the base URL's own path if it
+#: has one): what its writes may repeat is :func:`_repeatable_collection_write`.
+_COLLECTION = re.compile(r"/v1/collections/")
 _RUN = re.compile(r"^/v1/workflows/([^/]+)/run$")
 
 
@@ -104,12 +108,10 @@ def is_app_error(response: httpx.Response) -> bool:
 def repeat_blocker(method: str, path: str, listing: Mapping[str, Mapping[str, Any]]) -> str | None:
     """Why a request cut mid-way must not be sent again, or None when that is safe.
     ``listing``: the server's workflows by name (``GET /v1/workflows``)."""
-    if method.upper() in _SAFE_METHODS:
+    if method.upper() in _SAFE_METHODS or _repeatable_collection_write(method, path):
         return None
-    if path.startswith("/v1/collections"):
-        if method.upper() == "DELETE":
-            return "a dropped collection cannot be dropped again"
-        return None
+    if _COLLECTION.search(path):
+        return "a dropped collection cannot be dropped again"
     match = _RUN.match(path)
     if match is None:
         return f"{method} {path} is not known to be safe to repeat"
@@ -123,14 +125,21 @@ def repeat_blocker(method: str, path: str, listing: Mapping[str, Mapping[str, An
     return f"workflow {name!r} has steps with side effects ({steps})"
 
 
+def _repeatable_collection_write(method: str, path: str) -> bool:
+    """A write to a collection that may be sent twice: an add (items are upserted by id,
+    content hashes by default, so sending it again never adds an item twice), not a drop (a
+    drop that went through would come back as a 404)."""
+    upper = method.upper()
+    return bool(_COLLECTION.search(path)) and upper not in _SAFE_METHODS and upper != "DELETE"
+
+
 def _idempotent_write_refused(response: httpx.Response) -> bool:
-    """mmserve's own 503 (with Retry-After) to a collection write: items are upserted by id
-    (content hashes by default), so sending the write again never adds an item twice."""
+    """mmserve's own 503 (with Retry-After) to a collection write that may be sent twice."""
+    request = response.request
     return (
         response.status_code == 503
         and "retry-after" in response.headers
-        and "/v1/collections/" in response.request.url.path
-        and response.request.method not in _SAFE_METHODS
+        and _repeatable_collection_write(request.method, request.url.path)
         and is_app_error(response)
     )
 

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
 from mmserve import AsyncClient, Client, RetryPolicy
@@ -27,7 +28,7 @@ from mmserve.client.errors import (
     RequestInterruptedError,
     ServerUnreachableError,
 )
-from mmserve.client.retry import repeat_blocker
+from mmserve.client.retry import Attempts, repeat_blocker
 
 pytestmark = pytest.mark.unit
 
@@ -337,3 +338,18 @@ def test_collection_calls_cut_mid_way_are_repeated_unless_a_drop(
 ) -> None:
     blocker = repeat_blocker(method, path, {})
     assert (blocker is None) == safe, blocker
+
+
+@pytest.mark.parametrize(("method", "sent_again"), [("POST", True), ("DELETE", False)])
+def test_mmservers_own_503_to_a_collection_write_is_sent_again_unless_a_drop(
+    method: str, sent_again: bool
+) -> None:
+    path = "/v1/collections/x/items" if method == "POST" else "/v1/collections/x"
+    refused = httpx.Response(
+        503,
+        headers={"retry-after": "0"},
+        json={"error": {"code": "model_unavailable", "message": "restarting"}},
+        request=httpx.Request(method, f"http://mmserve.test{path}"),
+    )
+    attempts = Attempts(RetryPolicy(budget_s=5), "http://mmserve.test", None, 1.0)
+    assert (attempts.after_answer(refused) is not None) == sent_again
