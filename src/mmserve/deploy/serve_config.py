@@ -28,10 +28,18 @@ RAY_VERSION = "2.60.0"
 DEFAULT_IMAGE = f"mmserve:{__version__}"
 
 
+def builder_args(config_path: str | None, profile: str | None) -> dict[str, str]:
+    """The app builder's args (:func:`mmserve.serve.app.app_builder`): where each node finds
+    the app config, a file at ``config_path`` or a shipped ``profile``; exactly one."""
+    if (config_path is None) == (profile is None):
+        raise ValueError("give exactly one of config_path and profile")
+    return {"profile": profile} if profile is not None else {"config": str(config_path)}
+
+
 def serve_config(
     config: AppConfig,
     *,
-    config_path: str = "",
+    config_path: str | None = None,
     profile: str | None = None,
     host: str | None = None,
     port: int | None = None,
@@ -50,7 +58,7 @@ def serve_config(
                 "name": APP_NAME,
                 "route_prefix": "/",
                 "import_path": IMPORT_PATH,
-                "args": {"profile": profile} if profile else {"config": config_path},
+                "args": builder_args(config_path, profile),
                 "deployments": all_deployment_options(config),
             }
         ],
@@ -113,7 +121,7 @@ def _container(
 def rayservice_manifest(
     config: AppConfig,
     *,
-    config_path: str = "",
+    config_path: str | None = None,
     profile: str | None = None,
     image: str = DEFAULT_IMAGE,
     name: str = "mmserve",
@@ -180,6 +188,7 @@ __all__ = [
     "DEFAULT_IMAGE",
     "IMPORT_PATH",
     "RAY_VERSION",
+    "builder_args",
     "dump_yaml",
     "rayservice_manifest",
     "ready_probe",

@@ -94,8 +94,7 @@ def app_builder(args: dict[str, Any]) -> Application:
 
     Without either, the path comes from ``$MMSERVE_CONFIG``.
     """
-    unknown = sorted(set(args) - {"config", "profile"})
-    if unknown or len(args) > 1:
+    if len(args) > 1 or not set(args) <= {"config", "profile"}:
         raise ConfigError(
             f"application args {sorted(args)}: give one of 'config' or 'profile'",
             hint="set args: {config: path/to/app-config.yaml} or {profile: cluster}",

@@ -57,3 +57,9 @@ def test_a_profile_is_found_in_the_installed_package_wherever_the_app_is_built()
 def test_bad_builder_args_are_config_errors(args: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         _target(IMPORT_PATH)(args)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("where", [{}, {"config_path": "/x.yaml", "profile": "tiny"}])
+def test_a_built_config_names_exactly_one_place_for_the_app_config(where: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="exactly one of config_path and profile"):
+        serve_config(AppConfig.from_dict({}), **where)
