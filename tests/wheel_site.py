@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from plugin_site import run_folder
 
@@ -98,20 +100,20 @@ def _find_links() -> list[str]:
     return [arg for link in links for arg in ("--find-links", link)]
 
 
-def floors(wheel: Path) -> list[str]:
-    """``name==lower bound`` for each dependency of ``wheel`` without extras (its
-    ``Requires-Dist`` lines without an ``extra`` marker)."""
+def floors(wheel: Path) -> dict[str, Version]:
+    """The lower bound of each dependency of ``wheel`` without extras (its ``Requires-Dist``
+    lines without an ``extra`` marker): normalised name -> version."""
     with zipfile.ZipFile(wheel) as archive:
         name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
         metadata = Parser().parsestr(archive.read(name).decode())
-    pins = []
+    lowest: dict[str, Version] = {}
     for line in metadata.get_all("Requires-Dist") or []:
         requirement = Requirement(line)
         if requirement.marker is not None and "extra" in str(requirement.marker):
             continue
-        (lowest,) = [s.version for s in requirement.specifier if s.operator == ">="]
-        pins.append(f"{requirement.name}=={lowest}")
-    return pins
+        (bound,) = [s.version for s in requirement.specifier if s.operator == ">="]
+        lowest[canonicalize_name(requirement.name)] = Version(bound)
+    return lowest
 
 
 def venv(tmp_path_factory: pytest.TempPathFactory, *, extras: str = "") -> Path:
@@ -127,7 +129,8 @@ def venv(tmp_path_factory: pytest.TempPathFactory, *, extras: str = "") -> Path:
         pinned = ROOT / "constraints.txt"
         if not extras:
             pinned = folder / "floors.txt"
-            pinned.write_text("\n".join(floors(wheel)) + "\n", encoding="utf-8")
+            pins = [f"{name}=={version}" for name, version in floors(wheel).items()]
+            pinned.write_text("\n".join(pins) + "\n", encoding="utf-8")
         _run(
             [
                 str(BIN / "uv"),
@@ -146,15 +149,16 @@ def venv(tmp_path_factory: pytest.TempPathFactory, *, extras: str = "") -> Path:
     return _once(f"venv-{extras or 'thin'}", tmp_path_factory, make) / "venv"
 
 
-def installed_names(venv_folder: Path) -> set[str]:
-    """The distributions installed in ``venv_folder``, by normalised name."""
+def installed_versions(venv_folder: Path) -> dict[str, Version]:
+    """The distributions installed in ``venv_folder``: normalised name -> version."""
     listing = subprocess.run(
         [str(BIN / "uv"), "pip", "list", "--python", str(venv_folder / "bin" / "python")],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.splitlines()[2:]  # after the header and its rule
-    return {line.split()[0].lower().replace("_", "-") for line in listing if line.strip()}
+    rows = [line.split()[:2] for line in listing if line.strip()]
+    return {canonicalize_name(name): Version(version) for name, version in rows}
 
 
 def _run(command: list[str]) -> None:

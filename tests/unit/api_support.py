@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -80,6 +81,19 @@ def image_bytes(mode: str = "RGB", size: tuple[int, int] = (16, 16), fmt: str = 
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+@contextmanager
+def serving_with_key(key_env: str) -> Iterator[str]:
+    """The API asking for :data:`KEY` (read from ``$key_env`` when it is built, and set only
+    for that), behind a real HTTP server (:func:`serving`); its URL."""
+    os.environ[key_env] = KEY
+    try:
+        app = build_api({"api_key_env": key_env})
+    finally:
+        os.environ.pop(key_env)
+    with serving(app) as url:
+        yield url
 
 
 @contextmanager

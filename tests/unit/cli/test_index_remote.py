@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from api_support import KEY, ROOT, build_api, serving
+from api_support import KEY, ROOT, serving_with_key
 
 from cli_support import mmserve as run_cli
 from mmserve import Client
@@ -45,12 +45,7 @@ main()
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
     """The API with an API key, behind uvicorn in a thread on a free port."""
-    os.environ[KEY_ENV] = KEY
-    try:
-        app = build_api({"api_key_env": KEY_ENV})
-    finally:
-        os.environ.pop(KEY_ENV)
-    with serving(app) as live:
+    with serving_with_key(KEY_ENV) as live:
         yield live
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_support import KEY, ROOT, b64, build_api, image_bytes, serving
+from api_support import KEY, ROOT, b64, image_bytes, serving_with_key
 from mcp import Client, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 
@@ -30,12 +30,7 @@ KEY_ENV = "MMSERVE_UNIT_MCP_KEY"
 @pytest.fixture(scope="module")
 def live_url() -> Iterator[str]:
     """The API with an API key, behind uvicorn in a thread on a free port."""
-    os.environ[KEY_ENV] = KEY
-    try:
-        app = build_api({"api_key_env": KEY_ENV})
-    finally:
-        os.environ.pop(KEY_ENV)
-    with serving(app) as url:
+    with serving_with_key(KEY_ENV) as url:
         yield url
 
 
