@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = Path(item.fspath).resolve().relative_to(_ROOT).parts
         if parts and parts[0] in _TIERS:
             item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis for this test session (per xdist worker): started by the first test
+    asking, stopped at the end (tests/redis_server.py). Tests use keys of their own."""
+    from redis_server import redis_server
+
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url

@@ -299,6 +299,73 @@ class ServerConfig(_Strict):
     )
 
 
+class JobsConfig(_Strict):
+    """Asynchronous runs (``POST /v1/workflows/{name}/jobs``): docs/jobs.md."""
+
+    enabled: bool = Field(
+        default=True, description="Serve the job API and run a job worker deployment."
+    )
+    broker: str = Field(
+        default="sqlite",
+        description="'sqlite': the embedded broker and job store, files in 'path' (one "
+        "machine); or a Redis URL (redis://host:6379/0), for a cluster.",
+    )
+    queue: str = Field(
+        default="mmserve-jobs",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Name of the queue, and with Redis the prefix of the job store's keys: "
+        "apps sharing one Redis need names of their own.",
+    )
+    path: str | None = Field(
+        default=None,
+        description="Folder of the jobs' files (inputs, outputs) and, with the sqlite broker, "
+        "its database files. Default: beside the store, '<store path>-jobs'. On a cluster it "
+        "must be a folder every node sees.",
+    )
+    retention_s: float = Field(
+        default=86_400.0, gt=0, description="Finished jobs are kept this long, then expire."
+    )
+    timeout_s: float = Field(
+        default=3_600.0, gt=0, description="Deadline of one job's run (the header may shorten it)."
+    )
+    replicas: int = Field(default=1, ge=1, description="Job worker replicas.")
+    autoscaling: AutoscalingConfig | None = Field(
+        default=None, description="Scale the job workers instead of 'replicas'."
+    )
+    max_concurrent_jobs: int = Field(
+        default=4, ge=1, description="Jobs one worker replica runs at once."
+    )
+    cpus: float = Field(default=0.1, ge=0, description="CPUs reserved per worker replica.")
+    lease_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A worker that has not shown it is alive for this long is taken for dead: "
+        "its jobs are queued again (or fail as 'interrupted').",
+    )
+    visibility_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Redis broker: a received message not acknowledged within this time is "
+        "delivered again (a job whose worker died comes back sooner, after lease_s).",
+    )
+    webhook_secret_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the secret that signs webhook calls.",
+    )
+    webhook_allow: list[str] = Field(
+        default_factory=list,
+        description="Hosts (or host:port) a job's webhook may call; none: webhooks refused.",
+    )
+
+    @model_validator(mode="after")
+    def _broker(self) -> Self:
+        if self.broker != "sqlite" and not self.broker.startswith(("redis://", "rediss://")):
+            raise ValueError(f"jobs.broker {self.broker!r}: expected 'sqlite' or a redis:// URL")
+        if self.replicas != 1 and self.autoscaling is not None:
+            raise ValueError("set either 'replicas' or 'autoscaling' for jobs, not both")
+        return self
+
+
 class AppConfig(_Strict):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     store: StoreConfig = Field(default_factory=StoreConfig)
@@ -315,6 +382,7 @@ class AppConfig(_Strict):
         "else none; `[]` loads none.",
     )
     server: ServerConfig = Field(default_factory=ServerConfig)
+    jobs: JobsConfig = Field(default_factory=JobsConfig)
     #: Folder the config file lives in; relative paths resolve against it.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
@@ -407,6 +475,19 @@ class AppConfig(_Strict):
             return self.store.path
         return str(self.resolve_path(self.store.path))
 
+    def jobs_location(self) -> Path:
+        """The jobs folder: ``jobs.path`` resolved, else ``<store path>-jobs`` beside the
+        store (a store at a URI needs ``jobs.path``)."""
+        if self.jobs.path is not None:
+            return self.resolve_path(self.jobs.path)
+        if "://" in self.store.path:
+            raise ConfigError(
+                f"the store is at {self.store.path!r}, so the jobs need a folder of their own",
+                hint="set jobs.path to a folder every node sees (or jobs.enabled: false)",
+            )
+        store = self.resolve_path(self.store.path)
+        return store.with_name(f"{store.name}-jobs")
+
     # -- loading ----------------------------------------------------------------------------
 
     @classmethod
@@ -485,6 +566,7 @@ __all__ = [
     "AppConfig",
     "AutoscalingConfig",
     "BatchConfig",
+    "JobsConfig",
     "LimitsConfig",
     "ModelConfig",
     "ServerConfig",

@@ -331,6 +331,50 @@ class StoreFeatureMissingError(StoreError):
     status = 501
 
 
+# --- jobs ----------------------------------------------------------------------------------
+
+
+class JobError(MmserveError):
+    """Base class for the job API's errors."""
+
+    code = "job_error"
+
+
+class JobNotFoundError(JobError):
+    """No job has this id (or it expired and was removed)."""
+
+    code = "job_not_found"
+    status = 404
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            f"no job {job_id[:64]!r}",
+            hint="`GET /v1/jobs` lists the jobs; finished jobs are removed after jobs.retention_s",
+        )
+        self.job_id = job_id
+
+
+class JobFinishedError(JobError):
+    """Cancelling a job that has already finished."""
+
+    code = "job_finished"
+    status = 409
+
+
+class JobsDisabledError(JobError):
+    """The server runs no job workers (``jobs.enabled: false``, or in process)."""
+
+    code = "not_implemented"
+    status = 501
+
+
+class WebhookNotAllowedError(JobError):
+    """A job's webhook names a host outside ``jobs.webhook_allow``, or is not a URL."""
+
+    code = "webhook_not_allowed"
+    status = 422
+
+
 # --- serving -------------------------------------------------------------------------------
 
 
@@ -390,6 +434,10 @@ __all__ = [
     "InputError",
     "InputTooLargeError",
     "ItemNotFoundError",
+    "JobError",
+    "JobFinishedError",
+    "JobNotFoundError",
+    "JobsDisabledError",
     "MmserveError",
     "ModelError",
     "ModelLoadError",
@@ -413,6 +461,7 @@ __all__ = [
     "StoreError",
     "StoreFeatureMissingError",
     "UnsupportedMediaTypeError",
+    "WebhookNotAllowedError",
     "WorkflowError",
     "WorkflowIssue",
     "WorkflowNotFoundError",

@@ -28,6 +28,7 @@ from mmserve.http.middleware.tracing import trace_requests
 from mmserve.http.routes.agents import agent_routes
 from mmserve.http.routes.collections import collection_routes
 from mmserve.http.routes.items import item_routes
+from mmserve.http.routes.jobs import job_routes
 from mmserve.http.routes.openai import openai_routes
 from mmserve.http.routes.web import web_routes
 from mmserve.http.run_request import (
@@ -216,6 +217,7 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
     app.include_router(collection_routes(runtime, ERROR_RESPONSES))
     app.include_router(item_routes(runtime, ERROR_RESPONSES))
     app.include_router(agent_routes(runtime, ERROR_RESPONSES))
+    app.include_router(job_routes(runtime, ERROR_RESPONSES))
     app.include_router(openai_routes(runtime, ERROR_RESPONSES))
     mount_mcp(app, runtime)
 

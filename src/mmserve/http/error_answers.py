@@ -22,6 +22,7 @@ from mmserve.http.run_request import is_json, media_type
 from mmserve.http.runtime import request_id_of
 from mmserve.http.schemas.workflows import ErrorResponse
 from mmserve.workflow import trace_of
+from mmserve.workflow.run.result import failure_of
 
 logger = logging.getLogger(__name__)
 
@@ -69,21 +70,17 @@ def _validation_message(exc: RequestValidationError) -> str:
 def error_event_body(exc: BaseException, request_id: str) -> dict[str, Any]:
     """The body of the error answer ``exc`` would get, with its ``status`` added: what a
     streamed run sends as its ``error`` event once the 200 has gone out."""
-    if isinstance(exc, MmserveError):
-        status, code, message = exc.status, exc.code, str(exc)
-    else:
+    if not isinstance(exc, MmserveError):
         logger.error("unexpected error (request %s)", request_id, exc_info=exc)
-        status, code = 500, "internal_error"
-        message = f"internal error ({type(exc).__name__}); the server log has the details"
+    failure = failure_of(exc)
     error: dict[str, Any] = {
-        "code": code,
-        "message": message,
+        "code": failure["code"],
+        "message": failure["message"],
         "request_id": request_id,
-        "status": status,
+        "status": failure["status"],
     }
-    trace = trace_of(exc)
-    if trace:
-        error["trace"] = [e.model_dump(mode="json") for e in trace]
+    if "trace" in failure:
+        error["trace"] = failure["trace"]
     return {"error": error}
 
 

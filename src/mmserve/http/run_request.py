@@ -73,11 +73,13 @@ def is_json(kind: str) -> bool:
     )
 
 
-def deadline_s(request: Request, server: ServerConfig) -> float:
-    """The request's deadline: the server's, or the caller's header when that is shorter."""
+def deadline_s(request: Request, server: ServerConfig, *, ceiling_s: float | None = None) -> float:
+    """The request's deadline: the server's (or ``ceiling_s``: a job's), or the caller's
+    header when that is shorter."""
+    ceiling = server.request_timeout_s if ceiling_s is None else ceiling_s
     raw = request.headers.get(TIMEOUT_HEADER)
     if raw is None:
-        return server.request_timeout_s
+        return ceiling
     try:
         asked = float(raw)
     except ValueError:
@@ -86,7 +88,7 @@ def deadline_s(request: Request, server: ServerConfig) -> float:
         raise RequestError(
             f"header {TIMEOUT_HEADER}: expected a positive number of seconds, got {raw[:40]!r}"
         )
-    return min(asked, server.request_timeout_s)
+    return min(asked, ceiling)
 
 
 async def read_json(request: Request) -> Any:
@@ -195,4 +197,6 @@ __all__ = [
     "media_type",
     "read_json",
     "run_inputs",
+    "unwrapped_inputs",
+    "use_cache",
 ]

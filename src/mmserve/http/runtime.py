@@ -13,6 +13,7 @@ from mmserve.agents import Agent
 from mmserve.config import AppConfig
 from mmserve.errors import DeadlineExceededError
 from mmserve.http.schemas.workflows import HealthResponse
+from mmserve.jobs.service import JobService
 from mmserve.registry import Registry
 from mmserve.workflow import Engine, Workflow
 
@@ -35,6 +36,8 @@ class ApiRuntime:
     behind_serve_proxy: bool = False
     #: The agents (``GET /v1/agents``), checked against ``workflows`` and the config.
     agents: Mapping[str, Agent] = field(default_factory=dict)
+    #: The job API's side of the queue (``/v1/jobs``); None: no job workers (501).
+    jobs: JobService | None = None
 
 
 def request_id_of(request: Request) -> str:

@@ -26,14 +26,18 @@ from ray.serve import Application
 from mmserve.config import AppConfig, profile_path
 from mmserve.errors import ConfigError
 from mmserve.serve.ingress import Ingress
+from mmserve.serve.jobs_worker import JobWorkerServer
 from mmserve.serve.model_server import as_deployment, model_deployment
 from mmserve.serve.plan import (
     INGRESS_NAME,
+    JOBS_NAME,
     STORE_NAME,
     STORE_READER_NAME,
+    has_jobs,
     has_store,
     ingress_options,
     ingress_placed,
+    jobs_options,
     plan_models,
     store_options,
     store_reader_options,
@@ -76,15 +80,19 @@ def build_app(config: AppConfig | str | Path) -> Application:
             readers = reader.bind(*args, reader=True)
             served_by[STORE_READER_NAME] = []
     served_by[INGRESS_NAME] = ingress_placed(app_config)  # loaded in every ingress replica
+    config_data = app_config.model_dump(mode="json")
+    base_dir = str(app_config.base_dir)
+    worker: Application | None = None
+    if has_jobs(app_config):
+        app_config.jobs_location()  # a config that cannot place the jobs fails here
+        worker_deployment = as_deployment(JobWorkerServer, JOBS_NAME, jobs_options(app_config))
+        # it loads the models placed in the ingress as well (a job may call them)
+        served_by[JOBS_NAME] = ingress_placed(app_config)
+        worker = worker_deployment.bind(
+            config_data, base_dir, handles, dict(served_by), store, readers
+        )
     ingress = as_deployment(Ingress, INGRESS_NAME, ingress_options(app_config))
-    return ingress.bind(
-        app_config.model_dump(mode="json"),
-        str(app_config.base_dir),
-        handles,
-        served_by,
-        store,
-        readers,
-    )
+    return ingress.bind(config_data, base_dir, handles, served_by, store, readers, worker)
 
 
 def app_builder(args: dict[str, Any]) -> Application:

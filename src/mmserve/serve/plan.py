@@ -29,6 +29,8 @@ INGRESS_NAME = "ingress"
 STORE_NAME = "store"
 #: The store's reader replicas (``store.replicas`` / ``store.autoscaling``), beside the writer.
 STORE_READER_NAME = "store_reader"
+#: The job worker deployment (jobs.enabled).
+JOBS_NAME = "jobs"
 
 #: CPUs reserved per ingress replica: it parses HTTP and runs the (async, light) engine.
 INGRESS_CPUS = 0.5
@@ -305,6 +307,35 @@ def has_store(config: AppConfig) -> bool:
     return bool(config.store.kind)
 
 
+def has_jobs(config: AppConfig) -> bool:
+    """Whether the served app runs job workers (and the API takes jobs)."""
+    return config.jobs.enabled
+
+
+def jobs_options(config: AppConfig) -> dict[str, Any]:
+    """The job worker deployment's options: its replicas (or autoscaling), and one
+    ongoing request per job it may run (the Celery thread pool's size)."""
+    jobs = config.jobs
+    options: dict[str, Any] = {
+        "num_replicas": jobs.replicas,
+        "max_ongoing_requests": jobs.max_concurrent_jobs,
+        "ray_actor_options": _with_env({"num_cpus": jobs.cpus}, config),
+        "logging_config": dict(INTERNAL_LOGGING),
+        # a job left running by a stopping replica is recovered by a live one (lease_s)
+        "graceful_shutdown_timeout_s": 5,
+    }
+    if jobs.autoscaling is not None:
+        scaling = jobs.autoscaling
+        del options["num_replicas"]
+        options["autoscaling_config"] = {
+            "min_replicas": scaling.min_replicas,
+            "initial_replicas": max(scaling.min_replicas, 1),
+            "max_replicas": scaling.max_replicas,
+            "target_ongoing_requests": scaling.target_ongoing_requests,
+        }
+    return options
+
+
 def required_resources_names(config: AppConfig) -> list[str]:
     """Custom Ray resources (node placement) that some model asks for."""
     return sorted({name for model in config.models.values() for name in model.resources})
@@ -319,6 +350,8 @@ def all_deployment_options(config: AppConfig) -> list[dict[str, Any]]:
     readers = store_reader_options(config)
     if readers is not None:
         entries.append({"name": STORE_READER_NAME, **readers})
+    if has_jobs(config):
+        entries.append({"name": JOBS_NAME, **jobs_options(config)})
     return entries
 
 
@@ -328,6 +361,7 @@ __all__ = [
     "GRPC_PROXY_ENV",
     "HAPROXY_ENV",
     "INGRESS_NAME",
+    "JOBS_NAME",
     "STORE_NAME",
     "STORE_READER_NAME",
     "ModelDeploymentPlan",
@@ -335,10 +369,12 @@ __all__ = [
     "batch_user_config",
     "deployment_of",
     "grpc_max_message_bytes",
+    "has_jobs",
     "has_store",
     "ingress_actor_resources",
     "ingress_options",
     "ingress_placed",
+    "jobs_options",
     "min_store_readers",
     "model_options",
     "plan_ingress_models",

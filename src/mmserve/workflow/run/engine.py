@@ -83,6 +83,14 @@ class Engine:
         """The vector store (opened now when it was given as a LazyStore); None when none."""
         return resolve_store(self.given_store)
 
+    async def check(self, workflow: Workflow, inputs: Mapping[str, Any]) -> None:
+        """Refuse ``inputs`` as :meth:`run` would before its first step, running nothing:
+        :class:`InputError` for bad inputs, or a step's ``check_ahead`` refusal (a job's
+        inputs are checked so at submit: a bad input is a 4xx then, never a failed job)."""
+        values = validate_inputs(workflow.spec.inputs, inputs)
+        classes = {sid: workflow.step_class(sid, self.registry) for sid in workflow.spec.steps}
+        await _Run(self, workflow, values, classes, use_cache=True).check_ahead()
+
     async def run(
         self,
         workflow: Workflow,
@@ -154,7 +162,7 @@ class _Run:
         deadline = None if timeout_s is None else loop.time() + timeout_s
         waiting = list(self.workflow.order)
         try:
-            await self._check_ahead()
+            await self.check_ahead()
             while waiting or self.tasks:
                 self._start_ready(waiting)
                 if not self.tasks:
@@ -181,7 +189,7 @@ class _Run:
         await self._emitted()  # steps skipped last
         return RunResult(outputs=outputs, trace=self._trace())
 
-    async def _check_ahead(self) -> None:
+    async def check_ahead(self) -> None:
         """Before any step runs, let the later steps refuse what is already known to fail.
 
         A step class may define ``async check_ahead(known, ctx)`` (a classmethod): ``known``

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from pydantic_core import to_jsonable_python
 
 from mmserve.client.events import ItemStatus, StepStatus, TraceEntry
+from mmserve.errors import MmserveError
 from mmserve.media import encode_png_base64
 
 _TRACE_ATTRIBUTE = "mmserve_trace"
@@ -50,6 +51,22 @@ class RunResult(BaseModel):
         return {name: to_jsonable(value) for name, value in outputs.items()}
 
 
+def failure_of(exc: BaseException) -> dict[str, Any]:
+    """What a failed run reports: ``{"code", "message", "status"}`` of the error (an
+    unexpected one as ``internal_error`` without internals) and, when the run had started,
+    its ``trace``: the fields of the HTTP error answer, for a stream or a job."""
+    if isinstance(exc, MmserveError):
+        status, code, message = exc.status, exc.code, str(exc)
+    else:
+        status, code = 500, "internal_error"
+        message = f"internal error ({type(exc).__name__}); the server log has the details"
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    trace = trace_of(exc)
+    if trace:
+        error["trace"] = [entry.model_dump(mode="json") for entry in trace]
+    return error
+
+
 def attach_trace(error: BaseException, trace: list[TraceEntry]) -> None:
     """Remember the trace of a failed run on the error it raised (see :func:`trace_of`)."""
     setattr(error, _TRACE_ATTRIBUTE, trace)
@@ -67,6 +84,7 @@ __all__ = [
     "StepStatus",
     "TraceEntry",
     "attach_trace",
+    "failure_of",
     "to_jsonable",
     "trace_of",
 ]
