@@ -217,7 +217,8 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
     app.include_router(collection_routes(runtime, ERROR_RESPONSES))
     app.include_router(item_routes(runtime, ERROR_RESPONSES))
     app.include_router(agent_routes(runtime, ERROR_RESPONSES))
-    app.include_router(job_routes(runtime, ERROR_RESPONSES))
+    if runtime.jobs is not None:  # a server with job workers (served, jobs.enabled)
+        app.include_router(job_routes(runtime, ERROR_RESPONSES))
     app.include_router(openai_routes(runtime, ERROR_RESPONSES))
     mount_mcp(app, runtime)
 

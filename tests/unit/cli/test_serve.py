@@ -74,7 +74,7 @@ def test_build_prints_the_whole_table_when_it_fits(tmp_path: Path) -> None:
         "capacity on the --node cluster (2 nodes: CPU 6, GPU 1, accel 1)"
     )
     rows = _rows(result.stderr)
-    assert set(rows) == {"ingress", "captioner", "vqa", "store", "all"}
+    assert set(rows) == {"ingress", "captioner", "vqa", "store", "jobs", "all"}
     assert all(row.endswith("fits") for row in rows.values())
     assert "CPU 6 (node max 4), GPU 1" in rows["captioner"]
 
@@ -92,7 +92,8 @@ def test_build_without_nodes_prints_what_each_deployment_asks_for(tmp_path: Path
     assert result.stderr.startswith("capacity (pass --node to check a cluster):")
     rows = _rows(result.stderr)
     assert rows["captioner"].split() == ["captioner", "2", "CPU", "1", "CPU", "2"]
-    assert rows["all"].split() == ["all", "4", "CPU", "2.75"]
+    assert rows["jobs"].split() == ["jobs", "1", "CPU", "0.1", "CPU", "0.1"]
+    assert rows["all"].split() == ["all", "5", "CPU", "2.85"]
 
 
 def test_build_kuberay_checks_the_manifests_node_groups(

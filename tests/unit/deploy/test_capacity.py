@@ -27,8 +27,15 @@ def _fake(**options: Any) -> dict[str, Any]:
     return {"backend": "fake", "source": "fake://", **options}
 
 
-def _config(models: dict[str, Any], **server: Any) -> AppConfig:
-    data = {"models": models, "store": {"kind": "memory"}, "server": server}
+def _config(models: dict[str, Any], *, jobs: bool = False, **server: Any) -> AppConfig:
+    """The app of ``models``; without its job worker unless ``jobs`` (its 0.1 CPU would
+    change every total below)."""
+    data = {
+        "models": models,
+        "store": {"kind": "memory"},
+        "server": server,
+        "jobs": {"enabled": jobs},
+    }
     return AppConfig.from_dict(data, base_dir=ROOT)
 
 
@@ -48,9 +55,11 @@ def test_what_serve_deploys_is_what_is_asked_for() -> None:
             "vqa": _fake(cpus=1, resources={"vqa_node": 0.5}),
         },
         ingress_replicas=2,
+        jobs=True,
     )
     asks = {ask.deployment: ask for ask in asks_of(config)}
-    assert set(asks) == {"ingress", "captioner", "vqa", "store"}
+    assert set(asks) == {"ingress", "captioner", "vqa", "store", "jobs"}
+    assert (asks["jobs"].replicas, dict(asks["jobs"].per_replica)) == (1, {"CPU": 0.1})
     assert (asks["ingress"].replicas, dict(asks["ingress"].per_replica)) == (2, {"CPU": 0.5})
     assert dict(asks["captioner"].total()) == {"CPU": 1.0, "GPU": 0.5}
     assert dict(asks["vqa"].per_replica) == {"CPU": 1.0, "vqa_node": 0.5}

@@ -149,7 +149,7 @@ def test_mmserve_build_writes_the_grown_ingress_and_no_deployment_for_the_model(
     built = yaml.safe_load((tmp_path / "s.yaml").read_text())
     ServeDeploySchema.model_validate(built)
     deployments = {d["name"]: d for d in built["applications"][0]["deployments"]}
-    assert set(deployments) == {"ingress", "captioner", "store"}
+    assert set(deployments) == {"ingress", "captioner", "store", "jobs"}
     ingress = deployments["ingress"]["ray_actor_options"]
     assert (ingress["num_cpus"], ingress["num_gpus"]) == (2.5, 0.5)
 

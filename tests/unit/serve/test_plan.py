@@ -200,7 +200,7 @@ def test_every_deployment_gets_the_transport_of_the_config() -> None:
     envs = {
         d["name"]: d["ray_actor_options"]["runtime_env"]["env_vars"] for d in app["deployments"]
     }
-    assert set(envs) == {"ingress", "captioner", "store"}
+    assert set(envs) == {"ingress", "captioner", "store", "jobs"}
     for env in envs.values():
         # the larger of a whole body (8 MiB) and one decoded image (4 bytes a pixel), + 16 MiB
         assert env == {"RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH": str(24 * 2**20)}
@@ -210,6 +210,7 @@ def test_every_deployment_gets_the_transport_of_the_config() -> None:
         "ingress": None,
         "captioner": {"enable_access_log": False},
         "store": {"enable_access_log": False},
+        "jobs": {"enable_access_log": False},
     }
     ServeDeploySchema.model_validate(built)
     # the proxy reads its switch from the node's environment: the RayService sets it
