@@ -6,8 +6,9 @@ The app is deployed by the first module that asks for it and stopped after the l
 serve conftest runs those modules one after another inside the ``ray_local`` group, so no
 other app is deployed on that Ray meanwhile. Its config: the four fake roles, a LanceDB
 store with two reader replicas (``store: {replicas: 2}``), every shipped workflow plus
-``cached_answer`` (a cached VQA step, for the metrics), and the fuzz run's request limits
-(:data:`MAX_TEXT`, :data:`MAX_ITEMS`). Each module uses collections of its own names.
+``cached_answer`` (a cached VQA step, for the metrics) and ``slow_chain`` (on a slow fake
+captioner of its own, for the jobs), the job worker with a short lease, and the fuzz run's
+request limits (:data:`MAX_TEXT`, :data:`MAX_ITEMS`). Each module uses collections of its own names.
 """
 
 from __future__ import annotations
@@ -41,6 +42,28 @@ outputs:
 """
 
 
+#: Three caption steps on the slow captioner (each call :data:`SLOW_MS`): the jobs tests'
+#: workflow (test_jobs_served.py), long enough to kill replicas while jobs run.
+SLOW_MS = 150
+SLOW_CHAIN = """
+name: slow_chain
+inputs:
+  image: {type: image}
+steps:
+  first:
+    uses: caption
+    with: {image: "${inputs.image}", model: slow_captioner}
+  second:
+    uses: caption
+    with: {image: "${inputs.image}", prompt: "${first.text}", model: slow_captioner}
+  third:
+    uses: caption
+    with: {image: "${inputs.image}", prompt: "${second.text}", model: slow_captioner}
+outputs:
+  caption: ${third.text}
+"""
+
+
 @dataclass(frozen=True)
 class FakeApp:
     url: str
@@ -51,12 +74,23 @@ class FakeApp:
 
 def fake_app_config(folder: Path) -> dict[str, Any]:
     (folder / "cached_answer.yaml").write_text(CACHED_ANSWER, encoding="utf-8")
+    (folder / "slow_chain.yaml").write_text(SLOW_CHAIN, encoding="utf-8")
     fake = {"backend": "fake", "source": "fake://", "cpus": 0.1}
+    slow = {**fake, "role": "captioner", "source": f"fake://delay_ms={SLOW_MS}"}
     return {
-        "models": {r: fake for r in ("image_encoder", "text_encoder", "captioner", "vqa")},
+        "models": {
+            **{r: fake for r in ("image_encoder", "text_encoder", "captioner", "vqa")},
+            "slow_captioner": slow,
+        },
         # the writer and two reader replicas (test_store_replicas_served)
         "store": {"kind": "lancedb", "path": str(folder / "store"), "replicas": 2},
-        "workflows": [str(ROOT / "workflows"), str(folder / "cached_answer.yaml")],
+        "workflows": [
+            str(ROOT / "workflows"),
+            str(folder / "cached_answer.yaml"),
+            str(folder / "slow_chain.yaml"),
+        ],
+        # a job whose worker dies is back after lease_s (test_jobs_served.py)
+        "jobs": {"lease_s": 2.0},
         "server": {
             "limits": {
                 "max_body_bytes": 1024 * 1024,
