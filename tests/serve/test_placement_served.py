@@ -65,11 +65,13 @@ def test_the_model_in_the_ingress_has_no_deployment_and_health_lists_it_there(
     served: str,
 ) -> None:
     deployments = serve.status().applications[APP_NAME].deployments
-    assert set(deployments) == {"ingress", "vqa", "store"}
+    assert set(deployments) == {"ingress", "vqa", "store", "jobs"}
     health = httpx.get(f"{served}/v1/health", timeout=30).json()
     assert health["ready"] is True
-    assert set(health["deployments"]) == {"ingress", "vqa", "store"}
+    assert set(health["deployments"]) == {"ingress", "vqa", "store", "jobs"}
     assert health["deployments"]["ingress"]["models"] == ["captioner"]
+    # the job worker runs workflows too: it loads the models placed in the ingress as well
+    assert health["deployments"]["jobs"]["models"] == ["captioner"]
     assert health["deployments"]["ingress"]["replicas"] == 2
     assert health["deployments"]["vqa"]["models"] == ["vqa"]
 

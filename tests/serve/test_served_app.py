@@ -158,6 +158,7 @@ def test_health_reports_every_deployment_ready(served: Served) -> None:
         "captioner",
         "vqa",
         "store",
+        "jobs",
     }
     assert deployments["captioner"]["replicas"] == 2
     assert deployments["ingress"]["replicas"] == 2
