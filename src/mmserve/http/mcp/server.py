@@ -8,7 +8,11 @@ mounted app nor every ASGI host (Ray Serve's ingress, test transports) runs.
 A tool call runs its workflow the way ``POST /v1/workflows/{name}/run`` does: the arguments
 pass :func:`~mmserve.http.limits.check_inputs` (images decoded, door limits), then the
 engine runs them within ``server.request_timeout_s``. Failures come back as error results
-(:mod:`mmserve.http.mcp.tools`). The API key is checked by the same
+(:mod:`mmserve.http.mcp.tools`). On a server with job workers a tool call is a job instead
+(``POST /v1/workflows/{name}/jobs``): its result is answered when the job ends within
+``server.request_timeout_s``; past that the answer is the job's id, and the ``job_status``
+tool answers how it stands and, once it has finished, its result (docs/jobs.md,
+:mod:`mmserve.http.mcp.jobs`). The API key is checked by the same
 :class:`~mmserve.http.middleware.guard.Guard` as every other path, before this app sees a request.
 """
 
@@ -28,7 +32,15 @@ from starlette.types import Receive, Scope, Send
 
 from mmserve.errors import MmserveError
 from mmserve.http.limits import check_inputs
-from mmserve.http.mcp.tools import error_result, tool_result, unknown_tool_result, workflow_tool
+from mmserve.http.mcp.jobs import McpJobs
+from mmserve.http.mcp.tools import (
+    JOB_STATUS_TOOL,
+    error_result,
+    job_status_tool,
+    tool_result,
+    unknown_tool_result,
+    workflow_tool,
+)
 from mmserve.http.runtime import ApiRuntime
 from mmserve.version import __version__
 
@@ -46,10 +58,15 @@ _INSTRUCTIONS = (
 
 def mcp_server(runtime: ApiRuntime) -> Server[Any]:
     """The MCP server over ``runtime``'s workflows (tools) and engine."""
+    jobs = None if runtime.jobs is None else McpJobs(runtime, runtime.jobs)
     tools = [
-        workflow_tool(w, side_effects=w.side_effect_steps(runtime.registry))
+        workflow_tool(
+            w, side_effects=w.side_effect_steps(runtime.registry), as_job=jobs is not None
+        )
         for w in sorted(runtime.workflows.values(), key=lambda w: w.name)
     ]
+    if jobs is not None:
+        tools.append(job_status_tool())
     server = runtime.config.server
 
     async def list_tools(
@@ -61,9 +78,13 @@ def mcp_server(runtime: ApiRuntime) -> Server[Any]:
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         workflow = runtime.workflows.get(params.name)
-        if workflow is None:
-            return unknown_tool_result(params.name, list(runtime.workflows))
         try:
+            if jobs is not None and params.name == JOB_STATUS_TOOL and workflow is None:
+                return await jobs.status(params.arguments or {})
+            if workflow is None:
+                return unknown_tool_result(params.name, list(runtime.workflows))
+            if jobs is not None:
+                return await jobs.run(workflow, params.arguments or {})
             inputs = await check_inputs(workflow, params.arguments or {}, server.limits)
             result = await runtime.engine.run(workflow, inputs, timeout_s=server.request_timeout_s)
             return await asyncio.to_thread(tool_result, result.outputs)

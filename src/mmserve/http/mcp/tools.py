@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mcp import types
+from PIL import Image as PILImage
 from PIL.Image import Image
 
 from mmserve.errors import MmserveError
@@ -32,8 +33,12 @@ IMAGE_ARGUMENT_NOTE = (
 )
 
 
-def workflow_tool(workflow: Workflow, *, side_effects: Sequence[str] = ()) -> types.Tool:
-    """``workflow`` as an MCP tool; ``side_effects``: the ids of its steps that have them."""
+def workflow_tool(
+    workflow: Workflow, *, side_effects: Sequence[str] = (), as_job: bool = False
+) -> types.Tool:
+    """``workflow`` as an MCP tool; ``side_effects``: the ids of its steps that have them;
+    ``as_job``: its calls are jobs, which may answer a job's id instead of the outputs, so it
+    declares no output schema (clients check structured content against it)."""
     schema = workflow.input_schema()
     properties = {
         name: _argument_schema(value) for name, value in schema.get("properties", {}).items()
@@ -44,7 +49,7 @@ def workflow_tool(workflow: Workflow, *, side_effects: Sequence[str] = ()) -> ty
         title=workflow.name.replace("_", " "),
         description=workflow.description or f"The {workflow.name} workflow.",
         input_schema={**schema, "properties": properties},
-        output_schema=None if has_image(outputs) else outputs,
+        output_schema=None if as_job or has_image(outputs) else outputs,
         annotations=types.ToolAnnotations(
             read_only_hint=not side_effects, idempotent_hint=not side_effects
         ),
@@ -81,6 +86,37 @@ def png_base64(image: Image) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def outputs_from_json(schema: dict[str, Any], outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's outputs as JSON (a job's stored result: images as base64 PNG text) with the
+    images the workflow's output ``schema`` declares decoded back into images, for
+    :func:`tool_result`."""
+    defs = schema.get("$defs", {})
+
+    def resolved(node: Any) -> Any:
+        while isinstance(node, dict) and "$ref" in node:
+            node = defs.get(str(node["$ref"]).rsplit("/", 1)[-1], {})
+        return node
+
+    def decoded(node: Any, value: Any) -> Any:
+        node = resolved(node)
+        if not isinstance(node, dict) or value is None:
+            return value
+        if node.get("contentEncoding") == "base64" and isinstance(value, str):
+            return PILImage.open(io.BytesIO(base64.b64decode(value))).convert("RGB")
+        for branch in node.get("anyOf", []):
+            if resolved(branch).get("contentEncoding") == "base64" and isinstance(value, str):
+                return decoded(branch, value)
+        if isinstance(value, list):
+            return [decoded(node.get("items"), item) for item in value]
+        if isinstance(value, dict):
+            fields = node.get("properties", {})
+            return {key: decoded(fields.get(key), item) for key, item in value.items()}
+        return value
+
+    fields = schema.get("properties", {})
+    return {name: decoded(fields.get(name), value) for name, value in outputs.items()}
+
+
 def tool_result(outputs: Mapping[str, Any]) -> types.CallToolResult:
     """A run's outputs as a tool result (see the module docs); blocking (PNG encoding)."""
     images: list[types.ImageContent] = []
@@ -112,6 +148,41 @@ def error_result(error: BaseException) -> types.CallToolResult:
     )
 
 
+#: The tool that answers how a job stands (a tool call that outlived its deadline is a job).
+JOB_STATUS_TOOL = "job_status"
+
+
+def job_status_tool() -> types.Tool:
+    """The ``job_status`` tool: a job's status, or its result once it has finished."""
+    return types.Tool(
+        name=JOB_STATUS_TOOL,
+        title="job status",
+        description="How a job stands, by its id: a tool call that runs longer than the "
+        "server's deadline goes on as a job and answers its id. Answers the job's status "
+        "and progress, or the workflow's result once it has finished.",
+        input_schema={
+            "type": "object",
+            "properties": {"id": {"type": "string", "description": "The job's id."}},
+            "required": ["id"],
+        },
+        annotations=types.ToolAnnotations(read_only_hint=True, idempotent_hint=True),
+    )
+
+
+def job_waiting_result(view: Mapping[str, Any]) -> types.CallToolResult:
+    """A job that has not finished yet, as a (non-error) tool result naming its id."""
+    data = {
+        "job_id": view["id"],
+        "status": view["status"],
+        "position": view.get("position"),
+        "steps_done": view.get("steps_done"),
+        "steps_total": view.get("steps_total"),
+        "note": f"still running as a job: call {JOB_STATUS_TOOL} with this job_id for its result",
+    }
+    text = types.TextContent(type="text", text=json.dumps(data))
+    return types.CallToolResult(content=[text], structured_content=data, is_error=False)
+
+
 def unknown_tool_result(name: str, known: Sequence[str]) -> types.CallToolResult:
     """The error result of a call to a tool that does not exist."""
     listed = ", ".join(sorted(known)) or "(none)"
@@ -127,8 +198,12 @@ def unknown_tool_result(name: str, known: Sequence[str]) -> types.CallToolResult
 
 __all__ = [
     "IMAGE_ARGUMENT_NOTE",
+    "JOB_STATUS_TOOL",
     "error_result",
     "has_image",
+    "job_status_tool",
+    "job_waiting_result",
+    "outputs_from_json",
     "png_base64",
     "tool_result",
     "unknown_tool_result",
