@@ -15,7 +15,17 @@ import typer
 from mmserve.cli.common import friendly, need_server, print_json
 from mmserve.deploy.preflight import check_address_reachable
 from mmserve.errors import ServingError
-from mmserve.serve.status import AppView, DeploymentView, read_app_view, unavailable
+from mmserve.serve.plan import JOBS_NAME
+from mmserve.serve.status import (
+    AppView,
+    DeploymentView,
+    JobQueueView,
+    read_app_view,
+    unavailable,
+)
+
+#: How long `mmserve status` waits for a job worker to count the queue, in seconds.
+QUEUE_TIMEOUT_S = 10.0
 
 
 def _connect(address: str) -> None:
@@ -45,6 +55,8 @@ def read_view(address: str, app: str) -> AppView:
                 f"could not read Serve's status at {address!r}: {exc}",
                 hint="is the app deployed there? start it with `mmserve serve --address`",
             ) from exc
+        if view is not None and JOBS_NAME in view.deployments:
+            view.jobs = _queue(app)
     finally:
         ray.shutdown()
     if view is None:
@@ -53,6 +65,26 @@ def read_view(address: str, app: str) -> AppView:
             hint="start it with `mmserve serve --address`",
         )
     return view
+
+
+def _queue(app: str) -> JobQueueView | None:
+    """The job queue, asked of a job worker replica; None when none answers in time."""
+    from ray import serve  # deferred: pulls in Ray Serve
+
+    try:
+        handle = serve.get_deployment_handle(JOBS_NAME, app_name=app)
+        answer = handle.queue.remote().result(timeout_s=QUEUE_TIMEOUT_S)
+    except Exception:  # no replica running (starting, restarting): the table says why
+        return None
+    return JobQueueView.model_validate(answer)
+
+
+def _jobs_line(queue: JobQueueView) -> str:
+    workflows = ", ".join(
+        f"{name} {c['queued']}/{c['running']}" for name, c in sorted(queue.by_workflow.items())
+    )
+    line = f"jobs: {queue.queued} queued, {queue.running} running; {queue.workers} worker(s)"
+    return f"{line} (queued/running: {workflows})" if workflows else line
 
 
 def _batch(view: DeploymentView) -> str:
@@ -113,6 +145,8 @@ def render(view: AppView) -> str:
             lines.append(f"{d.name}: {d.why}")
         if d.message and d.status != "HEALTHY":
             lines.append(f"{d.name}: Serve says: {d.message}")
+    if view.jobs is not None:
+        lines.append(_jobs_line(view.jobs))
     free = ", ".join(f"{k} {v:g}" for k, v in view.free.items()) or "nothing"
     lines.append(f"free in the cluster: {free}")
     return "\n".join(line.rstrip() for line in lines)

@@ -10,6 +10,7 @@ the replica's event loop. Scale it with ``jobs.replicas`` or ``jobs.autoscaling`
 from __future__ import annotations
 
 import asyncio
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,23 @@ from mmserve.http.limits import check_inputs
 from mmserve.jobs.worker import JobTargets, JobWorker
 from mmserve.registry import registry
 from mmserve.serve.ingress import replica_engine
+from mmserve.serve.status import JobQueueView
 from mmserve.tracing import configure as configure_tracing
 from mmserve.workflow import Workflow, load_workflows
+
+
+def queue_view(worker: JobWorker) -> dict[str, Any]:
+    """Blocking: the job queue's counts from ``worker``'s store."""
+    now = time.time()
+    view = JobQueueView(workers=sum(1 for until in worker.store.workers().values() if until >= now))
+    for record in worker.store.active():
+        counts = view.by_workflow.setdefault(record.target, {"queued": 0, "running": 0})
+        counts[record.status] += 1
+        if record.status == "queued":
+            view.queued += 1
+        else:
+            view.running += 1
+    return view.model_dump()
 
 
 class JobWorkerServer:
@@ -52,6 +68,11 @@ class JobWorkerServer:
         self._worker.start()
         self._stop = partial(self._worker.stop)
 
+    async def queue(self) -> dict[str, Any]:
+        """The queue as the job store has it (a :class:`~mmserve.serve.status.JobQueueView`'s
+        fields): jobs queued and running, by workflow, and the live workers."""
+        return await asyncio.to_thread(queue_view, self._worker)
+
     async def check_health(self) -> None:
         """Unhealthy once the Celery worker thread has stopped (Serve restarts the replica)."""
         self._worker.check_alive()
@@ -62,4 +83,4 @@ class JobWorkerServer:
             stop()
 
 
-__all__ = ["JobWorkerServer"]
+__all__ = ["JobWorkerServer", "queue_view"]

@@ -57,10 +57,22 @@ class DeploymentView(BaseModel):
     why: str = Field("", description="why a replica that is not running waits")
 
 
+class JobQueueView(BaseModel):
+    """The job queue as a job worker sees it (``mmserve status``)."""
+
+    queued: int = 0
+    running: int = 0
+    workers: int = Field(default=0, description="job workers whose lease is current")
+    by_workflow: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="workflow -> {queued, running}"
+    )
+
+
 class AppView(BaseModel):
     app: str
     status: str
     message: str = ""
+    jobs: JobQueueView | None = Field(default=None, description="the job queue, when it runs")
     deployments: dict[str, DeploymentView] = Field(default_factory=dict)
     free: dict[str, float] = Field(
         default_factory=dict, description="resources free in the cluster"
@@ -225,6 +237,7 @@ def unavailable(view: DeploymentView) -> tuple[Unavailable, str] | None:
 __all__ = [
     "AppView",
     "DeploymentView",
+    "JobQueueView",
     "ReplicaView",
     "Unavailable",
     "app_view_of",
