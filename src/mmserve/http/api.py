@@ -214,13 +214,7 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
         result = await runtime.engine.run(workflow, inputs, timeout_s=timeout_s, use_cache=cache)
         return {**result.model_dump(mode="json"), "request_id": request_id_of(request)}
 
-    app.include_router(collection_routes(runtime, ERROR_RESPONSES))
-    app.include_router(item_routes(runtime, ERROR_RESPONSES))
-    app.include_router(agent_routes(runtime, ERROR_RESPONSES))
-    if runtime.jobs is not None:  # a server with job workers (served, jobs.enabled)
-        app.include_router(job_routes(runtime, ERROR_RESPONSES))
-    app.include_router(openai_routes(runtime, ERROR_RESPONSES))
-    mount_mcp(app, runtime)
+    _include_routes(app, runtime)
 
     if server.web:
         app.include_router(web_routes())
@@ -231,6 +225,17 @@ def create_api(runtime: ApiRuntime) -> FastAPI:
         return _plugin_records(runtime.registry)
 
     return app
+
+
+def _include_routes(app: FastAPI, runtime: ApiRuntime) -> None:
+    """The routes of the other surfaces (collections, items, agents, jobs, OpenAI, MCP)."""
+    app.include_router(collection_routes(runtime, ERROR_RESPONSES))
+    app.include_router(item_routes(runtime, ERROR_RESPONSES))
+    app.include_router(agent_routes(runtime, ERROR_RESPONSES))
+    if runtime.jobs is not None:  # a server with job workers (served, jobs.enabled)
+        app.include_router(job_routes(runtime, ERROR_RESPONSES))
+    app.include_router(openai_routes(runtime, ERROR_RESPONSES))
+    mount_mcp(app, runtime)
 
 
 def not_ready_message(health: HealthResponse) -> str:
