@@ -13,9 +13,11 @@ import asyncio
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
+from PIL.Image import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmserve.agents import Agent, AgentRun, ToolTrace
+from mmserve.config import LimitsConfig
 from mmserve.errors import AgentNotFoundError
 from mmserve.http.limits import check_pixel_budget, check_text, decode_pending, pending_image
 from mmserve.http.run_request import TIMEOUT_PARAMETER, deadline_s
@@ -80,6 +82,55 @@ def _info(agent: Agent) -> AgentInfo:
     )
 
 
+def agent_named(runtime: ApiRuntime, name: str) -> Agent:
+    agent = runtime.agents.get(name)
+    if agent is None:
+        raise AgentNotFoundError(name=name, known=list(runtime.agents))
+    return agent
+
+
+async def checked_request(
+    body: AgentRunRequest, limits: LimitsConfig
+) -> tuple[list[ChatMessage], list[Image]]:
+    """The conversation and its images, checked against the door's limits (images decoded)."""
+    messages = [
+        ChatMessage(
+            role=m.role, content=check_text(m.content, name=f"messages[{n}]", limits=limits)
+        )
+        for n, m in enumerate(body.messages)
+    ]
+    pending = [
+        pending_image(data, name=f"images[{n}]", limits=limits)
+        for n, data in enumerate(body.images)
+    ]
+    if pending:
+        check_pixel_budget(pending, limits)
+    images = [await asyncio.to_thread(decode_pending, p, limits) for p in pending]
+    return messages, images
+
+
+async def answer_agent(
+    runtime: ApiRuntime,
+    agent: Agent,
+    messages: list[ChatMessage],
+    images: list[Image],
+    *,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Run ``agent`` and answer as ``POST /v1/agents/{name}/run`` does (without the request
+    id): status, message, turns, the images the tools made (base64 PNG), the tool trace."""
+    agent_run = AgentRun(agent, runtime.engine, runtime.workflows)
+    result = await agent_run.run(messages, images, timeout_s=timeout_s)
+    made = {h: await asyncio.to_thread(encode_png_base64, i) for h, i in result.images.items()}
+    return {
+        "status": result.status,
+        "message": result.message,
+        "turns": result.turns,
+        "images": made,
+        "trace": result.trace,
+    }
+
+
 def agent_routes(runtime: ApiRuntime, responses: dict[int | str, Any]) -> APIRouter:
     """The ``/v1/agents`` routes over ``runtime``'s engine, workflows and agents."""
     router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=responses)
@@ -98,37 +149,21 @@ def agent_routes(runtime: ApiRuntime, responses: dict[int | str, Any]) -> APIRou
     )
     async def run_agent(name: str, body: AgentRunRequest, request: Request) -> AgentRunResponse:
         """Run an agent on a conversation: it calls its workflows as tools and answers."""
-        agent = runtime.agents.get(name)
-        if agent is None:
-            raise AgentNotFoundError(name=name, known=list(runtime.agents))
+        agent = agent_named(runtime, name)
         timeout_s = deadline_s(request, server)
-        limits = server.limits
-        messages = [
-            ChatMessage(
-                role=m.role, content=check_text(m.content, name=f"messages[{n}]", limits=limits)
-            )
-            for n, m in enumerate(body.messages)
-        ]
-        pending = [
-            pending_image(data, name=f"images[{n}]", limits=limits)
-            for n, data in enumerate(body.images)
-        ]
-        if pending:
-            check_pixel_budget(pending, limits)
-        images = [await asyncio.to_thread(decode_pending, p, limits) for p in pending]
-        agent_run = AgentRun(agent, runtime.engine, runtime.workflows)
-        result = await agent_run.run(messages, images, timeout_s=timeout_s)
-        made = {h: await asyncio.to_thread(encode_png_base64, i) for h, i in result.images.items()}
-        return AgentRunResponse(
-            status=result.status,
-            message=result.message,
-            turns=result.turns,
-            images=made,
-            trace=result.trace,
-            request_id=request_id_of(request),
-        )
+        messages, images = await checked_request(body, server.limits)
+        answer = await answer_agent(runtime, agent, messages, images, timeout_s=timeout_s)
+        return AgentRunResponse(**answer, request_id=request_id_of(request))
 
     return router
 
 
-__all__ = ["AgentList", "AgentRunRequest", "AgentRunResponse", "agent_routes"]
+__all__ = [
+    "AgentList",
+    "AgentRunRequest",
+    "AgentRunResponse",
+    "agent_named",
+    "agent_routes",
+    "answer_agent",
+    "checked_request",
+]
