@@ -17,10 +17,14 @@ from mmserve.client.errors import (
     ApiTimeoutError,
     ClientTimeoutError,
     InputError,
+    JobCancelledError,
+    JobExpiredError,
+    JobTimeoutError,
     MmserveError,
     RequestInterruptedError,
     ServerUnreachableError,
 )
+from mmserve.client.jobs import AsyncJob, Job
 from mmserve.errors import ConfigError, WorkflowValidationError
 from mmserve.version import __version__ as __version__
 
@@ -33,10 +37,15 @@ __all__ = [
     "ApiServerError",
     "ApiTimeoutError",
     "AsyncClient",
+    "AsyncJob",
     "Client",
     "ClientTimeoutError",
     "ConfigError",
     "InputError",
+    "Job",
+    "JobCancelledError",
+    "JobExpiredError",
+    "JobTimeoutError",
     "MmserveError",
     "RequestInterruptedError",
     "RetryPolicy",

@@ -7,6 +7,8 @@ Quick start::
         result = client.run("caption", image="cat.jpg")   # a path, bytes or a PIL image
         print(result.outputs["caption"], result.trace)
         image = client.run("generate", prompt="a red circle").outputs["image"]  # a PIL image
+        job = client.submit("caption", image="cat.jpg")   # queued on the server: a Job
+        print(job.result(timeout=600).outputs)             # waits; the RunResult run() gives
 
 Server errors are raised as :class:`~mmserve.client.errors.ApiError` subclasses carrying the
 server's ``code``, ``message``, ``status`` and ``request_id``. Requests are sent again (with
@@ -15,7 +17,8 @@ made is retried for ``RetryPolicy.budget_s`` (30 s: a proxy or ingress restart);
 mid-way (connection reset, a proxy's plain 5xx) only when repeating it is safe, which for a
 workflow run the server's listing says (``repeatable``); else
 :class:`~mmserve.client.errors.RequestInterruptedError`. The API key comes from ``api_key=`` or the
-``MMSERVE_API_KEY`` environment variable.
+``MMSERVE_API_KEY`` environment variable. ``submit`` queues a run as a job instead
+(:mod:`mmserve.client.jobs`: ``client.jobs``).
 
 Each API call is written once, as a :class:`~mmserve.client.requests.Call` built by
 :class:`~mmserve.client.requests.RequestBuilder`; the two classes here only send calls, one
@@ -35,6 +38,7 @@ import httpx
 
 from mmserve.client.agents import Agents, AsyncAgents
 from mmserve.client.collections import AsyncCollections, Collections
+from mmserve.client.jobs import AsyncJob, AsyncJobs, Job, Jobs
 from mmserve.client.requests import (
     CACHE_HEADER,
     DEFAULT_URL,
@@ -82,6 +86,9 @@ class Client:
         self.collections = Collections(self._send, self._calls)
         #: The server's agents: ``list()``, ``run(agent, messages, images=...)``.
         self.agents = Agents(self._send, self._calls)
+        #: The server's jobs (:mod:`mmserve.client.jobs`): ``get(id)`` (a :class:`Job`),
+        #: ``list(status=, workflow=, limit=)``, ``cancel(id)``; :meth:`submit` makes one.
+        self.jobs = Jobs(self._send, self._calls, self.url, self._http.timeout.read)
 
     def _send(self, call: Call[T]) -> T:
         """Send ``call`` with the retry policy (:mod:`mmserve.client.retry`) and read its
@@ -126,6 +133,17 @@ class Client:
         Image outputs come back as PIL images (``result.raw`` keeps the base64 PNG)."""
         self._learn(workflow)
         return self._send(self._calls.run(workflow, inputs))
+
+    def submit(self, workflow: str, /, *, webhook: str | None = None, **inputs: Any) -> Job:
+        """Queue a run of ``workflow`` as a job (``POST /v1/workflows/{name}/jobs``) and
+        return its :class:`~mmserve.client.jobs.Job` once the server has kept it: the inputs
+        are :meth:`run`'s, checked by the server as a run's are (a bad one raises here), and
+        ``job.result()`` waits for the same :class:`RunResult`. ``webhook``: a URL the server
+        calls when the job ends (its host must be in the server's ``jobs.webhook_allow``);
+        an input named ``webhook`` therefore cannot be given here (use the HTTP API). The
+        client's ``deadline_s`` is the job's run deadline. Never sent twice after a
+        connection cut mid-way (``RequestInterruptedError``: it may have been queued)."""
+        return self.jobs.submit(workflow, webhook=webhook, **inputs)
 
     def stream(self, workflow: str, /, **inputs: Any) -> Iterator[StreamItem]:
         """Run ``workflow`` like :meth:`run`, yielding its progress as it happens: a
@@ -192,6 +210,9 @@ class AsyncClient:
         self.collections = AsyncCollections(self._send, self._calls)
         #: The server's agents: awaitable ``list()``, ``run(...)``.
         self.agents = AsyncAgents(self._send, self._calls)
+        #: The server's jobs: awaitable ``get(id)`` (an :class:`AsyncJob`), ``list()``,
+        #: ``cancel(id)``.
+        self.jobs = AsyncJobs(self._send, self._calls, self.url, self._http.timeout.read)
 
     async def _send(self, call: Call[T]) -> T:
         """The async twin of :meth:`Client._send`."""
@@ -232,6 +253,12 @@ class AsyncClient:
         await self._learn(workflow)
         return await self._send(self._calls.run(workflow, inputs))
 
+    async def submit(
+        self, workflow: str, /, *, webhook: str | None = None, **inputs: Any
+    ) -> AsyncJob:
+        """The async twin of :meth:`Client.submit`: an :class:`~mmserve.client.jobs.AsyncJob`."""
+        return await self.jobs.submit(workflow, webhook=webhook, **inputs)
+
     async def stream(self, workflow: str, /, **inputs: Any) -> AsyncIterator[StreamItem]:
         """The async twin of :meth:`Client.stream` (an async generator)."""
         await self._learn(workflow)
@@ -266,4 +293,13 @@ class AsyncClient:
         await self.aclose()
 
 
-__all__ = ["CACHE_HEADER", "TIMEOUT_HEADER", "AsyncClient", "Client", "RetryPolicy", "RunResult"]
+__all__ = [
+    "CACHE_HEADER",
+    "TIMEOUT_HEADER",
+    "AsyncClient",
+    "AsyncJob",
+    "Client",
+    "Job",
+    "RetryPolicy",
+    "RunResult",
+]

@@ -11,7 +11,10 @@ the hierarchy, and the two classes both sides raise, are defined here, and
 * :class:`ServingError` -- the served app misbehaved (the client: an answer it cannot read;
   the server: a deployment failing);
 * :class:`ApiError` and its subclasses -- an error answer of the server, by HTTP status;
-  :class:`ServerUnreachableError` -- nothing answered.
+  :class:`ServerUnreachableError` -- nothing answered;
+* :class:`JobCancelledError`, :class:`JobExpiredError`, :class:`JobTimeoutError` -- waiting for
+  a job's result (:mod:`mmserve.client.jobs`) when it has none, or none yet (a failed job
+  raises its error as the :class:`ApiError` subclass its status calls for, as a run would).
 """
 
 from __future__ import annotations
@@ -135,6 +138,47 @@ class ClientTimeoutError(ApiTimeoutError):
         return MmserveError.__str__(self)
 
 
+class JobCancelledError(ApiError):
+    """The job was cancelled (``DELETE /v1/jobs/{id}``) before it finished: it has no result."""
+
+    def __init__(self, job_id: str, *, request_id: str | None = None) -> None:
+        super().__init__(
+            f"job {job_id} was cancelled: it has no result",
+            status=409,
+            code="job_cancelled",
+            request_id=request_id,
+        )
+        self.job_id = job_id
+
+
+class JobExpiredError(ApiError):
+    """The job finished longer ago than the server keeps its outputs (``jobs.retention_s``)."""
+
+    def __init__(self, job_id: str, *, request_id: str | None = None) -> None:
+        super().__init__(
+            f"job {job_id} has expired: the server no longer keeps its outputs",
+            status=410,
+            code="job_expired",
+            request_id=request_id,
+        )
+        self.job_id = job_id
+
+
+class JobTimeoutError(ClientTimeoutError):
+    """``Job.result(timeout=...)`` (``mmserve jobs wait --timeout``) passed before the job
+    finished. The job goes on: wait again, or cancel it."""
+
+    def __init__(self, job_id: str, timeout_s: float, job_status: str) -> None:
+        super().__init__(
+            f"job {job_id} did not finish within {timeout_s:g} s (it is {job_status})",
+            hint="it goes on on the server: wait again, or cancel it",
+        )
+        self.code = "job_timeout"
+        self.job_id = job_id
+        #: The job's status when the wait ended (``queued`` or ``running``).
+        self.job_status = job_status
+
+
 class ServerUnreachableError(MmserveError):
     """The client could not connect to the server at all."""
 
@@ -152,6 +196,9 @@ __all__ = [
     "ApiTimeoutError",
     "ClientTimeoutError",
     "InputError",
+    "JobCancelledError",
+    "JobExpiredError",
+    "JobTimeoutError",
     "MmserveError",
     "RequestInterruptedError",
     "ServerUnreachableError",

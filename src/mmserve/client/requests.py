@@ -290,6 +290,12 @@ def agent_payload(messages: str | list[dict[str, Any]], images: Any) -> dict[str
     }
 
 
+def job_path(job_id: str) -> str:
+    """The path of a job (its id quoted: an id is 32 hex characters, but any text is sent
+    as one path segment)."""
+    return f"/v1/jobs/{quote(job_id, safe='')}"
+
+
 def image_answer(response: httpx.Response) -> Image:
     """An answer whose body is an image file (an item's image), as a loaded PIL image."""
     from PIL import Image  # deferred: Pillow, only when images are handled
@@ -428,6 +434,37 @@ class RequestBuilder:
         accept = {"accept": EVENT_STREAM}
         return Call("POST", path, _open, json=payload, headers=accept, stream=True)
 
+    def submit(
+        self, workflow: str, inputs: dict[str, Any], *, webhook: str | None
+    ) -> Call[dict[str, Any]]:
+        """Queue a run of ``workflow`` as a job (inputs encoded as for :meth:`run`):
+        ``{"id", "status", "url", "request_id"}``."""
+        payload = self._run_payload(workflow, inputs)
+        if webhook is not None:
+            payload["webhook"] = webhook
+        return Call("POST", f"/v1/workflows/{workflow}/jobs", _json_dict, json=payload)
+
+    def job(self, job_id: str) -> Call[dict[str, Any]]:
+        """A job's view: status, progress, and outputs and trace once it has succeeded."""
+        return Call("GET", job_path(job_id), _json_dict)
+
+    def jobs(
+        self, *, status: str | None, workflow: str | None, limit: int, cursor: str | None
+    ) -> Call[dict[str, Any]]:
+        """A page of jobs, newest first: ``{"jobs": [...], "next_cursor"}``."""
+        given = {"status": status, "workflow": workflow, "limit": limit, "cursor": cursor}
+        params = {key: value for key, value in given.items() if value is not None}
+        return Call("GET", "/v1/jobs", _json_dict, params=params)
+
+    def cancel_job(self, job_id: str) -> Call[dict[str, Any]]:
+        """Cancel a job: its view after the cancel (409 ``job_finished`` once it has ended)."""
+        return Call("DELETE", job_path(job_id), _json_dict)
+
+    def job_events(self, job_id: str) -> Call[httpx.Response]:
+        """A job's events (Server-Sent Events, from the start; :mod:`mmserve.client.jobs`)."""
+        accept = {"accept": EVENT_STREAM}
+        return Call("GET", f"{job_path(job_id)}/events", _open, headers=accept, stream=True)
+
     def collections(self) -> Call[builtins.list[dict[str, Any]]]:
         """Every collection: name, modality, count and embedding space."""
         return Call("GET", "/v1/collections", _json_list("collections"))
@@ -504,6 +541,7 @@ __all__ = [
     "image_answer",
     "image_base64",
     "items_payload",
+    "job_path",
     "raise_for_error",
     "resolve_api_key",
     "result_from_body",
