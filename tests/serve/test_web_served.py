@@ -2,7 +2,9 @@
 (deployments/tiny.yaml) with an API key, driven in headless Chromium (Debian's `chromium`,
 through Playwright). The page asks for the key, runs `caption` on an uploaded image, shows the
 API's error next to the field for a file that is not an image, runs a retrieval workflow whose
-thumbnails load, browses, searches and adds to a collection, and chats with an agent.
+thumbnails load, browses, searches and adds to a collection, chats with an agent, runs a
+workflow as a job and sees it succeed in the Jobs tab, and cancels a queued and a running job
+there (their captioner replica stopped meanwhile, so neither can finish first).
 Screenshots of each screen go to .artifacts/web/ (git-ignored). The server is the one the
 client, MCP and web page modules share (shared_app.py)."""
 
@@ -10,20 +12,30 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
-from collections.abc import Iterator
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
-from serve_support import ROOT
+from playwright.sync_api import Browser, Page, Route, sync_playwright
+from serve_support import ROOT, descendants, png_base64
 from shared_app import KEY, TinyApp
+
+from mmserve.config import AppConfig
 
 pytestmark = pytest.mark.serve
 
 IMAGES = ROOT / "examples" / "images"
 SHOTS = ROOT / ".artifacts" / "web"
 #: Every <img> in ``selector`` has loaded real pixels.
+AUTH = {"authorization": f"Bearer {KEY}"}
+#: The title Ray gives the captioner's Serve replica process (app ``mmserve``).
+CAPTIONER = re.compile(r"ray::ServeReplica:mmserve:captioner(?![\w:])")
 LOADED = "s => { const all = [...document.querySelectorAll(s)]; return all.length > 0 && all.every(i => i.complete && i.naturalWidth > 0); }"  # noqa: E501
 
 
@@ -187,3 +199,196 @@ def test_the_page_fits_a_phone_and_the_tabs_answer_the_keyboard(page: Page) -> N
     page.keyboard.press("ArrowRight")
     assert page.is_visible("#panel-collections") and not page.is_visible("#panel-workflows")
     assert page.evaluate("() => document.activeElement.id") == "tab-collections"
+
+
+def _status_is(page: Page, status: str, timeout_ms: float = 30_000) -> None:
+    page.wait_for_function(
+        "s => document.querySelector('#job-status')?.textContent === s",
+        arg=status,
+        timeout=timeout_ms,
+    )
+
+
+def _shown_job(page: Page) -> str:
+    """The id of the job the Jobs tab shows."""
+    view = page.wait_for_selector("#job-view[data-job]")
+    assert view is not None
+    job = view.get_attribute("data-job")
+    assert job
+    return job
+
+
+def _jobs(url: str, status: str) -> list[dict[str, object]]:
+    answer = httpx.get(f"{url}/v1/jobs", params={"status": status}, headers=AUTH, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["jobs"]
+
+
+def _wait(what: str, check: Callable[[], bool], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def _idle(url: str) -> bool:
+    return not _jobs(url, "queued") and not _jobs(url, "running")
+
+
+def _captioner(app: TinyApp) -> int:
+    """The captioner's Serve replica process, among `mmserve serve`'s descendants."""
+    found = []
+    for pid in descendants(app.process.pid):
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if CAPTIONER.match(title):
+            found.append(pid)
+    assert len(found) == 1, found
+    return found[0]
+
+
+@contextmanager
+def _stopped(pid: int) -> Iterator[None]:
+    """The process stopped (SIGSTOP) for the block, then continued: the caption calls it
+    serves wait meanwhile, so the jobs making them stay running. Seconds only: Serve takes a
+    replica for unhealthy after its health check has waited 30 s."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_run_as_a_job_shows_the_job_in_the_jobs_tab_until_it_succeeds(
+    page: Page, server: str
+) -> None:
+    page.click('[data-workflow="caption"]')
+    page.set_input_files("#in-caption-image", str(IMAGES / "green_triangle.png"))
+    page.wait_for_selector('[data-field="image"] .preview img')
+    page.click("#job-button")
+    page.wait_for_selector('#tab-jobs[aria-selected="true"]')
+    assert page.is_visible("#panel-jobs") and not page.is_visible("#panel-workflows")
+    job = _shown_job(page)
+    row = f'#job-table tr[data-job="{job}"]'
+    assert page.inner_text(f"{row} td").startswith(f"caption {job[:8]}")
+    assert page.evaluate("() => document.activeElement.id") == "job-title"
+    caption = page.wait_for_selector(
+        '#job-view [data-output="caption"] .text-output', timeout=180_000
+    )
+    assert caption is not None
+    answer = httpx.get(f"{server}/v1/jobs/{job}", headers=AUTH, timeout=30).json()
+    assert answer["status"] == "succeeded"
+    assert caption.inner_text().strip() == answer["outputs"]["caption"].strip()
+    assert page.inner_text("#job-status") == "succeeded"
+    assert page.query_selector("#job-cancel") is None  # a finished job has nothing to cancel
+    assert page.inner_text('#job-view .timeline [data-step="caption"] .step-status') == "ok"
+    page.wait_for_function(
+        "s => document.querySelector(s)?.dataset.status === 'succeeded'", arg=row
+    )
+    assert page.inner_text(f"{row} .job-progress").endswith(" s")  # how long it ran
+    _shot(page, "jobs-succeeded")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    assert page.is_visible(f"{row} button") and page.is_visible("#job-status")
+    _shot(page, "phone-jobs")
+
+
+def test_a_queued_and_a_running_job_are_cancelled_from_the_jobs_tab(
+    page: Page, server: str, keyed_tiny_app: TinyApp
+) -> None:
+    """Every job slot of the worker holds a caption job whose model call waits on the stopped
+    captioner replica, so the job "Run as a job" queues waits (deterministically) until it
+    is cancelled; then one of the running jobs is cancelled too."""
+    _wait("the jobs of earlier tests to end", lambda: _idle(server))
+    jobs = AppConfig.load(keyed_tiny_app.local_config_path).jobs
+    assert jobs.autoscaling is None
+    slots = jobs.replicas * jobs.max_concurrent_jobs
+    page.click('[data-workflow="caption"]')
+    page.set_input_files("#in-caption-image", str(IMAGES / "yellow_sun.png"))
+    page.wait_for_selector('[data-field="image"] .preview img')
+    running: list[str] = []
+    with _stopped(_captioner(keyed_tiny_app)):
+        try:
+            for n in range(slots):
+                image = png_base64((40 + 50 * n, 200 - 30 * n, 90))
+                answer = httpx.post(
+                    f"{server}/v1/workflows/caption/jobs",
+                    json={"inputs": {"image": image}},
+                    headers={**AUTH, "x-mmserve-cache": "bypass"},
+                    timeout=30,
+                )
+                assert answer.status_code == 202, answer.text
+                running.append(answer.json()["id"])
+            _wait("the worker to run them", lambda: len(_jobs(server, "running")) == slots, 60)
+
+            page.click("#job-button")
+            job = _shown_job(page)
+            assert job not in running
+            _status_is(page, "queued")
+            row = f'#job-table tr[data-job="{job}"]'
+            assert page.inner_text(f"{row} .job-progress") == "next in the queue"
+            assert "Waiting to run: next in the queue." in page.inner_text("#job-view")
+            _shot(page, "jobs-queued")
+            page.click("#job-cancel")
+            _status_is(page, "cancelled")
+            assert page.query_selector("#job-cancel") is None
+            assert page.evaluate("() => document.activeElement.id") == "job-title"
+            page.wait_for_function(
+                "s => document.querySelector(s)?.dataset.status === 'cancelled'", arg=row
+            )
+
+            page.click(f'#job-table tr[data-job="{running[0]}"] button')
+            page.wait_for_selector(f'#job-view[data-job="{running[0]}"]')
+            _status_is(page, "running")
+            assert "0 of 1 steps done" in page.inner_text("#job-view")
+            assert page.inner_text(f'#job-table tr[data-job="{running[0]}"] .job-progress') == (
+                "0/1 steps"
+            )
+            page.click("#job-cancel")
+            _status_is(page, "cancelled")
+            _shot(page, "jobs-cancelled")
+        finally:
+            # cancelled while the replica is stopped: none of them can finish otherwise
+            for other in running:
+                httpx.delete(f"{server}/v1/jobs/{other}", headers=AUTH, timeout=30)
+            _wait("the cancelled jobs to end", lambda: _idle(server), 60)
+    views = [
+        httpx.get(f"{server}/v1/jobs/{one}", headers=AUTH, timeout=30).json()
+        for one in [job, *running]
+    ]
+    assert [v["status"] for v in views] == ["cancelled"] * (slots + 1)
+    assert views[0]["started_at"] is None  # the queued one never ran
+
+
+def test_without_the_job_api_there_is_no_jobs_tab_and_no_run_as_a_job(
+    browser: Browser, server: str
+) -> None:
+    """A server without job workers answers 404 for /v1/jobs (here the page is told so)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    missing = {"error": {"code": "not_found", "message": "not found", "request_id": "-"}}
+
+    def no_jobs(route: Route) -> None:
+        route.fulfill(status=404, json=missing)
+
+    context.route(re.compile(r"/v1/jobs(\?|$)"), no_jobs)
+    tab = context.new_page()
+    try:
+        tab.goto(server + "/")
+        tab.wait_for_selector("#key-dialog[open]")
+        tab.fill("#key-input", KEY)
+        tab.press("#key-input", "Enter")
+        tab.click('[data-workflow="caption"]')
+        tab.wait_for_selector("#run-button")
+        tab.wait_for_function(
+            "() => document.querySelector('#tab-jobs').hidden"
+            " && document.querySelector('#job-button').hidden"
+        )
+        assert not tab.is_visible("#tab-jobs") and not tab.is_visible("#job-button")
+        tab.focus("#tab-agents")
+        tab.keyboard.press("ArrowRight")  # past the last tab shown: back to the first
+        assert tab.evaluate("() => document.activeElement.id") == "tab-workflows"
+    finally:
+        context.close()

@@ -47,7 +47,8 @@ def test_the_page_and_its_files_need_no_key_and_the_api_still_does(client: TestC
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert KEY not in page.text
     files = _page_files(client)
-    assert {"main.js", "api.js", "app.css", "forms.js", "collections.js", "chat.js"} <= files
+    modules = {"main.js", "api.js", "forms.js", "collections.js", "chat.js", "jobs.js"}
+    assert modules | {"app.css"} <= files
     for name in files:
         answer = client.get(f"/web/{name}")
         assert answer.status_code == 200, name

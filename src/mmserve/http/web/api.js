@@ -87,6 +87,19 @@ export async function postJson(path, body, extraHeaders) {
   return response.json();
 }
 
+/** DELETE with the key; the answer's JSON. */
+export async function deleteJson(path) {
+  return (await call(path, { method: "DELETE" })).json();
+}
+
+/**
+ * Queue a run of the workflow as a job: the same body as /run ({inputs}); resolves with the
+ * 202 answer {id, status, url}, rejects with the ApiError /run would give for bad inputs.
+ */
+export async function submitJob(name, inputs) {
+  return postJson(`/v1/workflows/${encodeURIComponent(name)}/jobs`, { inputs });
+}
+
 /** An object URL for an image the API serves (fetched with the key). */
 export async function imageUrl(path) {
   const blob = await (await call(path)).blob();

@@ -4,10 +4,13 @@ import { currentKey, onKeyNeeded, setKey } from "./api.js";
 import { loadAgents } from "./chat.js";
 import { loadCollections } from "./collections.js";
 import { showError } from "./dom.js";
+import { forgetJobsProbe, jobsAvailable, loadJobs, openJob } from "./jobs.js";
 import { loadWorkflows } from "./workflows.js";
 
 const banner = document.getElementById("banner");
-const loaders = { workflows: loadWorkflows, collections: loadCollections, agents: loadAgents };
+const loaders = { workflows: loadWorkflows, collections: loadCollections, agents: loadAgents, jobs: loadJobs };
+// sections read afresh each time they are shown
+const live = new Set(["collections", "jobs"]);
 const loaded = new Set();
 
 function select(name, focus) {
@@ -19,23 +22,39 @@ function select(name, focus) {
     if (on && focus) tab.focus();
   }
   showError(banner, "");
-  if (name === "collections" || !loaded.has(name)) {
+  if (live.has(name) || !loaded.has(name)) {
     loaded.add(name);
     loaders[name](banner);
   }
 }
 
-const names = Object.keys(loaders);
 for (const tab of document.querySelectorAll('[role="tab"]')) {
   const name = tab.id.slice(4);
   tab.addEventListener("click", () => select(name, false));
   tab.addEventListener("keydown", (event) => {
-    const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
-    if (!step) return;
+    const names = [...document.querySelectorAll('[role="tab"]:not([hidden])')].map((t) => t.id.slice(4));
+    const here = names.indexOf(name);
+    const next = { ArrowRight: here + 1, ArrowLeft: here - 1, Home: 0, End: names.length - 1 }[event.key];
+    if (next === undefined) return;
     event.preventDefault();
-    select(names[(names.indexOf(name) + step + names.length) % names.length], true);
+    select(names[(next + names.length) % names.length], true);
   });
 }
+
+// The Jobs tab, only on a server with the job API; a form's "Run as a job" opens its job there.
+function showJobsTab() {
+  jobsAvailable().then((available) => {
+    const tab = document.getElementById("tab-jobs");
+    tab.hidden = !available;
+    if (!available && tab.getAttribute("aria-selected") === "true") select("workflows", false);
+  });
+}
+
+document.addEventListener("mmserve:open-job", (event) => {
+  openJob(event.detail.id);
+  document.getElementById("tab-jobs").hidden = false;
+  select("jobs", false);
+});
 
 // The key: asked once (when the API first answers 401), kept in this tab's session storage.
 const dialog = document.getElementById("key-dialog");
@@ -72,6 +91,8 @@ onKeyNeeded(ask);
 document.getElementById("key-button").addEventListener("click", async () => {
   if (await ask("")) {
     loaded.clear();
+    forgetJobsProbe();
+    showJobsTab();
     const current = document.querySelector('[role="tab"][aria-selected="true"]').id.slice(4);
     select(current, false);
   }
@@ -84,3 +105,4 @@ window.addEventListener("unhandledrejection", (event) => {
 });
 
 select("workflows", false);
+showJobsTab();

@@ -1,8 +1,9 @@
 // The Workflows section: the list, a form per workflow, live progress, outputs and trace.
 
-import { getJson, runStreamed } from "./api.js";
+import { getJson, runStreamed, submitJob } from "./api.js";
 import { h, messageOf, showError } from "./dom.js";
 import { schemaForm } from "./forms.js";
+import { jobsAvailable } from "./jobs.js";
 import { renderOutputs, renderTrace } from "./render.js";
 
 let workflows = [];
@@ -38,11 +39,16 @@ function choose(name) {
   const formError = h("p", { class: "error", role: "alert", id: "run-error", hidden: true });
   const fieldset = h("div", { class: "fields" });
   const runButton = h("button", { type: "submit", id: "run-button" }, "Run");
+  // the same inputs, queued as a job (shown in the Jobs tab); only where the server has jobs
+  const jobButton = h("button", { type: "submit", id: "job-button", class: "quiet", hidden: true }, "Run as a job");
+  jobsAvailable().then((available) => {
+    jobButton.hidden = !available;
+  });
   const form = h(
     "form",
     { id: "run-form", "aria-labelledby": "workflow-title", novalidate: true },
     fieldset,
-    h("div", { class: "row" }, runButton),
+    h("div", { class: "row" }, runButton, jobButton),
     formError,
   );
   const progress = h("ol", { class: "progress", id: "run-progress", "aria-live": "polite", "aria-label": "Progress" });
@@ -60,13 +66,21 @@ function choose(name) {
   if (view.getBoundingClientRect().top > window.innerHeight * 0.6) view.scrollIntoView({ block: "start" });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    const asJob = event.submitter === jobButton;
     fields.clearErrors();
     showError(formError, "");
     progress.replaceChildren();
-    result.replaceChildren(h("p", { class: "hint" }, "Running…"));
+    result.replaceChildren(h("p", { class: "hint" }, asJob ? "Queuing a job…" : "Running…"));
     runButton.disabled = true;
+    jobButton.disabled = true;
     try {
       const inputs = await fields.values();
+      if (asJob) {
+        const job = await submitJob(workflow.name, inputs);
+        result.replaceChildren(queued(job.id));
+        document.dispatchEvent(new CustomEvent("mmserve:open-job", { detail: { id: job.id } }));
+        return;
+      }
       const body = await runStreamed(workflow.name, inputs, (kind, data) => onEvent(progress, kind, data));
       result.replaceChildren(
         h("h4", {}, "Outputs"),
@@ -80,8 +94,21 @@ function choose(name) {
       if (!fields.fieldError(err.field, message)) showError(formError, message);
     } finally {
       runButton.disabled = false;
+      jobButton.disabled = false;
     }
   });
+}
+
+/** What the form shows after "Run as a job": the job's id and a way back to it. */
+function queued(id) {
+  const open = () => document.dispatchEvent(new CustomEvent("mmserve:open-job", { detail: { id } }));
+  return h(
+    "p",
+    { class: "hint" },
+    "Queued as job ",
+    h("button", { type: "button", class: "link", onclick: open }, id.slice(0, 8)),
+    " (see the Jobs tab).",
+  );
 }
 
 function stepRow(progress, step) {
