@@ -156,7 +156,7 @@ def test_a_config_too_large_for_the_cluster_is_refused_with_the_table(
     assert "CPU 3 (node max 2), accel 1" in rows["vqa"]
     assert rows["image_encoder"].endswith("no node has vqa_node")
     assert "captioner" not in rows  # it fits
-    assert rows["all"].split()[:2] == ["all", "5"]
+    assert rows["all"].split()[:2] == ["all", "6"]  # five deployments and the job worker
     assert "Traceback" not in done.stderr
     health = _health(two_nodes.url)
     assert health["deployments"]["vqa"]["ready"], health
