@@ -1,7 +1,8 @@
 """The ``mmserve`` command.
 
-``mmserve run``, ``validate`` and ``plugins`` live here; ``serve``/``build`` and ``index`` are
-mounted from their own modules. Every command turns errors into one clear line on stderr and
+``mmserve run``, ``validate`` and ``plugins`` live here; ``serve``/``build``, ``index`` and
+``jobs`` are mounted from their own modules (``run --url --detach`` queues a job:
+:mod:`mmserve.cli.jobs`). Every command turns errors into one clear line on stderr and
 a non-zero exit (see :mod:`mmserve.cli.common`).
 """
 
@@ -17,6 +18,7 @@ import typer
 from mmserve.cli.chat import chat
 from mmserve.cli.common import (
     CLI_CONNECT_BUDGET_S,
+    EXIT_ERROR,
     ConfigOption,
     ProfileOption,
     echo_err,
@@ -28,15 +30,15 @@ from mmserve.cli.common import (
 )
 from mmserve.cli.index import index_app
 from mmserve.cli.inputs import parse_inputs
+from mmserve.cli.jobs import jobs_app, print_failed_run, run_answer, served_inputs, submit
 from mmserve.cli.mcp import mcp
 from mmserve.cli.progress import ProgressOption, ProgressPrinter, wants_progress
-from mmserve.cli.reports import plugin_reference, print_failed_trace, served_hint
+from mmserve.cli.reports import plugin_reference, print_failed_trace
 from mmserve.cli.serve import build, serve
 from mmserve.cli.status import status
 from mmserve.client.clients import Client, RetryPolicy, RunResult
 from mmserve.client.errors import ApiError
 from mmserve.client.outputs import write_images
-from mmserve.errors import WorkflowNotFoundError
 from mmserve.local.mode import LocalApp
 from mmserve.registry import PluginInfo, record_error, registry, step_schemas
 from mmserve.version import __version__
@@ -87,7 +89,11 @@ def run(
         str | None, typer.Option("--url", help="Run on the mmserve server at this URL.")
     ] = None,
     timeout: Annotated[
-        float | None, typer.Option("--timeout", help="Give up after this many seconds.")
+        float | None,
+        typer.Option(
+            "--timeout",
+            help="Give up after this many seconds (with --detach: the job's run deadline).",
+        ),
     ] = None,
     progress: ProgressOption = None,
     output_dir: Annotated[
@@ -101,10 +107,21 @@ def run(
         bool,
         typer.Option("--no-cache", help="Compute `cache: true` steps afresh (no cached result)."),
     ] = False,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach",
+            help="Queue the run as a job on the --url server and print its id; follow it with "
+            "`mmserve jobs show|wait|cancel ID`.",
+        ),
+    ] = False,
 ) -> None:
     """Run a workflow and print its outputs and trace as JSON (steps' progress on stderr)."""
     if local and url:
         usage_error("use either --local or --url, not both")
+    if detach:
+        _detach(url, workflow, inputs or [], timeout, progress, output_dir, use_cache=not no_cache)
+        return
     printer = ProgressPrinter() if wants_progress(progress) else None
     if url:
         print_json(
@@ -132,6 +149,25 @@ def run(
     print_json(answer)
 
 
+def _detach(
+    url: str | None,
+    workflow: str,
+    pairs: list[str],
+    timeout: float | None,
+    progress: bool | None,
+    output_dir: Path | None,
+    *,
+    use_cache: bool,
+) -> None:
+    """``run --detach``: submit a job to the ``url`` server and print its id."""
+    if not url:
+        echo_err("error: --detach queues a job on a server, which needs --url (jobs need a server)")
+        raise typer.Exit(EXIT_ERROR)
+    if progress or output_dir is not None:
+        usage_error("--detach prints only the job's id: `mmserve jobs wait ID` prints its outputs")
+    typer.echo(submit(url, workflow, pairs, deadline_s=timeout, use_cache=use_cache))
+
+
 def _written(outputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
     return write_images(outputs, output_dir)
 
@@ -148,19 +184,12 @@ def _run_remote(
 ) -> Any:
     retry = RetryPolicy(budget_s=CLI_CONNECT_BUDGET_S)
     with Client(url, timeout=timeout or 600.0, retry=retry, use_cache=use_cache) as client:
-        schemas = {w["name"]: w["inputs"] for w in client.workflows()}
-        if workflow not in schemas:
-            error = WorkflowNotFoundError(name=workflow, known=list(schemas))
-            error.hint = served_hint(workflow)
-            raise error
-        values = parse_inputs(pairs, schemas[workflow])
+        values = parse_inputs(pairs, served_inputs(client, workflow))
         if printer is None:
             try:
                 result = client.run(workflow, **values)
             except ApiError as exc:
-                if exc.trace:  # as a local run: the error and the trace, as JSON
-                    said = {"code": exc.code, "message": exc.message}
-                    print_json({"error": said, "trace": exc.trace})
+                print_failed_run(exc)  # as a local run: the error and the trace, as JSON
                 raise
         else:  # the server's event stream, each step printed as it happens
             for item in client.stream(workflow, **values):
@@ -168,12 +197,7 @@ def _run_remote(
                     result = item
                 else:
                     printer(item)
-    outputs = (
-        _written(result.outputs, output_dir)
-        if output_dir is not None
-        else result.raw.get("outputs", {})  # images as the server sent them: base64 PNG
-    )
-    return {"outputs": outputs, "trace": result.trace, "request_id": result.request_id}
+    return run_answer(result, output_dir)
 
 
 @app.command()
@@ -263,6 +287,7 @@ def _mount_subcommands() -> None:
     app.command(help="Write a Ray Serve config (serve run/deploy) or a KubeRay RayService.")(build)
     app.command(help="Show the running app's replicas, their nodes, and why any waits.")(status)
     app.add_typer(index_app, name="index", help="Build and search the retrieval index.")
+    app.add_typer(jobs_app, name="jobs", help="Follow a server's jobs: list, show, wait, cancel.")
     app.command(help="Chat with an agent at the terminal (--url for a server).")(chat)
     app.command(help="A stdio MCP server for desktop MCP clients, forwarding to --url's /mcp.")(mcp)
 
