@@ -119,6 +119,15 @@ def test_runs_steps_and_model_calls_are_counted_on_rays_endpoint(served: str) ->
         for _ in range(2):  # the second answer comes from the step cache
             answered = http.post("/v1/workflows/cached_answer/run", json={"inputs": question})
             assert answered.status_code == 200, answered.text
+        # one job: counted by the job worker (a workflow of its own, on its own model)
+        job = http.post(
+            "/v1/workflows/slow_chain/jobs", json={"inputs": {"image": png_base64(RED)}}
+        )
+        assert job.status_code == 202, job.text
+        deadline = time.monotonic() + 60
+        while http.get(f"/v1/jobs/{job.json()['id']}").json()["status"] != "succeeded":
+            assert time.monotonic() < deadline, "the job did not finish"
+            time.sleep(0.2)
 
     caption = {"workflow": "caption"}
     caption_step = {**caption, "step": "caption"}
@@ -143,6 +152,10 @@ def test_runs_steps_and_model_calls_are_counted_on_rays_endpoint(served: str) ->
         ("ray_mmserve_model_batch_size_count", captioner, 3),
         ("ray_mmserve_model_ongoing", captioner, 0),
         ("ray_mmserve_model_calls_total", {"model": "vqa", "method": "answer"}, 1),
+        ("ray_mmserve_jobs_finished_total", {"workflow": "slow_chain", "status": "succeeded"}, 1),
+        ("ray_mmserve_job_wait_ms_count", {"workflow": "slow_chain"}, 1),
+        ("ray_mmserve_job_run_ms_count", {"workflow": "slow_chain"}, 1),
+        ("ray_mmserve_jobs_queued", {"workflow": "slow_chain"}, 0),
     ]
     samples = _wait_for(expected, before)
     codes = {

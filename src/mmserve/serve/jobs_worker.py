@@ -22,6 +22,7 @@ from mmserve.http.limits import check_inputs
 from mmserve.jobs.worker import JobTargets, JobWorker
 from mmserve.registry import registry
 from mmserve.serve.ingress import replica_engine
+from mmserve.serve.metrics import JobMetrics, RayRecorder
 from mmserve.serve.status import JobQueueView
 from mmserve.tracing import configure as configure_tracing
 from mmserve.workflow import Workflow, load_workflows
@@ -64,7 +65,12 @@ class JobWorkerServer:
 
         # Serve runs __init__ on the replica's event loop: the jobs run there too
         loop = asyncio.get_running_loop()
-        self._worker = JobWorker(config, JobTargets(engine, workflows, checked), loop)
+        self._worker = JobWorker(
+            config,
+            JobTargets(engine, workflows, checked),
+            loop,
+            observer=JobMetrics(RayRecorder()),
+        )
         self._worker.start()
         self._stop = partial(self._worker.stop)
 

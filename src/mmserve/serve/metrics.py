@@ -96,6 +96,24 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec(
             "mmserve_model_ongoing", "gauge", _M, "Model calls in flight (per ingress replica)."
         ),
+        MetricSpec(
+            "mmserve_jobs_queued",
+            "gauge",
+            _W,
+            "Jobs waiting in the queue (counted by each job worker at its sweep).",
+        ),
+        MetricSpec(
+            "mmserve_job_wait_ms", "histogram", _W, "Time a job waited in the queue, in ms."
+        ),
+        MetricSpec(
+            "mmserve_job_run_ms", "histogram", _W, "Time a job ran (its last attempt), in ms."
+        ),
+        MetricSpec(
+            "mmserve_jobs_finished",
+            "counter",
+            (*_W, "status"),
+            "Jobs that ended, by status: succeeded, failed, cancelled.",
+        ),
     )
 }
 
@@ -180,6 +198,34 @@ class Ongoing:
         self._recorder.set(self._name, tags, count)
 
 
+class JobMetrics:
+    """A job worker's observations (:class:`mmserve.jobs.worker.JobObserver`) as metrics."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
+        self._queued: set[str] = set()
+
+    def started(self, record: Any) -> None:
+        self._queued.add(record.target)  # its queue's gauge is set (to 0 if empty) next sweep
+        wait_ms = max(0.0, (record.started_at or record.created_at) - record.created_at) * 1000
+        self._recorder.observe("mmserve_job_wait_ms", {"workflow": record.target}, wait_ms)
+
+    def finished(self, record: Any) -> None:
+        tags = {"workflow": record.target}
+        self._recorder.add("mmserve_jobs_finished", {**tags, "status": record.status})
+        if record.started_at is not None and record.finished_at is not None:
+            run_ms = max(0.0, record.finished_at - record.started_at) * 1000
+            self._recorder.observe("mmserve_job_run_ms", tags, run_ms)
+
+    def queue(self, queued: Mapping[str, int]) -> None:
+        # workflows whose queue emptied since the last count go back to 0
+        for workflow in self._queued | set(queued):
+            self._recorder.set(
+                "mmserve_jobs_queued", {"workflow": workflow}, queued.get(workflow, 0)
+            )
+        self._queued = set(queued)
+
+
 def record_run(
     recorder: Recorder,
     workflow: str,
@@ -245,6 +291,7 @@ def record_model_call(
 
 __all__ = [
     "METRICS",
+    "JobMetrics",
     "MetricSpec",
     "Ongoing",
     "RayRecorder",
