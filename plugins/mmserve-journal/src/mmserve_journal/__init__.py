@@ -1,0 +1,1 @@
+"""An example mmserve step plugin with side effects (see README.md)."""
