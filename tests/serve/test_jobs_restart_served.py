@@ -30,10 +30,11 @@ pytestmark = pytest.mark.serve
 JOBS = 20
 #: Four images of distinct colours: four distinct captions.
 COLOURS = [(230, 20, 20), (20, 120, 230), (20, 230, 20), (230, 230, 20)]
-#: A caption call of the journal chain outlasts the whole stop, so its job is still running
-#: when the server stops (a stopping model replica waits for its call at most Serve's graceful
-#: shutdown timeout, 20 s, before it is killed).
-STALL_MS = 120_000
+#: Each of the journal chain's two caption calls takes this long, so its job is still running
+#: when the server stops (20 s from its journal step: the 20 jobs are submitted well within
+#: that); a stopping model replica waits for its call in flight, so a shorter call is a
+#: shorter stop (it waits at most Serve's graceful shutdown timeout, 20 s).
+STALL_MS = 10_000
 #: Ray's setting of how long a starting node may take to register
 RAY_START_WAIT = "RAY_raylet_start_wait_time_s"
 
