@@ -26,7 +26,8 @@ class RedisJobStore:
     """:class:`~mmserve.jobs.store.JobStore` on the Redis server at ``url``."""
 
     def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX) -> None:
-        self._redis = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10)
+        # Any: redis-py's sync client annotates every answer as ``Awaitable[Any] | Any``
+        self._redis: Any = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10)
         self._prefix = prefix
 
     def _key(self, *parts: str) -> str:
@@ -103,6 +104,8 @@ class RedisJobStore:
                     continue
                 if target is not None and record.target != target:
                     continue
+                if status is not None and record.status != status:
+                    continue  # changed since the index was read
                 found.append(record)
         return found[:limit]
 
@@ -117,8 +120,14 @@ class RedisJobStore:
         )
 
     def position(self, record: JobRecord) -> int:
-        rank = self._redis.zrank(self._key("status", "queued"), record.id)
-        return 0 if rank is None else int(rank)
+        queued = self._key("status", "queued")
+        rank = self._redis.zrank(queued, record.id)
+        if rank is not None:
+            return int(rank)
+        # not queued (any more): the queued ones before where it would be
+        before = int(self._redis.zcount(queued, "-inf", f"({record.created_at!r}"))
+        ties = self._redis.zrangebyscore(queued, record.created_at, record.created_at)
+        return before + sum(1 for t in ties if t.decode() < record.id)
 
     def finished_before(self, when: float, *, limit: int = 500) -> list[JobRecord]:
         ids = self._redis.zrangebyscore(self._key("finished"), "-inf", f"({when}", 0, limit)

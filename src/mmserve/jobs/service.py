@@ -29,7 +29,7 @@ from mmserve.jobs.files import JobFiles
 from mmserve.jobs.records import STATUSES, JobRecord
 from mmserve.jobs.redis_store import RedisJobStore
 from mmserve.jobs.sqlite_store import SqliteJobStore
-from mmserve.jobs.store import Change, JobStore
+from mmserve.jobs.store import Change, JobStore, applied
 
 #: Largest page of ``GET /v1/jobs``.
 MAX_PAGE = 500
@@ -159,16 +159,23 @@ class JobService:
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued job (it never runs) or ask a running one to stop."""
+        record, _ = self.cancel_record(job_id)
+        return self.view_of(record)
+
+    def cancel_record(self, job_id: str) -> tuple[JobRecord, bool]:
+        """:meth:`cancel`'s record afterwards, and whether this cancel ended the job (a queued
+        job: its webhook is then the caller's to call, no worker will)."""
         record = self.record(job_id)
         if record.finished:
             raise JobFinishedError(
                 f"job {job_id} has already finished ({record.status})",
                 hint="only a queued or running job can be cancelled",
             )
-        changed = self.store.update(job_id, lifecycle.cancel()) or record
-        if changed.finished and changed.status != "cancelled":
-            raise JobFinishedError(f"job {job_id} has already finished ({changed.status})")
-        return self.view_of(changed)
+        found, changed = applied(self.store, job_id, lifecycle.cancel())
+        after = found or record
+        if after.finished and after.status != "cancelled":
+            raise JobFinishedError(f"job {job_id} has already finished ({after.status})")
+        return after, changed and after.finished
 
     def events(self, job_id: str, start: int = 0) -> list[dict[str, Any]]:
         return self.store.events(job_id, start)

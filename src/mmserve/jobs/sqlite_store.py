@@ -121,7 +121,8 @@ class SqliteJobStore:
         limit: int = 50,
         after: tuple[float, str] | None = None,
     ) -> list[JobRecord]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if status is not None:
             where.append("status = ?")
             params.append(status)

@@ -84,4 +84,18 @@ class JobStore(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["Change", "JobStore"]
+def applied(store: JobStore, job_id: str, change: Change) -> tuple[JobRecord | None, bool]:
+    """``store.update(job_id, change)`` and whether ``change`` changed the record (rather
+    than declined it)."""
+    did: list[bool] = [False]
+
+    def tracked(record: JobRecord) -> JobRecord | None:
+        new = change(record)
+        did[0] = new is not None
+        return new
+
+    record = store.update(job_id, tracked)
+    return record, did[0]
+
+
+__all__ = ["Change", "JobStore", "applied"]

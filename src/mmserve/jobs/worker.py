@@ -5,7 +5,7 @@ Each message names a job. The worker *claims* the job in the store (only a queue
 claimed, so a message sent twice runs the job once), runs the workflow on the event loop it
 was given (the Serve replica's, in :mod:`mmserve.serve.jobs_worker`), writes each run event and
 the steps done to the store, and finishes the job: ``succeeded`` with a result file,
-``failed`` with the error, or ``cancelled``.
+``failed`` with the error, or ``cancelled``; then calls its webhook, if it named one.
 
 A broker's redelivery alone does not make jobs durable (kombu's SQLite transport marks a
 message consumed when a worker receives it, so a SIGKILLed worker's jobs would be lost), so
@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from celery.signals import task_received, worker_ready
 
@@ -47,7 +47,7 @@ from mmserve.jobs.broker import TASK, Doorbell, celery_app, job_of
 from mmserve.jobs.files import JobFiles
 from mmserve.jobs.records import JobRecord
 from mmserve.jobs.service import full_view, open_store
-from mmserve.jobs.store import Change, JobStore
+from mmserve.jobs.store import Change, applied
 from mmserve.jobs.webhooks import deliver
 from mmserve.workflow import Engine, RunResult, Workflow
 from mmserve.workflow.run.events import ItemProgress, StepFinished, StepStarted
@@ -83,21 +83,41 @@ class JobTargets:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class JobObserver(Protocol):
+    """What a worker reports for metrics (:class:`mmserve.serve.metrics.JobMetrics`)."""
+
+    def started(self, record: JobRecord) -> None: ...
+
+    def finished(self, record: JobRecord) -> None: ...
+
+    def queue(self, queued: Mapping[str, int]) -> None:
+        """The queued jobs by workflow, at each sweep."""
+        ...
+
+
 def _wake() -> None:
     """Nothing: a timer entry that wakes Celery's loop."""
 
 
-def applied(store: JobStore, job_id: str, change: Change) -> tuple[JobRecord | None, bool]:
-    """``store.update(job_id, change)`` and whether ``change`` changed the record."""
-    did: list[bool] = [False]
+#: The worker that received each message not yet run (task id -> worker), for
+#: :func:`_run_job`.
+_RECEIVED: dict[str, JobWorker] = {}
+_RECEIVED_LOCK = threading.Lock()
 
-    def tracked(record: JobRecord) -> JobRecord | None:
-        new = change(record)
-        did[0] = new is not None
-        return new
 
-    record = store.update(job_id, tracked)
-    return record, did[0]
+def _run_job(task: Any, job_id: str) -> None:
+    """The Celery task (a pool thread): the worker that received the message runs the job.
+
+    Celery runs a task through state it keeps once per process (the task registry and app of
+    the worker started last: ``celery.app.trace.setup_worker_optimizations``), so with several
+    workers in one process (tests, a worker restarted in place) a worker's own method as the
+    task would run on whichever worker started last. The worker that received the message
+    is known exactly (:meth:`JobWorker._received` runs in its consumer before the task)."""
+    with _RECEIVED_LOCK:
+        worker = _RECEIVED.pop(task.request.id, None)
+    if worker is None:
+        raise RuntimeError(f"no job worker received the message {task.request.id}")
+    worker._handle(job_id)
 
 
 class JobWorker:
@@ -111,8 +131,10 @@ class JobWorker:
         loop: asyncio.AbstractEventLoop,
         *,
         name: str | None = None,
+        observer: JobObserver | None = None,
     ) -> None:
         self.config = config
+        self.observer = observer
         self.targets = targets
         self.loop = loop
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -133,9 +155,15 @@ class JobWorker:
 
     def start(self) -> None:
         self.store.beat(self.name, time.time() + self.config.jobs.lease_s)
-        self.app.task(name=TASK, acks_late=True, ignore_result=True)(self._handle)
-        task_received.connect(self._received, weak=False)
-        worker_ready.connect(self._ready, weak=False)
+        # shared=False: Celery's default registers a task with every app created later in
+        # the process (see _run_job for why the task is not this worker's method)
+        self.app.task(name=TASK, bind=True, acks_late=True, ignore_result=True, shared=False)(
+            _run_job
+        )
+        # a uid of this worker's own: Celery identifies a bound method by its function, so a
+        # second worker's handlers would otherwise be taken for the first's and dropped
+        task_received.connect(self._received, weak=False, dispatch_uid=self._uid("received"))
+        worker_ready.connect(self._ready, weak=False, dispatch_uid=self._uid("ready"))
         self._celery = self.app.Worker(
             hostname=f"{self.name}@{socket.gethostname()}",
             queues=[self.config.jobs.queue],
@@ -155,14 +183,17 @@ class JobWorker:
     def stop(self) -> None:
         """Stop taking jobs (those running are left to the recovery of a worker that lives)."""
         self._stop.set()
-        task_received.disconnect(self._received)
-        worker_ready.disconnect(self._ready)
+        task_received.disconnect(self._received, dispatch_uid=self._uid("received"))
+        worker_ready.disconnect(self._ready, dispatch_uid=self._uid("ready"))
         if self._celery is not None:
             try:
                 self._celery.stop(in_sighandler=False, exitcode=0)
             except Exception:  # shutting down anyway
                 logger.debug("celery worker stop failed", exc_info=True)
         self.store.forget_worker(self.name)
+
+    def _uid(self, signal: str) -> str:
+        return f"mmserve-jobs-{signal}-{self.name}"
 
     def check_alive(self) -> None:
         """Raises when the Celery worker or the housekeeping thread has stopped."""
@@ -182,6 +213,8 @@ class JobWorker:
         """Celery received a message (before a pool thread runs it): hold its job."""
         if request is None or getattr(request, "hostname", None) != self._celery.hostname:
             return
+        with _RECEIVED_LOCK:
+            _RECEIVED[request.id] = self
         try:
             self.store.update(job_of(request.id), lifecycle.hold(self.name))
         except Exception:  # the claim decides; a missed hold only delays a recovery
@@ -203,6 +236,7 @@ class JobWorker:
         if record is None or record.status != "running" or record.worker != self.name:
             return
         attempt = record.attempt
+        self._observe("started", record)
         task = asyncio.current_task()
         assert task is not None
         with self._lock:
@@ -223,7 +257,9 @@ class JobWorker:
             change = lifecycle.finish(
                 self.name, attempt, status, error=error, steps_done=steps_done
             )
-            await self._store(job_id, change)
+            ended, changed = await asyncio.to_thread(applied, self.store, job_id, change)
+            if changed and ended is not None:
+                await asyncio.to_thread(self._notify, ended)
 
         workflow = self.targets.workflows.get(record.target)
         if workflow is None:
@@ -267,6 +303,14 @@ class JobWorker:
             return
         await asyncio.to_thread(self.files.save_result, job_id, result.model_dump(mode="json"))
         await finish("succeeded")
+
+    def _observe(self, what: str, record: JobRecord) -> None:
+        if self.observer is None:
+            return
+        try:
+            getattr(self.observer, what)(record)
+        except Exception:  # metrics never fail a job
+            logger.warning("job metrics (%s) failed", what, exc_info=True)
 
     def _notify(self, record: JobRecord) -> None:
         """Call the finished job's webhook, if it named one (on the loop, in the background)."""
@@ -325,9 +369,11 @@ class JobWorker:
                 elif changed and new is not None and new.finished:
                     self._notify(new)
             self.store.forget_worker(worker)
+        current = self.store.active()
+        self._count_queue(current)
         unheld = [
             r
-            for r in self.store.active()
+            for r in current
             if r.status == "queued" and r.held_by is None and not r.cancel_requested
         ]
         stale = [r for r in unheld if now - r.rung_at > RING_GRACE_S]
@@ -339,6 +385,16 @@ class JobWorker:
         if now - self._last_retention > RETENTION_EVERY_S:
             self._last_retention = now
             self.expire(now)
+
+    def _count_queue(self, active: list[JobRecord]) -> None:
+        """Report the queued jobs by workflow (metrics)."""
+        if self.observer is None:
+            return
+        queued: dict[str, int] = {}
+        for record in active:
+            if record.status == "queued":
+                queued[record.target] = queued.get(record.target, 0) + 1
+        self.observer.queue(queued)
 
     def expire(self, now: float) -> None:
         """Finished jobs past their retention expire; expired records go after another."""

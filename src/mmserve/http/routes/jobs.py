@@ -5,7 +5,8 @@
 (4xx) and never becomes a failed job; it answers ``202`` with the job's id once the job is
 kept and queued. ``GET /v1/jobs/{id}``, ``GET /v1/jobs``, ``DELETE /v1/jobs/{id}`` (cancel)
 and ``GET /v1/jobs/{id}/events`` (the run's events, replayed from the start, then live) read
-and change the job store (:mod:`mmserve.jobs`); a job worker deployment runs the jobs.
+and change the job store (:mod:`mmserve.jobs`); a job worker deployment runs the jobs and
+calls their webhooks, but for a job cancelled while queued: its webhook is called from here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -35,9 +36,9 @@ from mmserve.http.run_request import (
 )
 from mmserve.http.run_stream import KEEPALIVE_S, event_stream, frame
 from mmserve.http.runtime import ApiRuntime, request_id_of
-from mmserve.jobs.records import JobRecord, job_url
-from mmserve.jobs.service import JobService
-from mmserve.jobs.webhooks import check_webhook
+from mmserve.jobs.records import JobRecord, JobStatus, job_url
+from mmserve.jobs.service import MAX_PAGE, JobService
+from mmserve.jobs.webhooks import check_webhook, deliver
 from mmserve.workflow import Workflow
 
 #: How often a live event stream looks for new events, in seconds.
@@ -96,6 +97,8 @@ async def _job_body(
 def job_routes(runtime: ApiRuntime, responses: dict[int | str, dict[str, Any]]) -> APIRouter:
     router = APIRouter(tags=["jobs"], responses=responses)
     server = runtime.config.server
+    #: Webhook calls of jobs cancelled while queued, under way (kept from the collector).
+    deliveries: set[asyncio.Task[bool]] = set()
 
     def service() -> JobService:
         if runtime.jobs is None:
@@ -148,12 +151,15 @@ def job_routes(runtime: ApiRuntime, responses: dict[int | str, dict[str, Any]]) 
 
     @router.get("/v1/jobs", response_model=JobPage)
     async def list_jobs(
-        status: str | None = None,
-        workflow: str | None = None,
-        limit: int = Query(default=50),
-        cursor: str | None = None,
+        status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
+        workflow: Annotated[str | None, Query(description="Only jobs of this workflow.")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 50,
+        cursor: Annotated[
+            str | None, Query(description="The previous page's next_cursor: the page after it.")
+        ] = None,
     ) -> dict[str, Any]:
-        """Jobs, newest first, by status and workflow; ``next_cursor`` pages on."""
+        """Jobs, newest first, by status and workflow; ``next_cursor`` pages on. A status
+        that is none or a limit out of range is a 422, as a bad query parameter elsewhere."""
         jobs = service()
         return await asyncio.to_thread(
             jobs.page, status=status, target=workflow, limit=limit, cursor=cursor
@@ -171,7 +177,13 @@ def job_routes(runtime: ApiRuntime, responses: dict[int | str, dict[str, Any]]) 
     async def cancel_job(job_id: str, request: Request) -> dict[str, Any]:
         """Cancel: a queued job never runs; a running job stops at its next step or model
         call (``cancel_requested`` until then). A finished job: 409."""
-        view = await asyncio.to_thread(service().cancel, job_id)
+        jobs = service()
+        record, ended = await asyncio.to_thread(jobs.cancel_record, job_id)
+        view = await asyncio.to_thread(jobs.view_of, record)
+        if ended and record.webhook is not None:  # a queued job: no worker will call it
+            delivery = asyncio.create_task(deliver(record.webhook, view, runtime.config.jobs))
+            deliveries.add(delivery)
+            delivery.add_done_callback(deliveries.discard)
         return {**view, "request_id": request_id_of(request)}
 
     @router.get("/v1/jobs/{job_id}/events", response_class=StreamingResponse)
