@@ -21,7 +21,7 @@ from mmserve.http.api import ApiRuntime, always_ready, create_api
 from mmserve.http.limits import check_inputs
 from mmserve.jobs.service import JobService
 from mmserve.jobs.worker import JobTargets, JobWorker
-from mmserve.registry import registry
+from mmserve.registry import Registry, registry
 from mmserve.stores import open_store_at
 from mmserve.workflow import Engine, Workflow, load_workflows
 
@@ -55,16 +55,20 @@ def jobs_config(
     delay_ms: int = 0,
     jobs: dict[str, Any] | None = None,
     server: dict[str, Any] | None = None,
+    workflows: dict[str, str] | None = None,
 ) -> AppConfig:
-    """Fake models (each call taking ``delay_ms``), the shipped workflows and
-    :data:`SLOW_CHAIN`, jobs in ``folder`` on ``broker`` (a queue of its own name)."""
-    (folder / "slow_chain.yaml").write_text(SLOW_CHAIN, encoding="utf-8")
+    """Fake models (each call taking ``delay_ms``), the shipped workflows,
+    :data:`SLOW_CHAIN` and ``workflows`` (name -> YAML), jobs in ``folder`` on ``broker`` (a
+    queue of its own name)."""
+    extra = {"slow_chain": SLOW_CHAIN, **(workflows or {})}
+    for name, text in extra.items():
+        (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
     fake = {"backend": "fake", "source": f"fake://delay_ms={delay_ms}"}
     return AppConfig.from_dict(
         {
             "models": {r: fake for r in ("image_encoder", "text_encoder", "captioner", "vqa")},
             "store": {"kind": "memory"},
-            "workflows": [str(ROOT / "workflows"), str(folder / "slow_chain.yaml")],
+            "workflows": [str(ROOT / "workflows"), *(str(folder / f"{n}.yaml") for n in extra)],
             "agents": [],
             "jobs": {
                 "path": str(folder / "jobs"),
@@ -93,10 +97,12 @@ def event_loop() -> Iterator[asyncio.AbstractEventLoop]:
         loop.close()
 
 
-def start_worker(config: AppConfig, loop: asyncio.AbstractEventLoop) -> JobWorker:
-    """A job worker on an engine of the config's (fake) models, started."""
-    workflows = load_workflows(config.workflow_paths(), registry=registry)
-    engine = Engine(LocalGateway(config), store=open_store_at("memory"), registry=registry)
+def start_worker(
+    config: AppConfig, loop: asyncio.AbstractEventLoop, *, plugins: Registry = registry
+) -> JobWorker:
+    """A job worker on an engine of the config's (fake) models and ``plugins``, started."""
+    workflows = load_workflows(config.workflow_paths(), registry=plugins)
+    engine = Engine(LocalGateway(config), store=open_store_at("memory"), registry=plugins)
 
     async def checked(workflow: Workflow, raw: dict[str, Any]) -> dict[str, Any]:
         return await check_inputs(workflow, raw, config.server.limits)
@@ -107,20 +113,23 @@ def start_worker(config: AppConfig, loop: asyncio.AbstractEventLoop) -> JobWorke
 
 
 @contextmanager
-def jobs_app(config: AppConfig, *, worker: bool = True) -> Iterator[JobsApp]:
-    """The API of ``config`` with its job queue, and (``worker``) a job worker, served."""
-    workflows = load_workflows(config.workflow_paths(), registry=registry)
+def jobs_app(
+    config: AppConfig, *, worker: bool = True, plugins: Registry = registry
+) -> Iterator[JobsApp]:
+    """The API of ``config`` with its job queue, and (``worker``) a job worker, served;
+    ``plugins`` is the registry of both (a copy with test steps added, say)."""
+    workflows = load_workflows(config.workflow_paths(), registry=plugins)
     service = JobService.from_config(config)
     runtime = ApiRuntime(
         config=config,
-        engine=Engine(LocalGateway(config), store=open_store_at("memory"), registry=registry),
+        engine=Engine(LocalGateway(config), store=open_store_at("memory"), registry=plugins),
         workflows=workflows,
         health=always_ready,
-        registry=registry,
+        registry=plugins,
         jobs=service,
     )
     with event_loop() as loop:
-        running = start_worker(config, loop) if worker else None
+        running = start_worker(config, loop, plugins=plugins) if worker else None
         try:
             with serving(create_api(runtime)) as url:
                 yield JobsApp(url, config, service, running)

@@ -20,6 +20,7 @@ from typing import Any
 
 from celery import Celery
 from kombu import Exchange, Queue
+from kombu.exceptions import ChannelError
 from kombu.transport import TRANSPORT_ALIASES
 
 from mmserve.config import JobsConfig
@@ -105,9 +106,12 @@ class Doorbell:
     def waiting(self) -> int:
         """Messages in the queue that no worker has received yet."""
         with self._lock, self._app.connection_for_read() as connection:
-            declared = connection.default_channel.queue_declare(
-                queue=self._queue.name, passive=True
-            )
+            try:
+                declared = connection.default_channel.queue_declare(
+                    queue=self._queue.name, passive=True
+                )
+            except ChannelError:  # Redis: an empty queue is no key, so "no such queue"
+                return 0
             return int(declared.message_count)
 
     def close(self) -> None:

@@ -63,6 +63,8 @@ RING_GRACE_S = 5.0
 WAKE_S = 0.05
 #: Seconds between two retention passes.
 RETENTION_EVERY_S = 60.0
+#: How long stopping waits for each of the worker's threads to end.
+STOP_WAIT_S = 10.0
 
 
 @dataclass
@@ -181,7 +183,27 @@ class JobWorker:
             self._threads.append(thread)
 
     def stop(self) -> None:
-        """Stop taking jobs (those running are left to the recovery of a worker that lives)."""
+        """Stop taking jobs; Celery's warm shutdown lets the jobs running here end. Then the
+        worker is forgotten, unless a job is still held or running in its name: that one is
+        left to the recovery of a worker that lives, once this one's lease has run out (a
+        forgotten worker's jobs would never be recovered)."""
+        self._quit()
+        if not any(self.name in (r.worker, r.held_by) for r in self.store.active()):
+            self.store.forget_worker(self.name)
+
+    def halt(self) -> None:
+        """Stop dead, as a SIGKILL would: for tests and shutdown. The heartbeats stop, the jobs
+        running here are cancelled and Celery stops taking messages, but nothing is written:
+        the worker is not forgotten and its jobs stay held or running in its name, for a
+        live worker to recover once the lease has run out."""
+        self._stop.set()
+        with self._lock:
+            running = [r.task for r in self._running.values()]
+        for task in running:  # not marked cancelled: the run ends without a word to the store
+            self.loop.call_soon_threadsafe(task.cancel)
+        self._quit()
+
+    def _quit(self) -> None:
         self._stop.set()
         task_received.disconnect(self._received, dispatch_uid=self._uid("received"))
         worker_ready.disconnect(self._ready, dispatch_uid=self._uid("ready"))
@@ -190,7 +212,9 @@ class JobWorker:
                 self._celery.stop(in_sighandler=False, exitcode=0)
             except Exception:  # shutting down anyway
                 logger.debug("celery worker stop failed", exc_info=True)
-        self.store.forget_worker(self.name)
+        for thread in self._threads:  # the housekeeping writes nothing once this returns
+            if thread is not threading.current_thread():
+                thread.join(timeout=STOP_WAIT_S)
 
     def _uid(self, signal: str) -> str:
         return f"mmserve-jobs-{signal}-{self.name}"

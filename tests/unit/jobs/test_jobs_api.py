@@ -252,7 +252,7 @@ def test_a_running_job_shows_its_steps_done_progressing(slow: JobsApp) -> None:
     assert view["status"] == "succeeded" and view["steps_done"] == 3
     running = [done for status, done in seen if status == "running"]
     assert running == sorted(running), "steps done never go back"
-    assert {1, 2} <= set(running), f"progress seen: {seen}"
+    assert set(running) & {1, 2}, f"no step seen done while it ran: {seen}"
     assert all(status in ("queued", "running", "succeeded") for status, _ in seen)
 
 
@@ -353,17 +353,17 @@ def test_a_running_job_is_cancelled_within_a_step(slow: JobsApp) -> None:
     with client_of(slow) as client:
         job_id = submit(client, "slow_chain", **image_body())
         wait_for(lambda: job_view(client, job_id)["steps_done"] >= 1, what="the first step to end")
-        asked_at = time.time()
         answer = client.delete(f"/v1/jobs/{job_id}")
         assert answer.status_code == 200, answer.text
         asked = answer.json()
-        assert asked["cancel_requested"] is True
-        assert asked["status"] in ("running", "cancelled")
+        assert asked["cancel_requested"] is True and asked["status"] == "running"
         view = wait_job(client, job_id)
         again = client.delete(f"/v1/jobs/{job_id}")
     assert view["status"] == "cancelled", view
-    assert view["steps_done"] < 3 and view["error"] is None and view["outputs"] is None
-    assert view["finished_at"] - asked_at < 2 * SLOW_MS / 1000 + 0.5  # about one step
+    assert view["error"] is None and view["outputs"] is None and view["cancel_requested"]
+    # it stopped within a step of the cancel: the step under way at most was finished
+    assert asked["steps_done"] <= view["steps_done"] <= asked["steps_done"] + 1
+    assert view["steps_done"] < 3
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "job_finished"
 
