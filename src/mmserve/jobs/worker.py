@@ -317,6 +317,8 @@ class JobWorker:
                 use_cache=record.use_cache,
                 on_event=on_event,
             )
+            # in the try: a result that cannot be kept fails the job (else it stays running)
+            await asyncio.to_thread(self.files.save_result, job_id, result.model_dump(mode="json"))
         except asyncio.CancelledError:
             if self._cancel_asked(job_id):
                 await finish("cancelled")
@@ -325,7 +327,6 @@ class JobWorker:
         except Exception as exc:
             await finish("failed", failure_of(exc))
             return
-        await asyncio.to_thread(self.files.save_result, job_id, result.model_dump(mode="json"))
         await finish("succeeded")
 
     def _observe(self, what: str, record: JobRecord) -> None:

@@ -455,6 +455,34 @@ def test_a_failing_job_has_the_error_a_run_gives(app: JobsApp) -> None:
     assert data["error"]["status"] == run.status_code
 
 
+def test_the_timeout_header_shortens_a_jobs_deadline_as_a_runs(slow: JobsApp) -> None:
+    body = {**image_body(), "headers": {"x-mmserve-timeout-s": "0.5"}}
+    with client_of(slow) as client:
+        run = client.post("/v1/workflows/slow_chain/run", **body)
+        view = wait_job(client, submit(client, "slow_chain", **body))
+    assert run.status_code >= 400, run.text
+    assert view["status"] == "failed", view
+    assert view["error"]["code"] == run.json()["error"]["code"]
+    assert view["error"]["status"] == run.status_code
+    assert view["steps_done"] < 3
+
+
+def test_a_result_that_cannot_be_kept_fails_the_job(
+    app: JobsApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert app.worker is not None
+
+    def full_disk(job_id: str, result: dict[str, Any]) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(app.worker.files, "save_result", full_disk)
+    with client_of(app) as client:
+        view = wait_job(client, submit(client, "caption", **image_body()))
+    assert view["status"] == "failed", view
+    assert view["error"]["code"] == "internal_error" and view["error"]["status"] == 500
+    assert "OSError" in view["error"]["message"] and view["outputs"] is None
+
+
 # -- webhooks -----------------------------------------------------------------------------
 
 
