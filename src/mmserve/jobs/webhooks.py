@@ -46,13 +46,17 @@ def _listed(host: str, port: int | None, allow: list[str]) -> bool:
 
 def check_webhook(url: str, config: JobsConfig) -> str:
     """``url`` when a job may call it (see the module docstring); else a 422 error."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        given_port = parts.port  # raises on a port out of range or not a number
+    except ValueError:
+        parts, given_port = urlsplit(""), None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WebhookNotAllowedError(
             f"webhook {url[:200]!r} is not an http(s) URL",
             hint="give a URL such as https://hooks.example.com/mmserve",
         )
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = given_port or (443 if parts.scheme == "https" else 80)
     if not _listed(parts.hostname, port, config.webhook_allow):
         listed = ", ".join(config.webhook_allow) or "none"
         raise WebhookNotAllowedError(

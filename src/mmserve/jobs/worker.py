@@ -215,6 +215,9 @@ class JobWorker:
         for thread in self._threads:  # the housekeeping writes nothing once this returns
             if thread is not threading.current_thread():
                 thread.join(timeout=STOP_WAIT_S)
+        with _RECEIVED_LOCK:  # messages received but never run (their jobs are recovered)
+            for task_id in [t for t, worker in _RECEIVED.items() if worker is self]:
+                del _RECEIVED[task_id]
 
     def _uid(self, signal: str) -> str:
         return f"mmserve-jobs-{signal}-{self.name}"

@@ -577,20 +577,31 @@ def test_a_finished_job_is_posted_to_its_webhook_signed(
     assert steps_of(sent["trace"]) == steps_of(view["trace"])
 
 
+@pytest.fixture(scope="module")
+def refusing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JobsApp]:
+    """Webhooks allowed to two hosts; no worker (nothing runs)."""
+    jobs = {"webhook_allow": ["127.0.0.1:8999", "hooks.example.org"]}
+    config = jobs_config(tmp_path_factory.mktemp("jobs-api-hooks"), jobs=jobs)
+    with jobs_app(config, worker=False) as running:
+        yield running
+
+
 @pytest.mark.parametrize(
     "webhook",
     [
         "http://hooks.example.com/x",
         "http://127.0.0.1:1/x",  # the allowed host, another port
+        "http://127.0.0.1/x",  # and its default port
         "ftp://127.0.0.1/x",
         "file:///etc/passwd",
         "not a url",
+        "http://127.0.0.1:99999/x",  # a port out of range
+        "http://127.0.0.1:port/x",
+        "http://[::1/x",  # a broken IPv6 address
     ],
 )
-def test_a_webhook_not_allowed_is_refused_at_submit(
-    hooked: JobsApp, receiver: Receiver, webhook: str
-) -> None:
-    with client_of(hooked) as client:
+def test_a_webhook_not_allowed_is_refused_at_submit(refusing: JobsApp, webhook: str) -> None:
+    with client_of(refusing) as client:
         answer = client.post(
             "/v1/workflows/caption/jobs",
             json={"inputs": {"image": b64(image_bytes())}, "webhook": webhook},
@@ -599,6 +610,15 @@ def test_a_webhook_not_allowed_is_refused_at_submit(
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"]["code"] == "webhook_not_allowed"
     assert listed == []
+
+
+def test_a_webhook_to_an_allowed_host_is_taken(refusing: JobsApp) -> None:
+    with client_of(refusing) as client:
+        for hook in ("http://127.0.0.1:8999/x", "https://hooks.example.org/mmserve"):
+            job_id = submit(
+                client, "caption", json={"inputs": {"image": b64(image_bytes())}, "webhook": hook}
+            )
+            assert job_view(client, job_id)["webhook"] == hook
 
 
 def test_a_job_cancelled_while_queued_is_posted_to_its_webhook(
