@@ -15,10 +15,11 @@ the store says which worker holds or runs which job, and every worker:
   of a job of its own whose cancel was asked;
 * sweeps, every half lease: a worker whose lease ran out is dead, and its jobs are recovered
   (:func:`mmserve.jobs.lifecycle.recover`: queued again and sent again, or, running and not
-  repeatable, failed as ``interrupted``); queued jobs that no worker holds, when the queue
-  holds fewer messages than there are such jobs, are sent again (a message lost between the
-  record and the broker); finished jobs past ``jobs.retention_s`` expire (their files go),
-  and expired records are removed after another retention.
+  repeatable, failed as ``interrupted``), and so are the jobs the store says run here that
+  this worker is not running (their end could not be written); queued jobs that no worker
+  holds, when the queue holds fewer messages than there are such jobs, are sent again (a
+  message lost between the record and the broker); finished jobs past ``jobs.retention_s``
+  expire (their files go), and expired records are removed after another retention.
 
 Every recovery is an atomic update of the store, so several workers sweeping at once agree;
 a message sent twice is harmless (the second finds the job claimed).
@@ -388,15 +389,22 @@ class JobWorker:
         active = self.store.active()
         for worker in dead:
             for record in active:
-                if worker not in (record.held_by, record.worker):
-                    continue
-                new, changed = applied(self.store, record.id, lifecycle.recover(worker))
-                if changed and new is not None and new.status == "queued":
-                    self.doorbell.ring(record.id)
-                    logger.warning("job %s: worker %s died; queued again", record.id, worker)
-                elif changed and new is not None and new.finished:
-                    self._notify(new)
+                if worker in (record.held_by, record.worker):
+                    self._recover(record.id, worker, "died")
             self.store.forget_worker(worker)
+        with self._lock:
+            mine = set(self._running)
+        for record in active:
+            # running here by the store, not by this worker: its end could not be written
+            # (the store was away); recovered as a dead worker's job (after a grace: a job
+            # just claimed is not registered as running yet)
+            if (
+                record.status == "running"
+                and record.worker == self.name
+                and record.id not in mine
+                and (record.started_at or 0.0) < now - self.config.jobs.lease_s
+            ):
+                self._recover(record.id, self.name, "lost track of it")
         current = self.store.active()
         self._count_queue(current)
         unheld = [
@@ -413,6 +421,14 @@ class JobWorker:
         if now - self._last_retention > RETENTION_EVERY_S:
             self._last_retention = now
             self.expire(now)
+
+    def _recover(self, job_id: str, worker: str, why: str) -> None:
+        new, changed = applied(self.store, job_id, lifecycle.recover(worker))
+        if changed and new is not None and new.status == "queued":
+            self.doorbell.ring(job_id)
+            logger.warning("job %s: worker %s %s; queued again", job_id, worker, why)
+        elif changed and new is not None and new.finished:
+            self._notify(new)
 
     def _count_queue(self, active: list[JobRecord]) -> None:
         """Report the queued jobs by workflow (metrics)."""

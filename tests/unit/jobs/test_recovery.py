@@ -19,7 +19,9 @@ from api_support import b64, image_bytes
 from jobs_support import JobsApp, event_loop, jobs_app, jobs_config, start_worker
 
 from mmserve.config import AppConfig
+from mmserve.jobs import lifecycle
 from mmserve.jobs.records import JobRecord
+from mmserve.jobs.store import Change
 from mmserve.jobs.worker import JobWorker
 from mmserve.registry import Registry, registry
 from mmserve.workflow.run.context import StepContext
@@ -230,6 +232,37 @@ def test_the_jobs_of_a_worker_dead_in_every_state_are_recovered(idle: JobsApp) -
     assert found["unsafe"]["error"]["code"] == "interrupted"
     assert found["cancel"]["status"] == "cancelled" and found["cancel"]["error"] is None
     assert "ghost" not in store.workers()
+
+
+def test_a_job_whose_end_could_not_be_written_is_recovered_by_its_own_worker(
+    idle: JobsApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store was away when the run ended: the job is still running by the store, on a
+    worker that lives (so no other recovers it) but is not running it any more."""
+    failures: list[str] = []
+    real_finish = lifecycle.finish
+
+    def finish(*args: Any, **kwargs: Any) -> Change:
+        change = real_finish(*args, **kwargs)
+
+        def away(record: JobRecord) -> JobRecord | None:
+            if not failures:
+                failures.append(record.id)
+                raise ConnectionError("the job store is away")
+            return change(record)
+
+        return away
+
+    monkeypatch.setattr(lifecycle, "finish", finish)
+    with httpx.Client(base_url=idle.url, timeout=30) as client, event_loop() as loop:
+        worker = start_worker(idle.config, loop, plugins=with_notify())
+        try:
+            job_id = submit(client, "caption")
+            (view,) = all_finished(client, [job_id])
+        finally:
+            worker.stop()
+    assert failures == [job_id]
+    assert view["status"] == "succeeded" and view["attempts"] == 2
 
 
 def test_a_message_lost_between_record_and_broker_is_sent_again(idle: JobsApp) -> None:
