@@ -287,6 +287,7 @@ class JobWorker:
             )
             ended, changed = await asyncio.to_thread(applied, self.store, job_id, change)
             if changed and ended is not None:
+                self._observe("finished", ended)
                 await asyncio.to_thread(self._notify, ended)
 
         workflow = self.targets.workflows.get(record.target)
@@ -428,6 +429,7 @@ class JobWorker:
             self.doorbell.ring(job_id)
             logger.warning("job %s: worker %s %s; queued again", job_id, worker, why)
         elif changed and new is not None and new.finished:
+            self._observe("finished", new)
             self._notify(new)
 
     def _count_queue(self, active: list[JobRecord]) -> None:

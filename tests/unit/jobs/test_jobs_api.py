@@ -10,7 +10,7 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -21,6 +21,7 @@ import pytest
 from api_support import b64, image_bytes
 from jobs_support import JobsApp, event_loop, jobs_app, jobs_config, start_worker
 
+from mmserve.jobs.records import JobRecord
 from mmserve.models.backends.fake import FAIL_MARKER
 
 pytestmark = pytest.mark.unit
@@ -465,6 +466,41 @@ def test_the_timeout_header_shortens_a_jobs_deadline_as_a_runs(slow: JobsApp) ->
     assert view["error"]["code"] == run.json()["error"]["code"]
     assert view["error"]["status"] == run.status_code
     assert view["steps_done"] < 3
+
+
+class Observed:
+    """A :class:`~mmserve.jobs.worker.JobObserver` that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.began: list[str] = []
+        self.ended: dict[str, str] = {}
+        self.queues: list[dict[str, int]] = []
+
+    def started(self, record: JobRecord) -> None:
+        self.began.append(record.id)
+
+    def finished(self, record: JobRecord) -> None:
+        assert record.finished_at is not None and record.started_at is not None
+        self.ended[record.id] = record.status
+
+    def queue(self, queued: Mapping[str, int]) -> None:
+        self.queues.append(dict(queued))
+
+
+def test_the_worker_reports_each_job_started_and_finished(
+    app: JobsApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert app.worker is not None
+    found = Observed()
+    monkeypatch.setattr(app.worker, "observer", found)
+    with client_of(app) as client:
+        good = submit(client, "caption", **image_body())
+        bad = submit(client, "caption", **image_body(prompt=FAIL_MARKER))
+        wait_job(client, good)
+        wait_job(client, bad)
+        wait_for(lambda: found.queues, what="a sweep's count of the queue")
+    assert set(found.began) >= {good, bad}
+    assert found.ended[good] == "succeeded" and found.ended[bad] == "failed"
 
 
 def test_a_result_that_cannot_be_kept_fails_the_job(

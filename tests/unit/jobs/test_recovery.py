@@ -9,7 +9,7 @@ recovery takes a few seconds."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,6 +66,22 @@ def with_notify() -> Registry:
         plugins.register(info.kind, info.name, info.target, meta=info.meta)
     plugins.register("step", "notify", Notify)
     return plugins
+
+
+class Ended:
+    """A job observer (:class:`~mmserve.jobs.worker.JobObserver`) keeping the ends."""
+
+    def __init__(self) -> None:
+        self.ended: dict[str, str] = {}
+
+    def started(self, record: JobRecord) -> None:
+        pass
+
+    def finished(self, record: JobRecord) -> None:
+        self.ended[record.id] = record.status
+
+    def queue(self, queued: Mapping[str, int]) -> None:
+        pass
 
 
 def wait_for(check: Callable[[], T | None], *, timeout_s: float = 30.0, what: str = "it") -> T:
@@ -221,6 +237,7 @@ def test_the_jobs_of_a_worker_dead_in_every_state_are_recovered(idle: JobsApp) -
         event_loop() as loop,
     ):
         worker = start_worker(idle.config, loop, plugins=with_notify())
+        worker.observer = observed = Ended()  # before its first sweep (a beat away at least)
         try:
             ended = all_finished(client, [held, again, unsafe, cancel])
             found = dict(zip(["held", "again", "unsafe", "cancel"], ended, strict=True))
@@ -232,6 +249,13 @@ def test_the_jobs_of_a_worker_dead_in_every_state_are_recovered(idle: JobsApp) -
     assert found["unsafe"]["error"]["code"] == "interrupted"
     assert found["cancel"]["status"] == "cancelled" and found["cancel"]["error"] is None
     assert "ghost" not in store.workers()
+    # the jobs the recovery ended are reported as finished, as those a run ends
+    assert observed.ended == {
+        held: "succeeded",
+        again: "succeeded",
+        unsafe: "failed",
+        cancel: "cancelled",
+    }
 
 
 def test_a_job_whose_end_could_not_be_written_is_recovered_by_its_own_worker(
