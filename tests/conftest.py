@@ -33,8 +33,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Redis for this test session (per xdist worker): started by the first test
-    asking, stopped at the end (tests/redis_server.py). Tests use keys of their own."""
-    from redis_server import redis_server
+    asking, stopped at the end (:func:`mmserve.testing.redis.redis_server`: Debian's
+    ``redis-server``, which .ci/run installs). Tests use keys of their own."""
+    from mmserve.testing.redis import redis_server
 
     with redis_server(tmp_path_factory.mktemp("redis")) as url:
         yield url

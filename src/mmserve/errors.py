@@ -361,13 +361,6 @@ class JobFinishedError(JobError):
     status = 409
 
 
-class JobsDisabledError(JobError):
-    """The server runs no job workers (``jobs.enabled: false``, or in process)."""
-
-    code = "not_implemented"
-    status = 501
-
-
 class WebhookNotAllowedError(JobError):
     """A job's webhook names a host outside ``jobs.webhook_allow``, or is not a URL."""
 
@@ -437,7 +430,6 @@ __all__ = [
     "JobError",
     "JobFinishedError",
     "JobNotFoundError",
-    "JobsDisabledError",
     "MmserveError",
     "ModelError",
     "ModelLoadError",

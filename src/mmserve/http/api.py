@@ -233,7 +233,7 @@ def _include_routes(app: FastAPI, runtime: ApiRuntime) -> None:
     app.include_router(item_routes(runtime, ERROR_RESPONSES))
     app.include_router(agent_routes(runtime, ERROR_RESPONSES))
     if runtime.jobs is not None:  # a server with job workers (served, jobs.enabled)
-        app.include_router(job_routes(runtime, ERROR_RESPONSES))
+        app.include_router(job_routes(runtime, runtime.jobs, ERROR_RESPONSES))
     app.include_router(openai_routes(runtime, ERROR_RESPONSES))
     mount_mcp(app, runtime)
 

@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mmserve.errors import JobsDisabledError, WorkflowNotFoundError
+from mmserve.errors import WorkflowNotFoundError
 from mmserve.http.limits import check_inputs
 from mmserve.http.run_request import (
     CACHE_PARAMETER,
@@ -94,19 +94,15 @@ async def _job_body(
     return body.inputs, body.webhook
 
 
-def job_routes(runtime: ApiRuntime, responses: dict[int | str, dict[str, Any]]) -> APIRouter:
+def job_routes(
+    runtime: ApiRuntime, jobs: JobService, responses: dict[int | str, dict[str, Any]]
+) -> APIRouter:
+    """The ``/v1/jobs`` routes over ``jobs`` (mounted only on a server with job workers: without
+    them the paths are 404s)."""
     router = APIRouter(tags=["jobs"], responses=responses)
     server = runtime.config.server
     #: Webhook calls of jobs cancelled while queued, under way (kept from the collector).
     deliveries: set[asyncio.Task[bool]] = set()
-
-    def service() -> JobService:
-        if runtime.jobs is None:
-            raise JobsDisabledError(
-                "this server runs no job workers",
-                hint="serve the app with `mmserve serve` and jobs.enabled: true (the default)",
-            )
-        return runtime.jobs
 
     @router.post(
         "/v1/workflows/{name}/jobs",
@@ -117,7 +113,6 @@ def job_routes(runtime: ApiRuntime, responses: dict[int | str, dict[str, Any]]) 
     async def submit(name: str, request: Request) -> JSONResponse:
         """Queue a run of the workflow: the same body and checks as ``/run``; ``202`` with
         the job's id and URL once it is kept and queued."""
-        jobs = service()
         workflow = runtime.workflows.get(name)
         if workflow is None:
             raise WorkflowNotFoundError(name=name, known=list(runtime.workflows))
@@ -160,7 +155,6 @@ def job_routes(runtime: ApiRuntime, responses: dict[int | str, dict[str, Any]]) 
     ) -> dict[str, Any]:
         """Jobs, newest first, by status and workflow; ``next_cursor`` pages on. A status
         that is none or a limit out of range is a 422, as a bad query parameter elsewhere."""
-        jobs = service()
         return await asyncio.to_thread(
             jobs.page, status=status, target=workflow, limit=limit, cursor=cursor
         )
@@ -170,14 +164,13 @@ def job_routes(runtime: ApiRuntime, responses: dict[int | str, dict[str, Any]]) 
         """The job: its status (``queued`` with its position, ``running`` with the steps
         done, ``succeeded`` with outputs and trace as ``/run`` gives them, ``failed`` with
         its error, ``cancelled``, ``expired``)."""
-        view = await asyncio.to_thread(service().view, job_id)
+        view = await asyncio.to_thread(jobs.view, job_id)
         return {**view, "request_id": request_id_of(request)}
 
     @router.delete("/v1/jobs/{job_id}")
     async def cancel_job(job_id: str, request: Request) -> dict[str, Any]:
         """Cancel: a queued job never runs; a running job stops at its next step or model
         call (``cancel_requested`` until then). A finished job: 409."""
-        jobs = service()
         record, ended = await asyncio.to_thread(jobs.cancel_record, job_id)
         view = await asyncio.to_thread(jobs.view_of, record)
         if ended and record.webhook is not None:  # a queued job: no worker will call it
@@ -190,7 +183,6 @@ def job_routes(runtime: ApiRuntime, responses: dict[int | str, dict[str, Any]]) 
     async def job_events(job_id: str, request: Request) -> StreamingResponse:
         """The run's events as Server-Sent Events, from the start, then live; then
         ``result``, ``error`` or ``cancelled``."""
-        jobs = service()
         await asyncio.to_thread(jobs.record, job_id)  # 404 before the stream starts
         return event_stream(_replay(jobs, job_id, request_id_of(request)))
 
