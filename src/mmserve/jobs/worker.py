@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from celery.signals import task_received, worker_ready
@@ -83,7 +83,6 @@ class JobTargets:
     workflows: Mapping[str, Workflow]
     #: Checks and decodes a job's stored inputs for its workflow (the door's checks).
     check_inputs: Callable[[Workflow, dict[str, Any]], Awaitable[dict[str, Any]]]
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class JobObserver(Protocol):

@@ -14,10 +14,9 @@ from typing import Any
 
 from mcp import types
 
-from mmserve.http.limits import check_inputs
 from mmserve.http.mcp.tools import job_waiting_result, outputs_from_json, tool_result
+from mmserve.http.routes.jobs import queue_workflow_job
 from mmserve.http.runtime import ApiRuntime
-from mmserve.jobs.records import JobRecord
 from mmserve.jobs.service import JobService
 from mmserve.workflow import Workflow
 
@@ -51,18 +50,14 @@ class McpJobs:
     async def run(self, workflow: Workflow, arguments: dict[str, Any]) -> types.CallToolResult:
         """Submit the call as a job and answer it, or its id at the deadline."""
         server = self.runtime.config.server
-        inputs = await check_inputs(workflow, arguments, server.limits)
-        await self.runtime.engine.check(workflow, inputs)
-        unsafe = workflow.side_effect_steps(self.runtime.registry)
-        record = JobRecord(
-            target=workflow.name,
+        record = await queue_workflow_job(
+            self.runtime,
+            self.jobs,
+            workflow,
+            arguments,
             caller="mcp",
-            repeatable=not unsafe,
-            side_effects=unsafe,
             timeout_s=self.runtime.config.jobs.timeout_s,
-            steps_total=len(workflow.spec.steps),
         )
-        await asyncio.to_thread(self.jobs.submit, record, arguments)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + server.request_timeout_s
         while True:

@@ -94,6 +94,38 @@ async def _job_body(
     return body.inputs, body.webhook
 
 
+async def queue_workflow_job(
+    runtime: ApiRuntime,
+    jobs: JobService,
+    workflow: Workflow,
+    raw: dict[str, Any],
+    *,
+    caller: str,
+    timeout_s: float,
+    request_id: str | None = None,
+    use_cache: bool = True,
+    webhook: str | None = None,
+) -> JobRecord:
+    """Check ``raw`` as ``/run`` checks its inputs (a bad input is refused here, never a
+    failed job), then keep and queue the job of ``workflow`` (the route, MCP's tool calls)."""
+    inputs = await check_inputs(workflow, raw, runtime.config.server.limits)
+    await runtime.engine.check(workflow, inputs)
+    unsafe = workflow.side_effect_steps(runtime.registry)
+    record = JobRecord(
+        target=workflow.name,
+        caller=caller,
+        request_id=request_id,
+        repeatable=not unsafe,
+        side_effects=unsafe,
+        timeout_s=timeout_s,
+        use_cache=use_cache,
+        webhook=webhook,
+        steps_total=len(workflow.spec.steps),
+    )
+    await asyncio.to_thread(jobs.submit, record, raw)
+    return record
+
+
 def job_routes(
     runtime: ApiRuntime, jobs: JobService, responses: dict[int | str, dict[str, Any]]
 ) -> APIRouter:
@@ -121,21 +153,17 @@ def job_routes(
         raw, webhook = await _job_body(request, workflow, runtime)
         if webhook is not None:
             check_webhook(webhook, runtime.config.jobs)
-        inputs = await check_inputs(workflow, raw, server.limits)
-        await runtime.engine.check(workflow, inputs)
-        unsafe = workflow.side_effect_steps(runtime.registry)
-        record = JobRecord(
-            target=name,
+        record = await queue_workflow_job(
+            runtime,
+            jobs,
+            workflow,
+            raw,
             caller=caller_of(request),
             request_id=request_id_of(request),
-            repeatable=not unsafe,
-            side_effects=unsafe,
             timeout_s=timeout_s,
             use_cache=cache,
             webhook=webhook,
-            steps_total=len(workflow.spec.steps),
         )
-        await asyncio.to_thread(jobs.submit, record, raw)
         body = {
             "id": record.id,
             "status": record.status,
@@ -223,4 +251,4 @@ def _final(jobs: JobService, record: JobRecord, request_id: str) -> bytes:
     return frame({"id": record.id, "status": record.status}, event=record.status)
 
 
-__all__ = ["job_routes"]
+__all__ = ["job_routes", "queue_workflow_job"]
